@@ -1,0 +1,1 @@
+//! The `cafe` CLI's library (being built; see the README).

@@ -1,0 +1,3 @@
+//! `cafe`: the café's command-line client (being built; see the README).
+
+fn main() {}

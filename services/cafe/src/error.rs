@@ -1,0 +1,78 @@
+//! Everything that can go wrong in the café, and the one place where it
+//! becomes a gRPC status.
+//!
+//! Variants are split by who caused them: the customer (a bad field, an
+//! unknown order, a wrong claim token) or the café (closing, a full queue).
+//! The message of each is written for the person at the other end; internal
+//! details are logged, never sent.
+
+use cafe::order::{FieldViolation, OrderId, OrderStatus};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Why the café could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum CafeError {
+    // What the customer caused.
+    /// One or more fields of the request are wrong.
+    #[error("{}", describe(.0))]
+    InvalidRequest(Vec<FieldViolation>),
+
+    /// No order has this id (or it was forgotten long ago).
+    #[error("no order {0:?}: check the id from your ticket")]
+    OrderNotFound(String),
+
+    /// The claim token does not match the order's.
+    #[error(
+        "the claim_token does not match order {0}: only the customer who placed it may cancel it"
+    )]
+    WrongClaimToken(OrderId),
+
+    /// The order is past the point where it can be cancelled.
+    #[error("order {id} is already {status} and can no longer be cancelled")]
+    NotCancellable {
+        /// The order.
+        id: OrderId,
+        /// Its final status.
+        status: OrderStatus,
+    },
+
+    // What the café's situation caused.
+    /// Too many orders are waiting already.
+    #[error("the queue is full ({capacity} orders waiting): try again in a moment")]
+    QueueFull {
+        /// The `--queue-capacity`.
+        capacity: usize,
+    },
+
+    /// The café is shutting down and takes no new orders.
+    #[error("the café is closing and takes no new orders: try again once it is back")]
+    Closing,
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    let sentences: Vec<&str> = violations.iter().map(|v| v.description.as_str()).collect();
+    sentences.join("; ")
+}
+
+impl From<CafeError> for Status {
+    fn from(error: CafeError) -> Self {
+        let message = error.to_string();
+        match error {
+            CafeError::InvalidRequest(violations) => {
+                // The BadRequest detail lets a program see which field was
+                // wrong without parsing the message.
+                let mut details = ErrorDetails::new();
+                for violation in &violations {
+                    details.add_bad_request_violation(violation.field, &violation.description);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            CafeError::OrderNotFound(_) => Status::not_found(message),
+            CafeError::WrongClaimToken(_) => Status::permission_denied(message),
+            CafeError::NotCancellable { .. } => Status::failed_precondition(message),
+            CafeError::QueueFull { .. } => Status::resource_exhausted(message),
+            CafeError::Closing => Status::unavailable(message),
+        }
+    }
+}

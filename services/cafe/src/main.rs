@@ -1,0 +1,32 @@
+//! `cafe-server`: parse the flags, start telemetry, bind, serve until SIGINT
+//! or SIGTERM. Everything else lives in the library, where tests can reach it.
+
+use anyhow::Context;
+use cafe::telemetry::{self, TelemetryConfig};
+use cafe_server::{Application, Config, shutdown};
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let _telemetry = telemetry::init(&TelemetryConfig {
+        service_name: "cafe",
+        log_format: config.log_format,
+        default_filter: "info",
+    });
+
+    // The runtime is built by hand, not with `#[tokio::main]`, so that
+    // `--runtime-workers` can set how many threads it has.
+    let runtime = config.runtime().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let app = Application::build(config.clone()).await?;
+        tracing::info!(
+            address = %app.local_addr(),
+            baristas = config.baristas,
+            time_scale = %config.time_scale,
+            brew_mode = config.brew_mode.as_str(),
+            "café open"
+        );
+        app.serve(shutdown::signal()).await?;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,305 @@
+//! The `cafe.v1.Cafe` gRPC service: the thin layer that turns requests into
+//! calls on the [`OrderBook`] and the book's news into responses.
+//!
+//! The two ways of waiting are side by side here:
+//! - [`order_coffee`](CafeService::order_coffee) awaits the finished order
+//!   and only then returns: the customer stands at the counter. The await
+//!   parks this request's task (no thread is held), but the *caller* waits.
+//! - [`order_with_buzzer`](CafeService::order_with_buzzer) returns a stream
+//!   at once; a spawned task forwards the order's changes into it. The caller
+//!   has the ticket straight away and is free to do other things.
+
+use std::{pin::Pin, sync::Arc};
+
+use cafe::{
+    convert::menu_to_wire,
+    menu::{MENU, TimeScale},
+    order::{NewOrder, OrderStatus},
+    proto::v1::{self as pb, cafe_server::Cafe},
+};
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::{
+    book::{BoardUpdate, OrderBook, OrderEntry},
+    error::CafeError,
+};
+
+/// What the customer is told when the café cancels an order because it
+/// closes before a barista got to it.
+pub const CLOSING_NOTE: &str = "the café closed before a barista got to this order";
+
+/// How many events a stream may buffer for a slow client before the
+/// producing task waits for it.
+const STREAM_BUFFER: usize = 16;
+
+/// A stream of order events, as the streaming RPCs return them.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::OrderEvent, Status>> + Send>>;
+
+/// The café's gRPC face.
+#[derive(Debug, Clone)]
+pub struct CafeService {
+    book: Arc<OrderBook>,
+    time_scale: TimeScale,
+}
+
+impl CafeService {
+    /// A service taking orders into `book`; `time_scale` is reported with the
+    /// menu.
+    pub fn new(book: Arc<OrderBook>, time_scale: TimeScale) -> Self {
+        CafeService { book, time_scale }
+    }
+
+    fn place(&self, request: &pb::OrderRequest) -> Result<crate::book::Placed, Status> {
+        let new = NewOrder::try_from(request).map_err(CafeError::InvalidRequest)?;
+        let placed = self.book.place(new)?;
+        let order = placed.entry.snapshot();
+        if placed.is_new {
+            info!(order.id = %order.id, customer = %order.customer, drink = order.drink.id,
+                  size = %order.size, queue_position = placed.entry.update().queue_position, "order placed");
+        } else {
+            info!(order.id = %order.id, "repeated request_id: returning the order placed earlier");
+        }
+        Ok(placed)
+    }
+}
+
+#[tonic::async_trait]
+impl Cafe for CafeService {
+    async fn get_menu(
+        &self,
+        _request: Request<pb::GetMenuRequest>,
+    ) -> Result<Response<pb::GetMenuResponse>, Status> {
+        Ok(Response::new(menu_to_wire(MENU, self.time_scale)))
+    }
+
+    #[tracing::instrument(skip_all, fields(customer = %request.get_ref().customer, drink = %request.get_ref().drink))]
+    async fn order_coffee(
+        &self,
+        request: Request<pb::OrderRequest>,
+    ) -> Result<Response<pb::OrderCoffeeResponse>, Status> {
+        let placed = self.place(request.get_ref())?;
+        let entry = placed.entry;
+
+        // If the customer walks away (their deadline passes, or they cancel
+        // the call), tonic drops this future mid-await, and with it this
+        // guard: the order is cancelled instead of being brewed for nobody.
+        // A buzzer customer, by contrast, can come back with WatchOrder, so
+        // their order carries on.
+        let leaving = placed.is_new.then(|| LeaveCounterGuard {
+            book: &self.book,
+            entry: &entry,
+        });
+
+        // Waiting at the counter: this await is the whole synchronous café.
+        let order = entry.finished().await;
+        if let Some(guard) = leaving {
+            std::mem::forget(guard);
+        }
+
+        match order.status {
+            OrderStatus::Ready => Ok(Response::new(pb::OrderCoffeeResponse {
+                order: Some((&order).into()),
+                claim_token: entry.claim_token().to_owned(),
+            })),
+            OrderStatus::Cancelled if self.book.is_closed() => Err(Status::unavailable(format!(
+                "order {} was cancelled: {}",
+                order.id,
+                order.note.as_deref().unwrap_or(CLOSING_NOTE)
+            ))),
+            OrderStatus::Cancelled => Err(Status::cancelled(format!(
+                "order {} was cancelled: {}",
+                order.id,
+                order.note.as_deref().unwrap_or("cancelled")
+            ))),
+            _ => Err(Status::unavailable(format!(
+                "order {} could not be made: {}",
+                order.id,
+                order.note.as_deref().unwrap_or("no reason given")
+            ))),
+        }
+    }
+
+    type OrderWithBuzzerStream = EventStream;
+
+    #[tracing::instrument(skip_all, fields(customer = %request.get_ref().customer, drink = %request.get_ref().drink))]
+    async fn order_with_buzzer(
+        &self,
+        request: Request<pb::OrderRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let placed = self.place(request.get_ref())?;
+        let ticket_token = placed.entry.claim_token().to_owned();
+        Ok(Response::new(order_events(
+            placed.entry,
+            Some(ticket_token),
+        )))
+    }
+
+    type WatchOrderStream = EventStream;
+
+    async fn watch_order(
+        &self,
+        request: Request<pb::WatchOrderRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let entry = self.book.get(&request.get_ref().order_id)?;
+        Ok(Response::new(order_events(entry, None)))
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let entry = self.book.get(&request.get_ref().order_id)?;
+        Ok(Response::new((&entry.snapshot()).into()))
+    }
+
+    #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let pb::CancelOrderRequest {
+            order_id,
+            claim_token,
+        } = request.get_ref();
+        let order = self
+            .book
+            .cancel(order_id, claim_token, "cancelled by the customer")?;
+        info!("order cancelled");
+        Ok(Response::new((&order).into()))
+    }
+
+    type WatchBoardStream = EventStream;
+
+    async fn watch_board(
+        &self,
+        _request: Request<pb::WatchBoardRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let (open, mut updates) = self.book.watch_board();
+        let book = Arc::clone(&self.book);
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+
+        // The producer runs in its own task and writes into a channel; the
+        // response stream is the channel's other end. When the client hangs
+        // up, tonic drops the receiver, `tx.closed()` fires and the task
+        // ends: no orphaned work.
+        tokio::spawn(async move {
+            for update in open {
+                if tx.send(Ok(board_event(update))).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                tokio::select! {
+                    // The café is closing: end the stream cleanly (status OK).
+                    () = book.closed() => return,
+                    () = tx.closed() => return,
+                    received = updates.recv() => match received {
+                        Ok(update) => {
+                            if tx.send(Ok(board_event(update))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            warn!(missed, "a board watcher fell behind and missed updates");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Cancels a counter order if its customer leaves before it is ready.
+/// Disarmed with `mem::forget` once the order has ended.
+struct LeaveCounterGuard<'a> {
+    book: &'a OrderBook,
+    entry: &'a OrderEntry,
+}
+
+impl Drop for LeaveCounterGuard<'_> {
+    fn drop(&mut self) {
+        if self.book.abandon(
+            self.entry,
+            "the customer left the counter before the drink was ready",
+        ) {
+            info!(order.id = %self.entry.id(), "customer left: order cancelled");
+        }
+    }
+}
+
+fn board_event(update: BoardUpdate) -> pb::OrderEvent {
+    pb::OrderEvent {
+        order: Some((&update.order).into()),
+        queue_position: update.queue_position,
+        claim_token: String::new(),
+    }
+}
+
+/// The buzzer: every change to one order, as a stream that ends OK once the
+/// order has ended. The first event is the order as it is now, carrying
+/// `ticket_token` if given.
+fn order_events(entry: Arc<OrderEntry>, ticket_token: Option<String>) -> EventStream {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        let mut state = entry.subscribe();
+        let mut ticket_token = ticket_token;
+        // How much of the order's history this buzzer has shown, and the
+        // last queue position it showed.
+        let mut shown = 0;
+        let mut shown_position = None;
+        loop {
+            // Collect what is new while holding the watch's read lock, and
+            // send after releasing it: never hold a borrow across `.await`.
+            let (events, finished) = {
+                let now = state.borrow_and_update();
+                let position = now.queue_position;
+                let mut events = Vec::new();
+                let mut push = |order: &cafe::order::Order| {
+                    let queue_position = if order.status == OrderStatus::Queued {
+                        position
+                    } else {
+                        0
+                    };
+                    events.push(pb::OrderEvent {
+                        order: Some(order.into()),
+                        queue_position,
+                        claim_token: ticket_token.take().unwrap_or_default(),
+                    });
+                    queue_position
+                };
+                for order in &now.history[shown..] {
+                    shown_position = Some(push(order));
+                }
+                shown = now.history.len();
+                let current = now.current();
+                if current.status == OrderStatus::Queued && shown_position != Some(position) {
+                    shown_position = Some(push(current));
+                }
+                (events, current.status.is_final())
+            };
+            for event in events {
+                if tx.send(Ok(event)).await.is_err() {
+                    return; // the customer hung up
+                }
+            }
+            if finished {
+                return; // dropping `tx` ends the stream with status OK
+            }
+            tokio::select! {
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = tx.closed() => return,
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}

@@ -1,0 +1,185 @@
+//! Building the café and running it until it is told to close.
+//!
+//! [`Application::build`] binds the listener first, so a caller (a test, the
+//! CLI's `demo`) can learn the port before anything is served; [`serve`]
+//! then runs until the shutdown future resolves and closes in order:
+//!
+//! 1. health turns `NOT_SERVING` and new orders get `UNAVAILABLE`;
+//! 2. orders still in line are cancelled and their customers told;
+//! 3. drinks being brewed are finished (their buzzers get `READY`);
+//! 4. board streams end and the transport shuts down;
+//!
+//! all within `--shutdown-grace`. tonic's own graceful shutdown waits for
+//! every open stream to end, however long that takes; the grace is what
+//! bounds it.
+//!
+//! [`serve`]: Application::serve
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use cafe::proto::{FILE_DESCRIPTOR_SET, v1::cafe_server::CafeServer};
+use tokio::{net::TcpListener, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
+use tracing::{info, warn};
+
+use crate::{
+    baristas::{self, Shift},
+    book::OrderBook,
+    config::Config,
+    service::{CLOSING_NOTE, CafeService},
+};
+
+/// A café bound to its address, ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    config: Config,
+}
+
+/// Why the café could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The address could not be bound.
+    #[error(
+        "cannot listen on {address}: {source} (is another server using it? choose another with --listen)"
+    )]
+    Bind {
+        /// `--listen`.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Reflection could not read the descriptor set (a build problem).
+    #[error("cannot build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl Application {
+    /// Binds `config.listen`.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        Ok(Self::with_listener(config, listener))
+    }
+
+    /// Uses a listener bound elsewhere (tests bind `127.0.0.1:0`);
+    /// `config.listen` is ignored.
+    pub fn with_listener(config: Config, listener: TcpListener) -> Self {
+        Application { listener, config }
+    }
+
+    /// The address actually bound (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then closes as described in the
+    /// module docs.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
+        let config = self.config;
+        let book = Arc::new(OrderBook::new(config.queue_capacity as usize));
+        let mut baristas = baristas::start_shift(
+            &book,
+            Shift {
+                baristas: config.baristas,
+                time_scale: config.time_scale,
+                brew_mode: config.brew_mode,
+            },
+        );
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<CafeServer<CafeService>>().await;
+        // Reflection in both versions: v1 for current tools, v1alpha for
+        // older grpcurl and friends. It advertises only what this server
+        // serves (the descriptor set also holds the `Barista` service), and
+        // knows `google.rpc` so tools can decode the `BadRequest` details.
+        let reflection = |itself: &str| {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("cafe.v1.Cafe")
+                .with_service_name("grpc.health.v1.Health")
+                .with_service_name(itself)
+        };
+        let reflection_v1 = reflection("grpc.reflection.v1.ServerReflection").build_v1()?;
+        let reflection_v1alpha =
+            reflection("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
+
+        let stop_transport = CancellationToken::new();
+        // TCP_NODELAY: a buzzer's events are tiny; without it Nagle's
+        // algorithm may hold one back waiting for the next.
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let server = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(CafeServer::new(CafeService::new(
+                Arc::clone(&book),
+                config.time_scale,
+            )))
+            .serve_with_incoming_shutdown(incoming, stop_transport.clone().cancelled_owned());
+        // The server runs in its own task so that closing can go on beside it.
+        let mut server = tokio::spawn(server);
+
+        tokio::select! {
+            () = shutdown => {}
+            // The server should only end when told to; if it fails, say why.
+            finished = &mut server => {
+                return match finished {
+                    Ok(result) => result.map_err(StartupError::from),
+                    Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+                };
+            }
+        }
+
+        let deadline = Instant::now() + config.shutdown_grace;
+        info!(grace = ?config.shutdown_grace, "closing: no new orders, finishing the drinks being brewed");
+        health.set_not_serving::<CafeServer<CafeService>>().await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let cancelled = book.close(CLOSING_NOTE);
+        if cancelled > 0 {
+            info!(cancelled, "cancelled the orders still in line");
+        }
+
+        // Baristas go home once the drink in hand is done.
+        if tokio::time::timeout_at(deadline, async {
+            while baristas.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            warn!("shutdown grace over with drinks still brewing: leaving them");
+            baristas.abort_all();
+        }
+
+        stop_transport.cancel();
+        // Give the transport what is left of the grace (at least a moment to
+        // send the last responses), then stop waiting for it.
+        let transport_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
+        match tokio::time::timeout_at(transport_deadline, &mut server).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join_error)) => std::panic::resume_unwind(join_error.into_panic()),
+            Err(_) => {
+                warn!("shutdown grace over with connections still open: closing them");
+                server.abort();
+            }
+        }
+        info!("closed");
+        Ok(())
+    }
+}

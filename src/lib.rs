@@ -1,0 +1,32 @@
+//! The café's shared library: what the café, the baristas and the client all
+//! need to speak to each other.
+//!
+//! # Layout
+//! - [`proto`]: the gRPC contract, generated from `proto/cafe/v1/*.proto` at
+//!   build time (see `build.rs`), and the descriptor set for reflection.
+//! - [`menu`]: the drinks, their brew times and sizes, as plain Rust types.
+//! - [`order`]: what an order is and how it moves from queued to ready.
+//! - [`convert`]: the one translation layer between the domain types and
+//!   their protobuf messages.
+//! - [`telemetry`]: logging (and later traces) for every binary, set up once.
+//!
+//! The services live in their own crates: `services/cafe` (the café server),
+//! `services/barista` (the barista backend) and `client` (the `cafe` CLI).
+
+pub mod convert;
+pub mod menu;
+pub mod order;
+pub mod telemetry;
+
+/// The generated protobuf messages and gRPC clients and servers.
+pub mod proto {
+    /// Package `cafe.v1`: the `Cafe` and `Barista` services.
+    #[allow(missing_docs, unreachable_pub, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("cafe.v1");
+    }
+
+    /// The encoded descriptors of every `.proto` file, served by reflection
+    /// so tools such as grpcurl need no copy of the `.proto` files.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("cafe_descriptor");
+}

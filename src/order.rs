@@ -1,0 +1,311 @@
+//! Orders as the café sees them: who ordered what, and where the order is in
+//! its life.
+//!
+//! An order moves `Queued → Brewing → Ready`; it can instead end `Cancelled`
+//! (by the customer while queued, or by the café closing) or `Failed`. The
+//! types here only describe that life and check what a customer asks for;
+//! the café's queue and baristas move orders along.
+
+use std::{fmt, time::SystemTime};
+
+use crate::menu::{self, Drink, Size};
+
+/// The longest customer name the café writes on a cup.
+pub const MAX_CUSTOMER_CHARS: usize = 64;
+
+/// The longest idempotency key the café remembers.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// An order's id, e.g. `ord-3f9c2a1b7e04`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        let hex = uuid::Uuid::new_v4().simple().to_string();
+        OrderId(format!("ord-{}", &hex[..12]))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for OrderId {
+    fn from(id: &str) -> Self {
+        OrderId(id.to_owned())
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Waiting in line for a free barista.
+    Queued,
+    /// A barista is making it.
+    Brewing,
+    /// Done.
+    Ready,
+    /// Cancelled before it was brewed.
+    Cancelled,
+    /// Could not be made.
+    Failed,
+}
+
+impl OrderStatus {
+    /// Whether the order has reached the end of its life: nothing will
+    /// change it any more, so buzzers can stop listening.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Ready | OrderStatus::Cancelled | OrderStatus::Failed
+        )
+    }
+
+    /// The lower-case name used in logs and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Queued => "queued",
+            OrderStatus::Brewing => "brewing",
+            OrderStatus::Ready => "ready",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A customer's name, checked: 1 to 64 characters, none of them control
+/// characters (a name ends up on the board, in logs and in terminals).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Customer(String);
+
+impl Customer {
+    /// Checks a name as a customer gave it.
+    pub fn parse(name: &str) -> Result<Self, FieldViolation> {
+        let violation = |description: String| FieldViolation {
+            field: "customer",
+            description,
+        };
+        if name.trim().is_empty() {
+            return Err(violation("customer must not be empty".into()));
+        }
+        let chars = name.chars().count();
+        if chars > MAX_CUSTOMER_CHARS {
+            return Err(violation(format!(
+                "customer must be at most {MAX_CUSTOMER_CHARS} characters, got {chars}"
+            )));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(violation(
+                "customer must not contain control characters".into(),
+            ));
+        }
+        Ok(Customer(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Customer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One thing wrong with a request: which field, and what is wrong with it.
+/// The café returns these as `INVALID_ARGUMENT` with a `BadRequest` detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The protobuf field name, e.g. `customer`.
+    pub field: &'static str,
+    /// A sentence that names the field and says what would be accepted.
+    pub description: String,
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// An order as a customer placed it, after every field was checked.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// Who it is for.
+    pub customer: Customer,
+    /// What to brew.
+    pub drink: &'static Drink,
+    /// Which cup.
+    pub size: Size,
+    /// The customer's idempotency key, if they gave one.
+    pub request_id: Option<String>,
+}
+
+impl NewOrder {
+    /// Checks the fields of an order request. `size` is `None` when the
+    /// customer left it unspecified (medium); every problem is reported, not
+    /// only the first.
+    pub fn parse(
+        customer: &str,
+        drink: &str,
+        size: Result<Option<Size>, FieldViolation>,
+        request_id: &str,
+    ) -> Result<Self, Vec<FieldViolation>> {
+        let mut violations = Vec::new();
+
+        let customer = Customer::parse(customer)
+            .map_err(|v| violations.push(v))
+            .ok();
+        let drink = match menu::find(drink) {
+            Some(drink) => Some(drink),
+            None if drink.is_empty() => {
+                violations.push(FieldViolation {
+                    field: "drink",
+                    description: format!("drink must be one of: {}", menu::ids()),
+                });
+                None
+            }
+            None => {
+                violations.push(FieldViolation {
+                    field: "drink",
+                    description: format!(
+                        "drink {drink:?} is not on the menu: choose one of {}",
+                        menu::ids()
+                    ),
+                });
+                None
+            }
+        };
+        let size = match size {
+            Ok(size) => Some(size.unwrap_or(Size::Medium)),
+            Err(violation) => {
+                violations.push(violation);
+                None
+            }
+        };
+        if let (Some(drink), Some(size)) = (drink, size)
+            && !drink.comes_in(size)
+        {
+            violations.push(FieldViolation {
+                field: "size",
+                description: format!("size {size} is not made for {}", drink.id),
+            });
+        }
+        let request_id_chars = request_id.chars().count();
+        if request_id_chars > MAX_REQUEST_ID_CHARS {
+            violations.push(FieldViolation {
+                field: "request_id",
+                description: format!(
+                    "request_id must be at most {MAX_REQUEST_ID_CHARS} characters, got {request_id_chars}"
+                ),
+            });
+        }
+
+        match (customer, drink, size) {
+            (Some(customer), Some(drink), Some(size)) if violations.is_empty() => Ok(NewOrder {
+                customer,
+                drink,
+                size,
+                request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+            }),
+            _ => Err(violations),
+        }
+    }
+}
+
+/// An order and everything that has happened to it so far.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// The café's id for it.
+    pub id: OrderId,
+    /// Who it is for.
+    pub customer: Customer,
+    /// What is being brewed.
+    pub drink: &'static Drink,
+    /// Which cup.
+    pub size: Size,
+    /// Where it is in its life.
+    pub status: OrderStatus,
+    /// Who is brewing or brewed it.
+    pub barista: Option<String>,
+    /// When the customer ordered.
+    pub placed_at: SystemTime,
+    /// When a barista started on it.
+    pub started_at: Option<SystemTime>,
+    /// When it was ready.
+    pub ready_at: Option<SystemTime>,
+    /// A remark on the latest change (why it was cancelled or failed).
+    pub note: Option<String>,
+}
+
+impl Order {
+    /// A freshly placed, queued order.
+    pub fn place(id: OrderId, new: &NewOrder) -> Self {
+        Order {
+            id,
+            customer: new.customer.clone(),
+            drink: new.drink,
+            size: new.size,
+            status: OrderStatus::Queued,
+            barista: None,
+            placed_at: SystemTime::now(),
+            started_at: None,
+            ready_at: None,
+            note: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violations(customer: &str, drink: &str, size: Option<Size>) -> Vec<&'static str> {
+        match NewOrder::parse(customer, drink, Ok(size), "") {
+            Ok(_) => vec![],
+            Err(v) => v.iter().map(|v| v.field).collect(),
+        }
+    }
+
+    #[test]
+    fn a_plain_order_is_accepted_and_defaults_to_medium() {
+        let order = NewOrder::parse("Ada", "latte", Ok(None), "").unwrap();
+        assert_eq!(order.size, Size::Medium);
+        assert_eq!(order.request_id, None);
+    }
+
+    #[test]
+    fn customer_names_are_checked() {
+        assert_eq!(violations("", "latte", None), ["customer"]);
+        assert_eq!(violations("   ", "latte", None), ["customer"]);
+        assert_eq!(violations("Ada\nLovelace", "latte", None), ["customer"]);
+        assert_eq!(
+            violations(&"é".repeat(64), "latte", None),
+            Vec::<&str>::new()
+        );
+        assert_eq!(violations(&"é".repeat(65), "latte", None), ["customer"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        assert_eq!(violations("", "frappuccino", None), ["customer", "drink"]);
+        assert_eq!(violations("Ada", "espresso", Some(Size::Large)), ["size"]);
+    }
+}
