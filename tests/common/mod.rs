@@ -1,0 +1,119 @@
+//! Test helpers: start a real café on `127.0.0.1:0` in this process and talk
+//! to it over real gRPC.
+//!
+//! Every test gets its own server on its own port, so tests run in parallel
+//! without sharing state. Nothing sleeps to synchronise: the listener is
+//! bound before the server task starts, so a client can connect at once.
+//! Set `TEST_LOG=1` to see the servers' logs.
+
+#![allow(dead_code, unreachable_pub)] // each test file uses a different part
+
+use std::{net::SocketAddr, time::Duration};
+
+use cafe::{
+    menu::TimeScale,
+    proto::v1::{OrderRequest, Size, cafe_client::CafeClient},
+    telemetry::{self, LogFormat, TelemetryConfig},
+};
+use cafe_server::{Application, Config, startup::StartupError};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+/// A time scale under which a medium latte (40 s at scale 1) takes 200 ms.
+pub const FAST: f64 = 0.005;
+
+/// A café running in this process.
+pub struct TestCafe {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// A client connected to it.
+    pub client: CafeClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), StartupError>>,
+}
+
+/// The default configuration with fast brewing, for tests.
+pub fn fast_config() -> Config {
+    Config {
+        time_scale: TimeScale::new(FAST).unwrap(),
+        ..Config::default()
+    }
+}
+
+/// Starts a café with `config` (its `listen` is ignored: port 0 is used).
+pub async fn spawn_cafe(config: Config) -> TestCafe {
+    init_test_log();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let app = Application::with_listener(config, listener);
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(async {
+        // Resolves when `stop` is used or dropped.
+        let _ = stopped.await;
+    }));
+    let client = connect(addr).await;
+    TestCafe {
+        addr,
+        client,
+        stop: Some(stop),
+        server,
+    }
+}
+
+/// A new client (with its own connection) to the café at `addr`.
+pub async fn connect(addr: SocketAddr) -> CafeClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the test café");
+    CafeClient::new(channel)
+}
+
+impl TestCafe {
+    /// The café's URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends the shutdown signal (like SIGTERM) without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Sends the shutdown signal and waits for the server to stop, failing
+    /// the test if it takes longer than `limit`. Returns how long it took.
+    pub async fn shutdown_within(mut self, limit: Duration) -> Duration {
+        let started = tokio::time::Instant::now();
+        self.begin_shutdown();
+        tokio::time::timeout(limit, &mut self.server)
+            .await
+            .expect("the café did not stop in time")
+            .expect("the server task panicked")
+            .expect("the server failed");
+        started.elapsed()
+    }
+}
+
+/// An order request for `drink` in medium.
+pub fn order(customer: &str, drink: &str) -> OrderRequest {
+    OrderRequest {
+        customer: customer.into(),
+        drink: drink.into(),
+        size: Size::Medium as i32,
+        request_id: String::new(),
+    }
+}
+
+/// Logs to the test output when `TEST_LOG` is set; silent otherwise.
+fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _telemetry = telemetry::init(&TelemetryConfig {
+            service_name: "test",
+            log_format: LogFormat::Text,
+            default_filter: "debug,h2=info,hyper=info,tower=info",
+        });
+    }
+}
