@@ -1,20 +1,798 @@
-//! The café service end to end, over real gRPC.
+//! The café service end to end: a real server on port 0, real gRPC clients.
+//!
+//! Brew times are scaled down (see `common::FAST`) so the suite is quick;
+//! timing assertions use wide margins so a loaded 2-core machine cannot
+//! break them. Timing *targets* live in the benchmark, not here.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{fast_config, order, spawn_cafe};
+use cafe::proto::v1::{
+    CancelOrderRequest, GetMenuRequest, GetOrderRequest, OrderEvent, OrderRequest, OrderStatus,
+    Size, WatchBoardRequest, WatchOrderRequest,
+};
+use cafe_server::Config;
+use common::{FAST, connect, fast_config, order, spawn_cafe};
+use futures::StreamExt;
+use tokio::time::Instant;
+use tonic::{Code, Streaming};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_types::StatusExt;
+
+/// A medium latte's brew time at `scale`.
+fn latte_time(scale: f64) -> Duration {
+    Duration::from_secs(40).mul_f64(scale)
+}
+
+fn status_of(event: &OrderEvent) -> OrderStatus {
+    OrderStatus::try_from(event.order.as_ref().unwrap().status).unwrap()
+}
+
+/// Reads a buzzer stream to its end, returning every event.
+async fn drain(mut stream: Streaming<OrderEvent>) -> Vec<OrderEvent> {
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        events.push(event.expect("the stream ends OK"));
+    }
+    events
+}
+
+/// The statuses a buzzer showed, with repeats (queue moves) folded.
+fn statuses(events: &[OrderEvent]) -> Vec<OrderStatus> {
+    let mut seen: Vec<OrderStatus> = events.iter().map(status_of).collect();
+    seen.dedup();
+    seen
+}
 
 #[tokio::test]
-async fn a_counter_order_returns_ready() {
+async fn the_menu_lists_every_drink_with_brew_times_and_sizes() {
     let mut cafe = spawn_cafe(fast_config()).await;
+    let menu = cafe
+        .client
+        .get_menu(GetMenuRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    let ids: Vec<&str> = menu.drinks.iter().map(|d| d.id.as_str()).collect();
+    for id in [
+        "espresso",
+        "americano",
+        "latte",
+        "cappuccino",
+        "mocha",
+        "tea",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let latte = menu.drinks.iter().find(|d| d.id == "latte").unwrap();
+    assert_eq!(latte.brew_time.unwrap().seconds, 40);
+    assert_eq!(latte.sizes.len(), 3);
+    assert_eq!(menu.time_scale, FAST);
+}
+
+#[tokio::test]
+async fn a_counter_order_returns_ready_after_the_brew_time() {
+    let mut cafe = spawn_cafe(fast_config()).await;
+    let started = Instant::now();
     let response = cafe
         .client
         .order_coffee(order("Ada", "latte"))
         .await
-        .unwrap();
-    let order = response.into_inner().order.unwrap();
-    assert_eq!(order.status, cafe::proto::v1::OrderStatus::Ready as i32);
+        .unwrap()
+        .into_inner();
+    let waited = started.elapsed();
+
+    let order = response.order.unwrap();
+    assert_eq!(order.status, OrderStatus::Ready as i32);
+    assert_eq!(order.customer, "Ada");
+    assert!(!order.barista.is_empty(), "the barista is named");
+    assert!(!response.claim_token.is_empty());
+    assert!(order.placed_at.is_some() && order.started_at.is_some() && order.ready_at.is_some());
+    // Timers never fire early; the margin only allows for rounding.
+    assert!(
+        waited >= latte_time(FAST).mul_f64(0.95),
+        "ready after {waited:?}"
+    );
     cafe.shutdown_within(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn the_buzzer_gives_a_ticket_at_once_then_every_change_in_order() {
+    // A slow brew, so that "at once" is clearly before "ready".
+    let scale = 0.02; // a latte takes 800 ms
+    let mut cafe = spawn_cafe(Config {
+        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        ..fast_config()
+    })
+    .await;
+
+    let started = Instant::now();
+    let mut buzzer = cafe
+        .client
+        .order_with_buzzer(order("Ada", "latte"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ticket = buzzer.next().await.unwrap().unwrap();
+    let ticket_time = started.elapsed();
+
+    assert_eq!(status_of(&ticket), OrderStatus::Queued);
+    assert_eq!(ticket.queue_position, 1);
+    assert!(
+        !ticket.claim_token.is_empty(),
+        "the ticket carries the claim token"
+    );
+    assert!(
+        ticket_time < latte_time(scale) / 2,
+        "ticket after {ticket_time:?}"
+    );
+
+    let rest = drain(buzzer).await;
+    assert_eq!(statuses(&rest), [OrderStatus::Brewing, OrderStatus::Ready]);
+    assert!(
+        rest.iter().all(|e| e.claim_token.is_empty()),
+        "only the ticket has the token"
+    );
+    let brewing = rest
+        .iter()
+        .find(|e| status_of(e) == OrderStatus::Brewing)
+        .unwrap();
+    assert!(!brewing.order.as_ref().unwrap().barista.is_empty());
+    assert!(started.elapsed() >= latte_time(scale).mul_f64(0.95));
+}
+
+#[tokio::test]
+async fn the_buzzer_shows_the_line_moving_up() {
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        ..fast_config()
+    })
+    .await;
+    let first = cafe
+        .client
+        .order_with_buzzer(order("Ada", "espresso"))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = cafe
+        .client
+        .order_with_buzzer(order("Bo", "espresso"))
+        .await
+        .unwrap()
+        .into_inner();
+    let third = cafe
+        .client
+        .order_with_buzzer(order("Cy", "espresso"))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let (_, _, third) = tokio::join!(drain(first), drain(second), drain(third));
+    let positions: Vec<u32> = third
+        .iter()
+        .filter(|e| status_of(e) == OrderStatus::Queued)
+        .map(|e| e.queue_position)
+        .collect();
+    // The ticket may already show 2 if the first order left the line before
+    // it was written, but the last queued event is always position 1.
+    assert!(positions.first().is_some_and(|&p| p >= 2), "{positions:?}");
+    assert_eq!(positions.last(), Some(&1), "{positions:?}");
+    assert!(positions.windows(2).all(|w| w[0] > w[1]), "{positions:?}");
+    assert_eq!(statuses(&third).last(), Some(&OrderStatus::Ready));
+}
+
+#[tokio::test]
+async fn watch_order_reattaches_mid_brew_and_sees_ready() {
+    let scale = 0.02;
+    let mut cafe = spawn_cafe(Config {
+        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        ..fast_config()
+    })
+    .await;
+    let mut buzzer = cafe
+        .client
+        .order_with_buzzer(order("Ada", "latte"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ticket = buzzer.next().await.unwrap().unwrap();
+    let id = ticket.order.unwrap().id;
+    // Wait until it is brewing, then walk away: the order carries on.
+    while status_of(&buzzer.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    drop(buzzer);
+
+    let watched = cafe
+        .client
+        .watch_order(WatchOrderRequest {
+            order_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    let events = drain(watched.into_inner()).await;
+    assert_eq!(
+        statuses(&events),
+        [OrderStatus::Brewing, OrderStatus::Ready]
+    );
+    assert!(
+        events.iter().all(|e| e.claim_token.is_empty()),
+        "watchers never see the token"
+    );
+
+    let got = cafe
+        .client
+        .get_order(GetOrderRequest { order_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.status, OrderStatus::Ready as i32);
+}
+
+#[tokio::test]
+async fn unknown_orders_are_not_found() {
+    let mut cafe = spawn_cafe(fast_config()).await;
+    let missing = || "ord-000000000000".to_string();
+    let watch = cafe
+        .client
+        .watch_order(WatchOrderRequest {
+            order_id: missing(),
+        })
+        .await;
+    assert_eq!(watch.unwrap_err().code(), Code::NotFound);
+    let get = cafe
+        .client
+        .get_order(GetOrderRequest {
+            order_id: missing(),
+        })
+        .await;
+    assert_eq!(get.unwrap_err().code(), Code::NotFound);
+    let cancel = cafe
+        .client
+        .cancel_order(CancelOrderRequest {
+            order_id: missing(),
+            claim_token: "x".into(),
+        })
+        .await;
+    assert_eq!(cancel.unwrap_err().code(), Code::NotFound);
+}
+
+/// Places `n` counter orders at once, each on its own connection, and
+/// returns how long until the last was ready.
+async fn rush(addr: std::net::SocketAddr, n: usize) -> Duration {
+    let started = Instant::now();
+    let orders = (0..n).map(|i| async move {
+        let mut client = connect(addr).await;
+        let response = client
+            .order_coffee(order(&format!("customer {i}"), "latte"))
+            .await;
+        assert_eq!(
+            response.unwrap().into_inner().order.unwrap().status,
+            OrderStatus::Ready as i32
+        );
+    });
+    futures::future::join_all(orders).await;
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn concurrent_orders_take_one_brew_with_enough_baristas_and_n_brews_with_one() {
+    const N: usize = 4;
+    let scale = 0.01; // a latte takes 400 ms
+    let brew = latte_time(scale);
+    let config = |baristas| Config {
+        baristas,
+        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        ..Config::default()
+    };
+
+    let many = spawn_cafe(config(N as u16)).await;
+    let with_many = rush(many.addr, N).await;
+    let one = spawn_cafe(config(1)).await;
+    let with_one = rush(one.addr, N).await;
+
+    // N baristas brew side by side: about one brew time, far below N of them.
+    assert!(
+        with_many < brew.mul_f64(N as f64 * 0.5),
+        "{N} baristas took {with_many:?}"
+    );
+    // One barista brews one after another: about N brew times.
+    assert!(
+        with_one > brew.mul_f64(N as f64 * 0.8),
+        "one barista took {with_one:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_orders_with_resource_exhausted() {
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        queue_capacity: 1,
+        time_scale: cafe::menu::TimeScale::REAL, // nothing finishes during the test
+        shutdown_grace: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await;
+    // The first is taken by the barista, the second waits, the third is one
+    // too many. Each call returns once its ticket is written.
+    let mut brewing = cafe
+        .client
+        .order_with_buzzer(order("Ada", "tea"))
+        .await
+        .unwrap()
+        .into_inner();
+    while status_of(&brewing.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    let _waiting = cafe
+        .client
+        .order_with_buzzer(order("Bo", "tea"))
+        .await
+        .unwrap();
+
+    let refused = cafe
+        .client
+        .order_coffee(order("Cy", "tea"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("queue is full"),
+        "{}",
+        refused.message()
+    );
+    cafe.shutdown_within(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn bad_orders_are_refused_naming_the_field() {
+    let mut cafe = spawn_cafe(fast_config()).await;
+    let long_name = "x".repeat(65);
+    let cases: &[(&str, &str, i32, &str)] = &[
+        ("", "latte", 0, "customer"),
+        ("   ", "latte", 0, "customer"),
+        (&long_name, "latte", 0, "customer"),
+        ("Ada\u{7}", "latte", 0, "customer"),
+        ("Ada\nBo", "latte", 0, "customer"),
+        ("Ada", "frappuccino", 0, "drink"),
+        ("Ada", "", 0, "drink"),
+        ("Ada", "latte", 42, "size"),
+        ("Ada", "latte", -1, "size"),
+        ("Ada", "espresso", Size::Large as i32, "size"),
+    ];
+    for &(customer, drink, size, field) in cases {
+        let request = OrderRequest {
+            customer: customer.into(),
+            drink: drink.into(),
+            size,
+            request_id: String::new(),
+        };
+        for status in [
+            cafe.client.order_coffee(request.clone()).await.unwrap_err(),
+            cafe.client
+                .order_with_buzzer(request.clone())
+                .await
+                .unwrap_err(),
+        ] {
+            assert_eq!(status.code(), Code::InvalidArgument, "{request:?}");
+            assert!(
+                status.message().contains(field),
+                "{:?} does not name {field}",
+                status.message()
+            );
+            let bad_request = status
+                .get_details_bad_request()
+                .expect("a BadRequest detail");
+            let fields: Vec<&str> = bad_request
+                .field_violations
+                .iter()
+                .map(|v| v.field.as_str())
+                .collect();
+            assert_eq!(fields, [field], "{request:?}");
+        }
+    }
+    // A long request id is refused too.
+    let mut request = order("Ada", "latte");
+    request.request_id = "r".repeat(129);
+    let status = cafe.client.order_coffee(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("request_id"));
+
+    // None of it hurt the café.
+    assert!(
+        cafe.client
+            .order_coffee(order("Ada", "espresso"))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn the_same_request_id_returns_the_same_order_instead_of_brewing_twice() {
+    let mut cafe = spawn_cafe(fast_config()).await;
+    let mut request = order("Ada", "latte");
+    request.request_id = "retry-7".into();
+
+    // Two tries at once (the first "timed out" from the customer's view and
+    // was retried) and one later: all get the same order.
+    let mut other = connect(cafe.addr).await;
+    let (a, b) = tokio::join!(
+        cafe.client.order_coffee(request.clone()),
+        other.order_coffee(request.clone())
+    );
+    let (a, b) = (a.unwrap().into_inner(), b.unwrap().into_inner());
+    let later = cafe
+        .client
+        .order_coffee(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = a.order.as_ref().unwrap().id.clone();
+    assert_eq!(b.order.unwrap().id, id);
+    assert_eq!(later.order.unwrap().id, id);
+    assert_eq!(a.claim_token, later.claim_token);
+
+    // Another customer's key is their own.
+    let mut bo = order("Bo", "latte");
+    bo.request_id = "retry-7".into();
+    let bo = cafe.client.order_coffee(bo).await.unwrap().into_inner();
+    assert_ne!(bo.order.unwrap().id, id);
+
+    // Reusing the key for a different drink is a mistake worth telling.
+    request.drink = "mocha".into();
+    let status = cafe.client.order_coffee(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("request_id"));
+}
+
+#[tokio::test]
+async fn cancel_order_needs_the_claim_token_and_a_queued_or_brewing_order() {
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: cafe::menu::TimeScale::new(0.02).unwrap(),
+        ..Config::default()
+    })
+    .await;
+    // Keep the barista busy so the second order waits in line.
+    let first = cafe
+        .client
+        .order_with_buzzer(order("Ada", "mocha"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut second = cafe
+        .client
+        .order_with_buzzer(order("Bo", "latte"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ticket = second.next().await.unwrap().unwrap();
+    let id = ticket.order.as_ref().unwrap().id.clone();
+    let cancel = |claim_token: &str| CancelOrderRequest {
+        order_id: id.clone(),
+        claim_token: claim_token.into(),
+    };
+
+    let denied = cafe
+        .client
+        .cancel_order(cancel("not-the-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let cancelled = cafe
+        .client
+        .cancel_order(cancel(&ticket.claim_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled as i32);
+    assert!(!cancelled.note.is_empty());
+    // The customer's buzzer says so, and stops.
+    assert_eq!(statuses(&drain(second).await), [OrderStatus::Cancelled]);
+    // Cancelling again is harmless.
+    let again = cafe
+        .client
+        .cancel_order(cancel(&ticket.claim_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.status, OrderStatus::Cancelled as i32);
+
+    // A finished order cannot be cancelled.
+    let first = drain(first).await;
+    let done = first[0].clone();
+    let late = cafe
+        .client
+        .cancel_order(CancelOrderRequest {
+            order_id: done.order.unwrap().id,
+            claim_token: done.claim_token,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn cancelling_a_brewing_order_frees_its_barista() {
+    let scale = 0.05; // a mocha takes 3 s
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        ..Config::default()
+    })
+    .await;
+    let mut slow = cafe
+        .client
+        .order_with_buzzer(order("Ada", "mocha"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ticket = slow.next().await.unwrap().unwrap();
+    while status_of(&slow.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+
+    let started = Instant::now();
+    cafe.client
+        .cancel_order(CancelOrderRequest {
+            order_id: ticket.order.unwrap().id,
+            claim_token: ticket.claim_token,
+        })
+        .await
+        .unwrap();
+    // The next order is brewed at once, not after the mocha's 3 s.
+    let next = cafe
+        .client
+        .order_coffee(order("Bo", "espresso"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.into_inner().order.unwrap().status,
+        OrderStatus::Ready as i32
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_counter_customer_who_leaves_frees_the_barista() {
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: cafe::menu::TimeScale::new(0.05).unwrap(), // a mocha takes 3 s
+        ..Config::default()
+    })
+    .await;
+    let mut request = tonic::Request::new(order("Ada", "mocha"));
+    request.set_timeout(Duration::from_millis(300));
+    let status = cafe.client.order_coffee(request).await.unwrap_err();
+    // tonic's server reports an expired grpc-timeout as CANCELLED.
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+
+    let started = Instant::now();
+    let next = cafe
+        .client
+        .order_coffee(order("Bo", "espresso"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.into_inner().order.unwrap().status,
+        OrderStatus::Ready as i32
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_board_shows_open_orders_then_every_change() {
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        ..fast_config()
+    })
+    .await;
+    let before = cafe
+        .client
+        .order_with_buzzer(order("Ada", "espresso"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut board = cafe
+        .client
+        .watch_board(WatchBoardRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let after = cafe
+        .client
+        .order_coffee(order("Bo", "espresso"))
+        .await
+        .unwrap()
+        .into_inner();
+    drain(before).await;
+
+    let bo_id = after.order.unwrap().id;
+    let mut bo_statuses = Vec::new();
+    while bo_statuses.last() != Some(&OrderStatus::Ready) {
+        let event = board.next().await.unwrap().unwrap();
+        assert!(
+            event.claim_token.is_empty(),
+            "the board never shows claim tokens"
+        );
+        if event.order.as_ref().unwrap().id == bo_id {
+            bo_statuses.push(status_of(&event));
+        }
+    }
+    assert_eq!(
+        bo_statuses,
+        [
+            OrderStatus::Queued,
+            OrderStatus::Brewing,
+            OrderStatus::Ready
+        ]
+    );
+}
+
+#[tokio::test]
+async fn health_is_serving_then_not_serving_while_closing() {
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: cafe::menu::TimeScale::new(0.02).unwrap(), // a mocha takes 1.2 s
+        ..Config::default()
+    })
+    .await;
+    let mut health = HealthClient::new(
+        tonic::transport::Channel::from_shared(cafe.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let check = |service: &str| HealthCheckRequest {
+        service: service.into(),
+    };
+    for service in ["", "cafe.v1.Cafe"] {
+        let status = health
+            .check(check(service))
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+
+    // A drink in the making keeps the café draining for a while.
+    let mut brewing = cafe
+        .client
+        .order_with_buzzer(order("Ada", "mocha"))
+        .await
+        .unwrap()
+        .into_inner();
+    while status_of(&brewing.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    cafe.begin_shutdown();
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = health
+            .check(check("cafe.v1.Cafe"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        if status == ServingStatus::NotServing as i32 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "health never turned NOT_SERVING");
+        tokio::task::yield_now().await;
+    }
+    // While closing, new orders are refused.
+    let refused = cafe
+        .client
+        .order_coffee(order("Bo", "espresso"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert!(
+        refused.message().contains("closing"),
+        "{}",
+        refused.message()
+    );
+    // And the drink in the making is still finished.
+    assert_eq!(
+        statuses(&drain(brewing).await).last(),
+        Some(&OrderStatus::Ready)
+    );
+}
+
+#[tokio::test]
+async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_time() {
+    let scale = 0.02; // a latte takes 800 ms
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        shutdown_grace: Duration::from_secs(5),
+        ..Config::default()
+    })
+    .await;
+    let mut brewing = cafe
+        .client
+        .order_with_buzzer(order("Ada", "latte"))
+        .await
+        .unwrap()
+        .into_inner();
+    let queued = cafe
+        .client
+        .order_with_buzzer(order("Bo", "latte"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut counter_client = connect(cafe.addr).await;
+    let counter =
+        tokio::spawn(async move { counter_client.order_coffee(order("Cy", "latte")).await });
+    let board = cafe
+        .client
+        .watch_board(WatchBoardRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    while status_of(&brewing.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+
+    let took = cafe.shutdown_within(Duration::from_secs(8)).await;
+
+    // The drink in the making was finished; the ones in line were cancelled
+    // and their customers told; every stream ended cleanly.
+    assert_eq!(statuses(&drain(brewing).await), [OrderStatus::Ready]);
+    let queued = drain(queued).await;
+    assert_eq!(statuses(&queued).last(), Some(&OrderStatus::Cancelled));
+    assert!(
+        queued
+            .last()
+            .unwrap()
+            .order
+            .as_ref()
+            .unwrap()
+            .note
+            .contains("closed")
+    );
+    let counter = counter.await.unwrap().unwrap_err();
+    assert_eq!(counter.code(), Code::Unavailable, "{counter:?}");
+    drain(board).await;
+    // It waited for the latte, not for the whole grace.
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_on_a_brew_longer_than_the_grace() {
+    let mut cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: cafe::menu::TimeScale::REAL, // a tea takes 3 minutes
+        shutdown_grace: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    let mut buzzer = cafe
+        .client
+        .order_with_buzzer(order("Ada", "tea"))
+        .await
+        .unwrap()
+        .into_inner();
+    while status_of(&buzzer.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+
+    let took = cafe.shutdown_within(Duration::from_secs(5)).await;
+    assert!(
+        took >= Duration::from_millis(450),
+        "it waited out the grace: {took:?}"
+    );
+    // The open buzzer is not left hanging forever: the connection is closed.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = buzzer.next().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the buzzer stream never ended");
 }

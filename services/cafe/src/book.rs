@@ -40,9 +40,10 @@ const BOARD_BACKLOG: usize = 1024;
 /// What a buzzer knows about one order.
 #[derive(Debug, Clone)]
 pub struct OrderState {
-    /// The order as it was after each status change, oldest first; the last
-    /// one is the order now. Never empty.
-    pub history: Vec<Order>,
+    /// The order as it was after each status change, with its place in
+    /// line at that moment, oldest first; the last one is the order now.
+    /// Never empty.
+    pub history: Vec<OrderUpdate>,
     /// 1 for the next order to be brewed; 0 once it has left the line.
     pub queue_position: u32,
 }
@@ -50,15 +51,17 @@ pub struct OrderState {
 impl OrderState {
     /// The order as it is now.
     pub fn current(&self) -> &Order {
-        self.history
+        &self
+            .history
             .last()
             .expect("an order always has its placed state")
+            .order
     }
 }
 
-/// One status change, as the board shows it.
+/// One status change, as buzzers and the board show it.
 #[derive(Debug, Clone)]
-pub struct BoardUpdate {
+pub struct OrderUpdate {
     /// The order after the change.
     pub order: Order,
     /// Its place in line at that moment (0 when not queued).
@@ -97,9 +100,9 @@ impl OrderEntry {
     }
 
     /// The order and its place in line, as it is now.
-    pub fn update(&self) -> BoardUpdate {
+    pub fn update(&self) -> OrderUpdate {
         let state = self.state.borrow();
-        BoardUpdate {
+        OrderUpdate {
             order: state.current().clone(),
             queue_position: state.queue_position,
         }
@@ -145,7 +148,7 @@ pub struct OrderBook {
     /// Wakes an idle barista when an order joins the line, or all of them
     /// when the café closes.
     work: Notify,
-    board: broadcast::Sender<BoardUpdate>,
+    board: broadcast::Sender<OrderUpdate>,
     /// Cancelled when the café closes: board streams end on it.
     closing: CancellationToken,
     queue_capacity: usize,
@@ -242,7 +245,10 @@ impl OrderBook {
             claim_token: uuid::Uuid::new_v4().simple().to_string(),
             request,
             state: watch::Sender::new(OrderState {
-                history: vec![order.clone()],
+                history: vec![OrderUpdate {
+                    order: order.clone(),
+                    queue_position,
+                }],
                 queue_position,
             }),
             stop: CancellationToken::new(),
@@ -253,7 +259,7 @@ impl OrderBook {
         }
         book.line.push_back(Arc::clone(&entry));
         // Nobody may be listening to the board: a send error just means that.
-        let _ = self.board.send(BoardUpdate {
+        let _ = self.board.send(OrderUpdate {
             order,
             queue_position,
         });
@@ -402,11 +408,12 @@ impl OrderBook {
             if order.status != OrderStatus::Queued {
                 state.queue_position = 0;
             }
-            update = Some(BoardUpdate {
-                order: order.clone(),
+            let change = OrderUpdate {
+                order,
                 queue_position: state.queue_position,
-            });
-            state.history.push(order);
+            };
+            update = Some(change.clone());
+            state.history.push(change);
             true
         });
         match update {
@@ -448,10 +455,10 @@ impl OrderBook {
     /// Every order that has not ended yet, oldest first, and a receiver for
     /// every change from this moment on. Taken under one lock, so no change
     /// falls between the two.
-    pub fn watch_board(&self) -> (Vec<BoardUpdate>, broadcast::Receiver<BoardUpdate>) {
+    pub fn watch_board(&self) -> (Vec<OrderUpdate>, broadcast::Receiver<OrderUpdate>) {
         let book = self.lock();
         let receiver = self.board.subscribe();
-        let mut open: Vec<BoardUpdate> = book
+        let mut open: Vec<OrderUpdate> = book
             .orders
             .values()
             .map(|entry| entry.update())
@@ -474,6 +481,16 @@ impl OrderBook {
     /// Resolves when the café closes.
     pub async fn closed(&self) {
         self.closing.cancelled().await
+    }
+
+    /// Fails every order that has not ended, telling its customer why: the
+    /// last step of a shutdown whose grace ran out, so that no buzzer or
+    /// counter customer is left waiting for a drink that will never come.
+    pub fn fail_unfinished(&self, reason: &str) -> usize {
+        let open: Vec<Arc<OrderEntry>> = self.lock().orders.values().cloned().collect();
+        open.iter()
+            .filter(|entry| self.end(entry, OrderStatus::Failed, reason))
+            .count()
     }
 
     /// Closes the café: no new orders; every order still in line is
@@ -615,7 +632,7 @@ mod tests {
             .borrow()
             .history
             .iter()
-            .map(|o| o.status)
+            .map(|change| change.order.status)
             .collect();
         assert_eq!(
             statuses,

@@ -24,7 +24,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::{
-    book::{BoardUpdate, OrderBook, OrderEntry},
+    book::{OrderBook, OrderEntry, OrderUpdate},
     error::CafeError,
 };
 
@@ -132,9 +132,18 @@ impl Cafe for CafeService {
     ) -> Result<Response<EventStream>, Status> {
         let placed = self.place(request.get_ref())?;
         let ticket_token = placed.entry.claim_token().to_owned();
+        // A new order's buzzer replays its life from the start, so the first
+        // event is the QUEUED ticket even if a barista has already taken it.
+        // A repeated request picks up from where the order is now.
+        let from = if placed.is_new {
+            Replay::FromPlacement
+        } else {
+            Replay::FromNow
+        };
         Ok(Response::new(order_events(
             placed.entry,
             Some(ticket_token),
+            from,
         )))
     }
 
@@ -145,7 +154,7 @@ impl Cafe for CafeService {
         request: Request<pb::WatchOrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let entry = self.book.get(&request.get_ref().order_id)?;
-        Ok(Response::new(order_events(entry, None)))
+        Ok(Response::new(order_events(entry, None, Replay::FromNow)))
     }
 
     async fn get_order(
@@ -233,7 +242,7 @@ impl Drop for LeaveCounterGuard<'_> {
     }
 }
 
-fn board_event(update: BoardUpdate) -> pb::OrderEvent {
+fn board_event(update: OrderUpdate) -> pb::OrderEvent {
     pb::OrderEvent {
         order: Some((&update.order).into()),
         queue_position: update.queue_position,
@@ -241,45 +250,56 @@ fn board_event(update: BoardUpdate) -> pb::OrderEvent {
     }
 }
 
-/// The buzzer: every change to one order, as a stream that ends OK once the
-/// order has ended. The first event is the order as it is now, carrying
-/// `ticket_token` if given.
-fn order_events(entry: Arc<OrderEntry>, ticket_token: Option<String>) -> EventStream {
+/// Where a buzzer starts in an order's life.
+#[derive(Debug, Clone, Copy)]
+enum Replay {
+    /// Every change since the order was placed.
+    FromPlacement,
+    /// The order as it is now, then every change.
+    FromNow,
+}
+
+/// The buzzer: changes to one order, as a stream that ends OK once the
+/// order has ended. The first event carries `ticket_token` if given.
+fn order_events(entry: Arc<OrderEntry>, ticket_token: Option<String>, from: Replay) -> EventStream {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(async move {
         let mut state = entry.subscribe();
         let mut ticket_token = ticket_token;
         // How much of the order's history this buzzer has shown, and the
         // last queue position it showed.
-        let mut shown = 0;
+        let mut shown = match from {
+            Replay::FromPlacement => 0,
+            Replay::FromNow => state.borrow().history.len() - 1,
+        };
         let mut shown_position = None;
         loop {
             // Collect what is new while holding the watch's read lock, and
             // send after releasing it: never hold a borrow across `.await`.
             let (events, finished) = {
                 let now = state.borrow_and_update();
-                let position = now.queue_position;
                 let mut events = Vec::new();
-                let mut push = |order: &cafe::order::Order| {
-                    let queue_position = if order.status == OrderStatus::Queued {
-                        position
-                    } else {
-                        0
-                    };
+                let mut push = |update: &OrderUpdate| {
                     events.push(pb::OrderEvent {
-                        order: Some(order.into()),
-                        queue_position,
+                        order: Some((&update.order).into()),
+                        queue_position: update.queue_position,
                         claim_token: ticket_token.take().unwrap_or_default(),
                     });
-                    queue_position
+                    Some(update.queue_position)
                 };
-                for order in &now.history[shown..] {
-                    shown_position = Some(push(order));
+                for change in &now.history[shown..] {
+                    shown_position = push(change);
                 }
                 shown = now.history.len();
+                // Still in line, and moved up since the buzzer last said?
                 let current = now.current();
-                if current.status == OrderStatus::Queued && shown_position != Some(position) {
-                    shown_position = Some(push(current));
+                if current.status == OrderStatus::Queued
+                    && shown_position != Some(now.queue_position)
+                {
+                    shown_position = push(&OrderUpdate {
+                        order: current.clone(),
+                        queue_position: now.queue_position,
+                    });
                 }
                 (events, current.status.is_final())
             };

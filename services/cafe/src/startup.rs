@@ -31,6 +31,10 @@ use crate::{
     service::{CLOSING_NOTE, CafeService},
 };
 
+/// What the customer of a drink still brewing when the shutdown grace runs
+/// out is told.
+pub const GRACE_OVER_NOTE: &str = "the café closed before this drink was finished";
+
 /// A café bound to its address, ready to serve.
 #[derive(Debug)]
 pub struct Application {
@@ -163,8 +167,12 @@ impl Application {
         .await
         .is_err()
         {
-            warn!("shutdown grace over with drinks still brewing: leaving them");
             baristas.abort_all();
+            let failed = book.fail_unfinished(GRACE_OVER_NOTE);
+            warn!(
+                failed,
+                "shutdown grace over with drinks still brewing: failed them"
+            );
         }
 
         stop_transport.cancel();

@@ -1,0 +1,72 @@
+//! The queueing logic on tokio's paused clock: no gRPC, no real time.
+//!
+//! With time paused, `sleep` completes the instant every task is idle, by
+//! jumping the clock forward. So these tests check *exactly* when each order
+//! is ready — the staircase of one barista and the fan of many — in
+//! microseconds of real time, immune to a loaded machine.
+
+use std::{sync::Arc, time::Duration};
+
+use cafe::{
+    menu::TimeScale,
+    order::{NewOrder, OrderStatus},
+};
+use cafe_barista::brewing::BrewMode;
+use cafe_server::{
+    baristas::{Shift, start_shift},
+    book::OrderBook,
+};
+use tokio::time::Instant;
+
+/// Places `customers` latte orders at once with `baristas` baristas, and
+/// returns when each was ready, measured from the start.
+async fn ready_times(baristas: u16, customers: usize) -> Vec<Duration> {
+    let book = Arc::new(OrderBook::new(100));
+    let _shift = start_shift(
+        &book,
+        Shift {
+            baristas,
+            time_scale: TimeScale::REAL,
+            brew_mode: BrewMode::Async,
+        },
+    );
+    let start = Instant::now();
+    let orders: Vec<_> = (0..customers)
+        .map(|i| {
+            let new = NewOrder::parse(&format!("customer {i}"), "latte", Ok(None), "").unwrap();
+            book.place(new).unwrap().entry
+        })
+        .collect();
+    let mut times = Vec::new();
+    for entry in orders {
+        let order = entry.finished().await;
+        assert_eq!(order.status, OrderStatus::Ready);
+        times.push(start.elapsed());
+    }
+    times
+}
+
+const LATTE: Duration = Duration::from_secs(40);
+
+#[tokio::test(start_paused = true)]
+async fn one_barista_makes_a_staircase() {
+    // First come, first served: each customer waits for everyone before them.
+    assert_eq!(
+        ready_times(1, 4).await,
+        [LATTE, LATTE * 2, LATTE * 3, LATTE * 4]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn enough_baristas_make_a_fan() {
+    // Everyone is served at once: the wait is the longest brew, not the sum.
+    assert_eq!(ready_times(4, 4).await, [LATTE; 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_baristas_serve_in_pairs() {
+    assert_eq!(
+        ready_times(2, 5).await,
+        [LATTE, LATTE, LATTE * 2, LATTE * 2, LATTE * 3]
+    );
+}
