@@ -110,10 +110,14 @@ pub fn order(customer: &str, drink: &str) -> OrderRequest {
 /// Logs to the test output when `TEST_LOG` is set; silent otherwise.
 fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _telemetry = telemetry::init(&TelemetryConfig {
+        let telemetry = telemetry::init(&TelemetryConfig {
             service_name: "test",
             log_format: LogFormat::Text,
             default_filter: "debug,h2=info,hyper=info,tower=info",
+            otlp_endpoint: None,
         });
+        // Kept for the whole test process (the subscriber is global too);
+        // nothing is exported, so there is nothing to flush.
+        std::mem::forget(telemetry);
     }
 }

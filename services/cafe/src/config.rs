@@ -54,6 +54,12 @@ pub struct Config {
     /// How log lines are written to stderr (filter them with RUST_LOG).
     #[arg(long, env = "CAFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Send traces over OTLP/gRPC to this collector, e.g.
+    /// http://localhost:4317 (Jaeger or an OpenTelemetry Collector)
+    /// [default: none, traces are not exported].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -68,6 +74,7 @@ impl Default for Config {
             queue_capacity: 1000,
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
         }
     }
 }
