@@ -46,7 +46,6 @@ use tracing_subscriber::{
     EnvFilter, Layer,
     filter::{FilterExt, LevelFilter, Targets, filter_fn},
     layer::SubscriberExt,
-    util::SubscriberInitExt,
 };
 
 /// How log lines are written.
@@ -126,6 +125,25 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
+    /// A guard with nothing to stop.
+    fn inert() -> Self {
+        Telemetry {
+            provider: None,
+            export: None,
+        }
+    }
+
+    /// Sends the spans that have ended so far, now rather than at the next
+    /// batch (every 5 s by default). Blocks until they are sent or the SDK's
+    /// time limit (5 s) passes.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(error) = provider.force_flush()
+        {
+            tracing::debug!(%error, "telemetry flush incomplete");
+        }
+    }
+
     /// Flushes and stops the exporter now (what dropping the guard does),
     /// returning once the last spans are sent or the time limit passed.
     pub fn shutdown(mut self) {
@@ -156,6 +174,22 @@ impl Drop for Telemetry {
 /// OTLP exporter. Call once per process; a second call in the same process
 /// (tests) changes nothing and returns a guard that does nothing.
 pub fn init(config: &TelemetryConfig) -> Telemetry {
+    let (telemetry, dispatch) = build(config);
+    if tracing::dispatcher::set_global_default(dispatch).is_err() {
+        // A second init (tests that start several services in one process)
+        // keeps the first subscriber; this one's provider would never see a
+        // span.
+        telemetry.shutdown();
+        return Telemetry::inert();
+    }
+    telemetry
+}
+
+/// Builds what [`init`] installs, without installing it: the subscriber
+/// as a [`tracing::Dispatch`], and its guard. A test uses it to give one
+/// test its own exporter (`tracing::dispatcher::set_default` on a
+/// current-thread runtime, where every task runs on the test's thread).
+pub fn build(config: &TelemetryConfig) -> (Telemetry, tracing::Dispatch) {
     let service_name: Cow<'static, str> = std::env::var("OTEL_SERVICE_NAME")
         .ok()
         .filter(|name| !name.trim().is_empty())
@@ -216,24 +250,10 @@ pub fn init(config: &TelemetryConfig) -> Telemetry {
         .with_tracer(tracer)
         .with_filter(otel_filter);
 
-    let installed = tracing_subscriber::registry()
-        .with(console)
-        .with(otel)
-        .try_init();
-    if installed.is_err() {
-        // A second init (tests that start several services in one process)
-        // keeps the first subscriber; this provider would never see a span.
-        let _ = provider.shutdown_with_timeout(Duration::ZERO);
-        if let Some(export) = export {
-            export.stop();
-        }
-        return Telemetry {
-            provider: None,
-            export: None,
-        };
-    }
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(console).with(otel));
 
-    match (&endpoint, &export_problem) {
+    // Said through the new subscriber, so it goes where the logs will go.
+    tracing::dispatcher::with_default(&dispatch, || match (&endpoint, &export_problem) {
         (Some(endpoint), None) => {
             tracing::info!(service = %service_name, %endpoint, "exporting traces over OTLP/gRPC");
         }
@@ -243,11 +263,12 @@ pub fn init(config: &TelemetryConfig) -> Telemetry {
         (None, _) => {
             tracing::debug!(service = %service_name, "traces are not exported (no OTLP endpoint)");
         }
-    }
-    Telemetry {
+    });
+    let telemetry = Telemetry {
         provider: Some(provider),
         export,
-    }
+    };
+    (telemetry, dispatch)
 }
 
 /// The trace id of the current span, if it has one (it does whenever

@@ -8,10 +8,13 @@
 
 #![allow(dead_code, unreachable_pub)] // each test file uses a different part
 
+pub mod otlp;
+
 use std::{net::SocketAddr, time::Duration};
 
 use cafe::{
     menu::TimeScale,
+    propagation::{self, GrpcClientTrace},
     proto::v1::{OrderRequest, Size, cafe_client::CafeClient},
     telemetry::{self, LogFormat, TelemetryConfig},
 };
@@ -95,6 +98,17 @@ impl TestCafe {
             .expect("the server failed");
         started.elapsed()
     }
+}
+
+/// A client to the café at `addr` whose calls are traced and carry the
+/// trace context, as the `cafe` CLI's are.
+pub async fn connect_traced(addr: SocketAddr) -> CafeClient<GrpcClientTrace<Channel>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the test café");
+    CafeClient::new(propagation::traced(channel))
 }
 
 /// An order request for `drink` in medium.
