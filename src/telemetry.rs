@@ -301,7 +301,10 @@ mod tests {
     #[test]
     fn jaeger_links_join_cleanly() {
         assert_eq!(
-            jaeger_trace_url_in("http://localhost:16686/", "4bf92f3577b34da6a3ce929d0e0e4736"),
+            jaeger_trace_url_in(
+                "http://localhost:16686/",
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            ),
             "http://localhost:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736"
         );
     }
@@ -311,7 +314,12 @@ mod tests {
         let filter = Targets::new()
             .with_default(LevelFilter::INFO)
             .with_targets(OTEL_FILTER_DIRECTIVES.iter().copied());
-        for target in ["h2::codec", "hyper_util::client", "tonic::transport", "tower::buffer"] {
+        for target in [
+            "h2::codec",
+            "hyper_util::client",
+            "tonic::transport",
+            "tower::buffer",
+        ] {
             assert!(
                 !filter.would_enable(target, &tracing::Level::ERROR),
                 "{target}"

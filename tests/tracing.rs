@@ -127,7 +127,10 @@ async fn an_order_is_one_trace_from_customer_to_barista_phases() {
     assert_eq!(handler.parent_span_id, server_call.span_id);
     assert_eq!(queued.parent_span_id, handler.span_id);
     assert_eq!(brewing.parent_span_id, handler.span_id);
-    assert!(queued.end <= brewing.start, "the queue wait ends before brewing starts");
+    assert!(
+        queued.end <= brewing.start,
+        "the queue wait ends before brewing starts"
+    );
 
     // The RPC semantic conventions, on both sides.
     for span in [client_call, server_call] {
@@ -199,7 +202,12 @@ async fn failed_calls_are_marked_by_side_and_health_checks_are_not_traced() {
     let health_spans: Vec<_> = collector
         .spans()
         .into_iter()
-        .filter(|span| span.name.contains("grpc.health") || span.attr("rpc.service").is_some_and(|s| s.contains("health")))
+        .filter(|span| {
+            span.name.contains("grpc.health")
+                || span
+                    .attr("rpc.service")
+                    .is_some_and(|s| s.contains("health"))
+        })
         .collect();
     assert!(health_spans.is_empty(), "{health_spans:#?}");
 }
@@ -314,14 +322,20 @@ async fn streaming_spans_end_with_their_streams() {
     let server_call = the(&spans, &buzzer_trace, buzzer_call, Some(KIND_SERVER));
     let buzzer = the(&spans, &buzzer_trace, "buzzer", None);
     assert_eq!(server_call.attr("rpc.grpc.status_code"), Some("0"));
-    assert_eq!(buzzer.events.iter().filter(|e| *e == "buzz").count(), received);
+    assert_eq!(
+        buzzer.events.iter().filter(|e| *e == "buzz").count(),
+        received
+    );
     assert!(received >= 3, "ticket, brewing, ready: got {received}");
     assert!(server_call.end >= buzzer.end);
     assert!(server_call.duration() >= latte_brew_time().mul_f64(0.9));
     let handler = the(&spans, &buzzer_trace, "order_with_buzzer", None);
     assert_eq!(buzzer.parent_span_id, handler.span_id);
     for phase in ["queue.wait", "brewing"] {
-        assert_eq!(the(&spans, &buzzer_trace, phase, None).parent_span_id, buzzer.span_id);
+        assert_eq!(
+            the(&spans, &buzzer_trace, phase, None).parent_span_id,
+            buzzer.span_id
+        );
     }
 
     // The board watcher hung up: the server's span still ended, as
@@ -376,7 +390,10 @@ async fn without_a_collector_orders_keep_their_speed_and_exit_is_prompt() {
         telemetry.shutdown();
         let took = started.elapsed();
         eprintln!("{what}: telemetry shutdown took {took:?}");
-        assert!(took < Duration::from_millis(2500), "{what}: shutdown took {took:?}");
+        assert!(
+            took < Duration::from_millis(2500),
+            "{what}: shutdown took {took:?}"
+        );
     }
 
     // The exporter did try the black hole (so the test above was not

@@ -74,7 +74,9 @@ impl ExportRuntime {
                 .with_timeout(timeout)
                 // Two quick retries inside the time limit ride out a
                 // collector restart; a longer outage is handled below.
-                .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended().with_max_retries(2))
+                .with_retry_policy(
+                    opentelemetry_otlp::RetryPolicy::recommended().with_max_retries(2),
+                )
                 .build()
                 .map_err(|error| error.to_string())?
         };
@@ -98,10 +100,13 @@ impl ExportRuntime {
 }
 
 fn export_timeout() -> Duration {
-    ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok()?.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_EXPORT_TIMEOUT, Duration::from_millis)
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok()?.trim().parse::<u64>().ok())
+    .map_or(DEFAULT_EXPORT_TIMEOUT, Duration::from_millis)
 }
 
 /// The exporter the batch processor calls: runs each export on the export
@@ -176,7 +181,9 @@ impl SpanExporter for OtlpExport {
         });
         let result = attempt.await.unwrap_or_else(|_| {
             // The runtime was stopped (the process is exiting).
-            Err(OTelSdkError::InternalFailure("export runtime stopped".into()))
+            Err(OTelSdkError::InternalFailure(
+                "export runtime stopped".into(),
+            ))
         });
         self.note(&result);
         result

@@ -60,7 +60,12 @@ async fn ctrl_c_still_delivers_the_last_spans() {
     let collector = Collector::start();
     let mut cafe = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
         .args(["--listen", "127.0.0.1:0", "--time-scale", "0.005"])
-        .args(["--log-format", "json", "--otlp-endpoint", &collector.endpoint()])
+        .args([
+            "--log-format",
+            "json",
+            "--otlp-endpoint",
+            &collector.endpoint(),
+        ])
         .env("RUST_LOG", "info")
         .env_remove("OTEL_SERVICE_NAME")
         .env_remove("OTEL_TRACES_SAMPLER")
@@ -117,13 +122,102 @@ async fn ctrl_c_still_delivers_the_last_spans() {
         .filter(|span| span.trace_id == trace_id)
         .collect();
     let names: Vec<&str> = spans.iter().map(|span| span.name.as_str()).collect();
-    for expected in ["cafe.v1.Cafe/OrderCoffee", "order_coffee", "queue.wait", "brewing"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    for expected in [
+        "cafe.v1.Cafe/OrderCoffee",
+        "order_coffee",
+        "queue.wait",
+        "brewing",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     let server = spans
         .iter()
         .find(|span| span.kind == KIND_SERVER)
         .expect("the server span");
     assert_eq!(server.service, "cafe");
-    assert!(server.parent_span_id.is_empty(), "no caller context: a root span");
+    assert!(
+        server.parent_span_id.is_empty(),
+        "no caller context: a root span"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
+    // Nothing listens on this port once the listener is dropped.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cafe = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
+        .args(["--listen", "127.0.0.1:0", "--time-scale", "0.005"])
+        .args([
+            "--log-format",
+            "json",
+            "--otlp-endpoint",
+            &format!("http://{closed}"),
+        ])
+        .env("RUST_LOG", "info")
+        // Export every 50 ms, so that the outage spans many failed batches.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start cafe-server");
+    let lines = log_lines(cafe.stderr.take().unwrap());
+    let open = wait_for_log(&lines, "café open");
+    let address = open["fields"]["address"].as_str().unwrap().to_owned();
+
+    let mut client = CafeClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    // Orders one after the other for over a second: many batches, all failing.
+    let started = Instant::now();
+    let mut orders = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        client
+            .order_coffee(OrderRequest {
+                customer: "Ada".into(),
+                drink: "espresso".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        orders += 1;
+    }
+
+    let stopped = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &cafe.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || cafe.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = stopped.elapsed();
+    eprintln!("{orders} orders; exited {status} {took:?} after SIGINT");
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+
+    // The log thread ends with the child's stderr.
+    let warnings: Vec<Value> = lines
+        .iter()
+        .filter(|line| line["level"] == "WARN" || line["level"] == "ERROR")
+        .collect();
+    let outage: Vec<&Value> = warnings
+        .iter()
+        .filter(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("cannot export traces"))
+        })
+        .collect();
+    assert_eq!(outage.len(), 1, "one outage, one warning: {warnings:#?}");
+    assert_eq!(warnings.len(), 1, "nothing else complains: {warnings:#?}");
 }
