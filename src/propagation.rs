@@ -70,6 +70,21 @@ pub fn trace_id_from(metadata: &tonic::metadata::MetadataMap) -> Option<String> 
         .map(str::to_owned)
 }
 
+/// The current span's trace context, to keep with work that another task
+/// picks up later (an order waiting in line for a remote barista) so that
+/// the work joins the same trace. Holding it does not keep the span open,
+/// unlike holding the `Span` itself.
+pub fn current_context() -> opentelemetry::Context {
+    Span::current().context()
+}
+
+/// Makes `span` a child of `context` (from [`current_context`]) rather than
+/// of the current span. Call it before the span is first entered; without
+/// telemetry it does nothing.
+pub fn join_trace(span: &Span, context: opentelemetry::Context) {
+    let _ = span.set_parent(context);
+}
+
 /// Writes the context into request headers.
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
