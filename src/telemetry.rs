@@ -20,8 +20,9 @@
 //! Spans get trace ids whether or not they are exported, so the `x-trace-id`
 //! response header and the JSON logs work without a collector. Export over
 //! OTLP/gRPC starts only when an endpoint is given (`--otlp-endpoint` or
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`); see [`export`] for how it stays out of
-//! the way when the collector is missing. The other standard variables:
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`); `telemetry/export.rs` explains how it
+//! stays out of the way when the collector is missing. The other standard
+//! variables:
 //! - `OTEL_SERVICE_NAME`: the service's name in the trace backend (defaults
 //!   to [`TelemetryConfig::service_name`]); read here.
 //! - `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`: read by the SDK itself

@@ -216,35 +216,33 @@ impl Cafe for CafeService {
         // response stream is the channel's other end. When the client hangs
         // up, tonic drops the receiver, `tx.closed()` fires and the task
         // ends: no orphaned work.
-        tokio::spawn(
-            async move {
-                for update in open {
-                    if tx.send(Ok(board_event(update))).await.is_err() {
-                        return;
-                    }
-                }
-                loop {
-                    tokio::select! {
-                        // The café is closing: end the stream cleanly (status OK).
-                        () = book.closed() => return,
-                        () = tx.closed() => return,
-                        received = updates.recv() => match received {
-                            Ok(update) => {
-                                if tx.send(Ok(board_event(update))).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                                warn!(missed, "a board watcher fell behind and missed updates");
-                            }
-                            Err(broadcast::error::RecvError::Closed) => return,
-                        },
-                    }
+        let producer = async move {
+            for update in open {
+                if tx.send(Ok(board_event(update))).await.is_err() {
+                    return;
                 }
             }
-            // The task's logs belong to this call's span.
-            .in_current_span(),
-        );
+            loop {
+                tokio::select! {
+                    // The café is closing: end the stream cleanly (status OK).
+                    () = book.closed() => return,
+                    () = tx.closed() => return,
+                    received = updates.recv() => match received {
+                        Ok(update) => {
+                            if tx.send(Ok(board_event(update))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            warn!(missed, "a board watcher fell behind and missed updates");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        };
+        // The task's logs belong to this call's span.
+        tokio::spawn(producer.in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
