@@ -405,3 +405,53 @@ async fn without_a_collector_orders_keep_their_speed_and_exit_is_prompt() {
         .expect("the exporter should have connected to the black hole")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_collector_that_goes_away_costs_nothing() {
+    let collector = Collector::start();
+    let (telemetry, _default) = telemetry_to(collector.endpoint());
+    let cafe = spawn_cafe(fast_config()).await;
+    let mut client = connect_traced(cafe.addr).await;
+    let brew = latte_brew_time();
+
+    // Traces flow while the collector is there...
+    let customer = tracing::info_span!("customer");
+    let trace_id = trace_id_of(&customer);
+    client
+        .order_coffee(order("Ada", "latte"))
+        .instrument(customer)
+        .await
+        .unwrap();
+    collector
+        .wait_for(&telemetry, "the first order's server span", |spans| {
+            has(spans, &trace_id, "cafe.v1.Cafe/OrderCoffee", KIND_SERVER)
+        })
+        .await;
+
+    // ...then it goes away, mid-run.
+    drop(collector);
+    for _ in 0..3 {
+        let started = Instant::now();
+        client.order_coffee(order("Bo", "latte")).await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < brew + Duration::from_millis(700),
+            "an order took {took:?}"
+        );
+
+        // An export to nowhere gives up within its time limit (1 s).
+        let started = Instant::now();
+        telemetry.flush();
+        let flushed = started.elapsed();
+        eprintln!("collector gone: order {took:?} (brew {brew:?}), flush {flushed:?}");
+        assert!(
+            flushed < Duration::from_millis(2500),
+            "a flush took {flushed:?}"
+        );
+    }
+    let started = Instant::now();
+    telemetry.shutdown();
+    let took = started.elapsed();
+    eprintln!("collector gone: telemetry shutdown took {took:?}");
+    assert!(took < Duration::from_millis(2500), "shutdown took {took:?}");
+}
