@@ -199,7 +199,16 @@ pub fn build(config: &TelemetryConfig) -> (Telemetry, tracing::Dispatch) {
         .otlp_endpoint
         .clone()
         .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
-        .filter(|endpoint| !endpoint.trim().is_empty());
+        .map(|endpoint| endpoint.trim().to_owned())
+        .filter(|endpoint| !endpoint.is_empty())
+        // "localhost:4317" is what people type; tonic needs a scheme.
+        .map(|endpoint| {
+            if endpoint.contains("://") {
+                endpoint
+            } else {
+                format!("http://{endpoint}")
+            }
+        });
 
     // The provider: it gives spans their ids, samples them (the SDK reads
     // OTEL_TRACES_SAMPLER) and, when exporting, batches them for the exporter.

@@ -50,7 +50,8 @@ pub(super) struct ExportRuntime {
 
 impl ExportRuntime {
     /// Starts the export runtime and builds, on it, an exporter sending to
-    /// `endpoint`. Fails if the endpoint is not a usable URL.
+    /// `endpoint` (a URL with its scheme). Fails if the endpoint is not a
+    /// usable URL.
     pub(super) fn start(endpoint: &str) -> Result<(Self, OtlpExport), String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -58,12 +59,7 @@ impl ExportRuntime {
             .enable_all()
             .build()
             .map_err(|error| format!("cannot start the export runtime: {error}"))?;
-        // "localhost:4317" is what people type; tonic needs a scheme.
-        let endpoint = if endpoint.contains("://") {
-            endpoint.trim().to_owned()
-        } else {
-            format!("http://{}", endpoint.trim())
-        };
+        let endpoint = endpoint.to_owned();
         let timeout = export_timeout();
         let exporter = {
             // Building the channel spawns its background task: on our runtime.
