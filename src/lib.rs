@@ -8,7 +8,10 @@
 //! - [`order`]: what an order is and how it moves from queued to ready.
 //! - [`convert`]: the one translation layer between the domain types and
 //!   their protobuf messages.
-//! - [`telemetry`]: logging (and later traces) for every binary, set up once.
+//! - [`telemetry`]: logs and traces for every binary, set up once; the OTLP
+//!   exporter that never slows the service down.
+//! - [`propagation`]: one trace across processes: the tower layers that carry
+//!   the W3C trace context in gRPC metadata and open a span per call.
 //!
 //! The services live in their own crates: `services/cafe` (the café server),
 //! `services/barista` (the barista backend) and `client` (the `cafe` CLI).
@@ -16,6 +19,7 @@
 pub mod convert;
 pub mod menu;
 pub mod order;
+pub mod propagation;
 pub mod telemetry;
 
 /// The generated protobuf messages and gRPC clients and servers.

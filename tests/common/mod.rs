@@ -8,10 +8,13 @@
 
 #![allow(dead_code, unreachable_pub)] // each test file uses a different part
 
+pub mod otlp;
+
 use std::{net::SocketAddr, time::Duration};
 
 use cafe::{
     menu::TimeScale,
+    propagation::{self, GrpcClientTrace},
     proto::v1::{OrderRequest, Size, cafe_client::CafeClient},
     telemetry::{self, LogFormat, TelemetryConfig},
 };
@@ -97,6 +100,17 @@ impl TestCafe {
     }
 }
 
+/// A client to the café at `addr` whose calls are traced and carry the
+/// trace context, as the `cafe` CLI's are.
+pub async fn connect_traced(addr: SocketAddr) -> CafeClient<GrpcClientTrace<Channel>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the test café");
+    CafeClient::new(propagation::traced(channel))
+}
+
 /// An order request for `drink` in medium.
 pub fn order(customer: &str, drink: &str) -> OrderRequest {
     OrderRequest {
@@ -110,10 +124,14 @@ pub fn order(customer: &str, drink: &str) -> OrderRequest {
 /// Logs to the test output when `TEST_LOG` is set; silent otherwise.
 fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _telemetry = telemetry::init(&TelemetryConfig {
+        let telemetry = telemetry::init(&TelemetryConfig {
             service_name: "test",
             log_format: LogFormat::Text,
             default_filter: "debug,h2=info,hyper=info,tower=info",
+            otlp_endpoint: None,
         });
+        // Kept for the whole test process (the subscriber is global too);
+        // nothing is exported, so there is nothing to flush.
+        std::mem::forget(telemetry);
     }
 }

@@ -54,6 +54,12 @@ pub struct Config {
     /// How log lines are written to stderr (filter them with RUST_LOG).
     #[arg(long, env = "CAFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Send traces over OTLP/gRPC to this collector, e.g.
+    /// http://localhost:4317 (Jaeger or an OpenTelemetry Collector)
+    /// [default: none, traces are not exported].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -68,6 +74,7 @@ impl Default for Config {
             queue_capacity: 1000,
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
         }
     }
 }
@@ -90,9 +97,14 @@ mod tests {
 
     #[test]
     fn default_matches_the_flags_defaults() {
-        // Reads no environment: every flag is given its documented default.
+        // Every flag is given its documented default. (clap reads the
+        // environment too: a developer with a collector running may well
+        // have OTEL_EXPORTER_OTLP_ENDPOINT set, so that one is allowed for.)
         let parsed = Config::try_parse_from(["cafe-server"]).unwrap();
-        let default = Config::default();
+        let default = Config {
+            otlp_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
+            ..Config::default()
+        };
         assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
     }
 

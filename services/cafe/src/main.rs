@@ -1,5 +1,9 @@
 //! `cafe-server`: parse the flags, start telemetry, bind, serve until SIGINT
 //! or SIGTERM. Everything else lives in the library, where tests can reach it.
+//!
+//! The telemetry guard is the first thing made and so the last dropped:
+//! after the runtime (and every task and span in it) is gone, it flushes the
+//! last spans to the collector. It must outlive the runtime, not the reverse.
 
 use anyhow::Context;
 use cafe::telemetry::{self, TelemetryConfig};
@@ -12,6 +16,7 @@ fn main() -> anyhow::Result<()> {
         service_name: "cafe",
         log_format: config.log_format,
         default_filter: "info",
+        otlp_endpoint: config.otlp_endpoint.clone(),
     });
 
     // The runtime is built by hand, not with `#[tokio::main]`, so that

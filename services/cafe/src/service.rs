@@ -8,20 +8,30 @@
 //! - [`order_with_buzzer`](CafeService::order_with_buzzer) returns a stream
 //!   at once; a spawned task forwards the order's changes into it. The caller
 //!   has the ticket straight away and is free to do other things.
+//!
+//! Both are traced so that waiting shows as bars in a trace view. Under the
+//! handler's span (itself under the `grpc.server` span opened by
+//! [`cafe::propagation`]) an order gets a `queue.wait` span, from placement
+//! until BREWING is observed, then a `brewing` span until the order ends.
+//! With few baristas and many orders, the `queue.wait` bars grow: that is
+//! contention, visible. A buzzer's task runs in a `buzzer` span that lives as
+//! long as the stream, with one span event per change it sends.
 
 use std::{pin::Pin, sync::Arc};
 
 use cafe::{
     convert::menu_to_wire,
     menu::{MENU, TimeScale},
-    order::{NewOrder, OrderStatus},
+    order::{NewOrder, Order, OrderStatus},
     proto::v1::{self as pb, cafe_server::Cafe},
 };
 use futures::Stream;
+use opentelemetry::KeyValue;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::{info, warn};
+use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     book::{OrderBook, OrderEntry, OrderUpdate},
@@ -53,10 +63,15 @@ impl CafeService {
         CafeService { book, time_scale }
     }
 
+    /// Places the order and records what it is on the handler's span.
     fn place(&self, request: &pb::OrderRequest) -> Result<crate::book::Placed, Status> {
         let new = NewOrder::try_from(request).map_err(CafeError::InvalidRequest)?;
         let placed = self.book.place(new)?;
         let order = placed.entry.snapshot();
+        let span = Span::current();
+        span.record("order.id", order.id.as_str());
+        span.record("order.size", order.size.to_string());
+        span.record("queue.position", placed.entry.update().queue_position);
         if placed.is_new {
             info!(order.id = %order.id, customer = %order.customer, drink = order.drink.id,
                   size = %order.size, queue_position = placed.entry.update().queue_position, "order placed");
@@ -76,7 +91,14 @@ impl Cafe for CafeService {
         Ok(Response::new(menu_to_wire(MENU, self.time_scale)))
     }
 
-    #[tracing::instrument(skip_all, fields(customer = %request.get_ref().customer, drink = %request.get_ref().drink))]
+    #[tracing::instrument(skip_all, fields(
+        customer = %request.get_ref().customer,
+        order.drink = %request.get_ref().drink,
+        order.id = Empty,
+        order.size = Empty,
+        queue.position = Empty,
+        barista = Empty,
+    ))]
     async fn order_coffee(
         &self,
         request: Request<pb::OrderRequest>,
@@ -95,7 +117,7 @@ impl Cafe for CafeService {
         });
 
         // Waiting at the counter: this await is the whole synchronous café.
-        let order = entry.finished().await;
+        let order = wait_at_counter(&entry).await;
         if let Some(guard) = leaving {
             std::mem::forget(guard);
         }
@@ -125,7 +147,14 @@ impl Cafe for CafeService {
 
     type OrderWithBuzzerStream = EventStream;
 
-    #[tracing::instrument(skip_all, fields(customer = %request.get_ref().customer, drink = %request.get_ref().drink))]
+    #[tracing::instrument(skip_all, fields(
+        customer = %request.get_ref().customer,
+        order.drink = %request.get_ref().drink,
+        order.id = Empty,
+        order.size = Empty,
+        queue.position = Empty,
+        barista = Empty,
+    ))]
     async fn order_with_buzzer(
         &self,
         request: Request<pb::OrderRequest>,
@@ -149,6 +178,7 @@ impl Cafe for CafeService {
 
     type WatchOrderStream = EventStream;
 
+    #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
     async fn watch_order(
         &self,
         request: Request<pb::WatchOrderRequest>,
@@ -195,7 +225,7 @@ impl Cafe for CafeService {
         // response stream is the channel's other end. When the client hangs
         // up, tonic drops the receiver, `tx.closed()` fires and the task
         // ends: no orphaned work.
-        tokio::spawn(async move {
+        let producer = async move {
             for update in open {
                 if tx.send(Ok(board_event(update))).await.is_err() {
                     return;
@@ -219,7 +249,9 @@ impl Cafe for CafeService {
                     },
                 }
             }
-        });
+        };
+        // The task's logs belong to this call's span.
+        tokio::spawn(producer.in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -261,10 +293,16 @@ enum Replay {
 
 /// The buzzer: changes to one order, as a stream that ends OK once the
 /// order has ended. The first event carries `ticket_token` if given.
+///
+/// The producing task runs in a `buzzer` span, child of the call's span, that
+/// ends with the stream; each event sent is a span event on it, and the
+/// order's `queue.wait` and `brewing` phases are spans under it.
 fn order_events(entry: Arc<OrderEntry>, ticket_token: Option<String>, from: Replay) -> EventStream {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(async move {
+    let buzzer = info_span!("buzzer", order.id = %entry.id(), barista = Empty);
+    let task = async move {
         let mut state = entry.subscribe();
+        let mut phases = Phases::default();
         let mut ticket_token = ticket_token;
         // How much of the order's history this buzzer has shown, and the
         // last queue position it showed.
@@ -280,6 +318,14 @@ fn order_events(entry: Arc<OrderEntry>, ticket_token: Option<String>, from: Repl
                 let now = state.borrow_and_update();
                 let mut events = Vec::new();
                 let mut push = |update: &OrderUpdate| {
+                    phases.observe(&update.order, update.queue_position);
+                    Span::current().add_event(
+                        "buzz",
+                        vec![
+                            KeyValue::new("order.status", update.order.status.to_string()),
+                            KeyValue::new("queue.position", i64::from(update.queue_position)),
+                        ],
+                    );
                     events.push(pb::OrderEvent {
                         order: Some((&update.order).into()),
                         queue_position: update.queue_position,
@@ -320,6 +366,82 @@ fn order_events(entry: Arc<OrderEntry>, ticket_token: Option<String>, from: Repl
                 () = tx.closed() => return,
             }
         }
-    });
+    };
+    // The span goes with the task: whichever way the task ends (order
+    // finished, customer hung up), the span ends with it.
+    tokio::spawn(task.instrument(buzzer));
     Box::pin(ReceiverStream::new(rx))
+}
+
+/// Waits at the counter until the order ends and returns it, tracing the
+/// wait as phases under the handler's span.
+async fn wait_at_counter(entry: &OrderEntry) -> Order {
+    let mut state = entry.subscribe();
+    let mut phases = Phases::default();
+    let mut seen = 0;
+    loop {
+        // Look at what happened while holding the watch's read lock; wait
+        // for the next change after releasing it.
+        let finished = {
+            let now = state.borrow_and_update();
+            for change in &now.history[seen..] {
+                phases.observe(&change.order, change.queue_position);
+            }
+            seen = now.history.len();
+            let current = now.current();
+            current.status.is_final().then(|| current.clone())
+        };
+        if let Some(order) = finished {
+            return order;
+        }
+        if state.changed().await.is_err() {
+            // Cannot happen while we hold the entry (it owns the sender);
+            // if it did, the order as it stands is the best answer.
+            return entry.snapshot();
+        }
+    }
+}
+
+/// The phases of an order as one customer sees them, as spans: created
+/// when a status is first seen, ended (dropped) when the next one is. A span
+/// that is held but never entered measures wall-clock waiting, which is the
+/// point: these bars are time spent waiting, not working.
+#[derive(Default)]
+struct Phases {
+    current: Option<(OrderStatus, Span)>,
+}
+
+impl Phases {
+    /// Notes the order's status; opens `queue.wait` on QUEUED and `brewing`
+    /// on BREWING (recording the barista on the current span), and closes
+    /// the previous phase.
+    fn observe(&mut self, order: &Order, queue_position: u32) {
+        if let Some((status, _)) = &self.current
+            && *status == order.status
+        {
+            return; // a queue position change: same phase
+        }
+        // Dropping the previous phase's span ends its bar here.
+        self.current = None;
+        let span = match order.status {
+            OrderStatus::Queued => info_span!(
+                "queue.wait",
+                order.id = %order.id,
+                queue.position = queue_position,
+            ),
+            OrderStatus::Brewing => {
+                let barista = order.barista.as_deref().unwrap_or_default();
+                Span::current().record("barista", barista);
+                info_span!(
+                    "brewing",
+                    order.id = %order.id,
+                    order.drink = order.drink.id,
+                    order.size = %order.size,
+                    barista,
+                )
+            }
+            _ => return,
+        };
+        self.current = Some((order.status, span));
+    }
 }

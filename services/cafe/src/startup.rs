@@ -17,7 +17,10 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use cafe::proto::{FILE_DESCRIPTOR_SET, v1::cafe_server::CafeServer};
+use cafe::{
+    propagation::GrpcServerTraceLayer,
+    proto::{FILE_DESCRIPTOR_SET, v1::cafe_server::CafeServer},
+};
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Server, server::TcpIncoming};
@@ -127,6 +130,10 @@ impl Application {
         // algorithm may hold one back waiting for the next.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let server = Server::builder()
+            // Every call gets a server span, child of the caller's span when
+            // the request carries a `traceparent` (health and reflection
+            // calls excepted), and its trace id back in `x-trace-id`.
+            .layer(GrpcServerTraceLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

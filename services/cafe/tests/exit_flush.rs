@@ -1,0 +1,223 @@
+//! The real `cafe-server` binary, stopped with Ctrl-C (SIGINT), still
+//! delivers its last spans: the telemetry guard flushes them after the
+//! runtime is gone, on the exit path a person actually takes.
+//!
+//! This is the one place where the binary runs as a child process: what is
+//! tested is `main`'s order of drops, which no in-process test can see.
+//! It uses the OTLP collector of the root tests.
+
+#![cfg(unix)]
+
+#[path = "../../../tests/common/otlp.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod otlp;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use cafe::{
+    propagation,
+    proto::v1::{OrderRequest, cafe_client::CafeClient},
+};
+use otlp::{Collector, KIND_SERVER};
+use serde_json::Value;
+
+/// Reads the child's JSON log lines as they come, on a thread.
+fn log_lines(stderr: std::process::ChildStderr) -> mpsc::Receiver<Value> {
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<Value>(&line)
+                && lines.send(value).is_err()
+            {
+                return;
+            }
+        }
+    });
+    received
+}
+
+/// The first log line whose message is `message`, within 10 s.
+fn wait_for_log(lines: &mpsc::Receiver<Value>, message: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no log line {message:?} from the café"));
+        if line["fields"]["message"] == message {
+            return line;
+        }
+    }
+}
+
+#[tokio::test]
+async fn ctrl_c_still_delivers_the_last_spans() {
+    let collector = Collector::start();
+    let mut cafe = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
+        .args(["--listen", "127.0.0.1:0", "--time-scale", "0.005"])
+        .args([
+            "--log-format",
+            "json",
+            "--otlp-endpoint",
+            &collector.endpoint(),
+        ])
+        .env("RUST_LOG", "info")
+        .env_remove("OTEL_SERVICE_NAME")
+        .env_remove("OTEL_TRACES_SAMPLER")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start cafe-server");
+    let lines = log_lines(cafe.stderr.take().unwrap());
+    let open = wait_for_log(&lines, "café open");
+    let address = open["fields"]["address"].as_str().unwrap().to_owned();
+
+    // One order, through a traced channel (with no subscriber in this test
+    // process, the café's server span is the trace's root).
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = CafeClient::new(propagation::traced(channel));
+    let response = client
+        .order_coffee(OrderRequest {
+            customer: "Ada".into(),
+            drink: "latte".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let trace_id = propagation::trace_id_from(response.metadata()).expect("x-trace-id");
+
+    // The JSON log line of the order names the same trace.
+    let placed = wait_for_log(&lines, "order placed");
+    assert_eq!(placed["trace_id"], trace_id.as_str(), "{placed}");
+    assert!(placed["span_id"].as_str().is_some_and(|id| id.len() == 16));
+
+    // Ctrl-C. The batch processor's schedule (5 s) has not come round: only
+    // the guard's flush at exit can deliver the spans.
+    let stopped = Instant::now();
+    let interrupted = Command::new("kill")
+        .args(["-INT", &cafe.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = tokio::task::spawn_blocking(move || cafe.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = stopped.elapsed();
+    eprintln!("cafe-server exited {status} {took:?} after SIGINT");
+    assert!(status.success(), "{status}");
+
+    let spans: Vec<_> = collector
+        .spans()
+        .into_iter()
+        .filter(|span| span.trace_id == trace_id)
+        .collect();
+    let names: Vec<&str> = spans.iter().map(|span| span.name.as_str()).collect();
+    for expected in [
+        "cafe.v1.Cafe/OrderCoffee",
+        "order_coffee",
+        "queue.wait",
+        "brewing",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let server = spans
+        .iter()
+        .find(|span| span.kind == KIND_SERVER)
+        .expect("the server span");
+    assert_eq!(server.service, "cafe");
+    assert!(
+        server.parent_span_id.is_empty(),
+        "no caller context: a root span"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
+    // Nothing listens on this port once the listener is dropped.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cafe = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
+        .args(["--listen", "127.0.0.1:0", "--time-scale", "0.005"])
+        .args([
+            "--log-format",
+            "json",
+            "--otlp-endpoint",
+            &format!("http://{closed}"),
+        ])
+        .env("RUST_LOG", "info")
+        // Export every 50 ms, so that the outage spans many failed batches.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start cafe-server");
+    let lines = log_lines(cafe.stderr.take().unwrap());
+    let open = wait_for_log(&lines, "café open");
+    let address = open["fields"]["address"].as_str().unwrap().to_owned();
+
+    let mut client = CafeClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    // Orders one after the other for over a second: many batches, all failing.
+    let started = Instant::now();
+    let mut orders = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        client
+            .order_coffee(OrderRequest {
+                customer: "Ada".into(),
+                drink: "espresso".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        orders += 1;
+    }
+
+    let stopped = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &cafe.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || cafe.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = stopped.elapsed();
+    eprintln!("{orders} orders; exited {status} {took:?} after SIGINT");
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+
+    // The log thread ends with the child's stderr.
+    let warnings: Vec<Value> = lines
+        .iter()
+        .filter(|line| line["level"] == "WARN" || line["level"] == "ERROR")
+        .collect();
+    let outage: Vec<&Value> = warnings
+        .iter()
+        .filter(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("cannot export traces"))
+        })
+        .collect();
+    assert_eq!(outage.len(), 1, "one outage, one warning: {warnings:#?}");
+    assert_eq!(warnings.len(), 1, "nothing else complains: {warnings:#?}");
+}
