@@ -8,12 +8,15 @@
 //! - [`order`]: what an order is and how it moves from queued to ready.
 //! - [`convert`]: the one translation layer between the domain types and
 //!   their protobuf messages.
+//! - [`deadline`]: the caller's gRPC deadline on the server side, answered
+//!   with `DEADLINE_EXCEEDED` and passed on to the calls made for them.
 //! - [`telemetry`]: logging (and later traces) for every binary, set up once.
 //!
 //! The services live in their own crates: `services/cafe` (the café server),
 //! `services/barista` (the barista backend) and `client` (the `cafe` CLI).
 
 pub mod convert;
+pub mod deadline;
 pub mod menu;
 pub mod order;
 pub mod telemetry;
