@@ -10,6 +10,7 @@
 //!   their protobuf messages.
 //! - [`deadline`]: the caller's gRPC deadline on the server side, answered
 //!   with `DEADLINE_EXCEEDED` and passed on to the calls made for them.
+//! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
 //! - [`telemetry`]: logging (and later traces) for every binary, set up once.
 //!
 //! The services live in their own crates: `services/cafe` (the café server),
@@ -19,6 +20,7 @@ pub mod convert;
 pub mod deadline;
 pub mod menu;
 pub mod order;
+pub mod shutdown;
 pub mod telemetry;
 
 /// The generated protobuf messages and gRPC clients and servers.
