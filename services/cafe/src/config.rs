@@ -10,6 +10,8 @@ use cafe::{menu::TimeScale, telemetry::LogFormat};
 use cafe_barista::brewing::BrewMode;
 use clap::Parser;
 
+use crate::remote::BaristaEndpoint;
+
 /// `cafe-server`: a café that takes orders over gRPC.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "cafe-server", version, about, long_about = None)]
@@ -18,7 +20,11 @@ pub struct Config {
     #[arg(long, env = "CAFE_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// How many baristas brew at the same time.
+    /// How many drinks are brewed at the same time. With the embedded
+    /// baristas (no --barista-endpoint) that is how many baristas the café
+    /// has; with remote baristas it is how many orders the café has in
+    /// flight at once, spread over the replicas (give it at least the total
+    /// of their --baristas, or some stand idle).
     #[arg(long, env = "CAFE_BARISTAS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub baristas: u16,
@@ -54,6 +60,28 @@ pub struct Config {
     /// How log lines are written to stderr (filter them with RUST_LOG).
     #[arg(long, env = "CAFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// A remote barista backend (`cafe-barista`) to brew on, e.g.
+    /// http://127.0.0.1:50061 or barista:50061. Repeat it, or give a DNS name
+    /// with several addresses (`docker compose --scale barista=3`): brews are
+    /// balanced over every address. The environment variable takes a
+    /// comma-separated list [default: none, the café's own embedded
+    /// baristas brew].
+    #[arg(long = "barista-endpoint", env = "CAFE_BARISTA_ENDPOINTS", value_delimiter = ',')]
+    pub barista_endpoints: Vec<BaristaEndpoint>,
+
+    /// How often the barista endpoints' DNS names are resolved again, so
+    /// scaled-up replicas are used and gone ones dropped.
+    #[arg(long, env = "CAFE_BARISTA_RESOLVE_INTERVAL", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub barista_resolve_interval: Duration,
+
+    /// With remote baristas: how long orders wait for some barista to be
+    /// reachable before they fail with UNAVAILABLE. While none is, new orders
+    /// are refused at once and the café's health is NOT_SERVING.
+    #[arg(long, env = "CAFE_BARISTA_WAIT", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub barista_wait: Duration,
 }
 
 impl Default for Config {
@@ -68,6 +96,9 @@ impl Default for Config {
             queue_capacity: 1000,
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            barista_endpoints: Vec::new(),
+            barista_resolve_interval: Duration::from_secs(5),
+            barista_wait: Duration::from_secs(5),
         }
     }
 }
@@ -89,6 +120,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn barista_endpoints_repeat() {
+        let config = Config::try_parse_from([
+            "cafe-server",
+            "--barista-endpoint",
+            "http://127.0.0.1:50061",
+            "--barista-endpoint",
+            "barista:50062",
+        ])
+        .unwrap();
+        let endpoints: Vec<String> = config
+            .barista_endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(endpoints, ["127.0.0.1:50061", "barista:50062"]);
+    }
+
+    #[test]
     fn default_matches_the_flags_defaults() {
         // Reads no environment: every flag is given its documented default.
         let parsed = Config::try_parse_from(["cafe-server"]).unwrap();
@@ -103,6 +152,7 @@ mod tests {
             ["cafe-server", "--time-scale", "0"],
             ["cafe-server", "--brew-mode", "sometimes"],
             ["cafe-server", "--shutdown-grace", "soon"],
+            ["cafe-server", "--barista-endpoint", "http://no-port"],
         ] {
             assert!(
                 Config::try_parse_from(args).is_err(),

@@ -13,12 +13,16 @@ use std::{pin::Pin, sync::Arc};
 
 use cafe::{
     convert::menu_to_wire,
+    deadline::CallerDeadline,
     menu::{MENU, TimeScale},
     order::{NewOrder, OrderStatus},
     proto::v1::{self as pb, cafe_server::Cafe},
 };
 use futures::Stream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::{
+    sync::{broadcast, mpsc},
+    time::Instant,
+};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
@@ -53,9 +57,14 @@ impl CafeService {
         CafeService { book, time_scale }
     }
 
-    fn place(&self, request: &pb::OrderRequest) -> Result<crate::book::Placed, Status> {
+    /// Places an order for a customer who waits until `deadline` at most.
+    fn place(
+        &self,
+        request: &pb::OrderRequest,
+        deadline: Option<Instant>,
+    ) -> Result<crate::book::Placed, Status> {
         let new = NewOrder::try_from(request).map_err(CafeError::InvalidRequest)?;
-        let placed = self.book.place(new)?;
+        let placed = self.book.place_until(new, deadline)?;
         let order = placed.entry.snapshot();
         if placed.is_new {
             info!(order.id = %order.id, customer = %order.customer, drink = order.drink.id,
@@ -81,7 +90,10 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::OrderRequest>,
     ) -> Result<Response<pb::OrderCoffeeResponse>, Status> {
-        let placed = self.place(request.get_ref())?;
+        // The customer's deadline travels with the order to the barista
+        // (the `DeadlineLayer` in startup also ends this call with
+        // DEADLINE_EXCEEDED when it passes, which cancels the order below).
+        let placed = self.place(request.get_ref(), CallerDeadline::of(&request))?;
         let entry = placed.entry;
 
         // If the customer walks away (their deadline passes, or they cancel
@@ -130,7 +142,9 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::OrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let placed = self.place(request.get_ref())?;
+        // A buzzer customer's deadline only bounds getting the ticket: the
+        // order goes on, and they can come back with WatchOrder.
+        let placed = self.place(request.get_ref(), None)?;
         let ticket_token = placed.entry.claim_token().to_owned();
         Ok(Response::new(order_events(
             placed.entry,
