@@ -17,9 +17,14 @@
 //! rewrite its answer. Instead [`DeadlineLayer`] runs its own timer, started
 //! in the same synchronous `call` chain a few microseconds later, and set
 //! [`EARLY`] before the caller's deadline, so ours always fires first and the
-//! caller gets `DEADLINE_EXCEEDED`. Answering a moment early is what a
-//! server should do anyway: the answer still has to travel back before the
-//! caller's own clock runs out.
+//! caller gets `DEADLINE_EXCEEDED`.
+//!
+//! Why [`EARLY`] is not a hair but 20 ms: a tonic *client* runs the same
+//! timer on its side (with the same `CANCELLED` answer), started when it
+//! sent the request. The server's answer must cross the network and reach
+//! the client before that, so the server gives up early by more than a
+//! round trip on a busy machine. Each hop does the same, so a deeper call
+//! (the café's `Brew` to a barista) always runs out before its caller.
 //!
 //! The layer also puts the deadline into the request's extensions as a
 //! [`CallerDeadline`], so a handler reads it without parsing headers.
@@ -35,10 +40,11 @@ use tokio::time::Instant;
 use tonic::Status;
 use tower::{Layer, Service};
 
-/// How much earlier than the caller's deadline the server gives up. More
-/// than the 1 ms resolution of tokio's timer, so our timer fires in the same
-/// tick as tonic's at the latest (and then ours is polled first).
-pub const EARLY: Duration = Duration::from_millis(2);
+/// How much earlier than the caller's deadline the server gives up: enough
+/// for the answer to reach a caller whose own timer started a round trip
+/// earlier (see the module docs), and more than the 1 ms resolution of
+/// tokio's timer, so ours always fires before tonic's server-side one.
+pub const EARLY: Duration = Duration::from_millis(20);
 
 /// When the caller stops waiting, as the server's clock sees it. Found in
 /// the request extensions of every call that carried a `grpc-timeout`.

@@ -95,7 +95,10 @@ impl Barista for BaristaService {
     type BrewStream = BrewStream;
 
     #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id, drink = %request.get_ref().drink))]
-    async fn brew(&self, request: Request<pb::BrewRequest>) -> Result<Response<BrewStream>, Status> {
+    async fn brew(
+        &self,
+        request: Request<pb::BrewRequest>,
+    ) -> Result<Response<BrewStream>, Status> {
         let deadline = CallerDeadline::of(&request);
         let cup = check(request.get_ref())?;
         if self.station.is_closed() {
@@ -156,11 +159,12 @@ impl Brew {
         };
         let who = format!("{}/{}", self.replica, barista.name());
         info!(barista = %who, brew_time = ?self.brew_time, "brewing");
-        if !self.send(Event::Started(pb::BrewStarted {
-            barista: who.clone(),
-            started_at: Some(SystemTime::now().into()),
-        }))
-        .await
+        if !self
+            .send(Event::Started(pb::BrewStarted {
+                barista: who.clone(),
+                started_at: Some(SystemTime::now().into()),
+            }))
+            .await
         {
             return info!(barista = %who, "the caller left; the barista is free again");
         }
@@ -190,7 +194,8 @@ impl Brew {
 
     async fn deadline_passed(&self) {
         info!("the caller's deadline passed: brew stopped");
-        let status = Status::deadline_exceeded("the caller's deadline passed before the drink was finished");
+        let status =
+            Status::deadline_exceeded("the caller's deadline passed before the drink was finished");
         let _ = self.tx.send(Err(status)).await;
     }
 }

@@ -136,13 +136,18 @@ impl Application {
 
         let deadline = Instant::now() + config.shutdown_grace;
         info!(grace = ?config.shutdown_grace, busy = station.busy(), "closing: finishing the drinks in hand");
-        health.set_not_serving::<BaristaServer<BaristaService>>().await;
+        health
+            .set_not_serving::<BaristaServer<BaristaService>>()
+            .await;
         health
             .set_service_status("", ServingStatus::NotServing)
             .await;
         station.close();
         brews.close();
-        if tokio::time::timeout_at(deadline, brews.wait()).await.is_err() {
+        if tokio::time::timeout_at(deadline, brews.wait())
+            .await
+            .is_err()
+        {
             warn!("shutdown grace over with drinks still brewing: leaving them");
         }
 

@@ -54,7 +54,9 @@ impl Station {
 
     fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
         // A panic while pushing or popping a name leaves nothing half-done.
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits for a free barista, first come first served. Cancel-safe:

@@ -67,7 +67,11 @@ pub struct Config {
     /// balanced over every address. The environment variable takes a
     /// comma-separated list [default: none, the café's own embedded
     /// baristas brew].
-    #[arg(long = "barista-endpoint", env = "CAFE_BARISTA_ENDPOINTS", value_delimiter = ',')]
+    #[arg(
+        long = "barista-endpoint",
+        env = "CAFE_BARISTA_ENDPOINTS",
+        value_delimiter = ','
+    )]
     pub barista_endpoints: Vec<BaristaEndpoint>,
 
     /// How often the barista endpoints' DNS names are resolved again, so

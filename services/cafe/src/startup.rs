@@ -103,7 +103,12 @@ impl Application {
             }
         } else {
             // Remote baristas own the café's health from here on: SERVING
-            // only while one of them is reachable.
+            // only while one of them is reachable. It starts NOT_SERVING
+            // (and registered, so a health Watch can begin at once).
+            health.set_not_serving::<CafeServer<CafeService>>().await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             Brewers::Remote(RemoteBaristas::start(
                 &book,
                 health.clone(),

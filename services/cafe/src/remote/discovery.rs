@@ -146,7 +146,9 @@ impl Registry {
     }
 
     fn lock(&self) -> MutexGuard<'_, RegistryState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn no_barista(&self) -> String {
@@ -274,7 +276,11 @@ pub(crate) async fn resolve(
 }
 
 /// Keeps one replica's health in the registry until `stop` is cancelled.
-async fn watch_replica(registry: Arc<Registry>, replica: Arc<ReplicaState>, stop: CancellationToken) {
+async fn watch_replica(
+    registry: Arc<Registry>,
+    replica: Arc<ReplicaState>,
+    stop: CancellationToken,
+) {
     // One channel per address for its whole life, shared by the health
     // watch and every brew on it. `connect_lazy` connects on first use and
     // reconnects after a drop, so a replica that comes back on the same
@@ -311,7 +317,11 @@ async fn watch_replica(registry: Arc<Registry>, replica: Arc<ReplicaState>, stop
 }
 
 /// Watches the replica's health until it stops serving; returns why.
-async fn watch_health(registry: &Registry, replica: &Arc<ReplicaState>, channel: &Channel) -> String {
+async fn watch_health(
+    registry: &Registry,
+    replica: &Arc<ReplicaState>,
+    channel: &Channel,
+) -> String {
     let mut health = HealthClient::new(channel.clone());
     let request = HealthCheckRequest {
         service: BARISTA_SERVICE.to_owned(),
@@ -344,7 +354,13 @@ mod tests {
         assert_eq!(read("http://127.0.0.1:50061").unwrap(), "127.0.0.1:50061");
         assert_eq!(read("barista:50061").unwrap(), "barista:50061");
         assert_eq!(read("http://[::1]:50061/").unwrap(), "[::1]:50061");
-        for bad in ["barista", "http://barista", "barista:port", ":50061", "https://x/y:1"] {
+        for bad in [
+            "barista",
+            "http://barista",
+            "barista:port",
+            ":50061",
+            "https://x/y:1",
+        ] {
             assert!(read(bad).is_err(), "{bad} was accepted");
         }
     }

@@ -52,6 +52,10 @@ use crate::book::{OrderBook, OrderEntry};
 /// How many replicas one order may be tried on before it fails.
 pub const MAX_ATTEMPTS: usize = 3;
 
+/// How long an order whose barista gave up on the customer's deadline
+/// waits for the café's own deadline to cancel it, before failing it.
+const DEADLINE_SETTLE: Duration = Duration::from_secs(1);
+
 /// The balancer over the replicas the discovery tasks found.
 type Balancer = Balance<UnboundedReceiverStream<ReplicaChange>, BrewJob>;
 
@@ -94,6 +98,8 @@ impl std::fmt::Debug for RemoteBaristas {
 enum Failure {
     /// Nothing to retry: the order failed for good.
     Final(String),
+    /// The barista stopped because the customer's deadline passed.
+    DeadlinePassed,
     /// The barista went away (or could not be reached): try another one.
     BaristaLeft { who: Option<String>, why: String },
 }
@@ -190,6 +196,20 @@ impl RemoteBaristas {
                     book.mark_failed(entry, &reason);
                     return;
                 }
+                Err(Failure::DeadlinePassed) => {
+                    // The barista's clock ran out a moment before ours: each
+                    // hop gives up `cafe::deadline::EARLY` before its caller.
+                    // The café's own deadline layer is about to answer the
+                    // customer DEADLINE_EXCEEDED and cancel the order; let it,
+                    // rather than fail the order first and answer UNAVAILABLE.
+                    tokio::select! {
+                        () = entry.stopped() => {}
+                        () = tokio::time::sleep(DEADLINE_SETTLE) => {
+                            book.mark_failed(entry, "the customer's deadline passed before the drink was finished");
+                        }
+                    }
+                    return;
+                }
                 Err(Failure::BaristaLeft { who, why }) => {
                     let who = who.unwrap_or_else(|| format!("the barista at {}", replica.addr));
                     warn!(order.id = %order.id, barista = %who, %why, attempt, "barista went away: retrying on another");
@@ -197,7 +217,10 @@ impl RemoteBaristas {
                     // retry cannot land on it again.
                     self.inner.registry.suspect(&replica, &why);
                     if attempt < MAX_ATTEMPTS {
-                        book.barista_left(entry, &format!("{who} went away; retrying on another barista"));
+                        book.barista_left(
+                            entry,
+                            &format!("{who} went away; retrying on another barista"),
+                        );
                     }
                     last_failure = Some(format!("{who} went away ({why})"));
                 }
@@ -287,12 +310,11 @@ fn classify(who: Option<String>, status: Status) -> Failure {
     match status.code() {
         // The café checks every order before a barista sees it, so this is a
         // version mismatch; another replica would say the same.
-        Code::InvalidArgument => {
-            Failure::Final(format!("the barista refused the order: {}", status.message()))
-        }
-        Code::DeadlineExceeded => Failure::Final(
-            "the customer's deadline passed before the drink was finished".to_owned(),
-        ),
+        Code::InvalidArgument => Failure::Final(format!(
+            "the barista refused the order: {}",
+            status.message()
+        )),
+        Code::DeadlineExceeded => Failure::DeadlinePassed,
         // Connection lost, replica closing (UNAVAILABLE), or anything else a
         // dying server says: another barista can make the drink.
         code => Failure::BaristaLeft {
