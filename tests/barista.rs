@@ -15,7 +15,6 @@ use common::{
     barista::{barista_config, brew_request, free_addr, spawn_barista, spawn_barista_at},
     order, remote_config, spawn_cafe,
 };
-use futures::StreamExt;
 use tokio::time::{Instant, timeout};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
