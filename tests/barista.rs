@@ -348,3 +348,74 @@ async fn a_deadline_shorter_than_the_brew_frees_the_remote_barista_at_once() {
 
     cafe.shutdown_within(Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn a_barista_shutting_down_finishes_its_drink_and_new_orders_go_elsewhere() {
+    // A latte takes 2 s; the grace is far longer, so a shutdown that waited
+    // for it (instead of for the drink) would show.
+    let config = |name: &str| cafe_barista::Config {
+        time_scale: TimeScale::new(0.05).unwrap(),
+        shutdown_grace: Duration::from_secs(30),
+        ..barista_config(name, 1)
+    };
+    let mut one = Some(spawn_barista(config("barista-1")));
+    let mut two = Some(spawn_barista(config("barista-2")));
+    let urls = [one.as_ref().unwrap().url(), two.as_ref().unwrap().url()];
+    let mut cafe = spawn_cafe(remote_config(&urls)).await;
+    cafe.wait_for_health(ServingStatus::Serving, LIMIT).await;
+
+    let mut first = cafe
+        .client
+        .order_with_buzzer(order("Ada", "latte"))
+        .await
+        .unwrap()
+        .into_inner();
+    let brewer = loop {
+        let event = timeout(LIMIT, first.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if status_of(&event) == OrderStatus::Brewing {
+            break event.order.unwrap().barista;
+        }
+    };
+    let (leaving, other) = if brewer.starts_with("barista-1/") {
+        (one.take().unwrap(), "barista-2/")
+    } else {
+        (two.take().unwrap(), "barista-1/")
+    };
+    let started = Instant::now();
+    let stopping = tokio::spawn(leaving.shutdown_within(LIMIT));
+
+    // The drink in hand is finished by the barista who is leaving.
+    let mut last = None;
+    while let Some(event) = timeout(LIMIT, first.message()).await.unwrap().unwrap() {
+        last = event.order;
+    }
+    let last = last.unwrap();
+    assert_eq!(last.status, OrderStatus::Ready as i32, "{last:?}");
+    assert_eq!(last.barista, brewer);
+
+    // A new order goes to the one who stays (directly, or after the leaving
+    // one turned it away as closing).
+    let second = cafe
+        .client
+        .order_coffee(order("Bo", "espresso"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert!(second.barista.starts_with(other), "{second:?}");
+
+    stopping.await.unwrap();
+    let took = started.elapsed();
+    eprintln!("graceful barista shutdown with a drink in hand: {took:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "the barista took {took:?} to shut down; its drink needed 2 s"
+    );
+
+    cafe.shutdown_within(Duration::from_secs(10)).await;
+}
