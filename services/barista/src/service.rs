@@ -22,7 +22,7 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info};
 
 use crate::{
     brewing::{self, BrewMode},
@@ -104,7 +104,6 @@ impl Barista for BaristaService {
         if self.station.is_closed() {
             return Err(BaristaError::Closing(self.replica.to_string()).into());
         }
-        let order_id = request.into_inner().order_id;
         let (tx, rx) = mpsc::channel(2);
         let brew = Brew {
             station: Arc::clone(&self.station),
@@ -115,9 +114,9 @@ impl Barista for BaristaService {
             tx,
         };
         // The task is tracked, so a shutting-down replica can wait for it;
-        // it owns the sender, so the stream ends when the task does.
-        let span = info_span!("brew", order.id = %order_id);
-        self.brews.spawn(brew.run().instrument(span));
+        // it owns the sender, so the stream ends when the task does. It logs
+        // in this call's span (order id, drink), which outlives the call.
+        self.brews.spawn(brew.run().in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -30,7 +30,8 @@ pub struct Config {
     pub baristas: u16,
 
     /// Multiplier on every brew time: 1 is real time, 0.05 makes a 40 s latte
-    /// take 2 s.
+    /// take 2 s. Remote baristas brew at their own --time-scale; the café's
+    /// is then only what GetMenu reports, so give them the same.
     #[arg(long, env = "CAFE_TIME_SCALE", default_value = "1")]
     pub time_scale: TimeScale,
 

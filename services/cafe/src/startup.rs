@@ -9,7 +9,9 @@
 //! 3. drinks being brewed are finished (their buzzers get `READY`);
 //! 4. board streams end and the transport shuts down;
 //!
-//! all within `--shutdown-grace`. tonic's own graceful shutdown waits for
+//! all within `--shutdown-grace`. With `--barista-endpoint`, the baristas
+//! are remote (see [`crate::remote`]): the café's health then follows
+//! theirs, NOT_SERVING while none is reachable. tonic's own graceful shutdown waits for
 //! every open stream to end, however long that takes; the grace is what
 //! bounds it.
 //!
