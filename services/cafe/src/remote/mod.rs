@@ -18,8 +18,9 @@
 //! that lasts for the whole brew (a `Brew` call returns its headers at once,
 //! so per-request load would see every replica idle), and which replicas are
 //! up (for the café's health). So [`tower::balance::p2c::Balance`] runs over
-//! our own [`replica::Replica`] services, fed by a discovery stream the
-//! [`discovery`] tasks write; each replica's load is its brews in flight.
+//! our own `Replica` services (`remote/replica.rs`), fed by a discovery
+//! stream that the tasks in `remote/discovery.rs` write; each replica's load
+//! is its brews in flight.
 //!
 //! The balancer is a `Service` that needs `&mut self`, and the café's
 //! dispatcher tasks share it behind a `tokio::sync::Mutex`. The lock is held
