@@ -419,3 +419,28 @@ async fn a_barista_shutting_down_finishes_its_drink_and_new_orders_go_elsewhere(
 
     cafe.shutdown_within(Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn a_barista_found_through_a_dns_name_brews() {
+    // `localhost` goes through `lookup_host` like a compose service name; it
+    // may also resolve to ::1, where nobody listens: that address stays down
+    // and the café uses the one that answers.
+    let barista = spawn_barista(barista_config("named", 1));
+    let mut cafe = spawn_cafe(common::Config {
+        barista_resolve_interval: Duration::from_millis(200),
+        ..remote_config(&[format!("localhost:{}", barista.addr.port())])
+    })
+    .await;
+    cafe.wait_for_health(ServingStatus::Serving, LIMIT).await;
+    let ready = cafe
+        .client
+        .order_coffee(order("Ada", "espresso"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(ready.barista, "named/Ana");
+
+    cafe.shutdown_within(Duration::from_secs(10)).await;
+}

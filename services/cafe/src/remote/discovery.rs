@@ -346,7 +346,47 @@ async fn watch_health(
 
 #[cfg(test)]
 mod tests {
+    use cafe::order::NewOrder;
+
     use super::*;
+    use crate::error::CafeError;
+
+    fn latte() -> NewOrder {
+        NewOrder::parse("Ada", "latte", Ok(None), "").unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn orders_are_refused_while_no_replica_is_up() {
+        let book = Arc::new(OrderBook::new(10));
+        let (changes, mut discovered) = mpsc::unbounded_channel();
+        let endpoint: BaristaEndpoint = "127.0.0.1:9".parse().unwrap();
+        let registry = Registry::new(changes, Arc::clone(&book), &[endpoint]);
+        let wait = Duration::from_secs(5);
+
+        // Nobody up yet: refused, and a waiting order gives up 5 s from now.
+        let refused = book.place(latte()).unwrap_err();
+        assert!(matches!(&refused, CafeError::NoBarista(why) if why.contains("127.0.0.1:9")));
+        assert_eq!(registry.give_up_at(wait), Instant::now() + wait);
+        assert!(!*registry.available().borrow());
+
+        let replica = ReplicaState::new("127.0.0.1:9".parse().unwrap());
+        let channel = Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        registry.mark_up(&replica, &channel);
+        assert!(matches!(discovered.try_recv(), Ok(Ok(Change::Insert(..)))));
+        assert!(book.place(latte()).is_ok());
+        assert!(*registry.available().borrow());
+
+        // A brew fails on it an hour later: out of the balancer at once, and
+        // the wait is counted from this outage, not from the first one.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        registry.suspect(&replica, "a brew failed");
+        assert!(matches!(discovered.try_recv(), Ok(Ok(Change::Remove(_)))));
+        assert!(matches!(book.place(latte()), Err(CafeError::NoBarista(_))));
+        assert_eq!(registry.give_up_at(wait), Instant::now() + wait);
+        // Marking it down twice changes nothing.
+        assert!(!registry.mark_down(&replica, "again"));
+        assert!(discovered.try_recv().is_err());
+    }
 
     #[test]
     fn endpoints_are_read_with_or_without_scheme() {
