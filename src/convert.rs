@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::{
     menu::{Drink, Size, TimeScale},
-    order::{FieldViolation, NewOrder, Order, OrderStatus},
+    order::{Cup, FieldViolation, NewOrder, Order, OrderStatus},
     proto::v1 as pb,
 };
 
@@ -133,6 +133,16 @@ impl TryFrom<&pb::OrderRequest> for NewOrder {
             size_from_wire(request.size),
             &request.request_id,
         )
+    }
+}
+
+impl TryFrom<&pb::BrewRequest> for Cup {
+    type Error = Vec<FieldViolation>;
+
+    /// Checks the drink and size a barista is asked to brew (see
+    /// [`Cup::parse`]); the same rules as for a customer's order.
+    fn try_from(request: &pb::BrewRequest) -> Result<Self, Self::Error> {
+        Cup::parse(&request.drink, size_from_wire(request.size))
     }
 }
 

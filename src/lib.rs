@@ -8,6 +8,9 @@
 //! - [`order`]: what an order is and how it moves from queued to ready.
 //! - [`convert`]: the one translation layer between the domain types and
 //!   their protobuf messages.
+//! - [`deadline`]: the caller's gRPC deadline on the server side, answered
+//!   with `DEADLINE_EXCEEDED` and passed on to the calls made for them.
+//! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
 //! - [`telemetry`]: logs and traces for every binary, set up once; the OTLP
 //!   exporter that never slows the service down.
 //! - [`propagation`]: one trace across processes: the tower layers that carry
@@ -17,9 +20,11 @@
 //! `services/barista` (the barista backend) and `client` (the `cafe` CLI).
 
 pub mod convert;
+pub mod deadline;
 pub mod menu;
 pub mod order;
 pub mod propagation;
+pub mod shutdown;
 pub mod telemetry;
 
 /// The generated protobuf messages and gRPC clients and servers.

@@ -173,6 +173,50 @@ impl NewOrder {
         let customer = Customer::parse(customer)
             .map_err(|v| violations.push(v))
             .ok();
+        let cup = Cup::parse(drink, size)
+            .map_err(|cup_violations| violations.extend(cup_violations))
+            .ok();
+        let request_id_chars = request_id.chars().count();
+        if request_id_chars > MAX_REQUEST_ID_CHARS {
+            violations.push(FieldViolation {
+                field: "request_id",
+                description: format!(
+                    "request_id must be at most {MAX_REQUEST_ID_CHARS} characters, got {request_id_chars}"
+                ),
+            });
+        }
+
+        match (customer, cup) {
+            (Some(customer), Some(Cup { drink, size })) if violations.is_empty() => Ok(NewOrder {
+                customer,
+                drink,
+                size,
+                request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+            }),
+            _ => Err(violations),
+        }
+    }
+}
+
+/// A drink in a size it is made in: what a barista is asked to brew. Both
+/// the café (inside [`NewOrder::parse`]) and the barista backend (for a
+/// `BrewRequest`) check a drink and a size with [`Cup::parse`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cup {
+    /// What to brew.
+    pub drink: &'static Drink,
+    /// Which cup.
+    pub size: Size,
+}
+
+impl Cup {
+    /// Checks a menu id and a size (`None` is medium), reporting every
+    /// problem with the field it is about.
+    pub fn parse(
+        drink: &str,
+        size: Result<Option<Size>, FieldViolation>,
+    ) -> Result<Self, Vec<FieldViolation>> {
+        let mut violations = Vec::new();
         let drink = match menu::find(drink) {
             Some(drink) => Some(drink),
             None if drink.is_empty() => {
@@ -208,23 +252,8 @@ impl NewOrder {
                 description: format!("size {size} is not made for {}", drink.id),
             });
         }
-        let request_id_chars = request_id.chars().count();
-        if request_id_chars > MAX_REQUEST_ID_CHARS {
-            violations.push(FieldViolation {
-                field: "request_id",
-                description: format!(
-                    "request_id must be at most {MAX_REQUEST_ID_CHARS} characters, got {request_id_chars}"
-                ),
-            });
-        }
-
-        match (customer, drink, size) {
-            (Some(customer), Some(drink), Some(size)) if violations.is_empty() => Ok(NewOrder {
-                customer,
-                drink,
-                size,
-                request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
-            }),
+        match (drink, size) {
+            (Some(drink), Some(size)) if violations.is_empty() => Ok(Cup { drink, size }),
             _ => Err(violations),
         }
     }

@@ -13,7 +13,7 @@ use cafe::{
 };
 use cafe_barista::brewing::BrewMode;
 use cafe_server::{
-    baristas::{Shift, start_shift},
+    baristas::{Brewers, start_shift},
     book::OrderBook,
 };
 use tokio::time::Instant;
@@ -22,14 +22,11 @@ use tokio::time::Instant;
 /// returns when each was ready, measured from the start.
 async fn ready_times(baristas: u16, customers: usize) -> Vec<Duration> {
     let book = Arc::new(OrderBook::new(100));
-    let _shift = start_shift(
-        &book,
-        Shift {
-            baristas,
-            time_scale: TimeScale::REAL,
-            brew_mode: BrewMode::Async,
-        },
-    );
+    let brewers = Brewers::Embedded {
+        time_scale: TimeScale::REAL,
+        brew_mode: BrewMode::Async,
+    };
+    let _shift = start_shift(&book, &brewers, baristas);
     let start = Instant::now();
     let orders: Vec<_> = (0..customers)
         .map(|i| {

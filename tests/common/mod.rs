@@ -8,6 +8,7 @@
 
 #![allow(dead_code, unreachable_pub)] // each test file uses a different part
 
+pub mod barista;
 pub mod otlp;
 
 use std::{net::SocketAddr, time::Duration};
@@ -15,12 +16,17 @@ use std::{net::SocketAddr, time::Duration};
 use cafe::{
     menu::TimeScale,
     propagation::{self, GrpcClientTrace},
+    proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE,
     proto::v1::{OrderRequest, Size, cafe_client::CafeClient},
     telemetry::{self, LogFormat, TelemetryConfig},
 };
-use cafe_server::{Application, Config, startup::StartupError};
+pub use cafe_server::Config;
+use cafe_server::{Application, startup::StartupError};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 /// A time scale under which a medium latte (40 s at scale 1) takes 200 ms.
 pub const FAST: f64 = 0.005;
@@ -73,7 +79,41 @@ pub async fn connect(addr: SocketAddr) -> CafeClient<Channel> {
     CafeClient::new(channel)
 }
 
+/// A café brewing on the remote baristas at `urls` (fast menu times, as
+/// reported by GetMenu; the baristas brew at their own time scale).
+pub fn remote_config(urls: &[String]) -> Config {
+    Config {
+        barista_endpoints: urls.iter().map(|url| url.parse().unwrap()).collect(),
+        ..fast_config()
+    }
+}
+
 impl TestCafe {
+    /// Waits, on the café's health Watch stream, until its health says
+    /// `want`, failing the test after `limit`.
+    pub async fn wait_for_health(&self, want: ServingStatus, limit: Duration) {
+        let channel = Channel::from_shared(self.url()).unwrap().connect_lazy();
+        let mut health = HealthClient::new(channel);
+        let watching = async {
+            let mut statuses = health
+                .watch(HealthCheckRequest {
+                    service: CAFE_SERVICE.to_owned(),
+                })
+                .await
+                .expect("the café's health Watch")
+                .into_inner();
+            while let Some(update) = statuses.message().await.expect("health stream") {
+                if update.status == want as i32 {
+                    return;
+                }
+            }
+            panic!("the health stream ended before {want:?}");
+        };
+        tokio::time::timeout(limit, watching)
+            .await
+            .unwrap_or_else(|_| panic!("the café's health was not {want:?} within {limit:?}"));
+    }
+
     /// The café's URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -122,7 +162,7 @@ pub fn order(customer: &str, drink: &str) -> OrderRequest {
 }
 
 /// Logs to the test output when `TEST_LOG` is set; silent otherwise.
-fn init_test_log() {
+pub(crate) fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {
         let telemetry = telemetry::init(&TelemetryConfig {
             service_name: "test",

@@ -1,10 +1,27 @@
-//! The barista backend: people who turn an order into a drink.
+//! The barista backend: people who turn an order into a drink, as a gRPC
+//! service of its own (`cafe.v1.Barista`) that scales apart from the café.
 //!
 //! # Layout
+//! - [`config`]: the flags and environment variables, with their defaults.
+//! - [`startup`]: binds, serves, and closes in order on shutdown.
+//! - [`service`]: the `Brew` call: a stream of `started`, then `finished`,
+//!   and a barista freed the moment its caller goes away.
+//! - [`station`]: the named baristas and the FIFO queue of drinks waiting
+//!   for one (a semaphore).
 //! - [`brewing`]: how a barista spends the brew time, and the blocking
 //!   anti-pattern next to the right way.
+//! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //!
-//! Today the café runs its baristas in-process (see `services/cafe`); the
-//! same brewing code will also run behind the `Barista` gRPC service.
+//! The café runs the same [`brewing`] code in-process by default (its
+//! embedded baristas) and calls this service when given
+//! `--barista-endpoint`.
 
 pub mod brewing;
+pub mod config;
+pub mod error;
+pub mod service;
+pub mod startup;
+pub mod station;
+
+pub use config::Config;
+pub use startup::Application;

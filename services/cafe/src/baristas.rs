@@ -1,12 +1,19 @@
-//! The café's baristas: each one a task that takes the next order in line,
-//! brews it and comes back for more.
+//! Who brews, and the dispatch loop they share: K tasks, each taking the
+//! next order in line and seeing it brewed, then coming back for more.
 //!
-//! This is where the waiting happens. A barista task spends almost all its
-//! life in two `.await`s: waiting for an order ([`OrderBook::next_in_line`])
-//! and waiting for the drink ([`brewing::brew`]). While it waits, it is a
-//! parked future, not a thread: the runtime's few worker threads run whoever
-//! has something to do. That is why two baristas and a thousand customers
-//! waiting at the counter cost a handful of threads.
+//! [`Brewers`] is the one choice the café makes about its baristas:
+//! - **embedded** (the default): each task *is* a barista, named `Ana`,
+//!   `Ben`, …, and brews in-process;
+//! - **remote** (`--barista-endpoint`): each task is a dispatcher that hands
+//!   the order to a `cafe-barista` replica (see [`crate::remote`]); K is then
+//!   how many drinks are in flight at once.
+//!
+//! Either way this is where the waiting happens. A task spends almost all
+//! its life in two `.await`s: waiting for an order ([`OrderBook::next_in_line`])
+//! and waiting for the drink. While it waits, it is a parked future, not a
+//! thread: the runtime's few worker threads run whoever has something to
+//! do. That is why two baristas and a thousand customers waiting at the
+//! counter cost a handful of threads.
 
 use std::sync::Arc;
 
@@ -15,54 +22,104 @@ use cafe_barista::brewing::{self, BrewMode};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
-use crate::book::OrderBook;
+use crate::{
+    book::{OrderBook, OrderEntry},
+    remote::RemoteBaristas,
+};
 
-/// How the baristas work.
-#[derive(Debug, Clone, Copy)]
-pub struct Shift {
-    /// How many baristas.
-    pub baristas: u16,
-    /// Multiplier on every brew time.
-    pub time_scale: TimeScale,
-    /// How they wait while a drink brews.
-    pub brew_mode: BrewMode,
+/// Who brews the café's orders.
+#[derive(Debug, Clone)]
+pub enum Brewers {
+    /// Baristas inside the café process.
+    Embedded {
+        /// Multiplier on every brew time.
+        time_scale: TimeScale,
+        /// How they wait while a drink brews.
+        brew_mode: BrewMode,
+    },
+    /// `cafe-barista` replicas over gRPC.
+    Remote(RemoteBaristas),
 }
 
-/// Starts the baristas. Each task ends when the café closes and the line is
-/// empty, after finishing the drink in hand; the returned set lets the
-/// server wait for that while it shuts down.
-pub fn start_shift(book: &Arc<OrderBook>, shift: Shift) -> JoinSet<()> {
-    let mut baristas = JoinSet::new();
-    for index in 0..usize::from(shift.baristas) {
-        let name = brewing::barista_name(index);
-        let book = Arc::clone(book);
-        let span = info_span!("barista", barista = %name);
-        baristas.spawn(work(book, name, shift).instrument(span));
-    }
-    baristas
+/// What one dispatch task brews with.
+enum Brewer {
+    Embedded {
+        name: String,
+        time_scale: TimeScale,
+        brew_mode: BrewMode,
+    },
+    Remote(RemoteBaristas),
 }
 
-async fn work(book: Arc<OrderBook>, name: String, shift: Shift) {
-    while let Some(entry) = book.next_in_line().await {
-        if !book.start_brewing(&entry, &name) {
-            continue; // cancelled between leaving the line and reaching us
-        }
-        let order = entry.snapshot();
-        let brew_time = order.drink.brew_time_for(order.size, shift.time_scale);
-        info!(order.id = %order.id, drink = order.drink.id, size = %order.size, ?brew_time, "brewing");
-
-        // Brew, unless the order is cancelled first: then `select!` drops the
-        // brewing future, which stops its timer, and we are free at once.
-        // (A blocking brew cannot be interrupted: it never yields to let
-        // `select!` look at the other branch. One more cost of blocking.)
-        tokio::select! {
-            () = brewing::brew(shift.brew_mode, brew_time) => {
-                if book.mark_ready(&entry) {
-                    info!(order.id = %order.id, "ready");
-                }
+/// Starts `count` tasks taking orders from the line to `brewers`. Each ends
+/// when the café closes and the line is empty, after finishing the drink in
+/// hand; the returned set lets the server wait for that while it shuts down.
+pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u16) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    for index in 0..usize::from(count) {
+        let (brewer, span) = match brewers {
+            Brewers::Embedded {
+                time_scale,
+                brew_mode,
+            } => {
+                let name = brewing::barista_name(index);
+                let span = info_span!("barista", barista = %name);
+                let brewer = Brewer::Embedded {
+                    name,
+                    time_scale: *time_scale,
+                    brew_mode: *brew_mode,
+                };
+                (brewer, span)
             }
-            () = entry.stopped() => info!(order.id = %order.id, "stopped: the order was cancelled"),
+            Brewers::Remote(remote) => (
+                Brewer::Remote(remote.clone()),
+                info_span!("dispatcher", dispatcher = index),
+            ),
+        };
+        tasks.spawn(work(Arc::clone(book), brewer).instrument(span));
+    }
+    tasks
+}
+
+async fn work(book: Arc<OrderBook>, brewer: Brewer) {
+    while let Some(entry) = book.next_in_line().await {
+        match &brewer {
+            Brewer::Embedded {
+                name,
+                time_scale,
+                brew_mode,
+            } => brew_here(&book, &entry, name, *time_scale, *brew_mode).await,
+            Brewer::Remote(remote) => remote.brew(&book, &entry).await,
         }
     }
     info!("shift over");
+}
+
+/// An embedded barista brews one order.
+async fn brew_here(
+    book: &OrderBook,
+    entry: &OrderEntry,
+    name: &str,
+    time_scale: TimeScale,
+    brew_mode: BrewMode,
+) {
+    if !book.start_brewing(entry, name) {
+        return; // cancelled between leaving the line and reaching us
+    }
+    let order = entry.snapshot();
+    let brew_time = order.drink.brew_time_for(order.size, time_scale);
+    info!(order.id = %order.id, drink = order.drink.id, size = %order.size, ?brew_time, "brewing");
+
+    // Brew, unless the order is cancelled first: then `select!` drops the
+    // brewing future, which stops its timer, and we are free at once.
+    // (A blocking brew cannot be interrupted: it never yields to let
+    // `select!` look at the other branch. One more cost of blocking.)
+    tokio::select! {
+        () = brewing::brew(brew_mode, brew_time) => {
+            if book.mark_ready(entry) {
+                info!(order.id = %order.id, "ready");
+            }
+        }
+        () = entry.stopped() => info!(order.id = %order.id, "stopped: the order was cancelled"),
+    }
 }

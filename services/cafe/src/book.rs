@@ -24,7 +24,10 @@ use std::{
 };
 
 use cafe::order::{FieldViolation, NewOrder, Order, OrderId, OrderStatus};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::{
+    sync::{Notify, broadcast, watch},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CafeError;
@@ -81,6 +84,9 @@ pub struct OrderEntry {
     /// Cancelled when the order is cancelled, so a barista brewing it stops
     /// and is free for the next order.
     stop: CancellationToken,
+    /// When the customer at the counter stops waiting (their gRPC deadline),
+    /// passed on to a remote barista with the brew.
+    deadline: Option<Instant>,
 }
 
 impl OrderEntry {
@@ -111,6 +117,11 @@ impl OrderEntry {
     /// A receiver that is woken on every change to this order.
     pub fn subscribe(&self) -> watch::Receiver<OrderState> {
         self.state.subscribe()
+    }
+
+    /// When the customer stops waiting, if they said.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// Resolves once the order is cancelled while a barista holds it.
@@ -165,6 +176,8 @@ struct BookState {
     /// Final orders, oldest first, so the oldest can be forgotten.
     finished: VecDeque<OrderId>,
     closed: bool,
+    /// Set while no barista can be reached: new orders are refused with it.
+    unavailable: Option<String>,
 }
 
 impl OrderBook {
@@ -198,9 +211,22 @@ impl OrderBook {
     /// Places an order at the end of the line, or returns the order placed
     /// earlier by the same customer with the same request id.
     pub fn place(&self, request: NewOrder) -> Result<Placed, CafeError> {
+        self.place_until(request, None)
+    }
+
+    /// Like [`OrderBook::place`], for a customer who waits until `deadline`
+    /// at most.
+    pub fn place_until(
+        &self,
+        request: NewOrder,
+        deadline: Option<Instant>,
+    ) -> Result<Placed, CafeError> {
         let mut book = self.lock();
         if book.closed {
             return Err(CafeError::Closing);
+        }
+        if let Some(reason) = &book.unavailable {
+            return Err(CafeError::NoBarista(reason.clone()));
         }
 
         let request_key = request
@@ -252,6 +278,7 @@ impl OrderBook {
                 queue_position,
             }),
             stop: CancellationToken::new(),
+            deadline,
         });
         book.orders.insert(id.clone(), Arc::clone(&entry));
         if let Some(key) = request_key {
@@ -299,17 +326,37 @@ impl OrderBook {
     }
 
     /// Marks an order as being brewed by `barista`. Returns false if it was
-    /// cancelled in the meantime and must not be brewed.
+    /// cancelled in the meantime and must not be brewed. An order already
+    /// brewing may start again with another barista: a remote barista went
+    /// away and another took the order over.
     pub fn start_brewing(&self, entry: &OrderEntry, barista: &str) -> bool {
         let _book = self.lock();
         self.change(entry, |order| {
-            (order.status == OrderStatus::Queued).then(|| {
+            matches!(order.status, OrderStatus::Queued | OrderStatus::Brewing).then(|| {
                 order.status = OrderStatus::Brewing;
                 order.barista = Some(barista.to_owned());
                 order.started_at = Some(SystemTime::now());
                 order.note = None;
             })
         })
+    }
+
+    /// Tells the customer that the barista on their order went away and it
+    /// is being retried (the order keeps its status; `note` says why).
+    /// Returns false if the order has ended.
+    pub fn barista_left(&self, entry: &OrderEntry, note: &str) -> bool {
+        let _book = self.lock();
+        self.change(entry, |order| {
+            (!order.status.is_final()).then(|| {
+                order.note = Some(note.to_owned());
+            })
+        })
+    }
+
+    /// Refuses new orders with `reason` while no barista can be reached, or
+    /// takes them again (`None`).
+    pub fn set_unavailable(&self, reason: Option<String>) {
+        self.lock().unavailable = reason;
     }
 
     /// Marks a brewing order as ready. Returns false if it had already ended

@@ -10,6 +10,8 @@ use cafe::{menu::TimeScale, telemetry::LogFormat};
 use cafe_barista::brewing::BrewMode;
 use clap::Parser;
 
+use crate::remote::BaristaEndpoint;
+
 /// `cafe-server`: a café that takes orders over gRPC.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "cafe-server", version, about, long_about = None)]
@@ -18,13 +20,18 @@ pub struct Config {
     #[arg(long, env = "CAFE_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// How many baristas brew at the same time.
+    /// How many drinks are brewed at the same time. With the embedded
+    /// baristas (no --barista-endpoint) that is how many baristas the café
+    /// has; with remote baristas it is how many orders the café has in
+    /// flight at once, spread over the replicas (give it at least the total
+    /// of their --baristas, or some stand idle).
     #[arg(long, env = "CAFE_BARISTAS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub baristas: u16,
 
     /// Multiplier on every brew time: 1 is real time, 0.05 makes a 40 s latte
-    /// take 2 s.
+    /// take 2 s. Remote baristas brew at their own --time-scale; the café's
+    /// is then only what GetMenu reports, so give them the same.
     #[arg(long, env = "CAFE_TIME_SCALE", default_value = "1")]
     pub time_scale: TimeScale,
 
@@ -60,6 +67,31 @@ pub struct Config {
     /// [default: none, traces are not exported].
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// A remote barista backend (`cafe-barista`) to brew on, e.g.
+    /// http://127.0.0.1:50061 or barista:50061. Repeat it, or give a DNS name
+    /// with several addresses (`docker compose --scale barista=3`): brews are
+    /// balanced over every address. The environment variable takes a
+    /// comma-separated list [default: none, the café's own embedded
+    /// baristas brew].
+    #[arg(
+        long = "barista-endpoint",
+        env = "CAFE_BARISTA_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    pub barista_endpoints: Vec<BaristaEndpoint>,
+
+    /// How often the barista endpoints' DNS names are resolved again, so
+    /// scaled-up replicas are used and gone ones dropped.
+    #[arg(long, env = "CAFE_BARISTA_RESOLVE_INTERVAL", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub barista_resolve_interval: Duration,
+
+    /// With remote baristas: how long orders wait for some barista to be
+    /// reachable before they fail with UNAVAILABLE. While none is, new orders
+    /// are refused at once and the café's health is NOT_SERVING.
+    #[arg(long, env = "CAFE_BARISTA_WAIT", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub barista_wait: Duration,
 }
 
 impl Default for Config {
@@ -75,6 +107,9 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
+            barista_endpoints: Vec::new(),
+            barista_resolve_interval: Duration::from_secs(5),
+            barista_wait: Duration::from_secs(5),
         }
     }
 }
@@ -96,6 +131,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn barista_endpoints_repeat() {
+        let config = Config::try_parse_from([
+            "cafe-server",
+            "--barista-endpoint",
+            "http://127.0.0.1:50061",
+            "--barista-endpoint",
+            "barista:50062",
+        ])
+        .unwrap();
+        let endpoints: Vec<String> = config
+            .barista_endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(endpoints, ["127.0.0.1:50061", "barista:50062"]);
+    }
+
+    #[test]
     fn default_matches_the_flags_defaults() {
         // Every flag is given its documented default. (clap reads the
         // environment too: a developer with a collector running may well
@@ -115,6 +168,7 @@ mod tests {
             ["cafe-server", "--time-scale", "0"],
             ["cafe-server", "--brew-mode", "sometimes"],
             ["cafe-server", "--shutdown-grace", "soon"],
+            ["cafe-server", "--barista-endpoint", "http://no-port"],
         ] {
             assert!(
                 Config::try_parse_from(args).is_err(),

@@ -48,6 +48,10 @@ pub enum CafeError {
     /// The café is shutting down and takes no new orders.
     #[error("the café is closing and takes no new orders: try again once it is back")]
     Closing,
+
+    /// No barista can be reached, so no order could be brewed.
+    #[error("no barista is available ({0}): try again in a moment")]
+    NoBarista(String),
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
@@ -72,7 +76,7 @@ impl From<CafeError> for Status {
             CafeError::WrongClaimToken(_) => Status::permission_denied(message),
             CafeError::NotCancellable { .. } => Status::failed_precondition(message),
             CafeError::QueueFull { .. } => Status::resource_exhausted(message),
-            CafeError::Closing => Status::unavailable(message),
+            CafeError::Closing | CafeError::NoBarista(_) => Status::unavailable(message),
         }
     }
 }

@@ -29,6 +29,12 @@ fn main() -> anyhow::Result<()> {
             baristas = config.baristas,
             time_scale = %config.time_scale,
             brew_mode = config.brew_mode.as_str(),
+            remote_baristas = %config
+                .barista_endpoints
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             "café open"
         );
         app.serve(shutdown::signal()).await?;

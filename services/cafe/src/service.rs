@@ -21,13 +21,17 @@ use std::{pin::Pin, sync::Arc};
 
 use cafe::{
     convert::menu_to_wire,
+    deadline::CallerDeadline,
     menu::{MENU, TimeScale},
     order::{NewOrder, Order, OrderStatus},
     proto::v1::{self as pb, cafe_server::Cafe},
 };
 use futures::Stream;
 use opentelemetry::KeyValue;
-use tokio::sync::{broadcast, mpsc};
+use tokio::{
+    sync::{broadcast, mpsc},
+    time::Instant,
+};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
@@ -63,10 +67,15 @@ impl CafeService {
         CafeService { book, time_scale }
     }
 
-    /// Places the order and records what it is on the handler's span.
-    fn place(&self, request: &pb::OrderRequest) -> Result<crate::book::Placed, Status> {
+    /// Places an order for a customer who waits until `deadline` at most,
+    /// and records what it is on the handler's span.
+    fn place(
+        &self,
+        request: &pb::OrderRequest,
+        deadline: Option<Instant>,
+    ) -> Result<crate::book::Placed, Status> {
         let new = NewOrder::try_from(request).map_err(CafeError::InvalidRequest)?;
-        let placed = self.book.place(new)?;
+        let placed = self.book.place_until(new, deadline)?;
         let order = placed.entry.snapshot();
         let span = Span::current();
         span.record("order.id", order.id.as_str());
@@ -103,7 +112,10 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::OrderRequest>,
     ) -> Result<Response<pb::OrderCoffeeResponse>, Status> {
-        let placed = self.place(request.get_ref())?;
+        // The customer's deadline travels with the order to the barista
+        // (the `DeadlineLayer` in startup also ends this call with
+        // DEADLINE_EXCEEDED when it passes, which cancels the order below).
+        let placed = self.place(request.get_ref(), CallerDeadline::of(&request))?;
         let entry = placed.entry;
 
         // If the customer walks away (their deadline passes, or they cancel
@@ -159,7 +171,9 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::OrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let placed = self.place(request.get_ref())?;
+        // A buzzer customer's deadline only bounds getting the ticket: the
+        // order goes on, and they can come back with WatchOrder.
+        let placed = self.place(request.get_ref(), None)?;
         let ticket_token = placed.entry.claim_token().to_owned();
         // A new order's buzzer replays its life from the start, so the first
         // event is the QUEUED ticket even if a barista has already taken it.

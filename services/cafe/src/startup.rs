@@ -9,7 +9,9 @@
 //! 3. drinks being brewed are finished (their buzzers get `READY`);
 //! 4. board streams end and the transport shuts down;
 //!
-//! all within `--shutdown-grace`. tonic's own graceful shutdown waits for
+//! all within `--shutdown-grace`. With `--barista-endpoint`, the baristas
+//! are remote (see [`crate::remote`]): the café's health then follows
+//! theirs, NOT_SERVING while none is reachable. tonic's own graceful shutdown waits for
 //! every open stream to end, however long that takes; the grace is what
 //! bounds it.
 //!
@@ -18,6 +20,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use cafe::{
+    deadline::DeadlineLayer,
     propagation::GrpcServerTraceLayer,
     proto::{FILE_DESCRIPTOR_SET, v1::cafe_server::CafeServer},
 };
@@ -28,9 +31,10 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::{
-    baristas::{self, Shift},
+    baristas::{self, Brewers},
     book::OrderBook,
     config::Config,
+    remote::{RemoteBaristas, RemoteConfig},
     service::{CLOSING_NOTE, CafeService},
 };
 
@@ -97,17 +101,35 @@ impl Application {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
         let config = self.config;
         let book = Arc::new(OrderBook::new(config.queue_capacity as usize));
-        let mut baristas = baristas::start_shift(
-            &book,
-            Shift {
-                baristas: config.baristas,
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let brewers = if config.barista_endpoints.is_empty() {
+            health.set_serving::<CafeServer<CafeService>>().await;
+            Brewers::Embedded {
                 time_scale: config.time_scale,
                 brew_mode: config.brew_mode,
-            },
-        );
-
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<CafeServer<CafeService>>().await;
+            }
+        } else {
+            // Remote baristas own the café's health from here on: SERVING
+            // only while one of them is reachable. It starts NOT_SERVING
+            // (and registered, so a health Watch can begin at once).
+            health.set_not_serving::<CafeServer<CafeService>>().await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            Brewers::Remote(RemoteBaristas::start(
+                &book,
+                health.clone(),
+                RemoteConfig {
+                    endpoints: config.barista_endpoints.clone(),
+                    resolve_interval: config.barista_resolve_interval,
+                    wait: config.barista_wait,
+                },
+            ))
+        };
+        let mut baristas = baristas::start_shift(&book, &brewers, config.baristas);
+        // The dispatch tasks hold their own clones; ours would keep the
+        // remote baristas' background tasks alive past the shift.
+        drop(brewers);
         // Reflection in both versions: v1 for current tools, v1alpha for
         // older grpcurl and friends. It advertises only what this server
         // serves (the descriptor set also holds the `Barista` service), and
@@ -134,6 +156,9 @@ impl Application {
             // the request carries a `traceparent` (health and reflection
             // calls excepted), and its trace id back in `x-trace-id`.
             .layer(GrpcServerTraceLayer)
+            // Callers get DEADLINE_EXCEEDED (not tonic's CANCELLED) when their
+            // deadline passes, and handlers see it (see `cafe::deadline`).
+            .layer(DeadlineLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -158,11 +183,13 @@ impl Application {
 
         let deadline = Instant::now() + config.shutdown_grace;
         info!(grace = ?config.shutdown_grace, "closing: no new orders, finishing the drinks being brewed");
+        // The book is closed first: the remote baristas' health reporter
+        // stops once it sees that, so it cannot turn SERVING again after this.
+        let cancelled = book.close(CLOSING_NOTE);
         health.set_not_serving::<CafeServer<CafeService>>().await;
         health
             .set_service_status("", ServingStatus::NotServing)
             .await;
-        let cancelled = book.close(CLOSING_NOTE);
         if cancelled > 0 {
             info!(cancelled, "cancelled the orders still in line");
         }

@@ -1,0 +1,200 @@
+//! The `cafe.v1.Barista` gRPC service: one `Brew` call per drink, answered
+//! with a stream of `started`, then `finished`.
+//!
+//! Each call spawns a producer task that writes into an mpsc channel whose
+//! other end is the response stream. The task waits for a free barista,
+//! brews, and watches `tx.closed()` the whole time: when the café drops the
+//! stream (its customer left, the order was cancelled, the deadline passed),
+//! tonic drops the receiver, `closed()` fires, the task ends, and the
+//! barista it held is free for the next drink *at once*, not when the
+//! abandoned drink would have been done.
+
+use std::{pin::Pin, sync::Arc, time::SystemTime};
+
+use cafe::{
+    convert::size_from_wire,
+    deadline::CallerDeadline,
+    menu::TimeScale,
+    order::{Cup, FieldViolation},
+    proto::v1::{self as pb, barista_server::Barista, brew_event::Event},
+};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, info};
+
+use crate::{
+    brewing::{self, BrewMode},
+    error::BaristaError,
+    station::{Closed, Station},
+};
+
+/// The longest order id the barista accepts (it only logs it).
+pub const MAX_ORDER_ID_CHARS: usize = 64;
+
+/// A stream of brew events, as `Brew` returns it.
+pub type BrewStream = Pin<Box<dyn Stream<Item = Result<pb::BrewEvent, Status>> + Send>>;
+
+/// The barista backend's gRPC face.
+#[derive(Debug, Clone)]
+pub struct BaristaService {
+    station: Arc<Station>,
+    /// `--name`: put before each barista's name, e.g. `barista-2/Ana`.
+    replica: Arc<str>,
+    time_scale: TimeScale,
+    brew_mode: BrewMode,
+    /// Every brew task, so shutdown can wait for the drinks in hand.
+    brews: TaskTracker,
+}
+
+impl BaristaService {
+    /// A service brewing on `station`; `brews` tracks the brew tasks.
+    pub fn new(
+        station: Arc<Station>,
+        replica: &str,
+        time_scale: TimeScale,
+        brew_mode: BrewMode,
+        brews: TaskTracker,
+    ) -> Self {
+        BaristaService {
+            station,
+            replica: replica.into(),
+            time_scale,
+            brew_mode,
+            brews,
+        }
+    }
+}
+
+/// Checks a brew request: the drink and size as the café checks them
+/// ([`Cup::parse`]), and an order id that is safe to log.
+pub fn check(request: &pb::BrewRequest) -> Result<Cup, BaristaError> {
+    let mut violations: Vec<FieldViolation> = Vec::new();
+    let id = &request.order_id;
+    let chars = id.chars().count();
+    if chars == 0 || chars > MAX_ORDER_ID_CHARS || id.chars().any(char::is_control) {
+        violations.push(FieldViolation {
+            field: "order_id",
+            description: format!(
+                "order_id must be 1 to {MAX_ORDER_ID_CHARS} characters without control characters"
+            ),
+        });
+    }
+    let cup = Cup::parse(&request.drink, size_from_wire(request.size))
+        .map_err(|cup_violations| violations.extend(cup_violations))
+        .ok();
+    match cup {
+        Some(cup) if violations.is_empty() => Ok(cup),
+        _ => Err(BaristaError::InvalidRequest(violations)),
+    }
+}
+
+#[tonic::async_trait]
+impl Barista for BaristaService {
+    type BrewStream = BrewStream;
+
+    #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id, drink = %request.get_ref().drink))]
+    async fn brew(
+        &self,
+        request: Request<pb::BrewRequest>,
+    ) -> Result<Response<BrewStream>, Status> {
+        let deadline = CallerDeadline::of(&request);
+        let cup = check(request.get_ref())?;
+        if self.station.is_closed() {
+            return Err(BaristaError::Closing(self.replica.to_string()).into());
+        }
+        let (tx, rx) = mpsc::channel(2);
+        let brew = Brew {
+            station: Arc::clone(&self.station),
+            replica: Arc::clone(&self.replica),
+            brew_time: cup.drink.brew_time_for(cup.size, self.time_scale),
+            brew_mode: self.brew_mode,
+            deadline,
+            tx,
+        };
+        // The task is tracked, so a shutting-down replica can wait for it;
+        // it owns the sender, so the stream ends when the task does. It logs
+        // in this call's span (order id, drink), which outlives the call.
+        self.brews.spawn(brew.run().in_current_span());
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// One drink on its way, owned by its producer task.
+struct Brew {
+    station: Arc<Station>,
+    replica: Arc<str>,
+    brew_time: std::time::Duration,
+    brew_mode: BrewMode,
+    deadline: Option<Instant>,
+    tx: mpsc::Sender<Result<pb::BrewEvent, Status>>,
+}
+
+impl Brew {
+    async fn run(self) {
+        // A caller without a deadline waits as long as it takes.
+        let deadline = async {
+            match self.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+
+        // 1. Wait for a free barista, unless the caller goes first.
+        let barista = tokio::select! {
+            biased;
+            () = self.tx.closed() => return info!("the caller left before a barista was free"),
+            () = &mut deadline => return self.deadline_passed().await,
+            free = self.station.next_free() => match free {
+                Ok(barista) => barista,
+                Err(Closed) => {
+                    let closing = BaristaError::Closing(self.replica.to_string());
+                    let _ = self.tx.send(Err(closing.into())).await;
+                    return;
+                }
+            },
+        };
+        let who = format!("{}/{}", self.replica, barista.name());
+        info!(barista = %who, brew_time = ?self.brew_time, "brewing");
+        if !self
+            .send(Event::Started(pb::BrewStarted {
+                barista: who.clone(),
+                started_at: Some(SystemTime::now().into()),
+            }))
+            .await
+        {
+            return info!(barista = %who, "the caller left; the barista is free again");
+        }
+
+        // 2. Brew. If the caller goes away first, `select!` drops the brewing
+        // future (stopping its timer) and then `barista` is dropped at the end
+        // of this function: the barista is free for the next drink at once.
+        tokio::select! {
+            biased;
+            () = self.tx.closed() => info!(barista = %who, "the caller left: brew stopped, the barista is free again"),
+            () = &mut deadline => self.deadline_passed().await,
+            () = brewing::brew(self.brew_mode, self.brew_time) => {
+                let finished = pb::BrewFinished { finished_at: Some(SystemTime::now().into()) };
+                if self.send(Event::Finished(finished)).await {
+                    info!(barista = %who, "finished");
+                }
+            }
+        }
+        drop(barista);
+    }
+
+    /// Sends one event; false if the caller has gone.
+    async fn send(&self, event: Event) -> bool {
+        let event = pb::BrewEvent { event: Some(event) };
+        self.tx.send(Ok(event)).await.is_ok()
+    }
+
+    async fn deadline_passed(&self) {
+        info!("the caller's deadline passed: brew stopped");
+        let status =
+            Status::deadline_exceeded("the caller's deadline passed before the drink was finished");
+        let _ = self.tx.send(Err(status)).await;
+    }
+}

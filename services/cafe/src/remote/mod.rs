@@ -1,0 +1,357 @@
+//! Remote baristas: the café as a client of `cafe-barista` replicas,
+//! balanced with power of two choices, with retries when one goes away.
+//!
+//! ```text
+//!   dispatcher ──lock──► p2c Balance ──picks──► Replica (barista-1) ─┐
+//!   dispatcher           ▲ Change::Insert/Remove  Replica (barista-2) ─┼─► Brew stream
+//!   dispatcher           │                                            │
+//!                 health watchers ◄── resolver (DNS every 5 s)       │
+//!                                                                      ▼
+//!                     started → BREWING "barista-2/Ana", finished → READY
+//! ```
+//!
+//! # Why a hand-built p2c balancer, not `Channel::balance_channel`
+//!
+//! tonic's `balance_channel` is p2c too, but it balances *HTTP requests*
+//! over connections it keeps to itself. That hides three things this café
+//! needs: which replica a brew went to (to stop retrying on it), a load
+//! that lasts for the whole brew (a `Brew` call returns its headers at once,
+//! so per-request load would see every replica idle), and which replicas are
+//! up (for the café's health). So [`tower::balance::p2c::Balance`] runs over
+//! our own `Replica` services (`remote/replica.rs`), fed by a discovery
+//! stream that the tasks in `remote/discovery.rs` write; each replica's load
+//! is its brews in flight.
+//!
+//! The balancer is a `Service` that needs `&mut self`, and the café's
+//! dispatcher tasks share it behind a `tokio::sync::Mutex`. The lock is held
+//! only to pick (`ready()` and `call()`, which does no I/O) and is awaited,
+//! not spun on; the brews themselves run outside it, in parallel. (tower's
+//! `Buffer` would do the same with a task and a channel; a mutex is simpler
+//! to follow.)
+
+mod discovery;
+mod replica;
+
+use std::{sync::Arc, time::Duration};
+
+use cafe::proto::v1::{self as pb, brew_event::Event};
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tonic::{Code, Response, Status, Streaming};
+use tonic_health::server::HealthReporter;
+use tower::{Service, ServiceExt, balance::p2c::Balance};
+use tracing::{info, warn};
+
+pub use discovery::BaristaEndpoint;
+use discovery::Registry;
+use replica::{BrewCall, BrewJob, ReplicaChange};
+
+use crate::book::{OrderBook, OrderEntry};
+
+/// How many replicas one order may be tried on before it fails.
+pub const MAX_ATTEMPTS: usize = 3;
+
+/// How long an order whose barista gave up on the customer's deadline
+/// waits for the café's own deadline to cancel it, before failing it.
+const DEADLINE_SETTLE: Duration = Duration::from_secs(1);
+
+/// The balancer over the replicas the discovery tasks found.
+type Balancer = Balance<UnboundedReceiverStream<ReplicaChange>, BrewJob>;
+
+/// How the café finds and uses its remote baristas.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// `--barista-endpoint`.
+    pub endpoints: Vec<BaristaEndpoint>,
+    /// `--barista-resolve-interval`.
+    pub resolve_interval: Duration,
+    /// `--barista-wait`.
+    pub wait: Duration,
+}
+
+/// The café's handle on its remote baristas; cheap to clone (one per
+/// dispatcher). The background tasks stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct RemoteBaristas {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    balancer: tokio::sync::Mutex<Balancer>,
+    registry: Arc<Registry>,
+    wait: Duration,
+    /// Cancels the resolver, the health watchers and the health reporter
+    /// when the café is done with its baristas.
+    _stop: DropGuard,
+}
+
+impl std::fmt::Debug for RemoteBaristas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteBaristas")
+            .field("wait", &self.inner.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a brew attempt did not end with the drink.
+enum Failure {
+    /// Nothing to retry: the order failed for good.
+    Final(String),
+    /// The barista stopped because the customer's deadline passed.
+    DeadlinePassed,
+    /// The barista went away (or could not be reached): try another one.
+    BaristaLeft { who: Option<String>, why: String },
+}
+
+impl RemoteBaristas {
+    /// Starts finding the replicas; `health` is turned SERVING for the café
+    /// while at least one is up. Until then new orders get UNAVAILABLE.
+    pub fn start(book: &Arc<OrderBook>, health: HealthReporter, config: RemoteConfig) -> Self {
+        let stop = CancellationToken::new();
+        let (changes, discovered) = mpsc::unbounded_channel();
+        let registry = Arc::new(Registry::new(changes, Arc::clone(book), &config.endpoints));
+
+        tokio::spawn(discovery::resolve(
+            config.endpoints,
+            config.resolve_interval,
+            Arc::clone(&registry),
+            stop.clone(),
+        ));
+        tokio::spawn(report_health(
+            registry.available(),
+            Arc::clone(book),
+            health,
+            stop.clone(),
+        ));
+
+        RemoteBaristas {
+            inner: Arc::new(Inner {
+                balancer: tokio::sync::Mutex::new(Balance::new(UnboundedReceiverStream::new(
+                    discovered,
+                ))),
+                registry,
+                wait: config.wait,
+                _stop: stop.drop_guard(),
+            }),
+        }
+    }
+
+    /// Has one order brewed remotely: picks a replica, follows its brew
+    /// stream into the book, and retries on another replica if it goes
+    /// away. Returns when the order has ended one way or another; dropping
+    /// the brew stream on the way out frees the remote barista.
+    pub async fn brew(&self, book: &OrderBook, entry: &OrderEntry) {
+        let order = entry.snapshot();
+        let job = BrewJob {
+            request: pb::BrewRequest {
+                order_id: order.id.to_string(),
+                drink: order.drink.id.to_owned(),
+                size: pb::Size::from(order.size) as i32,
+            },
+            deadline: entry.deadline(),
+        };
+        let mut last_failure = None;
+        for attempt in 1..=MAX_ATTEMPTS {
+            // 1. A replica, unless the order ends or the café closes first.
+            let call = tokio::select! {
+                biased;
+                () = entry.stopped() => return,
+                () = book.closed() => {
+                    book.mark_failed(entry, "the café closed before a barista could take this order");
+                    return;
+                }
+                call = self.pick(job.clone()) => call,
+            };
+            let Some(BrewCall {
+                replica,
+                response,
+                in_flight,
+            }) = call
+            else {
+                let reason = match &last_failure {
+                    Some(why) => format!("{}; the last one: {why}", self.inner.no_barista_reason()),
+                    None => self.inner.no_barista_reason(),
+                };
+                warn!(order.id = %order.id, %reason, "no barista: order failed");
+                book.mark_failed(entry, &reason);
+                return;
+            };
+
+            // 2. The brew. If the order ends first (cancelled, or its counter
+            // customer left or ran out of time), `select!` drops the brew
+            // stream: the barista sees the stream go and is free at once.
+            let outcome = tokio::select! {
+                biased;
+                () = entry.stopped() => {
+                    info!(order.id = %order.id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free");
+                    return;
+                }
+                outcome = follow(book, entry, response) => outcome,
+            };
+            drop(in_flight);
+            match outcome {
+                Ok(()) => return,
+                Err(Failure::Final(reason)) => {
+                    book.mark_failed(entry, &reason);
+                    return;
+                }
+                Err(Failure::DeadlinePassed) => {
+                    // The barista's clock ran out a moment before ours: each
+                    // hop gives up `cafe::deadline::EARLY` before its caller.
+                    // The café's own deadline layer is about to answer the
+                    // customer DEADLINE_EXCEEDED and cancel the order; let it,
+                    // rather than fail the order first and answer UNAVAILABLE.
+                    tokio::select! {
+                        () = entry.stopped() => {}
+                        () = tokio::time::sleep(DEADLINE_SETTLE) => {
+                            book.mark_failed(entry, "the customer's deadline passed before the drink was finished");
+                        }
+                    }
+                    return;
+                }
+                Err(Failure::BaristaLeft { who, why }) => {
+                    let who = who.unwrap_or_else(|| format!("the barista at {}", replica.addr));
+                    warn!(order.id = %order.id, barista = %who, %why, attempt, "barista went away: retrying on another");
+                    // Out of the balancer *before* the retry picks, so the
+                    // retry cannot land on it again.
+                    self.inner.registry.suspect(&replica, &why);
+                    if attempt < MAX_ATTEMPTS {
+                        book.barista_left(
+                            entry,
+                            &format!("{who} went away; retrying on another barista"),
+                        );
+                    }
+                    last_failure = Some(format!("{who} went away ({why})"));
+                }
+            }
+        }
+        let reason = format!(
+            "{MAX_ATTEMPTS} baristas went away while making it; the last one: {}",
+            last_failure.unwrap_or_default()
+        );
+        book.mark_failed(entry, &reason);
+    }
+
+    /// Picks the replica for one brew with power of two choices, waiting
+    /// for one to be up until `--barista-wait` after the outage began.
+    /// `None` if none came.
+    async fn pick(&self, job: BrewJob) -> Option<BrewCall> {
+        let give_up_at = self.inner.registry.give_up_at(self.inner.wait);
+        let picked = tokio::time::timeout_at(give_up_at, async {
+            let mut balancer = self.inner.balancer.lock().await;
+            // `ready()` is where p2c works: it takes in the discovery
+            // changes, samples two ready replicas and keeps the less loaded.
+            // With no replica up it waits (no polling) for a discovery
+            // change. Its only error would come from the discovery stream,
+            // which cannot fail.
+            let balancer = balancer.ready().await.ok()?;
+            // `call` does no I/O (see `replica`), so the lock is let go at
+            // once; the returned future is already complete.
+            balancer.call(job).await.ok()
+        })
+        .await;
+        picked.ok().flatten()
+    }
+}
+
+impl Inner {
+    fn no_barista_reason(&self) -> String {
+        format!("no barista was reachable within {:?}", self.wait)
+    }
+}
+
+/// Follows one brew stream into the book: `started` → BREWING with the
+/// barista's name, `finished` → READY.
+async fn follow(
+    book: &OrderBook,
+    entry: &OrderEntry,
+    response: BoxFuture<'static, Result<Response<Streaming<pb::BrewEvent>>, Status>>,
+) -> Result<(), Failure> {
+    let mut events = match response.await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return Err(classify(None, status)),
+    };
+    let mut who = None;
+    loop {
+        match events.message().await {
+            Ok(Some(pb::BrewEvent {
+                event: Some(Event::Started(started)),
+            })) => {
+                if !book.start_brewing(entry, &started.barista) {
+                    return Ok(()); // the order ended meanwhile
+                }
+                info!(order.id = %entry.id(), barista = %started.barista, "brewing remotely");
+                who = Some(started.barista);
+            }
+            Ok(Some(pb::BrewEvent {
+                event: Some(Event::Finished(_)),
+            })) => {
+                if book.mark_ready(entry) {
+                    info!(order.id = %entry.id(), "ready");
+                }
+                return Ok(());
+            }
+            // An event kind from a newer barista: nothing this café acts on.
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(Failure::BaristaLeft {
+                    who,
+                    why: "the brew stream ended before the drink was finished".to_owned(),
+                });
+            }
+            Err(status) => return Err(classify(who, status)),
+        }
+    }
+}
+
+/// Which failed brews are worth another barista.
+fn classify(who: Option<String>, status: Status) -> Failure {
+    match status.code() {
+        // The café checks every order before a barista sees it, so this is a
+        // version mismatch; another replica would say the same.
+        Code::InvalidArgument => Failure::Final(format!(
+            "the barista refused the order: {}",
+            status.message()
+        )),
+        Code::DeadlineExceeded => Failure::DeadlinePassed,
+        // Connection lost, replica closing (UNAVAILABLE), or anything else a
+        // dying server says: another barista can make the drink.
+        code => Failure::BaristaLeft {
+            who,
+            why: format!("{code:?}: {}", status.message()),
+        },
+    }
+}
+
+/// Keeps the café's health in step with its baristas: SERVING while one is
+/// up, NOT_SERVING while none is, until the café closes (then startup owns
+/// the health status).
+async fn report_health(
+    mut available: tokio::sync::watch::Receiver<bool>,
+    book: Arc<OrderBook>,
+    health: HealthReporter,
+    stop: CancellationToken,
+) {
+    use cafe::proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE;
+    use tonic_health::ServingStatus;
+    loop {
+        let up = *available.borrow_and_update();
+        if book.is_closed() {
+            return;
+        }
+        let status = if up {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set_service_status(CAFE_SERVICE, status).await;
+        health.set_service_status("", status).await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = book.closed() => return,
+            changed = available.changed() => if changed.is_err() { return },
+        }
+    }
+}
