@@ -108,7 +108,7 @@ impl Output {
 }
 
 /// A duration in the unit a person reads best: `850ms`, `2.03s`, `12.5s`,
-/// `3m 05s`. Trailing zeros are dropped (`3s`, not `3.00s`).
+/// `3m 05s`, `2h 06m`. Trailing zeros are dropped (`3s`, not `3.00s`).
 pub fn human(duration: Duration) -> String {
     let secs = duration.as_secs_f64();
     if duration.is_zero() {
@@ -126,7 +126,11 @@ pub fn human(duration: Duration) -> String {
         return format!("{}s", trim(format!("{secs:.digits$}")));
     }
     let whole = duration.as_secs();
-    format!("{}m {:02}s", whole / 60, whole % 60)
+    if whole < 3600 {
+        format!("{}m {:02}s", whole / 60, whole % 60)
+    } else {
+        format!("{}h {:02}m", whole / 3600, whole % 3600 / 60)
+    }
 }
 
 fn trim(number: String) -> String {
@@ -164,5 +168,6 @@ mod tests {
         assert_eq!(human(ms(2034)), "2.03s");
         assert_eq!(human(ms(12_540)), "12.5s");
         assert_eq!(human(ms(185_000)), "3m 05s");
+        assert_eq!(human(ms(7_598_000)), "2h 06m");
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! [`render`] is a pure function of its rows and a width, so tests can
 //! compare its output with committed text. With more rows than fit, rows are
-//! grouped (`#1-9`), each cell showing what most of the group was doing, so
+//! grouped (`1-9`), each cell showing what most of the group was doing, so
 //! the staircase and the fan survive at 200 customers and 80 columns.
 
 use std::time::Duration;
@@ -111,13 +111,27 @@ pub fn render(rows: &[Row], width: usize, axis_end: Option<Duration>) -> String 
     let group_size = rows.len().div_ceil(MAX_ROWS);
     let groups: Vec<&[Row]> = rows.chunks(group_size).collect();
     if group_size > 1 {
-        let note =
-            format!("each row is up to {group_size} customers; the time is the longest in the row");
+        let long =
+            format!("each row: up to {group_size} customers in the order shown, its longest time");
+        let note = if long.chars().count() <= width {
+            long
+        } else {
+            format!("rows of up to {group_size} customers")
+        };
         out.push_str(&fit(&note, width));
         out.push('\n');
     }
 
-    let labels: Vec<String> = groups.iter().map(|group| group_label(group)).collect();
+    // Grouped rows are labelled by their place in the order shown (which
+    // for a concurrent run is not the customers' numbers).
+    let labels: Vec<String> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, group)| match group {
+            [only] => only.label.clone(),
+            _ => format!("{}-{}", i * group_size + 1, i * group_size + group.len()),
+        })
+        .collect();
     let times: Vec<String> = groups
         .iter()
         .map(|group| human(group.iter().map(Row::latency).max().unwrap_or_default()))
@@ -151,14 +165,6 @@ pub fn render(rows: &[Row], width: usize, axis_end: Option<Duration>) -> String 
     out.push_str(ticks.trim_end());
     out.push('\n');
     out
-}
-
-fn group_label(group: &[Row]) -> String {
-    match group {
-        [only] => only.label.clone(),
-        [first, .., last] => format!("{}-{}", first.label, last.label.trim_start_matches('#')),
-        [] => String::new(),
-    }
 }
 
 /// The cells of one row: each cell shows what most of the group's customers

@@ -146,7 +146,10 @@ fn print_event(
 ) -> std::io::Result<()> {
     let status = status_from_wire(order.status);
     let text = match status {
-        Some(OrderStatus::Queued) => format!("queued, position {}", event.queue_position),
+        Some(OrderStatus::Queued) if event.queue_position > 0 => {
+            format!("queued, position {} in line", event.queue_position)
+        }
+        Some(OrderStatus::Queued) => "queued".to_owned(),
         Some(OrderStatus::Brewing) => format!("brewing, by {}", order.barista),
         Some(OrderStatus::Ready) => format!("ready ☕ (brewed by {})", order.barista),
         Some(other) if !order.note.is_empty() => format!("{other}: {}", order.note),

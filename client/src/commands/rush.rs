@@ -339,11 +339,11 @@ pub async fn run_plan(
     for pace in paces {
         let what = match pace {
             Pace::Sequential => format!(
-                "{} customers order a {} {} at the counter, one after another",
+                "{} × {} {} at the counter, one after another",
                 plan.customers, plan.size, plan.drink
             ),
             Pace::Concurrent { in_flight } => format!(
-                "{} customers order a {} {}, up to {} at once on one connection",
+                "{} × {} {}, up to {} in flight on one connection",
                 plan.customers,
                 plan.size,
                 plan.drink,
