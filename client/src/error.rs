@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(err.exit_code(), exit::DEADLINE);
         assert_eq!(
             err.to_string().split(':').next().unwrap(),
-            "deadline of 3.00s exceeded before the drink was ready"
+            "deadline of 3s exceeded before the drink was ready"
         );
         // Without a deadline, CANCELLED is the order being cancelled.
         let err = ClientError::from_status(Status::cancelled("order x was cancelled"), "u", None);

@@ -304,11 +304,16 @@ mod tests {
             .collect();
         let text = render(&rows, 60, None);
         let bars: Vec<&str> = text.lines().skip(1).take(4).collect();
-        for (i, bar) in bars.iter().enumerate() {
+        // Each bar starts exactly where the one before ended: no gap, no
+        // overlap, whatever the rounding.
+        let mut ended = 0;
+        for bar in bars {
             let body = bar.split('│').nth(1).unwrap();
             let leading = body.chars().take_while(|&c| c == ' ').count();
             let filled = body.chars().filter(|&c| c == '█').count();
-            assert_eq!(leading, i * filled, "{text}");
+            assert_eq!(leading, ended, "{text}");
+            assert!(filled >= 12, "{text}");
+            ended = leading + filled;
         }
     }
 
