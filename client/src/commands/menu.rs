@@ -57,7 +57,11 @@ pub async fn run(connection: &mut Connection, out: &Output) -> Result<Finished, 
 pub fn table(menu: &pb::GetMenuResponse) -> Vec<String> {
     let mut lines = vec![format!(
         "{:<11} {:<13} {:<20} {:>9} {:>10}",
-        "drink", "name", "sizes", "brew time", "here (×scale)"
+        "drink",
+        "name",
+        "sizes",
+        "brew time",
+        format!("at ×{}", menu.time_scale)
     )];
     for drink in &menu.drinks {
         let brew = duration_from_wire(drink.brew_time.as_ref());
