@@ -91,19 +91,33 @@ impl Output {
             return ProgressBar::hidden();
         }
         let template = if self.no_color {
-            "{spinner} {msg} {elapsed_precise}"
+            "{spinner} {msg} {waited}"
         } else {
-            "{spinner:.yellow} {msg} {elapsed_precise:.dim}"
+            "{spinner:.yellow} {msg} {waited:.dim}"
         };
         let spinner = ProgressBar::new_spinner()
             .with_style(
                 ProgressStyle::with_template(template)
                     .expect("a valid template")
+                    .with_key(
+                        "waited",
+                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.1}s", state.elapsed().as_secs_f64());
+                        },
+                    )
                     .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
             )
             .with_message(message.into());
         spinner.enable_steady_tick(Duration::from_millis(80));
         spinner
+    }
+}
+
+impl Output {
+    /// Removes a spinner from the screen. (After a Ctrl-C, a terminal that
+    /// echoes `^C` may leave the spinner's last frame in place.)
+    pub fn clear_spinner(&self, spinner: &ProgressBar) {
+        spinner.finish_and_clear();
     }
 }
 

@@ -67,14 +67,13 @@ impl Board {
         brewing.sort_by(|a, b| a.barista.cmp(&b.barista));
 
         let mut lines = vec![format!("IN LINE ({})", queued.len())];
-        for event in queued.iter().take(SECTION_ROWS) {
+        // The café sends an order's position when that order changes, not
+        // every time the line moves up; the line is first come, first
+        // served, so the rank among the orders still waiting is the
+        // position now.
+        for (rank, event) in queued.iter().take(SECTION_ROWS).enumerate() {
             let order = event.order.as_ref().expect("filtered");
-            lines.push(format!(
-                "  {:>3}. {}  {}",
-                event.queue_position,
-                what(order),
-                order.id
-            ));
+            lines.push(format!("  {:>3}. {}  {}", rank + 1, what(order), order.id));
         }
         more(&mut lines, queued.len());
         lines.push(format!("BREWING ({})", brewing.len()));
@@ -171,4 +170,51 @@ fn draw(term: &console::Term, board: &Board, drawn: usize, url: &str) -> std::io
         term.write_line(line)?;
     }
     Ok(lines.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use cafe::proto::v1::{Order, OrderStatus as Pb};
+
+    use super::*;
+
+    fn event(id: &str, status: Pb, position: u32, barista: &str) -> pb::OrderEvent {
+        pb::OrderEvent {
+            order: Some(Order {
+                id: id.into(),
+                customer: "Ada".into(),
+                drink: "latte".into(),
+                status: status as i32,
+                barista: barista.into(),
+                ..Order::default()
+            }),
+            queue_position: position,
+            claim_token: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_board_moves_orders_along_and_renumbers_the_line() {
+        let mut board = Board::default();
+        board.apply(&event("a", Pb::Brewing, 0, "Ana"));
+        board.apply(&event("b", Pb::Queued, 1, ""));
+        board.apply(&event("c", Pb::Queued, 2, ""));
+        // "b" starts brewing; "c" never got an event saying it moved up.
+        board.apply(&event("a", Pb::Ready, 0, "Ana"));
+        board.apply(&event("b", Pb::Brewing, 0, "Ana"));
+
+        let lines = board.lines().join("\n");
+        assert!(
+            lines.contains("IN LINE (1)\n    1. latte (medium) for Ada  c"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("BREWING (1)\n  Ana      latte (medium) for Ada  b"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("DONE (latest first)\n  ready     latte (medium) for Ada  a"),
+            "{lines}"
+        );
+    }
 }

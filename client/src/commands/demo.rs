@@ -115,7 +115,7 @@ fn explain(sequential: &Report, concurrent: &Report, baristas: u16) -> Vec<Strin
     vec![
         String::new(),
         "What the two timelines show".into(),
-        format!("  sequential: each customer waited for their drink before the next ordered."),
+        "  sequential: each customer waited for their drink before the next ordered.".into(),
         format!(
             "    The run took {}: the SUM of the {n} waits ({}).",
             human(sequential.wall),

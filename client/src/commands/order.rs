@@ -105,13 +105,13 @@ pub async fn counter(
     let result = tokio::select! {
         result = bounded => result,
         () = ctrl_c() => {
-            spinner.finish_and_clear();
+            out.clear_spinner(&spinner);
             eprintln!("left the counter after {}: the café cancels the order", human(started.elapsed()));
             return Ok(None);
         }
     };
     let waited = started.elapsed();
-    spinner.finish_and_clear();
+    out.clear_spinner(&spinner);
     let response = result?.into_inner();
     let order = response.order.clone().unwrap_or_default();
     let (in_line, brewing) = stage_times(&order);

@@ -363,7 +363,7 @@ pub async fn run_plan(
             },
         )
         .await;
-        spinner.finish_and_clear();
+        out.clear_spinner(&spinner);
 
         // No drink at all: the same error for everyone (a bad drink, no
         // café); say it once, as the error it is.
@@ -389,7 +389,7 @@ pub async fn run_plan(
     if interrupted {
         let done: usize = reports.iter().map(|r| r.served().count()).sum();
         eprintln!(
-            "interrupted: {done} drinks served; orders still in flight were dropped and the café cancels them"
+            "interrupted: {done} served; the orders still in flight were dropped, and the café cancels them"
         );
         return Ok((Finished::Interrupted, reports));
     }
