@@ -44,6 +44,12 @@ pub enum Command {
 
     /// Order one drink: wait at the counter (unary OrderCoffee), or take a
     /// buzzer with --buzzer (streaming OrderWithBuzzer) and watch it move.
+    ///
+    /// At the counter the call returns only when the drink is ready; a
+    /// --deadline makes the café cancel the order if it is not ready in
+    /// time. With a buzzer the ticket comes back at once (order id, place
+    /// in line, claim token) and every change follows; Ctrl-C leaves the
+    /// order brewing, and `cafe watch` picks it up again.
     Order(OrderArgs),
 
     /// Re-attach a buzzer to an order placed earlier and follow it to the end.
@@ -63,6 +69,17 @@ pub enum Command {
 
     /// N customers order at the counter, one after another (sequential) or
     /// all at once (concurrent), and a timeline shows the difference.
+    ///
+    /// Every customer makes the same unary OrderCoffee call on the same
+    /// connection; only when the client awaits differs. Sequential awaits
+    /// each drink before sending the next order: the run costs the SUM of
+    /// the waits. Concurrent sends up to --concurrency orders at once (one
+    /// HTTP/2 connection carries them all as separate streams): the run costs
+    /// about the LONGEST wait, bounded by how many baristas the café has.
+    ///
+    /// The timeline draws one row per customer from order to drink: ░ is
+    /// time in line and █ brewing (by the café's clock), · the rest (the
+    /// network). Many customers are grouped into rows so it fits the screen.
     Rush(RushArgs),
 
     /// The order board over the counter: what is in line, brewing, ready.

@@ -367,3 +367,67 @@ async fn the_demo_runs_its_own_cafe_and_explains_the_timelines() {
     // The café in the demo keeps its logs to itself.
     assert!(stderr(&demo).is_empty(), "{}", stderr(&demo));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
+    use std::io::{BufRead, BufReader};
+
+    let mut test_cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
+        ..Config::default()
+    })
+    .await;
+    let url = test_cafe.url();
+    let (code, stderr, id) = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cafe"))
+            .args(["--server", &url, "order", "tea", "--buzzer"])
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ticket = lines.next().unwrap().unwrap();
+        let id = ticket
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(':')
+            .to_owned();
+        // Wait until the buzzer has shown brewing, then press "Ctrl-C".
+        for line in lines.by_ref() {
+            if line.unwrap().contains("brewing") {
+                break;
+            }
+        }
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stderr).unwrap(),
+            id,
+        )
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(code, Some(i32::from(exit::INTERRUPTED)), "{stderr}");
+    assert!(
+        stderr.contains(&format!("left: order {id} is still brewing and carries on")),
+        "{stderr}"
+    );
+    // Leaving the buzzer does not cancel the order: it is still brewing.
+    let order = test_cafe
+        .client
+        .get_order(cafe::proto::v1::GetOrderRequest { order_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(order.status, cafe::proto::v1::OrderStatus::Brewing as i32);
+    test_cafe.begin_shutdown();
+}
