@@ -122,14 +122,19 @@ impl Output {
 }
 
 /// A duration in the unit a person reads best: `850ms`, `2.03s`, `12.5s`,
-/// `3m 05s`, `2h 06m`. Trailing zeros are dropped (`3s`, not `3.00s`).
+/// `3m 05s`, `2h 06m`. A round value (a whole number of milliseconds, such
+/// as a deadline or a tick on an axis) drops its trailing zeros (`3s`,
+/// `1.5s`); a measured one keeps them (`12.0s`), so it never looks rounder
+/// than it was.
 pub fn human(duration: Duration) -> String {
     let secs = duration.as_secs_f64();
     if duration.is_zero() {
         return "0s".into();
     }
+    let round = duration.subsec_nanos() % 1_000_000 == 0;
+    let shown = |number: String| if round { trim(number) } else { number };
     if secs < 1.0 {
-        let ms = duration.as_secs_f64() * 1000.0;
+        let ms = secs * 1000.0;
         if ms < 10.0 {
             return format!("{}ms", trim(format!("{ms:.1}")));
         }
@@ -137,7 +142,7 @@ pub fn human(duration: Duration) -> String {
     }
     if secs < 60.0 {
         let digits = if secs < 10.0 { 2 } else { 1 };
-        return format!("{}s", trim(format!("{secs:.digits$}")));
+        return format!("{}s", shown(format!("{secs:.digits$}")));
     }
     let whole = duration.as_secs();
     if whole < 3600 {
@@ -181,6 +186,10 @@ mod tests {
         assert_eq!(human(ms(3000)), "3s");
         assert_eq!(human(ms(2034)), "2.03s");
         assert_eq!(human(ms(12_540)), "12.5s");
+        assert_eq!(human(ms(1_500)), "1.5s");
+        // Measured values keep their zeros: they were not round.
+        assert_eq!(human(Duration::from_nanos(12_001_234_567)), "12.0s");
+        assert_eq!(human(Duration::from_nanos(2_000_400_000)), "2.00s");
         assert_eq!(human(ms(185_000)), "3m 05s");
         assert_eq!(human(ms(7_598_000)), "2h 06m");
     }
