@@ -131,7 +131,7 @@ pub fn human(duration: Duration) -> String {
     if duration.is_zero() {
         return "0s".into();
     }
-    let round = duration.subsec_nanos() % 1_000_000 == 0;
+    let round = duration.subsec_nanos().is_multiple_of(1_000_000);
     let shown = |number: String| if round { trim(number) } else { number };
     if secs < 1.0 {
         let ms = secs * 1000.0;
