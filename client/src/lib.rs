@@ -38,6 +38,11 @@ pub async fn run(cli: Cli) -> ExitCode {
     match dispatch(&cli, &out).await {
         Ok(Finished::Done) => ExitCode::SUCCESS,
         Ok(Finished::Interrupted) => ExitCode::from(exit::INTERRUPTED),
+        // A reader that went away (`cafe board | head`) is not an error
+        // worth a message.
+        Err(ClientError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(error.exit_code())

@@ -52,17 +52,6 @@ impl Output {
         }
     }
 
-    /// Plain output for tests: no terminal, 80 columns.
-    pub fn plain(json: bool) -> Self {
-        Output {
-            json,
-            stdout_tty: false,
-            stderr_tty: false,
-            no_color: true,
-            width: DEFAULT_WIDTH,
-        }
-    }
-
     /// Prints a line of text (not in JSON mode).
     pub fn line(&self, text: impl AsRef<str>) -> std::io::Result<()> {
         if !self.json {

@@ -129,7 +129,11 @@ fn ticket(
     server: &str,
 ) -> std::io::Result<()> {
     let flag = server_flag(server);
-    out.line(format!("ticket {}: {}", order.id, what(order)))?;
+    let place = match event.queue_position {
+        0 => String::new(),
+        position => format!(", position {position} in line"),
+    };
+    out.line(format!("ticket {}: {}{place}", order.id, what(order)))?;
     out.line(format!("  claim token  {}", event.claim_token))?;
     out.line(format!(
         "  cancel with  cafe{flag} cancel {} --claim-token {}",
