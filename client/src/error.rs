@@ -73,6 +73,17 @@ pub enum ClientError {
     #[error("deadline of {} exceeded before the drink was ready: the café cancels the order; allow longer with --deadline, or take a buzzer with --buzzer", human(*.0))]
     DeadlineExceeded(Duration),
 
+    /// A buzzer's `--deadline` passed; the order itself carries on.
+    #[error("deadline of {} exceeded before order {order_id} was ready; it carries on: follow it with `{watch}`", human(*.deadline))]
+    BuzzerDeadline {
+        /// The `--deadline`.
+        deadline: Duration,
+        /// The order, still queued or brewing.
+        order_id: String,
+        /// The command that follows it again.
+        watch: String,
+    },
+
     /// The café rejected a field; its message names the field.
     #[error("the café refused the order: {0}")]
     InvalidArgument(String),
@@ -157,7 +168,7 @@ impl ClientError {
             | ClientError::NotServing { .. }
             | ClientError::Unavailable { .. }
             | ClientError::Demo(_) => exit::UNAVAILABLE,
-            ClientError::DeadlineExceeded(_) => exit::DEADLINE,
+            ClientError::DeadlineExceeded(_) | ClientError::BuzzerDeadline { .. } => exit::DEADLINE,
             ClientError::InvalidArgument(_) => exit::INVALID,
             ClientError::NotFound(_) => exit::NOT_FOUND,
             ClientError::PermissionDenied(_) => exit::PERMISSION,

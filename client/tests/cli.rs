@@ -431,3 +431,35 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
     assert_eq!(order.status, cafe::proto::v1::OrderStatus::Brewing as i32);
     test_cafe.begin_shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_buzzer_deadline_leaves_the_order_brewing() {
+    let test_cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+        ..Config::default()
+    })
+    .await;
+
+    let late = cafe(
+        &test_cafe,
+        &["order", "latte", "--buzzer", "--deadline", "300ms"],
+    )
+    .await;
+
+    let err = assert_one_line_error(&late, exit::DEADLINE);
+    assert!(
+        err.starts_with("error: deadline of 300ms exceeded before order ord-"),
+        "{err}"
+    );
+    let id = err.split_whitespace().nth(7).unwrap();
+    assert!(err.contains(&format!("watch {id}`")), "{err}");
+    // The ticket was printed before the deadline passed.
+    assert!(
+        stdout(&late).starts_with(&format!("ticket {id}: latte (medium) for guest")),
+        "{}",
+        stdout(&late)
+    );
+    let watched = json_lines(&cafe(&test_cafe, &["watch", id, "--json"]).await);
+    assert_eq!(watched.last().unwrap()["event"], "ready", "{watched:?}");
+}

@@ -67,21 +67,29 @@ pub async fn follow(
         tokio::time::sleep_until(started + deadline.unwrap_or(Duration::from_secs(86_400 * 365)));
     let mut expiry = std::pin::pin!(expiry);
     loop {
-        // Three things can happen next; whichever comes first wins and the
-        // others are dropped: for the stream that means the café sees the
-        // call end and stops sending (the order itself carries on).
+        // Whichever happens first wins. Ctrl-C and the deadline return,
+        // which drops `stream`: tonic resets the HTTP/2 stream, the café's
+        // forwarding task sees its channel closed and stops. The order
+        // itself carries on (a buzzer customer may come back with `watch`).
         let event = tokio::select! {
             () = &mut interrupt => {
                 left(last.as_ref(), server);
                 return Ok(Followed { finished: Finished::Interrupted, last });
             }
             () = &mut expiry => {
-                return Err(ClientError::DeadlineExceeded(deadline.unwrap_or_default()));
+                return Err(walked_away(deadline, last.as_ref(), server));
             }
             message = stream.message() => match message {
                 Ok(Some(event)) => event,
                 Ok(None) => break,
-                Err(status) => return Err(ClientError::from_status(status, server, deadline)),
+                // The café enforces the same deadline (`grpc-timeout`) and
+                // may notice first.
+                Err(status) => {
+                    return Err(match ClientError::from_status(status, server, deadline) {
+                        ClientError::DeadlineExceeded(_) => walked_away(deadline, last.as_ref(), server),
+                        other => other,
+                    });
+                }
             },
         };
         let at = started.elapsed();
@@ -172,6 +180,19 @@ fn print_event(
         claim_token: (!event.claim_token.is_empty()).then(|| event.claim_token.clone()),
         order: OrderView::from(order),
     })
+}
+
+/// The error for a buzzer whose `--deadline` passed: the order carries on.
+fn walked_away(deadline: Option<Duration>, last: Option<&pb::Order>, server: &str) -> ClientError {
+    let deadline = deadline.unwrap_or_default();
+    match last {
+        Some(order) => ClientError::BuzzerDeadline {
+            deadline,
+            order_id: order.id.clone(),
+            watch: format!("cafe{} watch {}", server_flag(server), order.id),
+        },
+        None => ClientError::DeadlineExceeded(deadline),
+    }
 }
 
 /// What to tell a customer who walks away with the buzzer.
