@@ -146,7 +146,10 @@ async fn a_bad_drink_fails_every_customer_with_the_cafes_message() {
     assert_eq!(report.served().count(), 0);
     let error = report.visits[0].outcome.as_ref().unwrap_err();
     assert_eq!(error.exit_code(), exit::INVALID);
-    assert!(error.to_string().contains("\"frappe\" is not on the menu"), "{error}");
+    assert!(
+        error.to_string().contains("\"frappe\" is not on the menu"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -160,7 +163,9 @@ async fn no_cafe_at_the_address_is_one_clear_error() {
 
     assert!(matches!(error, ClientError::NoCafe { .. }), "{error:?}");
     assert_eq!(error.exit_code(), exit::UNAVAILABLE);
-    assert!(error.to_string().starts_with(&format!("no café at http://{addr}: is cafe-server running?")));
+    assert!(error.to_string().starts_with(&format!(
+        "no café at http://{addr}: is cafe-server running?"
+    )));
 }
 
 #[tokio::test]
