@@ -463,3 +463,38 @@ async fn a_buzzer_deadline_leaves_the_order_brewing() {
     let watched = json_lines(&cafe(&test_cafe, &["watch", id, "--json"]).await);
     assert_eq!(watched.last().unwrap()["event"], "ready", "{watched:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
+    let mut test_cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+        ..Config::default()
+    })
+    .await;
+    let mut board = test_cafe
+        .client
+        .watch_board(cafe::proto::v1::WatchBoardRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    let late = cafe(&test_cafe, &["order", "latte", "--deadline", "300ms"]).await;
+    assert_one_line_error(&late, exit::DEADLINE);
+
+    // The board sees the order placed, and then cancelled, long before the
+    // 2 s it would have taken to brew.
+    let cancelled = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = board.message().await.unwrap() {
+            let order = event.order.unwrap();
+            if order.status == cafe::proto::v1::OrderStatus::Cancelled as i32 {
+                return order;
+            }
+        }
+        panic!("the board ended without a cancelled order");
+    })
+    .await
+    .expect("the order was not cancelled");
+    assert_eq!(cancelled.customer, "guest");
+    assert!(cancelled.ready_at.is_none());
+}
