@@ -1,0 +1,213 @@
+//! The command line: every command, flag and environment variable of `cafe`,
+//! with the help text that explains what each one shows.
+
+use std::time::Duration;
+
+use cafe::menu::{Size, TimeScale};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Shown at the end of `cafe --help`.
+const AFTER_HELP: &str = "\
+Start here:
+  cafe demo                      a café in this process, and the lesson in 10 s
+  cafe rush --mode compare       the same against a running cafe-server
+
+Exit codes:
+  0 done               4 deadline exceeded    7 wrong claim token
+  1 unexpected error   5 refused (bad field)  8 café too busy
+  2 bad command line   6 no such order        9 order already ended
+  3 no café / not serving                   130 interrupted (Ctrl-C)";
+
+/// `cafe`: order coffee from a gRPC café, at the counter or with a buzzer,
+/// and see why waiting asynchronously serves everyone sooner.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cafe", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The café's gRPC address (`host:port` works too).
+    #[arg(long, global = true, env = "CAFE_SERVER", default_value = crate::DEFAULT_SERVER)]
+    pub server: String,
+
+    /// Print one JSON object per result, one per line, instead of text.
+    #[arg(long, global = true, env = "CAFE_JSON", default_value_t = false)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// The drinks, their sizes and brew times (also at the café's time scale).
+    Menu,
+
+    /// Order one drink: wait at the counter (unary OrderCoffee), or take a
+    /// buzzer with --buzzer (streaming OrderWithBuzzer) and watch it move.
+    ///
+    /// At the counter the call returns only when the drink is ready; a
+    /// --deadline makes the café cancel the order if it is not ready in
+    /// time. With a buzzer the ticket comes back at once (order id, place
+    /// in line, claim token) and every change follows; Ctrl-C leaves the
+    /// order brewing, and `cafe watch` picks it up again.
+    Order(OrderArgs),
+
+    /// Re-attach a buzzer to an order placed earlier and follow it to the end.
+    Watch {
+        /// The order's id, from its ticket (e.g. ord-3f9c2a1b7e04).
+        order_id: String,
+    },
+
+    /// Show one order as it is now.
+    Get {
+        /// The order's id.
+        order_id: String,
+    },
+
+    /// Cancel an order. Needs the claim token from its ticket.
+    Cancel(CancelArgs),
+
+    /// N customers order at the counter, one after another (sequential) or
+    /// all at once (concurrent), and a timeline shows the difference.
+    ///
+    /// Every customer makes the same unary OrderCoffee call on the same
+    /// connection; only when the client awaits differs. Sequential awaits
+    /// each drink before sending the next order: the run costs the SUM of
+    /// the waits. Concurrent sends up to --concurrency orders at once (one
+    /// HTTP/2 connection carries them all as separate streams): the run costs
+    /// about the LONGEST wait, bounded by how many baristas the café has.
+    ///
+    /// The timeline draws one row per customer from order to drink: ░ is
+    /// time in line and █ brewing (by the café's clock), · the rest (the
+    /// network). Many customers are grouped into rows so it fits the screen.
+    Rush(RushArgs),
+
+    /// The order board over the counter: what is in line, brewing, ready.
+    Board,
+
+    /// Start a café in this process and run `rush --mode compare` against it:
+    /// the whole lesson, with nothing else running.
+    Demo(DemoArgs),
+
+    /// Check the café's gRPC health: exit 0 when SERVING, 3 otherwise.
+    Health(HealthArgs),
+}
+
+/// `cafe order`.
+#[derive(Debug, Clone, Args)]
+pub struct OrderArgs {
+    /// The drink's menu id (see `cafe menu`), e.g. latte.
+    pub drink: String,
+
+    /// Cup size: small, medium or large.
+    #[arg(long, env = "CAFE_SIZE", default_value = "medium")]
+    pub size: Size,
+
+    /// Whose name goes on the cup.
+    #[arg(long, env = "CAFE_CUSTOMER", default_value = "guest")]
+    pub name: String,
+
+    /// Give up after this long (e.g. 3s, 500ms); sent to the café as the gRPC
+    /// deadline, which then cancels the order. [default: wait as long as it takes]
+    #[arg(long, env = "CAFE_DEADLINE", value_parser = humantime::parse_duration)]
+    pub deadline: Option<Duration>,
+
+    /// Take a buzzer instead of waiting at the counter: the ticket comes back
+    /// at once, then every change to the order.
+    #[arg(long, env = "CAFE_BUZZER", default_value_t = false)]
+    pub buzzer: bool,
+}
+
+/// `cafe cancel`.
+#[derive(Debug, Clone, Args)]
+pub struct CancelArgs {
+    /// The order's id.
+    pub order_id: String,
+
+    /// The claim token printed on the order's ticket.
+    #[arg(long, env = "CAFE_CLAIM_TOKEN")]
+    pub claim_token: String,
+}
+
+/// How the customers of a rush wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RushMode {
+    /// One after another: each waits for their drink before the next orders.
+    Sequential,
+    /// All at once, up to --concurrency in flight on one connection.
+    Concurrent,
+    /// Sequential, then concurrent, and the speed-up.
+    Compare,
+}
+
+/// `cafe rush`.
+#[derive(Debug, Clone, Args)]
+pub struct RushArgs {
+    /// How many customers order.
+    #[arg(long, env = "CAFE_RUSH_CUSTOMERS", default_value_t = 6,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub customers: u16,
+
+    /// What they all order.
+    #[arg(long, env = "CAFE_RUSH_DRINK", default_value = "latte")]
+    pub drink: String,
+
+    /// Cup size: small, medium or large.
+    #[arg(long, env = "CAFE_SIZE", default_value = "medium")]
+    pub size: Size,
+
+    /// sequential, concurrent, or compare (both, then the speed-up).
+    #[arg(long, env = "CAFE_RUSH_MODE", value_enum, default_value_t = RushMode::Compare)]
+    pub mode: RushMode,
+
+    /// Most orders in flight at once in concurrent mode. [default: all customers]
+    #[arg(long, env = "CAFE_RUSH_CONCURRENCY",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: Option<u16>,
+}
+
+/// `cafe demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How many customers come in.
+    #[arg(long, env = "CAFE_DEMO_CUSTOMERS", default_value_t = 6,
+          value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub customers: u16,
+
+    /// How many baristas the demo café has.
+    #[arg(long, env = "CAFE_DEMO_BARISTAS", default_value_t = 3,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub baristas: u16,
+
+    /// Multiplier on brew times: 0.03 makes a 40 s latte take 1.2 s.
+    #[arg(long, env = "CAFE_DEMO_TIME_SCALE", default_value = "0.03")]
+    pub time_scale: TimeScale,
+
+    /// What everyone orders.
+    #[arg(long, env = "CAFE_DEMO_DRINK", default_value = "latte")]
+    pub drink: String,
+}
+
+/// `cafe health`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The service to ask about: "" for the whole server, or cafe.v1.Cafe.
+    #[arg(long, env = "CAFE_HEALTH_SERVICE", default_value = "")]
+    pub service: String,
+
+    /// How long to wait for a connection and an answer.
+    #[arg(long, env = "CAFE_HEALTH_TIMEOUT", default_value = "2s",
+          value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,220 @@
+//! Following one order's events (a buzzer): printing each change as it
+//! comes, timed from when the customer started waiting.
+//!
+//! Shared by `cafe order --buzzer` and `cafe watch`. The stream is read in a
+//! `select!` with Ctrl-C and the deadline, so leaving drops the stream (the
+//! café notices and stops sending) without cancelling the order.
+
+use std::{future::Future, time::Duration};
+
+use cafe::{
+    convert::status_from_wire,
+    order::OrderStatus,
+    proto::v1::{self as pb},
+};
+use serde::Serialize;
+use tokio::time::Instant;
+use tonic::Streaming;
+
+use super::Finished;
+use crate::{
+    error::ClientError,
+    output::{Output, human, millis},
+    view::{OrderView, what},
+};
+
+/// One event, for `--json`.
+#[derive(Debug, Serialize)]
+struct EventLine {
+    /// `ticket` for the first event of a buzzer, else the status.
+    event: &'static str,
+    /// Milliseconds since the customer ordered (or started watching).
+    at_ms: f64,
+    /// 1 is next in line; 0 once out of the line.
+    queue_position: u32,
+    /// Only on the ticket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claim_token: Option<String>,
+    order: OrderView,
+}
+
+/// How following ended.
+#[derive(Debug)]
+pub struct Followed {
+    /// Ran to the end, or interrupted.
+    pub finished: Finished,
+    /// The last state seen.
+    pub last: Option<pb::Order>,
+}
+
+/// Prints the events of `stream` until the order ends, `interrupt`
+/// resolves, or `deadline` passes. `started` is time zero for the `+1.2s`
+/// stamps. The ticket (first event with a claim token) is shown with the
+/// commands to cancel and re-watch, which mention `server` unless it is the
+/// default.
+pub async fn follow(
+    mut stream: Streaming<pb::OrderEvent>,
+    started: Instant,
+    out: &Output,
+    server: &str,
+    deadline: Option<Duration>,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Followed, ClientError> {
+    let mut last: Option<pb::Order> = None;
+    let mut interrupt = std::pin::pin!(interrupt);
+    // With no deadline, this sleep is simply never reached.
+    let expiry =
+        tokio::time::sleep_until(started + deadline.unwrap_or(Duration::from_secs(86_400 * 365)));
+    let mut expiry = std::pin::pin!(expiry);
+    loop {
+        // Whichever happens first wins. Ctrl-C and the deadline return,
+        // which drops `stream`: tonic resets the HTTP/2 stream, the café's
+        // forwarding task sees its channel closed and stops. The order
+        // itself carries on (a buzzer customer may come back with `watch`).
+        let event = tokio::select! {
+            () = &mut interrupt => {
+                left(last.as_ref(), server);
+                return Ok(Followed { finished: Finished::Interrupted, last });
+            }
+            () = &mut expiry => {
+                return Err(walked_away(deadline, last.as_ref(), server));
+            }
+            message = stream.message() => match message {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                // The café enforces the same deadline (`grpc-timeout`) and
+                // may notice first.
+                Err(status) => {
+                    return Err(match ClientError::from_status(status, server, deadline) {
+                        ClientError::DeadlineExceeded(_) => walked_away(deadline, last.as_ref(), server),
+                        other => other,
+                    });
+                }
+            },
+        };
+        let at = started.elapsed();
+        let Some(order) = event.order.clone() else {
+            continue;
+        };
+        if !event.claim_token.is_empty() {
+            ticket(out, &order, &event, server)?;
+        }
+        print_event(out, &event, &order, at)?;
+        let status = status_from_wire(order.status);
+        last = Some(order);
+        if status.is_some_and(OrderStatus::is_final) {
+            break;
+        }
+    }
+    match last
+        .as_ref()
+        .and_then(|o| status_from_wire(o.status).map(|s| (o, s)))
+    {
+        Some((_, OrderStatus::Ready)) => Ok(Followed {
+            finished: Finished::Done,
+            last,
+        }),
+        Some((order, status)) => Err(ClientError::OrderState(format!(
+            "order {} {status}{}",
+            order.id,
+            if order.note.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", order.note)
+            }
+        ))),
+        None => Err(ClientError::Unavailable {
+            url: server.into(),
+            detail: "the café ended the stream before the order was done".into(),
+        }),
+    }
+}
+
+fn ticket(
+    out: &Output,
+    order: &pb::Order,
+    event: &pb::OrderEvent,
+    server: &str,
+) -> std::io::Result<()> {
+    let flag = server_flag(server);
+    let place = match event.queue_position {
+        0 => String::new(),
+        position => format!(", position {position} in line"),
+    };
+    out.line(format!("ticket {}: {}{place}", order.id, what(order)))?;
+    out.line(format!("  claim token  {}", event.claim_token))?;
+    out.line(format!(
+        "  cancel with  cafe{flag} cancel {} --claim-token {}",
+        order.id, event.claim_token
+    ))?;
+    out.line(format!("  watch with   cafe{flag} watch {}", order.id))
+}
+
+fn print_event(
+    out: &Output,
+    event: &pb::OrderEvent,
+    order: &pb::Order,
+    at: Duration,
+) -> std::io::Result<()> {
+    let status = status_from_wire(order.status);
+    let text = match status {
+        Some(OrderStatus::Queued) if event.queue_position > 0 => {
+            format!("queued, position {} in line", event.queue_position)
+        }
+        Some(OrderStatus::Queued) => "queued".to_owned(),
+        Some(OrderStatus::Brewing) => format!("brewing, by {}", order.barista),
+        Some(OrderStatus::Ready) => format!("ready ☕ (brewed by {})", order.barista),
+        Some(other) if !order.note.is_empty() => format!("{other}: {}", order.note),
+        Some(other) => other.to_string(),
+        None => "unknown status".into(),
+    };
+    out.line(format!("{:>8}  {text}", format!("+{}", human(at))))?;
+    out.json(&EventLine {
+        event: if event.claim_token.is_empty() {
+            status.map_or("unknown", OrderStatus::as_str)
+        } else {
+            "ticket"
+        },
+        at_ms: millis(at),
+        queue_position: event.queue_position,
+        claim_token: (!event.claim_token.is_empty()).then(|| event.claim_token.clone()),
+        order: OrderView::from(order),
+    })
+}
+
+/// The error for a buzzer whose `--deadline` passed: the order carries on.
+fn walked_away(deadline: Option<Duration>, last: Option<&pb::Order>, server: &str) -> ClientError {
+    let deadline = deadline.unwrap_or_default();
+    match last {
+        Some(order) => ClientError::BuzzerDeadline {
+            deadline,
+            order_id: order.id.clone(),
+            watch: format!("cafe{} watch {}", server_flag(server), order.id),
+        },
+        None => ClientError::DeadlineExceeded(deadline),
+    }
+}
+
+/// What to tell a customer who walks away with the buzzer.
+fn left(last: Option<&pb::Order>, server: &str) {
+    let Some(order) = last else {
+        eprintln!("left before the ticket came back");
+        return;
+    };
+    let status = status_from_wire(order.status).map_or("unknown", OrderStatus::as_str);
+    eprintln!(
+        "left: order {} is still {status} and carries on; follow it again with `cafe{} watch {}`",
+        order.id,
+        server_flag(server),
+        order.id
+    );
+}
+
+/// ` --server URL`, or nothing for the default address.
+pub fn server_flag(server: &str) -> String {
+    if server == crate::DEFAULT_SERVER {
+        String::new()
+    } else {
+        format!(" --server {server}")
+    }
+}
