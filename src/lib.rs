@@ -10,6 +10,8 @@
 //!   their protobuf messages.
 //! - [`deadline`]: the caller's gRPC deadline on the server side, answered
 //!   with `DEADLINE_EXCEEDED` and passed on to the calls made for them.
+//! - [`serving`]: what every server does alike: bind, reflection, start-up
+//!   errors.
 //! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
 //! - [`telemetry`]: logs and traces for every binary, set up once; the OTLP
 //!   exporter that never slows the service down.
@@ -24,6 +26,7 @@ pub mod deadline;
 pub mod menu;
 pub mod order;
 pub mod propagation;
+pub mod serving;
 pub mod shutdown;
 pub mod telemetry;
 

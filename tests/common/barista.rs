@@ -7,11 +7,12 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use cafe::serving::StartupError;
 use cafe::{
     menu::TimeScale,
     proto::v1::{BrewRequest, Size, barista_client::BaristaClient},
 };
-use cafe_barista::{Application, Config, startup::StartupError};
+use cafe_barista::{Application, Config};
 use tokio::{net::TcpSocket, runtime::Runtime, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 

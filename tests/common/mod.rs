@@ -13,6 +13,7 @@ pub mod otlp;
 
 use std::{net::SocketAddr, time::Duration};
 
+use cafe::serving::StartupError;
 use cafe::{
     menu::TimeScale,
     propagation::{self, GrpcClientTrace},
@@ -20,8 +21,8 @@ use cafe::{
     proto::v1::{OrderRequest, Size, cafe_client::CafeClient},
     telemetry::{self, LogFormat, TelemetryConfig},
 };
+use cafe_server::Application;
 pub use cafe_server::Config;
-use cafe_server::{Application, startup::StartupError};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 use tonic_health::pb::{

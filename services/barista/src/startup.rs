@@ -17,7 +17,8 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use cafe::{
     deadline::DeadlineLayer,
     propagation::GrpcServerTraceLayer,
-    proto::{FILE_DESCRIPTOR_SET, v1::barista_server::BaristaServer},
+    proto::v1::barista_server::BaristaServer,
+    serving::{self, StartupError},
 };
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -34,37 +35,10 @@ pub struct Application {
     config: Config,
 }
 
-/// Why the backend could not start or stopped badly.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    /// The address could not be bound.
-    #[error(
-        "cannot listen on {address}: {source} (is another server using it? choose another with --listen)"
-    )]
-    Bind {
-        /// `--listen`.
-        address: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Reflection could not read the descriptor set (a build problem).
-    #[error("cannot build server reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    /// The transport failed.
-    #[error("the gRPC server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
-}
-
 impl Application {
     /// Binds `config.listen`.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = serving::bind(config.listen).await?;
         Ok(Self::with_listener(config, listener))
     }
 
@@ -97,20 +71,7 @@ impl Application {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<BaristaServer<BaristaService>>().await;
-        // Reflection advertises only what this server serves: the descriptor
-        // set also holds `cafe.v1.Cafe`, which lives in the café.
-        let reflection = |itself: &str| {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-                .with_service_name("cafe.v1.Barista")
-                .with_service_name("grpc.health.v1.Health")
-                .with_service_name(itself)
-        };
-        let reflection_v1 = reflection("grpc.reflection.v1.ServerReflection").build_v1()?;
-        let reflection_v1alpha =
-            reflection("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
+        let (reflection_v1, reflection_v1alpha) = serving::reflection("cafe.v1.Barista")?;
 
         let stop_transport = CancellationToken::new();
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));

@@ -22,7 +22,8 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use cafe::{
     deadline::DeadlineLayer,
     propagation::GrpcServerTraceLayer,
-    proto::{FILE_DESCRIPTOR_SET, v1::cafe_server::CafeServer},
+    proto::v1::cafe_server::CafeServer,
+    serving::{self, StartupError},
 };
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -49,37 +50,10 @@ pub struct Application {
     config: Config,
 }
 
-/// Why the café could not start or stopped badly.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    /// The address could not be bound.
-    #[error(
-        "cannot listen on {address}: {source} (is another server using it? choose another with --listen)"
-    )]
-    Bind {
-        /// `--listen`.
-        address: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Reflection could not read the descriptor set (a build problem).
-    #[error("cannot build server reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    /// The transport failed.
-    #[error("the gRPC server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
-}
-
 impl Application {
     /// Binds `config.listen`.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = serving::bind(config.listen).await?;
         Ok(Self::with_listener(config, listener))
     }
 
@@ -130,22 +104,7 @@ impl Application {
         // The dispatch tasks hold their own clones; ours would keep the
         // remote baristas' background tasks alive past the shift.
         drop(brewers);
-        // Reflection in both versions: v1 for current tools, v1alpha for
-        // older grpcurl and friends. It advertises only what this server
-        // serves (the descriptor set also holds the `Barista` service), and
-        // knows `google.rpc` so tools can decode the `BadRequest` details.
-        let reflection = |itself: &str| {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-                .with_service_name("cafe.v1.Cafe")
-                .with_service_name("grpc.health.v1.Health")
-                .with_service_name(itself)
-        };
-        let reflection_v1 = reflection("grpc.reflection.v1.ServerReflection").build_v1()?;
-        let reflection_v1alpha =
-            reflection("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
+        let (reflection_v1, reflection_v1alpha) = serving::reflection("cafe.v1.Cafe")?;
 
         let stop_transport = CancellationToken::new();
         // TCP_NODELAY: a buzzer's events are tiny; without it Nagle's
