@@ -13,12 +13,14 @@
 //!   re-resolution, health watching, power-of-two-choices balancing,
 //!   retries when a barista goes away, and deadline propagation.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
-//! - [`shutdown`]: the signals that close the café.
+//!
+//! The signals that close it (SIGINT, SIGTERM) are the shared
+//! [`cafe::shutdown`]'s, as the barista backend's are.
 //!
 //! Follow an order: [`service::CafeService`] checks it and puts it in the
 //! [`book::OrderBook`]; a barista in [`baristas`] takes it from the line and
-//! brews it (or hands it to a remote barista); every change wakes the customer's buzzer through the order's
-//! `watch` channel.
+//! brews it (or hands it to a remote barista); every change wakes the
+//! customer's buzzer through the order's `watch` channel.
 
 pub mod baristas;
 pub mod book;
@@ -26,7 +28,6 @@ pub mod config;
 pub mod error;
 pub mod remote;
 pub mod service;
-pub mod shutdown;
 pub mod startup;
 
 pub use config::Config;

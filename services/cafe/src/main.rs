@@ -6,8 +6,11 @@
 //! last spans to the collector. It must outlive the runtime, not the reverse.
 
 use anyhow::Context;
-use cafe::telemetry::{self, TelemetryConfig};
-use cafe_server::{Application, Config, shutdown};
+use cafe::{
+    shutdown,
+    telemetry::{self, TelemetryConfig},
+};
+use cafe_server::{Application, Config};
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
