@@ -34,7 +34,10 @@ mod replica;
 
 use std::{sync::Arc, time::Duration};
 
-use cafe::proto::v1::{self as pb, brew_event::Event};
+use cafe::{
+    propagation::join_trace,
+    proto::v1::{self as pb, brew_event::Event},
+};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -42,7 +45,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, Response, Status, Streaming};
 use tonic_health::server::HealthReporter;
 use tower::{Service, ServiceExt, balance::p2c::Balance};
-use tracing::{info, warn};
+use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
 
 pub use discovery::BaristaEndpoint;
 use discovery::Registry;
@@ -152,7 +155,7 @@ impl RemoteBaristas {
             },
             deadline: entry.deadline(),
         };
-        let mut last_failure = None;
+        let mut last_failure: Option<String> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             // 1. A replica, unless the order ends or the café closes first.
             let call = tokio::select! {
@@ -179,21 +182,42 @@ impl RemoteBaristas {
                 return;
             };
 
+            // The attempt's span: a child of the call that placed the
+            // order, so the barista's spans (through `traceparent`, sent by
+            // the traced channel) land in the customer's trace. A retry is a
+            // second `brew` span beside the first, saying why.
+            let span = info_span!(
+                "brew",
+                order.id = %order.id,
+                attempt,
+                replica = %replica.addr,
+                barista = Empty,
+                retry.reason = Empty,
+                otel.status_code = Empty,
+                otel.status_description = Empty,
+            );
+            join_trace(&span, entry.trace_context().clone());
+            if let Some(why) = &last_failure {
+                span.record("retry.reason", why.as_str());
+            }
+
             // 2. The brew. If the order ends first (cancelled, or its counter
             // customer left or ran out of time), `select!` drops the brew
             // stream: the barista sees the stream go and is free at once.
             let outcome = tokio::select! {
                 biased;
                 () = entry.stopped() => {
-                    info!(order.id = %order.id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free");
+                    span.in_scope(|| info!(order.id = %order.id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free"));
                     return;
                 }
-                outcome = follow(book, entry, response) => outcome,
+                outcome = follow(book, entry, response).instrument(span.clone()) => outcome,
             };
             drop(in_flight);
             match outcome {
                 Ok(()) => return,
                 Err(Failure::Final(reason)) => {
+                    span.record("otel.status_code", "error");
+                    span.record("otel.status_description", reason.as_str());
                     book.mark_failed(entry, &reason);
                     return;
                 }
@@ -213,7 +237,11 @@ impl RemoteBaristas {
                 }
                 Err(Failure::BaristaLeft { who, why }) => {
                     let who = who.unwrap_or_else(|| format!("the barista at {}", replica.addr));
-                    warn!(order.id = %order.id, barista = %who, %why, attempt, "barista went away: retrying on another");
+                    // An error on this attempt's span, with the warning as
+                    // its event; the next attempt's span says why it exists.
+                    span.record("otel.status_code", "error");
+                    span.record("otel.status_description", why.as_str());
+                    span.in_scope(|| warn!(order.id = %order.id, barista = %who, %why, attempt, "barista went away: retrying on another"));
                     // Out of the balancer *before* the retry picks, so the
                     // retry cannot land on it again.
                     self.inner.registry.suspect(&replica, &why);
@@ -282,6 +310,7 @@ async fn follow(
                 if !book.start_brewing(entry, &started.barista) {
                     return Ok(()); // the order ended meanwhile
                 }
+                Span::current().record("barista", started.barista.as_str());
                 info!(order.id = %entry.id(), barista = %started.barista, "brewing remotely");
                 who = Some(started.barista);
             }
