@@ -23,19 +23,33 @@ pub mod view;
 
 use std::process::ExitCode;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, RushMode};
 use commands::{Finished, board, demo, health, menu, order, orders, rush};
 use error::{ClientError, exit};
 use output::Output;
+use tracing::{Instrument, Span, field::Empty, info_span};
 
 /// Where `cafe-server` listens by default.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
 /// Runs one command line to the end and returns the process's exit code.
 /// Errors are printed here, as one line on stderr.
+///
+/// The command runs inside a root span named after it (`cafe order`,
+/// `cafe rush`, …): one command, one trace, whose every gRPC call is a
+/// child. The span ends when this returns, whichever way the command ended,
+/// so it is finished before `main` drops the telemetry guard and sends it.
 pub async fn run(cli: Cli) -> ExitCode {
-    let out = Output::detect(cli.json);
-    match dispatch(&cli, &out).await {
+    let mut out = Output::detect(cli.json);
+    out.trace_links = cli.exports_traces();
+    let span = command_span(&cli.command);
+    let result = dispatch(&cli, &out).instrument(span.clone()).await;
+    if let Err(error) = &result {
+        span.record("otel.status_code", "error");
+        span.record("otel.status_description", error.to_string());
+    }
+    drop(span);
+    match result {
         Ok(Finished::Done) => ExitCode::SUCCESS,
         Ok(Finished::Interrupted) => ExitCode::from(exit::INTERRUPTED),
         // A reader that went away (`cafe board | head`) is not an error
@@ -46,6 +60,63 @@ pub async fn run(cli: Cli) -> ExitCode {
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// The root span of a command: `cafe <command>`, with what it was asked.
+fn command_span(command: &Command) -> Span {
+    // A span's name must be a constant string, so each command has its own
+    // `info_span!`; the fields say what was asked.
+    match command {
+        Command::Menu => info_span!(
+            "cafe menu",
+            otel.status_code = Empty,
+            otel.status_description = Empty
+        ),
+        Command::Order(args) => info_span!(
+            "cafe order",
+            order.drink = %args.drink,
+            order.size = %args.size,
+            customer = %args.name,
+            buzzer = args.buzzer,
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+        ),
+        Command::Watch { order_id } => {
+            info_span!("cafe watch", order.id = %order_id, otel.status_code = Empty, otel.status_description = Empty)
+        }
+        Command::Get { order_id } => {
+            info_span!("cafe get", order.id = %order_id, otel.status_code = Empty, otel.status_description = Empty)
+        }
+        Command::Cancel(args) => {
+            info_span!("cafe cancel", order.id = %args.order_id, otel.status_code = Empty, otel.status_description = Empty)
+        }
+        Command::Rush(args) => info_span!(
+            "cafe rush",
+            rush.mode = match args.mode {
+                RushMode::Sequential => "sequential",
+                RushMode::Concurrent => "concurrent",
+                RushMode::Compare => "compare",
+            },
+            rush.customers = args.customers,
+            order.drink = %args.drink,
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+        ),
+        Command::Board => info_span!(
+            "cafe board",
+            otel.status_code = Empty,
+            otel.status_description = Empty
+        ),
+        Command::Demo(args) => info_span!(
+            "cafe demo",
+            rush.customers = args.customers,
+            otel.status_code = Empty,
+            otel.status_description = Empty
+        ),
+        Command::Health(args) => {
+            info_span!("cafe health", service = %args.service, otel.status_code = Empty, otel.status_description = Empty)
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Output {
     pub no_color: bool,
     /// Columns available for drawings such as the timeline.
     pub width: usize,
+    /// Traces are exported, so `order` and `rush` show a link to theirs.
+    pub trace_links: bool,
 }
 
 /// The width used when stdout is not a terminal.
@@ -49,6 +51,24 @@ impl Output {
             stderr_tty: std::io::stderr().is_terminal(),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             width: width.max(40),
+            trace_links: false,
+        }
+    }
+
+    /// The Jaeger link for `trace_id` (from the café's `x-trace-id`), when
+    /// traces are exported: without export the trace exists only in the
+    /// processes' memory and a link would lead nowhere.
+    pub fn trace_url(&self, trace_id: Option<&str>) -> Option<String> {
+        trace_id
+            .filter(|_| self.trace_links)
+            .map(cafe::telemetry::jaeger_trace_url)
+    }
+
+    /// Prints `trace: <link>` (text mode), when there is a link.
+    pub fn trace_line(&self, url: Option<&str>) -> std::io::Result<()> {
+        match url {
+            Some(url) => self.line(format!("trace: {url}")),
+            None => Ok(()),
         }
     }
 

@@ -60,6 +60,10 @@ pub const MAX_ATTEMPTS: usize = 3;
 /// waits for the café's own deadline to cancel it, before failing it.
 const DEADLINE_SETTLE: Duration = Duration::from_secs(1);
 
+/// How long a finished brew's stream may take to end (its trailers) before
+/// the dispatcher stops waiting and moves on to the next order.
+const TRAILERS_WAIT: Duration = Duration::from_millis(500);
+
 /// The balancer over the replicas the discovery tasks found.
 type Balancer = Balance<UnboundedReceiverStream<ReplicaChange>, BrewJob>;
 
@@ -320,6 +324,14 @@ async fn follow(
                 if book.mark_ready(entry) {
                     info!(order.id = %entry.id(), "ready");
                 }
+                // The customer has their drink; now read the stream to its
+                // end (the barista closes it right after `finished`). Its
+                // trailers carry the call's status: without them the call's
+                // client span would end as CANCELLED, as if we had hung up.
+                let _ = tokio::time::timeout(TRAILERS_WAIT, async {
+                    while let Ok(Some(_)) = events.message().await {}
+                })
+                .await;
                 return Ok(());
             }
             // An event kind from a newer barista: nothing this café acts on.
