@@ -57,11 +57,17 @@ impl Output {
 
     /// The Jaeger link for `trace_id` (from the café's `x-trace-id`), when
     /// traces are exported: without export the trace exists only in the
-    /// processes' memory and a link would lead nowhere.
+    /// processes' memory and a link would lead nowhere. A café that does not
+    /// trace sends no `x-trace-id`; then the link is to the current span's
+    /// trace, which holds the CLI's side only.
     pub fn trace_url(&self, trace_id: Option<&str>) -> Option<String> {
-        trace_id
-            .filter(|_| self.trace_links)
-            .map(cafe::telemetry::jaeger_trace_url)
+        if !self.trace_links {
+            return None;
+        }
+        let trace_id = trace_id
+            .map(str::to_owned)
+            .or_else(|| cafe::telemetry::current_trace_id().map(|id| id.to_string()))?;
+        Some(cafe::telemetry::jaeger_trace_url(&trace_id))
     }
 
     /// Prints `trace: <link>` (text mode), when there is a link.

@@ -384,3 +384,89 @@ async fn without_a_collector_the_cli_keeps_its_speed_and_exits_promptly() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_cli_sends_its_spans_when_interrupted_and_when_it_fails() {
+    use std::io::{BufRead, BufReader};
+
+    let collector = Collector::start();
+    let endpoint = collector.endpoint();
+    let (cafe_telemetry, _default) = stack_here("cafe", &endpoint);
+    let cafe = spawn_cafe(Config {
+        baristas: 1,
+        time_scale: cafe::menu::TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
+        ..Config::default()
+    })
+    .await;
+
+    // Ctrl-C on a buzzer, once it shows brewing.
+    let (url, otlp) = (cafe.url(), endpoint.clone());
+    let (code, trace_line) = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cafe"))
+            .args(["--server", &url, "order", "tea", "--buzzer"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
+            .env_remove("OTEL_SERVICE_NAME")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            if line.unwrap().contains("brewing") {
+                break;
+            }
+        }
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let trace_line = lines
+            .map(Result::unwrap)
+            .find(|line| line.starts_with("trace: "));
+        (child.wait().unwrap().code(), trace_line)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130));
+    let trace_line = trace_line.expect("a trace link after Ctrl-C");
+    let interrupted = trace_line.rsplit('/').next().unwrap().to_owned();
+
+    // A refused order: exit 5, one line on stderr, and still a trace.
+    let (output, _) = cafe_cli(
+        Some(&endpoint),
+        &["--server", &cafe.url(), "order", "frappe"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(5));
+
+    let spans = collector
+        .wait_for_all(&[&cafe_telemetry], "the CLI's spans", |spans| {
+            let buzzer = in_trace(spans, &interrupted);
+            has(&buzzer, "cafe-client", "cafe order", KIND_INTERNAL)
+                && has(&buzzer, "cafe-client", "buzzer", KIND_INTERNAL)
+                && spans
+                    .iter()
+                    .any(|s| s.name == "cafe order" && s.attr("order.drink") == Some("frappe"))
+        })
+        .await;
+    // The interrupted buzzer: its span holds the changes it saw.
+    let buzzer = the(
+        &in_trace(&spans, &interrupted),
+        "cafe-client",
+        "buzzer",
+        KIND_INTERNAL,
+    );
+    assert!(
+        buzzer.events.iter().filter(|e| *e == "buzz").count() >= 2,
+        "queued and brewing: {:?}",
+        buzzer.events
+    );
+    // The refused order: its root span failed, with the reason.
+    let refused = spans
+        .iter()
+        .find(|s| s.name == "cafe order" && s.attr("order.drink") == Some("frappe"))
+        .unwrap();
+    assert_eq!(refused.status_code, STATUS_ERROR);
+}
