@@ -11,7 +11,9 @@
 //! - [`output`]: human units, JSON lines, spinners only on a terminal.
 //! - [`error`]: every failure as one line, and its exit code.
 //!
-//! `main.rs` only parses the command line, starts logging and calls [`run`].
+//! `main.rs` only parses the command line, starts telemetry and calls
+//! [`run`], which runs the command inside its root span: one command, one
+//! trace, from the customer through the café to the barista.
 
 pub mod cli;
 pub mod commands;

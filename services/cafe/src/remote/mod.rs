@@ -10,6 +10,17 @@
 //!                     started → BREWING "barista-2/Ana", finished → READY
 //! ```
 //!
+//! # Traced across the hop
+//!
+//! Each attempt at a brew is a `brew` span, joined to the trace of the call
+//! that placed the order (its context is kept on the [`OrderEntry`]), and the
+//! replicas' channels are wrapped by [`cafe::propagation::traced`]: the
+//! `Brew` call is a client span under the attempt and sends `traceparent`,
+//! so the barista's server span lands in the customer's trace. A retry on
+//! another replica is a second `brew` span with `attempt = 2` and a
+//! `retry.reason`; the failed one is marked as an error, with the warning as
+//! its span event.
+//!
 //! # Why a hand-built p2c balancer, not `Channel::balance_channel`
 //!
 //! tonic's `balance_channel` is p2c too, but it balances *HTTP requests*
