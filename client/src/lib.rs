@@ -69,32 +69,31 @@ pub async fn run(cli: Cli) -> ExitCode {
 /// The root span of a command: `cafe <command>`, with what it was asked.
 fn command_span(command: &Command) -> Span {
     // A span's name must be a constant string, so each command has its own
-    // `info_span!`; the fields say what was asked.
+    // `info_span!`. Every root also declares the status fields that `run`
+    // fills in if the command fails (a span only records declared fields).
+    macro_rules! root {
+        ($name:literal $(, $($field:tt)+)?) => {
+            info_span!(
+                $name,
+                $($($field)+,)?
+                otel.status_code = Empty,
+                otel.status_description = Empty
+            )
+        };
+    }
     match command {
-        Command::Menu => info_span!(
-            "cafe menu",
-            otel.status_code = Empty,
-            otel.status_description = Empty
-        ),
-        Command::Order(args) => info_span!(
+        Command::Menu => root!("cafe menu"),
+        Command::Order(args) => root!(
             "cafe order",
             order.drink = %args.drink,
             order.size = %args.size,
             customer = %args.name,
-            buzzer = args.buzzer,
-            otel.status_code = Empty,
-            otel.status_description = Empty,
+            buzzer = args.buzzer
         ),
-        Command::Watch { order_id } => {
-            info_span!("cafe watch", order.id = %order_id, otel.status_code = Empty, otel.status_description = Empty)
-        }
-        Command::Get { order_id } => {
-            info_span!("cafe get", order.id = %order_id, otel.status_code = Empty, otel.status_description = Empty)
-        }
-        Command::Cancel(args) => {
-            info_span!("cafe cancel", order.id = %args.order_id, otel.status_code = Empty, otel.status_description = Empty)
-        }
-        Command::Rush(args) => info_span!(
+        Command::Watch { order_id } => root!("cafe watch", order.id = %order_id),
+        Command::Get { order_id } => root!("cafe get", order.id = %order_id),
+        Command::Cancel(args) => root!("cafe cancel", order.id = %args.order_id),
+        Command::Rush(args) => root!(
             "cafe rush",
             rush.mode = match args.mode {
                 RushMode::Sequential => "sequential",
@@ -102,24 +101,11 @@ fn command_span(command: &Command) -> Span {
                 RushMode::Compare => "compare",
             },
             rush.customers = args.customers,
-            order.drink = %args.drink,
-            otel.status_code = Empty,
-            otel.status_description = Empty,
+            order.drink = %args.drink
         ),
-        Command::Board => info_span!(
-            "cafe board",
-            otel.status_code = Empty,
-            otel.status_description = Empty
-        ),
-        Command::Demo(args) => info_span!(
-            "cafe demo",
-            rush.customers = args.customers,
-            otel.status_code = Empty,
-            otel.status_description = Empty
-        ),
-        Command::Health(args) => {
-            info_span!("cafe health", service = %args.service, otel.status_code = Empty, otel.status_description = Empty)
-        }
+        Command::Board => root!("cafe board"),
+        Command::Demo(args) => root!("cafe demo", rush.customers = args.customers),
+        Command::Health(args) => root!("cafe health", service = %args.service),
     }
 }
 
