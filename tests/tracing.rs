@@ -42,7 +42,7 @@ fn telemetry_to(endpoint: String) -> (Telemetry, DefaultGuard) {
     let (telemetry, dispatch) = telemetry::build(&TelemetryConfig {
         service_name: "cafe-test",
         log_format: LogFormat::Text,
-        default_filter: "warn",
+        default_filter: common::test_console_filter(),
         otlp_endpoint: Some(endpoint),
     });
     (telemetry, tracing::dispatcher::set_default(&dispatch))
@@ -562,7 +562,7 @@ async fn blocking_brews_show_as_requests_that_start_late() {
     let (telemetry, dispatch) = telemetry::build(&TelemetryConfig {
         service_name: "cafe-test",
         log_format: LogFormat::Text,
-        default_filter: "warn",
+        default_filter: common::test_console_filter(),
         otlp_endpoint: Some(collector.endpoint()),
     });
     let _default = tracing::dispatcher::set_default(&dispatch);

@@ -38,7 +38,7 @@ fn stack(service: &'static str, endpoint: &str) -> (Telemetry, tracing::Dispatch
     telemetry::build(&TelemetryConfig {
         service_name: service,
         log_format: LogFormat::Text,
-        default_filter: "warn",
+        default_filter: common::test_console_filter(),
         otlp_endpoint: Some(endpoint.to_owned()),
     })
 }
