@@ -78,8 +78,7 @@ pub struct TelemetryConfig {
 
 /// Which spans the OpenTelemetry layer records, whatever `RUST_LOG` says:
 /// everything at `info` and above, except the transport crates (their spans
-/// would trace the exporter's own requests) and two long-lived spans that
-/// would never end in a trace view.
+/// would trace the exporter's own requests) and the exporter's own reports.
 pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
     ("h2", LevelFilter::OFF),
     ("hyper", LevelFilter::OFF),
@@ -91,10 +90,6 @@ pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
     ("opentelemetry-otlp", LevelFilter::OFF),
     // Our exporter's own outage reports.
     ("cafe::telemetry", LevelFilter::OFF),
-    // Each embedded barista's span lasts its whole shift: as a trace it would
-    // be one bar as long as the server's life. An order's brewing shows in
-    // its own trace instead (the café's `brewing` span).
-    ("cafe_server::baristas", LevelFilter::OFF),
 ];
 
 /// The Jaeger UI used by [`jaeger_trace_url`] unless `CAFE_JAEGER_UI` says

@@ -31,9 +31,27 @@ pub struct Cli {
     #[arg(long, global = true, env = "CAFE_JSON", default_value_t = false)]
     pub json: bool,
 
+    /// Send traces over OTLP/gRPC to this collector, e.g.
+    /// http://localhost:4317 (Jaeger or an OpenTelemetry Collector); `order`
+    /// and `rush` then print a link to their trace in the Jaeger UI
+    /// (CAFE_JAEGER_UI, default http://localhost:16686)
+    /// [default: none, traces are not exported].
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Whether traces are exported (an endpoint is configured), and so
+    /// whether a link to the trace leads anywhere.
+    pub fn exports_traces(&self) -> bool {
+        self.otlp_endpoint
+            .as_deref()
+            .is_some_and(|endpoint| !endpoint.trim().is_empty())
+    }
 }
 
 /// The commands.

@@ -5,10 +5,18 @@
 //! [`CafeClient`] around it) gives another sender onto the same connection,
 //! which is how `cafe rush` sends many orders at once without opening many
 //! sockets.
+//!
+//! The channel is wrapped once, here, by [`cafe::propagation::traced`]:
+//! every call is then a client span, child of whatever span the command is
+//! in, and carries its `traceparent` to the café, so the café's spans (and
+//! the barista's behind it) join the customer's trace.
 
 use std::time::Duration;
 
-use cafe::proto::v1::cafe_client::CafeClient;
+use cafe::{
+    propagation::{self, GrpcClientTrace},
+    proto::v1::cafe_client::CafeClient,
+};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ClientError;
@@ -16,15 +24,18 @@ use crate::error::ClientError;
 /// How long to try to reach the café before saying nobody is there.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The café's gRPC client on a traced channel.
+pub type Cafe = CafeClient<GrpcClientTrace<Channel>>;
+
 /// A connection to one café.
 #[derive(Debug, Clone)]
 pub struct Connection {
     /// The address as the user gave it (normalised), for messages.
     pub url: String,
     /// The café's gRPC client on the connection.
-    pub cafe: CafeClient<Channel>,
-    /// The connection itself, for other services (health).
-    pub channel: Channel,
+    pub cafe: Cafe,
+    /// The connection itself (traced), for other services (health).
+    pub channel: GrpcClientTrace<Channel>,
 }
 
 /// Adds `http://` to a bare `host:port`, so `--server 127.0.0.1:50051` works.
@@ -66,6 +77,7 @@ pub async fn connect_within(
         Ok(Ok(channel)) => channel,
         Ok(Err(_)) | Err(_) => return Err(ClientError::NoCafe { url }),
     };
+    let channel = propagation::traced(channel);
     Ok(Connection {
         cafe: CafeClient::new(channel.clone()),
         channel,

@@ -11,7 +11,9 @@
 //! - [`output`]: human units, JSON lines, spinners only on a terminal.
 //! - [`error`]: every failure as one line, and its exit code.
 //!
-//! `main.rs` only parses the command line, starts logging and calls [`run`].
+//! `main.rs` only parses the command line, starts telemetry and calls
+//! [`run`], which runs the command inside its root span: one command, one
+//! trace, from the customer through the café to the barista.
 
 pub mod cli;
 pub mod commands;
@@ -23,19 +25,33 @@ pub mod view;
 
 use std::process::ExitCode;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, RushMode};
 use commands::{Finished, board, demo, health, menu, order, orders, rush};
 use error::{ClientError, exit};
 use output::Output;
+use tracing::{Instrument, Span, field::Empty, info_span};
 
 /// Where `cafe-server` listens by default.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
 /// Runs one command line to the end and returns the process's exit code.
 /// Errors are printed here, as one line on stderr.
+///
+/// The command runs inside a root span named after it (`cafe order`,
+/// `cafe rush`, …): one command, one trace, whose every gRPC call is a
+/// child. The span ends when this returns, whichever way the command ended,
+/// so it is finished before `main` drops the telemetry guard and sends it.
 pub async fn run(cli: Cli) -> ExitCode {
-    let out = Output::detect(cli.json);
-    match dispatch(&cli, &out).await {
+    let mut out = Output::detect(cli.json);
+    out.trace_links = cli.exports_traces();
+    let span = command_span(&cli.command);
+    let result = dispatch(&cli, &out).instrument(span.clone()).await;
+    if let Err(error) = &result {
+        span.record("otel.status_code", "error");
+        span.record("otel.status_description", error.to_string());
+    }
+    drop(span);
+    match result {
         Ok(Finished::Done) => ExitCode::SUCCESS,
         Ok(Finished::Interrupted) => ExitCode::from(exit::INTERRUPTED),
         // A reader that went away (`cafe board | head`) is not an error
@@ -47,6 +63,49 @@ pub async fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::from(error.exit_code())
         }
+    }
+}
+
+/// The root span of a command: `cafe <command>`, with what it was asked.
+fn command_span(command: &Command) -> Span {
+    // A span's name must be a constant string, so each command has its own
+    // `info_span!`. Every root also declares the status fields that `run`
+    // fills in if the command fails (a span only records declared fields).
+    macro_rules! root {
+        ($name:literal $(, $($field:tt)+)?) => {
+            info_span!(
+                $name,
+                $($($field)+,)?
+                otel.status_code = Empty,
+                otel.status_description = Empty
+            )
+        };
+    }
+    match command {
+        Command::Menu => root!("cafe menu"),
+        Command::Order(args) => root!(
+            "cafe order",
+            order.drink = %args.drink,
+            order.size = %args.size,
+            customer = %args.name,
+            buzzer = args.buzzer
+        ),
+        Command::Watch { order_id } => root!("cafe watch", order.id = %order_id),
+        Command::Get { order_id } => root!("cafe get", order.id = %order_id),
+        Command::Cancel(args) => root!("cafe cancel", order.id = %args.order_id),
+        Command::Rush(args) => root!(
+            "cafe rush",
+            rush.mode = match args.mode {
+                RushMode::Sequential => "sequential",
+                RushMode::Concurrent => "concurrent",
+                RushMode::Compare => "compare",
+            },
+            rush.customers = args.customers,
+            order.drink = %args.drink
+        ),
+        Command::Board => root!("cafe board"),
+        Command::Demo(args) => root!("cafe demo", rush.customers = args.customers),
+        Command::Health(args) => root!("cafe health", service = %args.service),
     }
 }
 

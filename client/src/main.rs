@@ -1,6 +1,12 @@
 //! `cafe`: the café's command-line client. Parses the command line, starts
-//! logging (warnings only, unless `RUST_LOG` says otherwise: the CLI's
-//! output is for people), and hands over to the library.
+//! telemetry (log warnings only, unless `RUST_LOG` says otherwise: the CLI's
+//! output is for people; traces only with `--otlp-endpoint`), and hands over
+//! to the library.
+//!
+//! The telemetry guard is made first, so it is dropped last: after the
+//! runtime, once every span has ended. Dropping it sends the last spans, so
+//! `main` always *returns* (Ctrl-C and errors included, see `run`) and never
+//! calls `std::process::exit`, which would skip the drop and lose them.
 
 use std::process::ExitCode;
 
@@ -13,8 +19,8 @@ fn main() -> ExitCode {
         service_name: "cafe-client",
         log_format: LogFormat::Text,
         default_filter: "warn",
-        // Traces go out only when OTEL_EXPORTER_OTLP_ENDPOINT is set.
-        otlp_endpoint: None,
+        // `--otlp-endpoint` or OTEL_EXPORTER_OTLP_ENDPOINT; none: no export.
+        otlp_endpoint: cli.otlp_endpoint.clone(),
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -26,6 +26,8 @@ pub struct Output {
     pub no_color: bool,
     /// Columns available for drawings such as the timeline.
     pub width: usize,
+    /// Traces are exported, so `order` and `rush` show a link to theirs.
+    pub trace_links: bool,
 }
 
 /// The width used when stdout is not a terminal.
@@ -49,6 +51,30 @@ impl Output {
             stderr_tty: std::io::stderr().is_terminal(),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             width: width.max(40),
+            trace_links: false,
+        }
+    }
+
+    /// The Jaeger link for `trace_id` (from the café's `x-trace-id`), when
+    /// traces are exported: without export the trace exists only in the
+    /// processes' memory and a link would lead nowhere. A café that does not
+    /// trace sends no `x-trace-id`; then the link is to the current span's
+    /// trace, which holds the CLI's side only.
+    pub fn trace_url(&self, trace_id: Option<&str>) -> Option<String> {
+        if !self.trace_links {
+            return None;
+        }
+        let trace_id = trace_id
+            .map(str::to_owned)
+            .or_else(|| cafe::telemetry::current_trace_id().map(|id| id.to_string()))?;
+        Some(cafe::telemetry::jaeger_trace_url(&trace_id))
+    }
+
+    /// Prints `trace: <link>` (text mode), when there is a link.
+    pub fn trace_line(&self, url: Option<&str>) -> std::io::Result<()> {
+        match url {
+            Some(url) => self.line(format!("trace: {url}")),
+            None => Ok(()),
         }
     }
 

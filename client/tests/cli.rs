@@ -30,11 +30,13 @@ fn fast(baristas: u16) -> Config {
 }
 
 /// Runs `cafe --server <cafe> args...` and returns its output. The
-/// environment's `CAFE_*` variables are cleared so they cannot leak in.
+/// environment's `CAFE_*` and `OTEL_*` variables are cleared so they cannot
+/// leak in (a developer's collector endpoint would add trace links).
 async fn cafe_at(server: &str, args: &[&str]) -> Output {
     let mut command = Command::cargo_bin("cafe").unwrap();
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CAFE_") {
+        let name = key.to_string_lossy();
+        if name.starts_with("CAFE_") || name.starts_with("OTEL_") {
             command.env_remove(key);
         }
     }
@@ -383,6 +385,7 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cafe"))
             .args(["--server", &url, "order", "tea", "--buzzer"])
             .env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -45,8 +45,32 @@ pub fn spawn_barista(config: Config) -> TestBarista {
 /// Starts a barista backend with `config` on `addr` (to bring one back
 /// where the café expects it).
 pub fn spawn_barista_at(config: Config, addr: SocketAddr) -> TestBarista {
+    start(config, addr, None)
+}
+
+/// Starts a barista backend whose spans go to `dispatch` (a telemetry stack
+/// of its own, from `cafe::telemetry::build`, as a separate `barista`
+/// process would have), not to the test's.
+pub fn spawn_traced_barista(config: Config, dispatch: tracing::Dispatch) -> TestBarista {
+    start(
+        config,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Some(dispatch),
+    )
+}
+
+fn start(config: Config, addr: SocketAddr, dispatch: Option<tracing::Dispatch>) -> TestBarista {
     init_test_log();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(dispatch) = dispatch {
+        // Every thread of this runtime (its worker and any blocking thread)
+        // reports to `dispatch`, for as long as the thread lives: the guard
+        // is forgotten, so the thread's default is never reset.
+        builder.on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+        });
+    }
+    let runtime = builder
         .worker_threads(1)
         .thread_name("test-barista")
         .enable_all()

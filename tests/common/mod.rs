@@ -162,6 +162,16 @@ pub fn order(customer: &str, drink: &str) -> OrderRequest {
     }
 }
 
+/// The console filter for a test's own telemetry stack: silent (the spans
+/// still reach the collector), unless `TEST_LOG` asks to see the logs.
+pub fn test_console_filter() -> &'static str {
+    if std::env::var_os("TEST_LOG").is_some() {
+        "info"
+    } else {
+        "off"
+    }
+}
+
 /// Logs to the test output when `TEST_LOG` is set; silent otherwise.
 pub(crate) fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {

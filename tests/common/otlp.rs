@@ -198,10 +198,23 @@ impl Collector {
         what: &str,
         done: impl Fn(&[CollectedSpan]) -> bool,
     ) -> Vec<CollectedSpan> {
+        self.wait_for_all(&[telemetry], what, done).await
+    }
+
+    /// [`Collector::wait_for`] with several telemetry stacks to flush (a
+    /// café and a barista, each with its own).
+    pub async fn wait_for_all(
+        &self,
+        telemetry: &[&Telemetry],
+        what: &str,
+        done: impl Fn(&[CollectedSpan]) -> bool,
+    ) -> Vec<CollectedSpan> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut spans = self.spans.clone();
         loop {
-            telemetry.flush();
+            for telemetry in telemetry {
+                telemetry.flush();
+            }
             let arrived = tokio::time::timeout(
                 Duration::from_millis(200),
                 spans.wait_for(|spans| done(spans)),

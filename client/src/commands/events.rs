@@ -15,6 +15,7 @@ use cafe::{
 use serde::Serialize;
 use tokio::time::Instant;
 use tonic::Streaming;
+use tracing::{Instrument, info, info_span};
 
 use super::Finished;
 use crate::{
@@ -48,11 +49,29 @@ pub struct Followed {
 }
 
 /// Prints the events of `stream` until the order ends, `interrupt`
-/// resolves, or `deadline` passes. `started` is time zero for the `+1.2s`
+/// resolves, or `deadline` passes.
+///
+/// Traced as a `buzzer` span that lasts as long as the customer follows,
+/// with one span event `buzz` per status change received: in Jaeger the
+/// changes are dots along the bar, at the moment the customer saw them. `started` is time zero for the `+1.2s`
 /// stamps. The ticket (first event with a claim token) is shown with the
 /// commands to cancel and re-watch, which mention `server` unless it is the
 /// default.
 pub async fn follow(
+    stream: Streaming<pb::OrderEvent>,
+    started: Instant,
+    out: &Output,
+    server: &str,
+    deadline: Option<Duration>,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Followed, ClientError> {
+    let span = info_span!("buzzer");
+    following(stream, started, out, server, deadline, interrupt)
+        .instrument(span)
+        .await
+}
+
+async fn following(
     mut stream: Streaming<pb::OrderEvent>,
     started: Instant,
     out: &Output,
@@ -157,6 +176,14 @@ fn print_event(
     at: Duration,
 ) -> std::io::Result<()> {
     let status = status_from_wire(order.status);
+    // A span event on the `buzzer` span. (The console shows it only if
+    // RUST_LOG asks for info: the CLI logs warnings by default.)
+    info!(
+        order.id = %order.id,
+        order.status = status.map_or("unknown", OrderStatus::as_str),
+        queue.position = event.queue_position,
+        "buzz"
+    );
     let text = match status {
         Some(OrderStatus::Queued) if event.queue_position > 0 => {
             format!("queued, position {} in line", event.queue_position)

@@ -12,7 +12,10 @@
 
 use std::time::Duration;
 
-use cafe::proto::v1::{self as pb, OrderRequest};
+use cafe::{
+    propagation,
+    proto::v1::{self as pb, OrderRequest},
+};
 use serde::Serialize;
 use tokio::time::Instant;
 use tonic::Request;
@@ -47,6 +50,16 @@ struct Served {
     waited_ms: f64,
     claim_token: String,
     order: OrderView,
+    /// The order's trace in Jaeger, when traces are exported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_url: Option<String>,
+}
+
+/// The buzzer's trace, for `--json`, after its events.
+#[derive(Debug, Serialize)]
+struct TraceLine {
+    event: &'static str,
+    trace_url: String,
 }
 
 /// Runs `cafe order` (either way).
@@ -112,7 +125,10 @@ pub async fn counter(
     };
     let waited = started.elapsed();
     out.clear_spinner(&spinner);
-    let response = result?.into_inner();
+    let response = result?;
+    // The café's trace layer answers with the call's trace id.
+    let trace_url = out.trace_url(propagation::trace_id_from(response.metadata()).as_deref());
+    let response = response.into_inner();
     let order = response.order.clone().unwrap_or_default();
     let (in_line, brewing) = stage_times(&order);
     out.line(format!(
@@ -127,11 +143,13 @@ pub async fn counter(
         human(in_line.unwrap_or_default()),
         human(brewing.unwrap_or_default()),
     ))?;
+    out.trace_line(trace_url.as_deref())?;
     out.json(&Served {
         event: "ready",
         waited_ms: millis(waited),
         claim_token: response.claim_token.clone(),
         order: OrderView::from(&order),
+        trace_url,
     })?;
     Ok(Some((response, waited)))
 }
@@ -148,17 +166,18 @@ pub async fn buzzer(
         request.set_timeout(deadline);
     }
     let started = Instant::now();
-    let stream = tokio::select! {
+    let response = tokio::select! {
         response = connection.cafe.order_with_buzzer(request) => response
-            .map_err(|s| ClientError::from_status(s, &connection.url, args.deadline))?
-            .into_inner(),
+            .map_err(|s| ClientError::from_status(s, &connection.url, args.deadline))?,
         () = ctrl_c() => {
             eprintln!("left before the ticket came back");
             return Ok(Finished::Interrupted);
         }
     };
+    // A stream's metadata comes with its first headers, before any event.
+    let trace_url = out.trace_url(propagation::trace_id_from(response.metadata()).as_deref());
     let Followed { finished, .. } = events::follow(
-        stream,
+        response.into_inner(),
         started,
         out,
         &connection.url,
@@ -166,5 +185,12 @@ pub async fn buzzer(
         ctrl_c(),
     )
     .await?;
+    out.trace_line(trace_url.as_deref())?;
+    if let Some(trace_url) = trace_url {
+        out.json(&TraceLine {
+            event: "trace",
+            trace_url,
+        })?;
+    }
     Ok(finished)
 }

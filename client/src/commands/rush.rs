@@ -10,22 +10,32 @@
 //!
 //! Both send the very same unary `OrderCoffee` call on the very same
 //! connection; only when the client awaits differs. That is the lesson.
+//!
+//! The trace tells it too. Under the command's root span (`cafe rush`), each
+//! run is a span (`sequential`, `concurrent`) and each customer a `customer`
+//! span, parent of that customer's `OrderCoffee` call and of everything the
+//! café and the barista did for it. In Jaeger a sequential run is a
+//! staircase (each customer starts where the one before ended) and a
+//! concurrent run a fan (every customer starts at once; those who waited in
+//! line have long `queue.wait` bars). `compare` puts both runs in one trace,
+//! on one time axis, so the two shapes sit one above the other.
 
 use std::{future::Future, pin::Pin, time::Duration};
 
 use cafe::{
     menu::Size,
-    proto::v1::{self as pb, OrderRequest, cafe_client::CafeClient},
+    propagation,
+    proto::v1::{self as pb, OrderRequest},
 };
 use futures::{Stream, StreamExt, stream};
 use serde::Serialize;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use tracing::{Instrument, field::Empty, info_span};
 
 use super::{Finished, ctrl_c};
 use crate::{
     cli::{RushArgs, RushMode},
-    connection::Connection,
+    connection::{Cafe, Connection},
     error::ClientError,
     output::{Output, human, millis},
     timeline::{self, Row},
@@ -77,6 +87,8 @@ pub struct Visit {
     pub received: Duration,
     /// The served order, or why not.
     pub outcome: Result<Served, ClientError>,
+    /// The trace id the café answered with (`x-trace-id`), if any.
+    pub trace_id: Option<String>,
 }
 
 /// What a served customer got.
@@ -136,6 +148,11 @@ impl Report {
             .unwrap_or_default()
     }
 
+    /// The trace the run belongs to, as the café reported it.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.visits.iter().find_map(|v| v.trace_id.as_deref())
+    }
+
     /// The timeline rows, in the order the answers came back (so the fan
     /// of a concurrent run reads top to bottom), labelled by customer.
     pub fn rows(&self) -> Vec<Row> {
@@ -162,11 +179,12 @@ impl Report {
     }
 }
 
-/// Runs one rush against `cafe` and returns what happened. Stops early,
+/// Runs one rush against `cafe` and returns what happened. Each customer's
+/// visit is a `customer` span, child of the current span. Stops early,
 /// with `interrupted` set, when `interrupt` resolves. `progress` is called
 /// with (done, planned) after each answer.
 pub async fn rush(
-    cafe: &CafeClient<Channel>,
+    cafe: &Cafe,
     url: &str,
     plan: &Plan,
     pace: Pace,
@@ -190,27 +208,51 @@ pub async fn rush(
             request_id: String::new(),
         };
         async move {
-            let sent = start.elapsed();
-            let result = cafe.order_coffee(request).await;
-            let received = start.elapsed();
-            let outcome = result
-                .map(|response| {
-                    let order = response.into_inner().order.unwrap_or_default();
-                    let (waiting, brewing) = stage_times(&order);
-                    Served {
-                        order_id: order.id,
-                        barista: order.barista,
-                        waiting: waiting.unwrap_or_default(),
-                        brewing: brewing.unwrap_or_default(),
-                    }
-                })
-                .map_err(|status| ClientError::from_status(status, url, None));
-            Visit {
+            // Made at the first poll, which is when the customer steps up:
+            // the span starts when the order is sent, so its bar in a trace
+            // is the customer's wait. Its parent is the run's span, current
+            // while the run polls this future.
+            let span = info_span!(
+                "customer",
+                otel.name = %format!("customer #{customer}"),
                 customer,
-                sent,
-                received,
-                outcome,
-            }
+                order.id = Empty,
+                otel.status_code = Empty,
+            );
+            let visiting = async {
+                let sent = start.elapsed();
+                let result = cafe.order_coffee(request).await;
+                let received = start.elapsed();
+                let trace_id = match &result {
+                    Ok(response) => propagation::trace_id_from(response.metadata()),
+                    Err(status) => propagation::trace_id_from(status.metadata()),
+                };
+                let outcome = result
+                    .map(|response| {
+                        let order = response.into_inner().order.unwrap_or_default();
+                        let (waiting, brewing) = stage_times(&order);
+                        Served {
+                            order_id: order.id,
+                            barista: order.barista,
+                            waiting: waiting.unwrap_or_default(),
+                            brewing: brewing.unwrap_or_default(),
+                        }
+                    })
+                    .map_err(|status| ClientError::from_status(status, url, None));
+                Visit {
+                    customer,
+                    sent,
+                    received,
+                    outcome,
+                    trace_id,
+                }
+            };
+            let visit = visiting.instrument(span.clone()).await;
+            match &visit.outcome {
+                Ok(served) => span.record("order.id", served.order_id.as_str()),
+                Err(_) => span.record("otel.status_code", "error"),
+            };
+            visit
         }
     };
     let mut visits: Pin<Box<dyn Stream<Item = Visit> + '_>> = match pace {
@@ -291,6 +333,9 @@ struct SummaryLine {
     wall_ms: f64,
     latency_sum_ms: f64,
     longest_ms: f64,
+    /// The run's trace in Jaeger, when traces are exported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_url: Option<String>,
 }
 
 /// The comparison in `--json` output.
@@ -352,6 +397,16 @@ pub async fn run_plan(
         };
         out.line(format!("{}: {what}", pace.name()))?;
         let spinner = out.spinner(format!("{}: 0/{} served", pace.name(), plan.customers));
+        // The run's span, under the command's root span: in `compare` the
+        // two runs are siblings in one trace, on one time axis.
+        let run_span = match pace {
+            Pace::Sequential => info_span!("sequential", rush.customers = plan.customers),
+            Pace::Concurrent { in_flight } => info_span!(
+                "concurrent",
+                rush.customers = plan.customers,
+                rush.in_flight = in_flight
+            ),
+        };
         let report = rush(
             &connection.cafe,
             &connection.url,
@@ -362,6 +417,7 @@ pub async fn run_plan(
                 spinner.set_message(format!("{}: {done}/{planned} served", pace.name()));
             },
         )
+        .instrument(run_span)
         .await;
         out.clear_spinner(&spinner);
 
@@ -385,6 +441,11 @@ pub async fn run_plan(
     }
 
     print_totals(out, &reports)?;
+    // One trace for the whole command (both runs of a compare).
+    out.trace_line(
+        out.trace_url(reports.iter().find_map(Report::trace_id))
+            .as_deref(),
+    )?;
     let interrupted = reports.iter().any(|r| r.interrupted);
     if interrupted {
         let done: usize = reports.iter().map(|r| r.served().count()).sum();
@@ -431,6 +492,7 @@ fn print_report(out: &Output, report: &Report, axis_end: Option<Duration>) -> st
         wall_ms: millis(report.wall),
         latency_sum_ms: millis(report.latency_sum()),
         longest_ms: millis(report.longest()),
+        trace_url: out.trace_url(report.trace_id()),
     })?;
     out.line("")
 }

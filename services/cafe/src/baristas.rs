@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use cafe::menu::TimeScale;
+use cafe::{menu::TimeScale, propagation::join_trace};
 use cafe_barista::brewing::{self, BrewMode};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
@@ -54,45 +54,57 @@ enum Brewer {
 /// Starts `count` tasks taking orders from the line to `brewers`. Each ends
 /// when the café closes and the line is empty, after finishing the drink in
 /// hand; the returned set lets the server wait for that while it shuts down.
+///
+/// The tasks have no span of their own: a span for a whole shift would be
+/// one bar as long as the server's life, never finished, never exported.
+/// Each *brew* gets a span instead, joined to the trace of the order it is
+/// for (see [`OrderEntry::trace_context`]), so the barista's work shows in
+/// the customer's trace.
 pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u16) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     for index in 0..usize::from(count) {
-        let (brewer, span) = match brewers {
+        let brewer = match brewers {
             Brewers::Embedded {
                 time_scale,
                 brew_mode,
-            } => {
-                let name = brewing::barista_name(index);
-                let span = info_span!("barista", barista = %name);
-                let brewer = Brewer::Embedded {
-                    name,
-                    time_scale: *time_scale,
-                    brew_mode: *brew_mode,
-                };
-                (brewer, span)
-            }
-            Brewers::Remote(remote) => (
-                Brewer::Remote(remote.clone()),
-                info_span!("dispatcher", dispatcher = index),
-            ),
+            } => Brewer::Embedded {
+                name: brewing::barista_name(index),
+                time_scale: *time_scale,
+                brew_mode: *brew_mode,
+            },
+            Brewers::Remote(remote) => Brewer::Remote(remote.clone()),
         };
-        tasks.spawn(work(Arc::clone(book), brewer).instrument(span));
+        tasks.spawn(work(Arc::clone(book), brewer, index));
     }
     tasks
 }
 
-async fn work(book: Arc<OrderBook>, brewer: Brewer) {
+async fn work(book: Arc<OrderBook>, brewer: Brewer, index: usize) {
     while let Some(entry) = book.next_in_line().await {
         match &brewer {
             Brewer::Embedded {
                 name,
                 time_scale,
                 brew_mode,
-            } => brew_here(&book, &entry, name, *time_scale, *brew_mode).await,
+            } => {
+                // This brew's span, a child of the call that placed the
+                // order (not of whatever ran before on this task). Set the
+                // parent before the span is first entered: after that it
+                // is fixed.
+                let span = info_span!("brew", order.id = %entry.id(), barista = %name);
+                join_trace(&span, entry.trace_context().clone());
+                brew_here(&book, &entry, name, *time_scale, *brew_mode)
+                    .instrument(span)
+                    .await;
+            }
+            // One span per attempt, made in `remote` (a retry is a second).
             Brewer::Remote(remote) => remote.brew(&book, &entry).await,
         }
     }
-    info!("shift over");
+    match &brewer {
+        Brewer::Embedded { name, .. } => info!(barista = %name, "shift over"),
+        Brewer::Remote(_) => info!(dispatcher = index, "shift over"),
+    }
 }
 
 /// An embedded barista brews one order.

@@ -87,6 +87,13 @@ pub struct OrderEntry {
     /// When the customer at the counter stops waiting (their gRPC deadline),
     /// passed on to a remote barista with the brew.
     deadline: Option<Instant>,
+    /// The trace of the call that placed the order. The barista who brews
+    /// it runs in another task, long after the call's span was current, so
+    /// the context travels with the order and the brew's span joins it. An
+    /// `opentelemetry::Context` only names the span; holding it does not
+    /// keep that span open (a `tracing::Span` would, for as long as the book
+    /// remembers the order).
+    trace: opentelemetry::Context,
 }
 
 impl OrderEntry {
@@ -122,6 +129,12 @@ impl OrderEntry {
     /// When the customer stops waiting, if they said.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// The trace context of the call that placed the order, for the spans
+    /// of whoever brews it ([`cafe::propagation::join_trace`]).
+    pub fn trace_context(&self) -> &opentelemetry::Context {
+        &self.trace
     }
 
     /// Resolves once the order is cancelled while a barista holds it.
@@ -209,7 +222,9 @@ impl OrderBook {
     }
 
     /// Places an order at the end of the line, or returns the order placed
-    /// earlier by the same customer with the same request id.
+    /// earlier by the same customer with the same request id. The current
+    /// span's trace context is kept with a new order (see
+    /// [`OrderEntry::trace_context`]).
     pub fn place(&self, request: NewOrder) -> Result<Placed, CafeError> {
         self.place_until(request, None)
     }
@@ -279,6 +294,9 @@ impl OrderBook {
             }),
             stop: CancellationToken::new(),
             deadline,
+            // Placing happens inside the handler's span: that span becomes
+            // the parent of the brew's spans, wherever they run.
+            trace: cafe::propagation::current_context(),
         });
         book.orders.insert(id.clone(), Arc::clone(&entry));
         if let Some(key) = request_key {

@@ -10,6 +10,17 @@
 //!                     started → BREWING "barista-2/Ana", finished → READY
 //! ```
 //!
+//! # Traced across the hop
+//!
+//! Each attempt at a brew is a `brew` span, joined to the trace of the call
+//! that placed the order (its context is kept on the [`OrderEntry`]), and the
+//! replicas' channels are wrapped by [`cafe::propagation::traced`]: the
+//! `Brew` call is a client span under the attempt and sends `traceparent`,
+//! so the barista's server span lands in the customer's trace. A retry on
+//! another replica is a second `brew` span with `attempt = 2` and a
+//! `retry.reason`; the failed one is marked as an error, with the warning as
+//! its span event.
+//!
 //! # Why a hand-built p2c balancer, not `Channel::balance_channel`
 //!
 //! tonic's `balance_channel` is p2c too, but it balances *HTTP requests*
@@ -34,7 +45,10 @@ mod replica;
 
 use std::{sync::Arc, time::Duration};
 
-use cafe::proto::v1::{self as pb, brew_event::Event};
+use cafe::{
+    propagation::join_trace,
+    proto::v1::{self as pb, brew_event::Event},
+};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -42,7 +56,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, Response, Status, Streaming};
 use tonic_health::server::HealthReporter;
 use tower::{Service, ServiceExt, balance::p2c::Balance};
-use tracing::{info, warn};
+use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
 
 pub use discovery::BaristaEndpoint;
 use discovery::Registry;
@@ -56,6 +70,10 @@ pub const MAX_ATTEMPTS: usize = 3;
 /// How long an order whose barista gave up on the customer's deadline
 /// waits for the café's own deadline to cancel it, before failing it.
 const DEADLINE_SETTLE: Duration = Duration::from_secs(1);
+
+/// How long a finished brew's stream may take to end (its trailers) before
+/// the dispatcher stops waiting and moves on to the next order.
+const TRAILERS_WAIT: Duration = Duration::from_millis(500);
 
 /// The balancer over the replicas the discovery tasks found.
 type Balancer = Balance<UnboundedReceiverStream<ReplicaChange>, BrewJob>;
@@ -152,7 +170,7 @@ impl RemoteBaristas {
             },
             deadline: entry.deadline(),
         };
-        let mut last_failure = None;
+        let mut last_failure: Option<String> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             // 1. A replica, unless the order ends or the café closes first.
             let call = tokio::select! {
@@ -179,21 +197,42 @@ impl RemoteBaristas {
                 return;
             };
 
+            // The attempt's span: a child of the call that placed the
+            // order, so the barista's spans (through `traceparent`, sent by
+            // the traced channel) land in the customer's trace. A retry is a
+            // second `brew` span beside the first, saying why.
+            let span = info_span!(
+                "brew",
+                order.id = %order.id,
+                attempt,
+                replica = %replica.addr,
+                barista = Empty,
+                retry.reason = Empty,
+                otel.status_code = Empty,
+                otel.status_description = Empty,
+            );
+            join_trace(&span, entry.trace_context().clone());
+            if let Some(why) = &last_failure {
+                span.record("retry.reason", why.as_str());
+            }
+
             // 2. The brew. If the order ends first (cancelled, or its counter
             // customer left or ran out of time), `select!` drops the brew
             // stream: the barista sees the stream go and is free at once.
             let outcome = tokio::select! {
                 biased;
                 () = entry.stopped() => {
-                    info!(order.id = %order.id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free");
+                    span.in_scope(|| info!(order.id = %order.id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free"));
                     return;
                 }
-                outcome = follow(book, entry, response) => outcome,
+                outcome = follow(book, entry, response).instrument(span.clone()) => outcome,
             };
             drop(in_flight);
             match outcome {
                 Ok(()) => return,
                 Err(Failure::Final(reason)) => {
+                    span.record("otel.status_code", "error");
+                    span.record("otel.status_description", reason.as_str());
                     book.mark_failed(entry, &reason);
                     return;
                 }
@@ -213,7 +252,11 @@ impl RemoteBaristas {
                 }
                 Err(Failure::BaristaLeft { who, why }) => {
                     let who = who.unwrap_or_else(|| format!("the barista at {}", replica.addr));
-                    warn!(order.id = %order.id, barista = %who, %why, attempt, "barista went away: retrying on another");
+                    // An error on this attempt's span, with the warning as
+                    // its event; the next attempt's span says why it exists.
+                    span.record("otel.status_code", "error");
+                    span.record("otel.status_description", why.as_str());
+                    span.in_scope(|| warn!(order.id = %order.id, barista = %who, %why, attempt, "barista went away: retrying on another"));
                     // Out of the balancer *before* the retry picks, so the
                     // retry cannot land on it again.
                     self.inner.registry.suspect(&replica, &why);
@@ -282,6 +325,7 @@ async fn follow(
                 if !book.start_brewing(entry, &started.barista) {
                     return Ok(()); // the order ended meanwhile
                 }
+                Span::current().record("barista", started.barista.as_str());
                 info!(order.id = %entry.id(), barista = %started.barista, "brewing remotely");
                 who = Some(started.barista);
             }
@@ -291,6 +335,14 @@ async fn follow(
                 if book.mark_ready(entry) {
                     info!(order.id = %entry.id(), "ready");
                 }
+                // The customer has their drink; now read the stream to its
+                // end (the barista closes it right after `finished`). Its
+                // trailers carry the call's status: without them the call's
+                // client span would end as CANCELLED, as if we had hung up.
+                let _ = tokio::time::timeout(TRAILERS_WAIT, async {
+                    while let Ok(Some(_)) = events.message().await {}
+                })
+                .await;
                 return Ok(());
             }
             // An event kind from a newer barista: nothing this café acts on.

@@ -20,7 +20,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use cafe::proto::v1::{self as pb, barista_client::BaristaClient};
+use cafe::{
+    propagation::{self, GrpcClientTrace},
+    proto::v1::{self as pb, barista_client::BaristaClient},
+};
 use futures::future::BoxFuture;
 use tokio::{sync::Notify, time::Instant};
 use tonic::{Response, Status, Streaming, transport::Channel};
@@ -82,14 +85,17 @@ impl Drop for InFlight {
 #[derive(Clone)]
 pub(crate) struct Replica {
     state: Arc<ReplicaState>,
-    client: BaristaClient<Channel>,
+    /// Traced: each `Brew` call is a client span, child of the order's
+    /// `brew` span, and sends `traceparent` so the barista's server span
+    /// joins the customer's trace.
+    client: BaristaClient<GrpcClientTrace<Channel>>,
 }
 
 impl Replica {
     pub(crate) fn new(state: Arc<ReplicaState>, channel: Channel) -> Self {
         Replica {
             state,
-            client: BaristaClient::new(channel),
+            client: BaristaClient::new(propagation::traced(channel)),
         }
     }
 }
@@ -129,6 +135,8 @@ impl Service<BrewJob> for Replica {
             request.set_timeout(deadline.saturating_duration_since(Instant::now()));
         }
         let mut client = self.client.clone();
+        // The call starts when the dispatcher first polls this future, inside
+        // the attempt's span: that span is the client span's parent.
         ready(Ok(BrewCall {
             replica: Arc::clone(&self.state),
             response: Box::pin(async move { client.brew(request).await }),
