@@ -123,6 +123,8 @@ impl Cafe for CafeService {
         // guard: the order is cancelled instead of being brewed for nobody.
         // A buzzer customer, by contrast, can come back with WatchOrder, so
         // their order carries on.
+        // (Only the first caller's guard: a retry with the same request_id
+        // that gives up must not cancel the order for the first.)
         let leaving = placed.is_new.then(|| LeaveCounterGuard {
             book: &self.book,
             entry: &entry,
@@ -130,9 +132,8 @@ impl Cafe for CafeService {
 
         // Waiting at the counter: this await is the whole synchronous café.
         let order = wait_at_counter(&entry).await;
-        if let Some(guard) = leaving {
-            std::mem::forget(guard);
-        }
+        // The order has ended, so the guard has nothing left to cancel.
+        drop(leaving);
 
         match order.status {
             OrderStatus::Ready => Ok(Response::new(pb::OrderCoffeeResponse {
@@ -271,7 +272,8 @@ impl Cafe for CafeService {
 }
 
 /// Cancels a counter order if its customer leaves before it is ready.
-/// Disarmed with `mem::forget` once the order has ended.
+/// Once the order has ended, dropping it does nothing: a final order stays
+/// final.
 struct LeaveCounterGuard<'a> {
     book: &'a OrderBook,
     entry: &'a OrderEntry,
