@@ -112,8 +112,13 @@ fn each_kind_of_drift_is_caught() {
         ),
         (
             "a stop grace period shorter than the shutdown",
-            "stop_grace_period: 15s",
-            "stop_grace_period: 11s",
+            "stop_grace_period: 20s",
+            "stop_grace_period: 16s",
+        ),
+        (
+            "a shutdown grace shorter than the longest drink",
+            "BARISTA_SHUTDOWN_GRACE: \"15s\"",
+            "BARISTA_SHUTDOWN_GRACE: \"10s\"",
         ),
         (
             "a health check in shell form",
@@ -317,7 +322,13 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                     &services,
                     &mut problems,
                 );
-                check_server_ops(service, config.listen, config.shutdown_grace, &mut problems);
+                check_server_ops(
+                    service,
+                    config.listen,
+                    config.shutdown_grace,
+                    config.time_scale,
+                    &mut problems,
+                );
             }
             Binary::Barista => {
                 let Some(config) =
@@ -332,7 +343,13 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                     &services,
                     &mut problems,
                 );
-                check_server_ops(service, config.listen, config.shutdown_grace, &mut problems);
+                check_server_ops(
+                    service,
+                    config.listen,
+                    config.shutdown_grace,
+                    config.time_scale,
+                    &mut problems,
+                );
             }
             Binary::Cli => {
                 // The client's default command, with the variables that
@@ -716,6 +733,7 @@ fn check_server_ops(
     service: &Service,
     listen: SocketAddr,
     shutdown_grace: Duration,
+    time_scale: cafe::menu::TimeScale,
     problems: &mut Vec<String>,
 ) {
     let name = &service.name;
@@ -763,6 +781,22 @@ fn check_server_ops(
                 "{name}: sets {var}, which the healthcheck's `cafe` reads too; pass the server a flag instead"
             ));
         }
+    }
+    // The shutdown grace lets the longest drink at this time scale finish.
+    let longest = cafe::menu::MENU
+        .iter()
+        .flat_map(|drink| {
+            drink
+                .sizes
+                .iter()
+                .map(move |size| drink.brew_time_for(*size, time_scale))
+        })
+        .max()
+        .unwrap_or_default();
+    if shutdown_grace < longest {
+        problems.push(format!(
+            "{name}: shutdown grace {shutdown_grace:?} is shorter than the longest brew at this time scale ({longest:?})"
+        ));
     }
     match service
         .stop_grace_period
