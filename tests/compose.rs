@@ -16,8 +16,9 @@
 //!   port, the client's `CAFE_SERVER` against the café's, each health check
 //!   against its own server, the OTLP endpoint against the Jaeger service;
 //! - health checks use the exec form and the `cafe` CLI, `depends_on` waits
-//!   for health, and the stop grace period covers the server's shutdown
-//!   grace plus the last span flush;
+//!   for our own services' health, the shutdown grace covers the longest
+//!   drink and the stop grace period the shutdown grace plus the last span
+//!   flush;
 //! - the Dockerfile builds every binary the compose file runs.
 //!
 //! The second test breaks the file in the ways people do (a typo, a wrong
@@ -394,7 +395,9 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                     "{}: depends on {dependency}, which is no service",
                     service.name
                 )),
-                Some(target) => {
+                // Our own services are waited for until healthy; a trace
+                // collector only until started (traces are optional).
+                Some(target) if runs.contains_key(target.name.as_str()) => {
                     if condition != "service_healthy" {
                         problems.push(format!(
                             "{}: waits for {dependency} with {condition}; use service_healthy",
@@ -408,6 +411,7 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                         ));
                     }
                 }
+                Some(_) => {}
             }
         }
     }
