@@ -96,8 +96,30 @@ pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
 /// otherwise.
 pub const DEFAULT_JAEGER_UI: &str = "http://localhost:16686";
 
-/// How long dropping the guard may wait for the last spans to be sent.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long dropping the guard may wait for the last spans to be sent. A
+/// container's stop grace period must leave room for it after the server's
+/// own shutdown grace (`tests/compose.rs` checks that).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Every environment variable that telemetry reads, here or in the
+/// OpenTelemetry SDK it sets up (see the module docs for what each means).
+/// `tests/compose.rs` accepts these in `docker-compose.yml` besides the
+/// binaries' own flags' variables.
+pub const ENV_VARS: &[&str] = &[
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "RUST_LOG",
+    "NO_COLOR",
+    "CAFE_JAEGER_UI",
+];
 
 /// Keeps telemetry running; dropping it flushes the spans still buffered
 /// (waiting at most about 1.5 s) and stops the exporter.
