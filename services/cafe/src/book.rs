@@ -237,13 +237,9 @@ impl OrderBook {
         deadline: Option<Instant>,
     ) -> Result<Placed, CafeError> {
         let mut book = self.lock();
-        if book.closed {
-            return Err(CafeError::Closing);
-        }
-        if let Some(reason) = &book.unavailable {
-            return Err(CafeError::NoBarista(reason.clone()));
-        }
 
+        // A retry of an order already accepted gets that order back, even
+        // while the café is closing or has no barista: it was not lost.
         let request_key = request
             .request_id
             .as_ref()
@@ -269,6 +265,12 @@ impl OrderBook {
             });
         }
 
+        if book.closed {
+            return Err(CafeError::Closing);
+        }
+        if let Some(reason) = &book.unavailable {
+            return Err(CafeError::NoBarista(reason.clone()));
+        }
         if book.line.len() >= self.queue_capacity {
             return Err(CafeError::QueueFull {
                 capacity: self.queue_capacity,
@@ -649,6 +651,20 @@ mod tests {
         assert!(matches!(
             book.place(espresso),
             Err(CafeError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn a_retry_gets_its_order_back_even_while_closing() {
+        let book = OrderBook::new(10);
+        let first = book.place(latte("Ada", "r-1")).unwrap().entry;
+        book.close("closing");
+        let again = book.place(latte("Ada", "r-1")).unwrap();
+        assert!(!again.is_new);
+        assert_eq!(again.entry.id(), first.id());
+        assert!(matches!(
+            book.place(latte("Ada", "r-2")),
+            Err(CafeError::Closing)
         ));
     }
 
