@@ -27,6 +27,21 @@ fn status_of(event: &OrderEvent) -> OrderStatus {
     OrderStatus::try_from(event.order.as_ref().unwrap().status).unwrap()
 }
 
+/// Reads a buzzer until its order is BREWING (within [`LIMIT`]) and returns
+/// who is brewing it.
+async fn brewing_barista(buzzer: &mut tonic::Streaming<OrderEvent>) -> String {
+    loop {
+        let event = timeout(LIMIT, buzzer.message())
+            .await
+            .expect("BREWING in time")
+            .expect("the stream is OK")
+            .expect("the stream goes on until the order ends");
+        if status_of(&event) == OrderStatus::Brewing {
+            return event.order.unwrap().barista;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_brew_streams_started_with_the_replica_name_then_finished() {
     let barista = spawn_barista(barista_config("barista-7", 1));
@@ -171,16 +186,7 @@ async fn a_barista_killed_mid_brew_the_order_is_retried_on_the_other() {
         .unwrap()
         .into_inner();
     // Wait for BREWING, and kill whichever barista picked it up.
-    let first_barista = loop {
-        let event = timeout(LIMIT, buzzer.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if status_of(&event) == OrderStatus::Brewing {
-            break event.order.unwrap().barista;
-        }
-    };
+    let first_barista = brewing_barista(&mut buzzer).await;
     let killed_at = Instant::now();
     let (dead, alive) = if first_barista.starts_with("barista-1/") {
         (one.take().unwrap(), "barista-2/")
@@ -370,16 +376,7 @@ async fn a_barista_shutting_down_finishes_its_drink_and_new_orders_go_elsewhere(
         .await
         .unwrap()
         .into_inner();
-    let brewer = loop {
-        let event = timeout(LIMIT, first.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if status_of(&event) == OrderStatus::Brewing {
-            break event.order.unwrap().barista;
-        }
-    };
+    let brewer = brewing_barista(&mut first).await;
     let (leaving, other) = if brewer.starts_with("barista-1/") {
         (one.take().unwrap(), "barista-2/")
     } else {
