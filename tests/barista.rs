@@ -9,38 +9,17 @@ use std::{collections::HashSet, time::Duration};
 
 use cafe::{
     menu::TimeScale,
-    proto::v1::{OrderEvent, OrderStatus, brew_event::Event},
+    proto::v1::{OrderStatus, brew_event::Event},
 };
 use common::{
+    LIMIT,
     barista::{barista_config, brew_request, free_addr, spawn_barista, spawn_barista_at},
-    order, remote_config, spawn_cafe,
+    order, remote_config, spawn_cafe, until_brewing,
 };
 use tokio::time::{Instant, timeout};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt;
-
-/// Far more than anything here should take, even on a loaded machine.
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn status_of(event: &OrderEvent) -> OrderStatus {
-    OrderStatus::try_from(event.order.as_ref().unwrap().status).unwrap()
-}
-
-/// Reads a buzzer until its order is BREWING (within [`LIMIT`]) and returns
-/// who is brewing it.
-async fn brewing_barista(buzzer: &mut tonic::Streaming<OrderEvent>) -> String {
-    loop {
-        let event = timeout(LIMIT, buzzer.message())
-            .await
-            .expect("BREWING in time")
-            .expect("the stream is OK")
-            .expect("the stream goes on until the order ends");
-        if status_of(&event) == OrderStatus::Brewing {
-            return event.order.unwrap().barista;
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_brew_streams_started_with_the_replica_name_then_finished() {
@@ -179,14 +158,9 @@ async fn a_barista_killed_mid_brew_the_order_is_retried_on_the_other() {
     let mut cafe = spawn_cafe(remote_config(&urls)).await;
     cafe.wait_for_health(ServingStatus::Serving, LIMIT).await;
 
-    let mut buzzer = cafe
-        .client
-        .order_with_buzzer(order("Ada", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut buzzer = cafe.buzzer("Ada", "latte").await;
     // Wait for BREWING, and kill whichever barista picked it up.
-    let first_barista = brewing_barista(&mut buzzer).await;
+    let first_barista = until_brewing(&mut buzzer).await.order.unwrap().barista;
     let killed_at = Instant::now();
     let (dead, alive) = if first_barista.starts_with("barista-1/") {
         (one.take().unwrap(), "barista-2/")
@@ -277,22 +251,8 @@ async fn an_order_waiting_when_the_last_barista_dies_fails_after_the_wait() {
     .await;
     cafe.wait_for_health(ServingStatus::Serving, LIMIT).await;
 
-    let mut buzzer = cafe
-        .client
-        .order_with_buzzer(order("Ada", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
-    loop {
-        let event = timeout(LIMIT, buzzer.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if status_of(&event) == OrderStatus::Brewing {
-            break;
-        }
-    }
+    let mut buzzer = cafe.buzzer("Ada", "latte").await;
+    until_brewing(&mut buzzer).await;
     barista.kill();
 
     let mut last = None;
@@ -329,22 +289,8 @@ async fn a_deadline_shorter_than_the_brew_frees_the_remote_barista_at_once() {
 
     // The tea was dropped, so Ana is free: the next order starts long
     // before the tea would have been done.
-    let mut buzzer = cafe
-        .client
-        .order_with_buzzer(order("Bo", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
-    let brewing = loop {
-        let event = timeout(LIMIT, buzzer.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if status_of(&event) == OrderStatus::Brewing {
-            break event.order.unwrap();
-        }
-    };
+    let mut buzzer = cafe.buzzer("Bo", "latte").await;
+    let brewing = until_brewing(&mut buzzer).await.order.unwrap();
     let waited = placed.elapsed();
     assert_eq!(brewing.barista, "solo/Ana");
     assert!(
@@ -370,13 +316,8 @@ async fn a_barista_shutting_down_finishes_its_drink_and_new_orders_go_elsewhere(
     let mut cafe = spawn_cafe(remote_config(&urls)).await;
     cafe.wait_for_health(ServingStatus::Serving, LIMIT).await;
 
-    let mut first = cafe
-        .client
-        .order_with_buzzer(order("Ada", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
-    let brewer = brewing_barista(&mut first).await;
+    let mut first = cafe.buzzer("Ada", "latte").await;
+    let brewer = until_brewing(&mut first).await.order.unwrap().barista;
     let (leaving, other) = if brewer.starts_with("barista-1/") {
         (one.take().unwrap(), "barista-2/")
     } else {

@@ -13,7 +13,7 @@ use cafe::proto::v1::{
     Size, WatchBoardRequest, WatchOrderRequest,
 };
 use cafe_server::Config;
-use common::{FAST, connect, fast_config, order, spawn_cafe};
+use common::{FAST, connect, fast_config, order, spawn_cafe, status_of, until_brewing};
 use futures::StreamExt;
 use tokio::time::Instant;
 use tonic::{Code, Streaming};
@@ -25,10 +25,6 @@ use tonic_types::StatusExt;
 /// A medium latte's brew time at `scale`.
 fn latte_time(scale: f64) -> Duration {
     Duration::from_secs(40).mul_f64(scale)
-}
-
-fn status_of(event: &OrderEvent) -> OrderStatus {
-    OrderStatus::try_from(event.order.as_ref().unwrap().status).unwrap()
 }
 
 /// Reads a buzzer stream to its end, returning every event.
@@ -111,12 +107,7 @@ async fn the_buzzer_gives_a_ticket_at_once_then_every_change_in_order() {
     .await;
 
     let started = Instant::now();
-    let mut buzzer = cafe
-        .client
-        .order_with_buzzer(order("Ada", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut buzzer = cafe.buzzer("Ada", "latte").await;
     let ticket = buzzer.next().await.unwrap().unwrap();
     let ticket_time = started.elapsed();
 
@@ -152,24 +143,9 @@ async fn the_buzzer_shows_the_line_moving_up() {
         ..fast_config()
     })
     .await;
-    let first = cafe
-        .client
-        .order_with_buzzer(order("Ada", "espresso"))
-        .await
-        .unwrap()
-        .into_inner();
-    let second = cafe
-        .client
-        .order_with_buzzer(order("Bo", "espresso"))
-        .await
-        .unwrap()
-        .into_inner();
-    let third = cafe
-        .client
-        .order_with_buzzer(order("Cy", "espresso"))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = cafe.buzzer("Ada", "espresso").await;
+    let second = cafe.buzzer("Bo", "espresso").await;
+    let third = cafe.buzzer("Cy", "espresso").await;
 
     let (_, _, third) = tokio::join!(drain(first), drain(second), drain(third));
     let positions: Vec<u32> = third
@@ -193,16 +169,11 @@ async fn watch_order_reattaches_mid_brew_and_sees_ready() {
         ..fast_config()
     })
     .await;
-    let mut buzzer = cafe
-        .client
-        .order_with_buzzer(order("Ada", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut buzzer = cafe.buzzer("Ada", "latte").await;
     let ticket = buzzer.next().await.unwrap().unwrap();
     let id = ticket.order.unwrap().id;
     // Wait until it is brewing, then walk away: the order carries on.
-    while status_of(&buzzer.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    until_brewing(&mut buzzer).await;
     drop(buzzer);
 
     let watched = cafe
@@ -317,13 +288,8 @@ async fn a_full_queue_refuses_orders_with_resource_exhausted() {
     .await;
     // The first is taken by the barista, the second waits, the third is one
     // too many. Each call returns once its ticket is written.
-    let mut brewing = cafe
-        .client
-        .order_with_buzzer(order("Ada", "tea"))
-        .await
-        .unwrap()
-        .into_inner();
-    while status_of(&brewing.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    let mut brewing = cafe.buzzer("Ada", "tea").await;
+    until_brewing(&mut brewing).await;
     let _waiting = cafe
         .client
         .order_with_buzzer(order("Bo", "tea"))
@@ -454,18 +420,8 @@ async fn cancel_order_needs_the_claim_token_and_a_queued_or_brewing_order() {
     })
     .await;
     // Keep the barista busy so the second order waits in line.
-    let first = cafe
-        .client
-        .order_with_buzzer(order("Ada", "mocha"))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut second = cafe
-        .client
-        .order_with_buzzer(order("Bo", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = cafe.buzzer("Ada", "mocha").await;
+    let mut second = cafe.buzzer("Bo", "latte").await;
     let ticket = second.next().await.unwrap().unwrap();
     let id = ticket.order.as_ref().unwrap().id.clone();
     let cancel = |claim_token: &str| CancelOrderRequest {
@@ -539,14 +495,9 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
         ..Config::default()
     })
     .await;
-    let mut slow = cafe
-        .client
-        .order_with_buzzer(order("Ada", "mocha"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut slow = cafe.buzzer("Ada", "mocha").await;
     let ticket = slow.next().await.unwrap().unwrap();
-    while status_of(&slow.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    until_brewing(&mut slow).await;
 
     let started = Instant::now();
     cafe.client
@@ -588,12 +539,7 @@ async fn the_board_shows_open_orders_then_every_change() {
         ..fast_config()
     })
     .await;
-    let before = cafe
-        .client
-        .order_with_buzzer(order("Ada", "espresso"))
-        .await
-        .unwrap()
-        .into_inner();
+    let before = cafe.buzzer("Ada", "espresso").await;
     let mut board = cafe
         .client
         .watch_board(WatchBoardRequest {})
@@ -659,13 +605,8 @@ async fn health_is_serving_then_not_serving_while_closing() {
     }
 
     // A drink in the making keeps the café draining for a while.
-    let mut brewing = cafe
-        .client
-        .order_with_buzzer(order("Ada", "mocha"))
-        .await
-        .unwrap()
-        .into_inner();
-    while status_of(&brewing.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    let mut brewing = cafe.buzzer("Ada", "mocha").await;
+    until_brewing(&mut brewing).await;
     cafe.begin_shutdown();
 
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -711,18 +652,8 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
         ..Config::default()
     })
     .await;
-    let mut brewing = cafe
-        .client
-        .order_with_buzzer(order("Ada", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
-    let queued = cafe
-        .client
-        .order_with_buzzer(order("Bo", "latte"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut brewing = cafe.buzzer("Ada", "latte").await;
+    let queued = cafe.buzzer("Bo", "latte").await;
     let mut counter_client = connect(cafe.addr).await;
     let counter =
         tokio::spawn(async move { counter_client.order_coffee(order("Cy", "latte")).await });
@@ -732,7 +663,7 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
         .await
         .unwrap()
         .into_inner();
-    while status_of(&brewing.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    until_brewing(&mut brewing).await;
 
     let took = cafe.shutdown_within(Duration::from_secs(8)).await;
 
@@ -767,13 +698,8 @@ async fn shutdown_gives_up_on_a_brew_longer_than_the_grace() {
         ..Config::default()
     })
     .await;
-    let mut buzzer = cafe
-        .client
-        .order_with_buzzer(order("Ada", "tea"))
-        .await
-        .unwrap()
-        .into_inner();
-    while status_of(&buzzer.next().await.unwrap().unwrap()) != OrderStatus::Brewing {}
+    let mut buzzer = cafe.buzzer("Ada", "tea").await;
+    until_brewing(&mut buzzer).await;
 
     let took = cafe.shutdown_within(Duration::from_secs(5)).await;
     assert!(

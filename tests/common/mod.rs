@@ -18,16 +18,19 @@ use cafe::{
     menu::TimeScale,
     propagation::{self, GrpcClientTrace},
     proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE,
-    proto::v1::{OrderRequest, Size, cafe_client::CafeClient},
+    proto::v1::{OrderEvent, OrderRequest, OrderStatus, Size, cafe_client::CafeClient},
     telemetry::{self, LogFormat, TelemetryConfig},
 };
 use cafe_server::Application;
 pub use cafe_server::Config;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::{Streaming, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
+
+/// Far more than any wait in the tests should take, even on a loaded machine.
+pub const LIMIT: Duration = Duration::from_secs(20);
 
 /// A time scale under which a medium latte (40 s at scale 1) takes 200 ms.
 pub const FAST: f64 = 0.005;
@@ -120,6 +123,15 @@ impl TestCafe {
         format!("http://{}", self.addr)
     }
 
+    /// Orders `drink` for `customer` with a buzzer, and returns its stream.
+    pub async fn buzzer(&mut self, customer: &str, drink: &str) -> Streaming<OrderEvent> {
+        self.client
+            .order_with_buzzer(order(customer, drink))
+            .await
+            .expect("the order is taken")
+            .into_inner()
+    }
+
     /// Sends the shutdown signal (like SIGTERM) without waiting.
     pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -150,6 +162,26 @@ pub async fn connect_traced(addr: SocketAddr) -> CafeClient<GrpcClientTrace<Chan
         .await
         .expect("connect to the test café");
     CafeClient::new(propagation::traced(channel))
+}
+
+/// The status an event reports.
+pub fn status_of(event: &OrderEvent) -> OrderStatus {
+    OrderStatus::try_from(event.order.as_ref().unwrap().status).unwrap()
+}
+
+/// Reads a buzzer until its order is BREWING (within [`LIMIT`]) and returns
+/// that event.
+pub async fn until_brewing(buzzer: &mut Streaming<OrderEvent>) -> OrderEvent {
+    loop {
+        let event = tokio::time::timeout(LIMIT, buzzer.message())
+            .await
+            .expect("BREWING in time")
+            .expect("the stream is OK")
+            .expect("the stream goes on until the order ends");
+        if status_of(&event) == OrderStatus::Brewing {
+            return event;
+        }
+    }
 }
 
 /// An order request for `drink` in medium.
