@@ -2,7 +2,7 @@
 //! an order placed earlier, knowing only its id (and, to cancel, the claim
 //! token from its ticket).
 
-use cafe::proto::v1::{CancelOrderRequest, GetOrderRequest, WatchOrderRequest};
+use cafe::proto::v1::{CancelOrderRequest, GetOrderRequest, Order, WatchOrderRequest};
 use tokio::time::Instant;
 
 use super::{Finished, ctrl_c, events};
@@ -46,11 +46,7 @@ pub async fn get(
         .await
         .map_err(|s| ClientError::from_status(s, &connection.url, None))?
         .into_inner();
-    for line in describe(&order) {
-        out.line(line)?;
-    }
-    out.json(&OrderView::from(&order))?;
-    Ok(Finished::Done)
+    show(out, &order)
 }
 
 /// Cancels an order with its claim token.
@@ -69,9 +65,14 @@ pub async fn cancel(
         .await
         .map_err(|s| ClientError::from_status(s, &connection.url, None))?
         .into_inner();
-    for line in describe(&order) {
+    show(out, &order)
+}
+
+/// Prints one order: lines for people, or one JSON object.
+fn show(out: &Output, order: &Order) -> Result<Finished, ClientError> {
+    for line in describe(order) {
         out.line(line)?;
     }
-    out.json(&OrderView::from(&order))?;
+    out.json(&OrderView::from(order))?;
     Ok(Finished::Done)
 }
