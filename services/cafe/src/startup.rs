@@ -4,16 +4,20 @@
 //! CLI's `demo`) can learn the port before anything is served; [`serve`]
 //! then runs until the shutdown future resolves and closes in order:
 //!
-//! 1. health turns `NOT_SERVING` and new orders get `UNAVAILABLE`;
-//! 2. orders still in line are cancelled and their customers told;
+//! 1. new orders get `UNAVAILABLE`, orders still in line are cancelled and
+//!    their customers told, board streams end;
+//! 2. health turns `NOT_SERVING`;
 //! 3. drinks being brewed are finished (their buzzers get `READY`);
-//! 4. board streams end and the transport shuts down;
+//! 4. the transport shuts down;
 //!
-//! all within `--shutdown-grace`. With `--barista-endpoint`, the baristas
-//! are remote (see [`crate::remote`]): the café's health then follows
-//! theirs, NOT_SERVING while none is reachable. tonic's own graceful shutdown waits for
-//! every open stream to end, however long that takes; the grace is what
-//! bounds it.
+//! all within `--shutdown-grace`. If the grace runs out first, the drinks
+//! still brewing are marked `FAILED` (their customers told) and the
+//! transport is dropped. tonic's own graceful shutdown waits for every open
+//! stream to end, however long that takes; the grace is what bounds it.
+//!
+//! With `--barista-endpoint`, the baristas are remote (see
+//! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
+//! while none is reachable.
 //!
 //! [`serve`]: Application::serve
 
