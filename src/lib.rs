@@ -6,6 +6,9 @@
 //!   build time (see `build.rs`), and the descriptor set for reflection.
 //! - [`menu`]: the drinks, their brew times and sizes, as plain Rust types.
 //! - [`order`]: what an order is and how it moves from queued to ready.
+//! - [`brewing`]: how a barista spends the brew time (async, or the blocking
+//!   anti-pattern), and the baristas' names. The café's embedded baristas
+//!   and the barista backend both brew with it.
 //! - [`convert`]: the one translation layer between the domain types and
 //!   their protobuf messages.
 //! - [`deadline`]: the caller's gRPC deadline on the server side, answered
@@ -21,6 +24,7 @@
 //! The services live in their own crates: `services/cafe` (the café server),
 //! `services/barista` (the barista backend) and `client` (the `cafe` CLI).
 
+pub mod brewing;
 pub mod convert;
 pub mod deadline;
 pub mod menu;

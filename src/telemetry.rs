@@ -89,7 +89,7 @@ pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
     ("opentelemetry_sdk", LevelFilter::OFF),
     ("opentelemetry-otlp", LevelFilter::OFF),
     // Our exporter's own outage reports.
-    ("cafe::telemetry", LevelFilter::OFF),
+    ("cafe_core::telemetry", LevelFilter::OFF),
 ];
 
 /// The Jaeger UI used by [`jaeger_trace_url`] unless `CAFE_JAEGER_UI` says
@@ -353,6 +353,6 @@ mod tests {
             );
         }
         assert!(filter.would_enable("cafe_server::service", &tracing::Level::INFO));
-        assert!(filter.would_enable("cafe::propagation", &tracing::Level::INFO));
+        assert!(filter.would_enable("cafe_core::propagation", &tracing::Level::INFO));
     }
 }

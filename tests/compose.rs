@@ -7,7 +7,7 @@
 //! compose file and checks it against the same clap definitions that
 //! `--help` prints:
 //! - every environment variable a service sets is one its binary reads (a
-//!   flag's `env`, or one of [`cafe::telemetry::ENV_VARS`]), with a value
+//!   flag's `env`, or one of [`cafe_core::telemetry::ENV_VARS`]), with a value
 //!   the flag's own parser accepts;
 //! - every flag in an entrypoint, command or health check exists, with a
 //!   valid value (the whole command line is parsed, subcommand and all);
@@ -544,7 +544,7 @@ fn check_environment(service: &Service, binary: Binary, problems: &mut Vec<Strin
             if let Err(error) = check_value(arg, value) {
                 problems.push(format!("{}: {var}={value:?}: {error}", service.name));
             }
-        } else if !cafe::telemetry::ENV_VARS.contains(&var.as_str()) {
+        } else if !cafe_core::telemetry::ENV_VARS.contains(&var.as_str()) {
             problems.push(format!(
                 "{}: sets {var}, which {} does not read",
                 service.name,
@@ -737,7 +737,7 @@ fn check_server_ops(
     service: &Service,
     listen: SocketAddr,
     shutdown_grace: Duration,
-    time_scale: cafe::menu::TimeScale,
+    time_scale: cafe_core::menu::TimeScale,
     problems: &mut Vec<String>,
 ) {
     let name = &service.name;
@@ -787,7 +787,7 @@ fn check_server_ops(
         }
     }
     // The shutdown grace lets the longest drink at this time scale finish.
-    let longest = cafe::menu::MENU
+    let longest = cafe_core::menu::MENU
         .iter()
         .flat_map(|drink| {
             drink
@@ -813,11 +813,11 @@ fn check_server_ops(
         Some(Err(error)) => problems.push(format!("{name}: stop_grace_period: {error}")),
         Some(Ok(grace)) => {
             let needed =
-                shutdown_grace + cafe::telemetry::SHUTDOWN_TIMEOUT + Duration::from_secs(1);
+                shutdown_grace + cafe_core::telemetry::SHUTDOWN_TIMEOUT + Duration::from_secs(1);
             if grace < needed {
                 problems.push(format!(
                     "{name}: stop_grace_period {grace:?} is shorter than the shutdown grace {shutdown_grace:?} + span flush {:?} + 1 s",
-                    cafe::telemetry::SHUTDOWN_TIMEOUT
+                    cafe_core::telemetry::SHUTDOWN_TIMEOUT
                 ));
             }
         }

@@ -1,5 +1,5 @@
 //! Traces, end to end: a traced client, a real café and a real OTLP
-//! collector (see `common/otlp.rs`), all in this process.
+//! collector (see `cafe_testkit::otlp`), all in this process.
 //!
 //! How each test gets a telemetry stack of its own: the global subscriber
 //! can be installed once per process, so instead each test builds one with
@@ -12,20 +12,18 @@
 //! Spans are exported in batches; `Collector::wait_for` flushes and waits
 //! for the spans a test expects (no sleeps).
 
-mod common;
-
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
 
-use cafe::{
+use cafe_core::{
     menu::{self, Size},
     propagation,
     proto::v1::{GetOrderRequest, WatchBoardRequest},
     telemetry::{self, LogFormat, Telemetry, TelemetryConfig},
 };
-use common::{
+use cafe_testkit::{
     barista::{barista_config, spawn_barista},
     connect_traced, fast_config, order,
     otlp::{CollectedSpan, Collector, KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, STATUS_ERROR},
@@ -42,7 +40,7 @@ fn telemetry_to(endpoint: String) -> (Telemetry, DefaultGuard) {
     let (telemetry, dispatch) = telemetry::build(&TelemetryConfig {
         service_name: "cafe-test",
         log_format: LogFormat::Text,
-        default_filter: common::test_console_filter(),
+        default_filter: cafe_testkit::test_console_filter(),
         otlp_endpoint: Some(endpoint),
     });
     (telemetry, tracing::dispatcher::set_default(&dispatch))
@@ -467,7 +465,7 @@ async fn a_collector_that_goes_away_costs_nothing() {
 
 #[tokio::test]
 async fn a_retry_on_another_barista_is_a_second_brew_span_saying_why() {
-    use cafe::proto::v1::OrderStatus;
+    use cafe_core::proto::v1::OrderStatus;
     let collector = Collector::start();
     let (telemetry, _default) = telemetry_to(collector.endpoint());
     // A latte takes 2 s here: long enough to kill its barista mid-brew.
@@ -562,7 +560,7 @@ async fn blocking_brews_show_as_requests_that_start_late() {
     let (telemetry, dispatch) = telemetry::build(&TelemetryConfig {
         service_name: "cafe-test",
         log_format: LogFormat::Text,
-        default_filter: common::test_console_filter(),
+        default_filter: cafe_testkit::test_console_filter(),
         otlp_endpoint: Some(collector.endpoint()),
     });
     let _default = tracing::dispatcher::set_default(&dispatch);
@@ -577,7 +575,7 @@ async fn blocking_brews_show_as_requests_that_start_late() {
         .unwrap();
     let config = cafe_server::Config {
         baristas: 2,
-        brew_mode: cafe_barista::brewing::BrewMode::Blocking,
+        brew_mode: cafe_core::brewing::BrewMode::Blocking,
         ..fast_config()
     };
     let listener = {
@@ -603,7 +601,7 @@ async fn blocking_brews_show_as_requests_that_start_late() {
     let mut menu_client = client.clone();
     let menu = async move {
         menu_client
-            .get_menu(cafe::proto::v1::GetMenuRequest {})
+            .get_menu(cafe_core::proto::v1::GetMenuRequest {})
             .await
             .unwrap();
     };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cafe::menu::{Size, TimeScale};
+use cafe_core::menu::{Size, TimeScale};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Shown at the end of `cafe --help`.
@@ -105,6 +105,7 @@ pub enum Command {
 
     /// Start a café in this process and run `rush --mode compare` against it:
     /// the whole lesson, with nothing else running.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
 
     /// Check the café's gRPC health: exit 0 when SERVING, 3 otherwise.

@@ -6,14 +6,14 @@
 //! which is how `cafe rush` sends many orders at once without opening many
 //! sockets.
 //!
-//! The channel is wrapped once, here, by [`cafe::propagation::traced`]:
+//! The channel is wrapped once, here, by [`cafe_core::propagation::traced`]:
 //! every call is then a client span, child of whatever span the command is
 //! in, and carries its `traceparent` to the café, so the café's spans (and
 //! the barista's behind it) join the customer's trace.
 
 use std::time::Duration;
 
-use cafe::{
+use cafe_core::{
     propagation::{self, GrpcClientTrace},
     proto::v1::cafe_client::CafeClient,
 };

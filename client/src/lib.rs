@@ -26,7 +26,9 @@ pub mod view;
 use std::process::ExitCode;
 
 use cli::{Cli, Command, RushMode};
-use commands::{Finished, board, demo, health, menu, order, orders, rush};
+#[cfg(feature = "demo")]
+use commands::demo;
+use commands::{Finished, board, health, menu, order, orders, rush};
 use error::{ClientError, exit};
 use output::Output;
 use tracing::{Instrument, Span, field::Empty, info_span};
@@ -104,6 +106,7 @@ fn command_span(command: &Command) -> Span {
             order.drink = %args.drink
         ),
         Command::Board => root!("cafe board"),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => root!("cafe demo", rush.customers = args.customers),
         Command::Health(args) => root!("cafe health", service = %args.service),
     }
@@ -113,6 +116,7 @@ fn command_span(command: &Command) -> Span {
 pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> {
     // Commands that dial their own way (or run their own café).
     match &cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(args) => return demo::run(out, args).await,
         Command::Health(args) => {
             return health::run(&cli.server, &args.service, args.timeout, out).await;
@@ -130,6 +134,8 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         }
         Command::Rush(args) => rush::run(&mut connection, out, args).await,
         Command::Board => board::run(&mut connection, out).await,
-        Command::Demo(_) | Command::Health(_) => unreachable!("handled above"),
+        #[cfg(feature = "demo")]
+        Command::Demo(_) => unreachable!("handled above"),
+        Command::Health(_) => unreachable!("handled above"),
     }
 }

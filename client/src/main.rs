@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use cafe::telemetry::{self, LogFormat, TelemetryConfig};
+use cafe_core::telemetry::{self, LogFormat, TelemetryConfig};
 use clap::Parser;
 
 fn main() -> ExitCode {

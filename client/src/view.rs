@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use cafe::{
+use cafe_core::{
     convert::{status_from_wire, time_from_wire},
     proto::v1 as pb,
 };

@@ -5,19 +5,16 @@
 //! The café runs on the test's tokio runtime; the binary runs as a child
 //! process on a blocking thread, so the runtime keeps serving meanwhile.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::{net::SocketAddr, process::Output, time::Duration};
 
 use assert_cmd::Command;
-use cafe::{
+use cafe_client::error::exit;
+use cafe_core::{
     menu::TimeScale,
     proto::v1::{OrderEvent, Size as PbSize},
 };
-use cafe_client::error::exit;
 use cafe_server::Config;
-use common::{TestCafe, order, spawn_cafe};
+use cafe_testkit::{TestCafe, order, spawn_cafe};
 use serde_json::Value;
 
 /// A café whose medium latte takes 200 ms.
@@ -104,7 +101,7 @@ async fn menu_shows_the_drinks_at_the_cafes_time_scale() {
     assert!(table.contains("at ×0.005"), "{table}");
 
     let json = json_lines(&cafe(&test_cafe, &["menu", "--json"]).await);
-    assert_eq!(json.len(), cafe::menu::MENU.len());
+    assert_eq!(json.len(), cafe_core::menu::MENU.len());
     let latte = json.iter().find(|d| d["id"] == "latte").unwrap();
     assert_eq!(latte["brew_time_ms"], 40_000.0);
     assert_eq!(latte["brew_time_here_ms"], 200.0);
@@ -427,11 +424,14 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
     // Leaving the buzzer does not cancel the order: it is still brewing.
     let order = test_cafe
         .client
-        .get_order(cafe::proto::v1::GetOrderRequest { order_id: id })
+        .get_order(cafe_core::proto::v1::GetOrderRequest { order_id: id })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(order.status, cafe::proto::v1::OrderStatus::Brewing as i32);
+    assert_eq!(
+        order.status,
+        cafe_core::proto::v1::OrderStatus::Brewing as i32
+    );
     test_cafe.begin_shutdown();
 }
 
@@ -477,7 +477,7 @@ async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     .await;
     let mut board = test_cafe
         .client
-        .watch_board(cafe::proto::v1::WatchBoardRequest {})
+        .watch_board(cafe_core::proto::v1::WatchBoardRequest {})
         .await
         .unwrap()
         .into_inner();
@@ -490,7 +490,7 @@ async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     let cancelled = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(event) = board.message().await.unwrap() {
             let order = event.order.unwrap();
-            if order.status == cafe::proto::v1::OrderStatus::Cancelled as i32 {
+            if order.status == cafe_core::proto::v1::OrderStatus::Cancelled as i32 {
                 return order;
             }
         }

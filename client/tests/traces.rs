@@ -1,7 +1,7 @@
 //! One trace across three services: the real `cafe` binary (its own
 //! process, service `cafe-client`), a café (service `cafe`) and a remote
 //! barista (service `barista`), all exporting to one OTLP collector in this
-//! test (`tests/common/otlp.rs`).
+//! test (`cafe_testkit::otlp`).
 //!
 //! The café runs on the test's current-thread runtime, with a telemetry
 //! stack that is the default for this thread only; the barista runs on a
@@ -11,9 +11,6 @@
 //! flushes them. Nothing sleeps: `Collector::wait_for_all` flushes the
 //! in-process stacks and waits for the spans each test expects.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::{
     net::SocketAddr,
     process::Output,
@@ -21,9 +18,9 @@ use std::{
 };
 
 use assert_cmd::Command;
-use cafe::telemetry::{self, LogFormat, Telemetry, TelemetryConfig};
+use cafe_core::telemetry::{self, LogFormat, Telemetry, TelemetryConfig};
 use cafe_server::Config;
-use common::{
+use cafe_testkit::{
     barista::{barista_config, spawn_traced_barista},
     fast_config,
     otlp::{CollectedSpan, Collector, KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, STATUS_ERROR},
@@ -38,7 +35,7 @@ fn stack(service: &'static str, endpoint: &str) -> (Telemetry, tracing::Dispatch
     telemetry::build(&TelemetryConfig {
         service_name: service,
         log_format: LogFormat::Text,
-        default_filter: common::test_console_filter(),
+        default_filter: cafe_testkit::test_console_filter(),
         otlp_endpoint: Some(endpoint.to_owned()),
     })
 }
@@ -395,7 +392,7 @@ async fn the_cli_sends_its_spans_when_interrupted_and_when_it_fails() {
     let (cafe_telemetry, _default) = stack_here("cafe", &endpoint);
     let cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe::menu::TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
+        time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
         ..Config::default()
     })
     .await;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use cafe::{convert::duration_from_wire, proto::v1::GetMenuRequest};
+use cafe_core::{convert::duration_from_wire, proto::v1::GetMenuRequest};
 use cafe_server::{Application, Config};
 use tokio::{net::TcpListener, sync::oneshot};
 
@@ -85,7 +85,7 @@ async fn demo(out: &Output, args: &DemoArgs, url: &str) -> Result<Finished, Clie
     let plan = Plan {
         customers: usize::from(args.customers),
         drink: args.drink.clone(),
-        size: cafe::menu::Size::Medium,
+        size: cafe_core::menu::Size::Medium,
     };
     let (finished, reports) = rush::run_plan(
         &mut connection,

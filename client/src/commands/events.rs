@@ -7,7 +7,7 @@
 
 use std::{future::Future, time::Duration};
 
-use cafe::{
+use cafe_core::{
     convert::status_from_wire,
     order::OrderStatus,
     proto::v1::{self as pb},

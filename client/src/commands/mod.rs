@@ -6,6 +6,7 @@
 //! [`Output`]: crate::output::Output
 
 pub mod board;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod events;
 pub mod health;

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use cafe::{
+use cafe_core::{
     propagation,
     proto::v1::{self as pb, OrderRequest},
 };

@@ -22,7 +22,7 @@
 
 use std::{future::Future, pin::Pin, time::Duration};
 
-use cafe::{
+use cafe_core::{
     menu::Size,
     propagation,
     proto::v1::{self as pb, OrderRequest},

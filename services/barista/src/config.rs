@@ -7,10 +7,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe::{menu::TimeScale, telemetry::LogFormat};
+use cafe_core::{menu::TimeScale, telemetry::LogFormat};
 use clap::Parser;
 
-use crate::brewing::BrewMode;
+use cafe_core::brewing::BrewMode;
 
 /// `cafe-barista`: a station of baristas that brews drinks for the café.
 #[derive(Debug, Clone, Parser)]

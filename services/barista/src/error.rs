@@ -1,7 +1,7 @@
 //! Everything that can go wrong in the barista backend, and the one place
 //! where it becomes a gRPC status.
 
-use cafe::order::FieldViolation;
+use cafe_core::order::FieldViolation;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 

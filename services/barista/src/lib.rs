@@ -8,15 +8,13 @@
 //!   and a barista freed the moment its caller goes away.
 //! - [`station`]: the named baristas and the FIFO queue of drinks waiting
 //!   for one (a semaphore).
-//! - [`brewing`]: how a barista spends the brew time, and the blocking
-//!   anti-pattern next to the right way.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //!
-//! The café runs the same [`brewing`] code in-process by default (its
-//! embedded baristas) and calls this service when given
+//! How a barista spends the brew time (and the blocking anti-pattern next to
+//! the right way) is [`cafe_core::brewing`]: the café's embedded baristas run
+//! the same code in-process, and call this service when given
 //! `--barista-endpoint`.
 
-pub mod brewing;
 pub mod config;
 pub mod error;
 pub mod service;

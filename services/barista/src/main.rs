@@ -2,11 +2,11 @@
 //! SIGINT or SIGTERM. Everything else lives in the library.
 
 use anyhow::Context;
-use cafe::{
+use cafe_barista::{Application, Config};
+use cafe_core::{
     shutdown,
     telemetry::{self, TelemetryConfig},
 };
-use cafe_barista::{Application, Config};
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {

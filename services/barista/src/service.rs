@@ -11,7 +11,7 @@
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
-use cafe::{
+use cafe_core::{
     convert::size_from_wire,
     deadline::CallerDeadline,
     menu::TimeScale,
@@ -24,8 +24,9 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info};
 
+use cafe_core::brewing::{self, BrewMode};
+
 use crate::{
-    brewing::{self, BrewMode},
     error::BaristaError,
     station::{Closed, Station},
 };

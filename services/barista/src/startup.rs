@@ -14,7 +14,7 @@
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use cafe::{
+use cafe_core::{
     deadline::DeadlineLayer,
     propagation::GrpcServerTraceLayer,
     proto::v1::barista_server::BaristaServer,
@@ -79,7 +79,7 @@ impl Application {
             // Every Brew gets a server span, child of the café's dispatch
             // span when the request carries a `traceparent`.
             .layer(GrpcServerTraceLayer)
-            // The caller's deadline bounds the brew (see `cafe::deadline`).
+            // The caller's deadline bounds the brew (see `cafe_core::deadline`).
             .layer(DeadlineLayer)
             .add_service(health_service)
             .add_service(reflection_v1)

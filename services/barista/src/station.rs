@@ -15,7 +15,7 @@ use std::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::brewing;
+use cafe_core::brewing;
 
 /// The baristas of one backend replica.
 #[derive(Debug)]

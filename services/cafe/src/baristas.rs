@@ -17,8 +17,8 @@
 
 use std::sync::Arc;
 
-use cafe::{menu::TimeScale, propagation::join_trace};
-use cafe_barista::brewing::{self, BrewMode};
+use cafe_core::brewing::{self, BrewMode};
+use cafe_core::{menu::TimeScale, propagation::join_trace};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 

@@ -23,7 +23,7 @@ use std::{
     time::SystemTime,
 };
 
-use cafe::order::{FieldViolation, NewOrder, Order, OrderId, OrderStatus};
+use cafe_core::order::{FieldViolation, NewOrder, Order, OrderId, OrderStatus};
 use tokio::{
     sync::{Notify, broadcast, watch},
     time::Instant,
@@ -132,7 +132,7 @@ impl OrderEntry {
     }
 
     /// The trace context of the call that placed the order, for the spans
-    /// of whoever brews it ([`cafe::propagation::join_trace`]).
+    /// of whoever brews it ([`cafe_core::propagation::join_trace`]).
     pub fn trace_context(&self) -> &opentelemetry::Context {
         &self.trace
     }
@@ -298,7 +298,7 @@ impl OrderBook {
             deadline,
             // Placing happens inside the handler's span: that span becomes
             // the parent of the brew's spans, wherever they run.
-            trace: cafe::propagation::current_context(),
+            trace: cafe_core::propagation::current_context(),
         });
         book.orders.insert(id.clone(), Arc::clone(&entry));
         if let Some(key) = request_key {

@@ -6,8 +6,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe::{menu::TimeScale, telemetry::LogFormat};
-use cafe_barista::brewing::BrewMode;
+use cafe_core::brewing::BrewMode;
+use cafe_core::{menu::TimeScale, telemetry::LogFormat};
 use clap::Parser;
 
 use crate::remote::BaristaEndpoint;

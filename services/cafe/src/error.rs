@@ -6,7 +6,7 @@
 //! The message of each is written for the person at the other end; internal
 //! details are logged, never sent.
 
-use cafe::order::{FieldViolation, OrderId, OrderStatus};
+use cafe_core::order::{FieldViolation, OrderId, OrderStatus};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 

@@ -15,7 +15,7 @@
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //!
 //! The signals that close it (SIGINT, SIGTERM) are the shared
-//! [`cafe::shutdown`]'s, as the barista backend's are.
+//! [`cafe_core::shutdown`]'s, as the barista backend's are.
 //!
 //! Follow an order: [`service::CafeService`] checks it and puts it in the
 //! [`book::OrderBook`]; a barista in [`baristas`] takes it from the line and

@@ -6,7 +6,7 @@
 //! last spans to the collector. It must outlive the runtime, not the reverse.
 
 use anyhow::Context;
-use cafe::{
+use cafe_core::{
     shutdown,
     telemetry::{self, TelemetryConfig},
 };

@@ -11,7 +11,7 @@
 //!
 //! Both are traced so that waiting shows as bars in a trace view. Under the
 //! handler's span (itself under the `grpc.server` span opened by
-//! [`cafe::propagation`]) an order gets a `queue.wait` span, from placement
+//! [`cafe_core::propagation`]) an order gets a `queue.wait` span, from placement
 //! until BREWING is observed, then a `brewing` span until the order ends.
 //! With few baristas and many orders, the `queue.wait` bars grow: that is
 //! contention, visible. A buzzer's task runs in a `buzzer` span that lives as
@@ -19,7 +19,7 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use cafe::{
+use cafe_core::{
     convert::menu_to_wire,
     deadline::CallerDeadline,
     menu::{MENU, TimeScale},

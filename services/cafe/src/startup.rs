@@ -23,7 +23,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use cafe::{
+use cafe_core::{
     deadline::DeadlineLayer,
     propagation::GrpcServerTraceLayer,
     proto::v1::cafe_server::CafeServer,
@@ -120,7 +120,7 @@ impl Application {
             // calls excepted), and its trace id back in `x-trace-id`.
             .layer(GrpcServerTraceLayer)
             // Callers get DEADLINE_EXCEEDED (not tonic's CANCELLED) when their
-            // deadline passes, and handlers see it (see `cafe::deadline`).
+            // deadline passes, and handlers see it (see `cafe_core::deadline`).
             .layer(DeadlineLayer)
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -4,13 +4,9 @@
 //!
 //! This is the one place where the binary runs as a child process: what is
 //! tested is `main`'s order of drops, which no in-process test can see.
-//! It uses the OTLP collector of the root tests.
+//! It uses the OTLP collector of `cafe_testkit::otlp`.
 
 #![cfg(unix)]
-
-#[path = "../../../tests/common/otlp.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod otlp;
 
 use std::{
     io::{BufRead, BufReader},
@@ -19,11 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe::{
+use cafe_core::{
     propagation,
     proto::v1::{OrderRequest, cafe_client::CafeClient},
 };
-use otlp::{Collector, KIND_SERVER};
+use cafe_testkit::otlp::{Collector, KIND_SERVER};
 use serde_json::Value;
 
 /// Reads the child's JSON log lines as they come, on a thread.

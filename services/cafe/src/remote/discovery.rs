@@ -28,7 +28,7 @@ use std::{
     time::Duration,
 };
 
-use cafe::proto::v1::barista_server::SERVICE_NAME as BARISTA_SERVICE;
+use cafe_core::proto::v1::barista_server::SERVICE_NAME as BARISTA_SERVICE;
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
@@ -346,7 +346,7 @@ async fn watch_health(
 
 #[cfg(test)]
 mod tests {
-    use cafe::order::NewOrder;
+    use cafe_core::order::NewOrder;
 
     use super::*;
     use crate::error::CafeError;

@@ -14,7 +14,7 @@
 //!
 //! Each attempt at a brew is a `brew` span, joined to the trace of the call
 //! that placed the order (its context is kept on the [`OrderEntry`]), and the
-//! replicas' channels are wrapped by [`cafe::propagation::traced`]: the
+//! replicas' channels are wrapped by [`cafe_core::propagation::traced`]: the
 //! `Brew` call is a client span under the attempt and sends `traceparent`,
 //! so the barista's server span lands in the customer's trace. A retry on
 //! another replica is a second `brew` span with `attempt = 2` and a
@@ -45,7 +45,7 @@ mod replica;
 
 use std::{sync::Arc, time::Duration};
 
-use cafe::{
+use cafe_core::{
     propagation::join_trace,
     proto::v1::{self as pb, brew_event::Event},
 };
@@ -238,7 +238,7 @@ impl RemoteBaristas {
                 }
                 Err(Failure::DeadlinePassed) => {
                     // The barista's clock ran out a moment before ours: each
-                    // hop gives up `cafe::deadline::EARLY` before its caller.
+                    // hop gives up `cafe_core::deadline::EARLY` before its caller.
                     // The café's own deadline layer is about to answer the
                     // customer DEADLINE_EXCEEDED and cancel the order; let it,
                     // rather than fail the order first and answer UNAVAILABLE.
@@ -386,7 +386,7 @@ async fn report_health(
     health: HealthReporter,
     stop: CancellationToken,
 ) {
-    use cafe::proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE;
+    use cafe_core::proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE;
     use tonic_health::ServingStatus;
     loop {
         let up = *available.borrow_and_update();

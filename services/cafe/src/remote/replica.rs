@@ -20,7 +20,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use cafe::{
+use cafe_core::{
     propagation::{self, GrpcClientTrace},
     proto::v1::{self as pb, barista_client::BaristaClient},
 };

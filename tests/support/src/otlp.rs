@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe::telemetry::Telemetry;
+use cafe_core::telemetry::Telemetry;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,

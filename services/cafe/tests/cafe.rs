@@ -1,19 +1,17 @@
 //! The café service end to end: a real server on port 0, real gRPC clients.
 //!
-//! Brew times are scaled down (see `common::FAST`) so the suite is quick;
+//! Brew times are scaled down (see `cafe_testkit::FAST`) so the suite is quick;
 //! timing assertions use wide margins so a loaded 2-core machine cannot
 //! break them. Timing *targets* live in the benchmark, not here.
 
-mod common;
-
 use std::time::Duration;
 
-use cafe::proto::v1::{
+use cafe_core::proto::v1::{
     CancelOrderRequest, GetMenuRequest, GetOrderRequest, OrderEvent, OrderRequest, OrderStatus,
     Size, WatchBoardRequest, WatchOrderRequest,
 };
 use cafe_server::Config;
-use common::{FAST, connect, fast_config, order, spawn_cafe, status_of, until_brewing};
+use cafe_testkit::{FAST, connect, fast_config, order, spawn_cafe, status_of, until_brewing};
 use futures::StreamExt;
 use tokio::time::Instant;
 use tonic::{Code, Streaming};
@@ -101,7 +99,7 @@ async fn the_buzzer_gives_a_ticket_at_once_then_every_change_in_order() {
     // A slow brew, so that "at once" is clearly before "ready".
     let scale = 0.02; // a latte takes 800 ms
     let mut cafe = spawn_cafe(Config {
-        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
         ..fast_config()
     })
     .await;
@@ -165,7 +163,7 @@ async fn the_buzzer_shows_the_line_moving_up() {
 async fn watch_order_reattaches_mid_brew_and_sees_ready() {
     let scale = 0.02;
     let mut cafe = spawn_cafe(Config {
-        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
         ..fast_config()
     })
     .await;
@@ -255,7 +253,7 @@ async fn concurrent_orders_take_one_brew_with_enough_baristas_and_n_brews_with_o
     let brew = latte_time(scale);
     let config = |baristas| Config {
         baristas,
-        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
         ..Config::default()
     };
 
@@ -281,7 +279,7 @@ async fn a_full_queue_refuses_orders_with_resource_exhausted() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
         queue_capacity: 1,
-        time_scale: cafe::menu::TimeScale::REAL, // nothing finishes during the test
+        time_scale: cafe_core::menu::TimeScale::REAL, // nothing finishes during the test
         shutdown_grace: Duration::from_millis(200),
         ..Config::default()
     })
@@ -415,7 +413,7 @@ async fn the_same_request_id_returns_the_same_order_instead_of_brewing_twice() {
 async fn cancel_order_needs_the_claim_token_and_a_queued_or_brewing_order() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe::menu::TimeScale::new(0.02).unwrap(),
+        time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(),
         ..Config::default()
     })
     .await;
@@ -472,7 +470,7 @@ async fn cancel_order_needs_the_claim_token_and_a_queued_or_brewing_order() {
 /// Orders an espresso (1 s at scale 0.05) and checks it is ready well before
 /// a 3 s mocha could have finished since `started`: the only barista was
 /// freed, not kept brewing for nobody.
-async fn assert_next_order_is_served_at_once(cafe: &mut common::TestCafe, started: Instant) {
+async fn assert_next_order_is_served_at_once(cafe: &mut cafe_testkit::TestCafe, started: Instant) {
     let next = cafe
         .client
         .order_coffee(order("Bo", "espresso"))
@@ -491,7 +489,7 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
     let scale = 0.05; // a mocha takes 3 s
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
         ..Config::default()
     })
     .await;
@@ -515,7 +513,7 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
 async fn a_counter_customer_who_leaves_frees_the_barista() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe::menu::TimeScale::new(0.05).unwrap(), // a mocha takes 3 s
+        time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a mocha takes 3 s
         ..Config::default()
     })
     .await;
@@ -580,7 +578,7 @@ async fn the_board_shows_open_orders_then_every_change() {
 async fn health_is_serving_then_not_serving_while_closing() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe::menu::TimeScale::new(0.02).unwrap(), // a mocha takes 1.2 s
+        time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(), // a mocha takes 1.2 s
         ..Config::default()
     })
     .await;
@@ -647,7 +645,7 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
     let scale = 0.02; // a latte takes 800 ms
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe::menu::TimeScale::new(scale).unwrap(),
+        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
         shutdown_grace: Duration::from_secs(5),
         ..Config::default()
     })
@@ -693,7 +691,7 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
 async fn shutdown_gives_up_on_a_brew_longer_than_the_grace() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe::menu::TimeScale::REAL, // a tea takes 3 minutes
+        time_scale: cafe_core::menu::TimeScale::REAL, // a tea takes 3 minutes
         shutdown_grace: Duration::from_millis(500),
         ..Config::default()
     })

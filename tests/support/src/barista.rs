@@ -7,16 +7,16 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe::serving::StartupError;
-use cafe::{
+use cafe_barista::{Application, Config};
+use cafe_core::serving::StartupError;
+use cafe_core::{
     menu::TimeScale,
     proto::v1::{BrewRequest, Size, barista_client::BaristaClient},
 };
-use cafe_barista::{Application, Config};
 use tokio::{net::TcpSocket, runtime::Runtime, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
-use super::{FAST, init_test_log};
+use crate::{FAST, init_test_log};
 
 /// A barista backend running on its own runtime.
 pub struct TestBarista {
@@ -49,7 +49,7 @@ pub fn spawn_barista_at(config: Config, addr: SocketAddr) -> TestBarista {
 }
 
 /// Starts a barista backend whose spans go to `dispatch` (a telemetry stack
-/// of its own, from `cafe::telemetry::build`, as a separate `barista`
+/// of its own, from `cafe_core::telemetry::build`, as a separate `barista`
 /// process would have), not to the test's.
 pub fn spawn_traced_barista(config: Config, dispatch: tracing::Dispatch) -> TestBarista {
     start(

@@ -1,89 +1,25 @@
-//! The barista backend on its own, and the café dispatching to remote
-//! baristas: spreading, retries when one dies, no barista at all, and
-//! deadlines that free a remote barista at once. Real servers over real
-//! gRPC; each barista runs on its own runtime so a test can kill it.
-
-mod common;
+//! The café dispatching to remote baristas, across the two services:
+//! spreading, retries when one dies, no barista at all, and deadlines that
+//! free a remote barista at once. Real servers over real gRPC; each barista
+//! runs on its own runtime so a test can kill it.
 
 use std::{collections::HashSet, time::Duration};
 
-use cafe::{
-    menu::TimeScale,
-    proto::v1::{OrderStatus, brew_event::Event},
-};
-use common::{
-    LIMIT,
-    barista::{barista_config, brew_request, free_addr, spawn_barista, spawn_barista_at},
+use cafe_core::{menu::TimeScale, proto::v1::OrderStatus};
+use cafe_testkit::{
+    Config, LIMIT,
+    barista::{barista_config, free_addr, spawn_barista, spawn_barista_at},
     order, remote_config, spawn_cafe, until_brewing,
 };
 use tokio::time::{Instant, timeout};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_types::StatusExt;
-
-#[tokio::test]
-async fn a_brew_streams_started_with_the_replica_name_then_finished() {
-    let barista = spawn_barista(barista_config("barista-7", 1));
-    let mut client = barista.client().await;
-
-    let mut events = client
-        .brew(brew_request("ord-1", "espresso"))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = events.message().await.unwrap().unwrap().event.unwrap();
-    let Event::Started(started) = first else {
-        panic!("expected started first, got {first:?}");
-    };
-    assert_eq!(started.barista, "barista-7/Ana");
-    assert!(started.started_at.is_some());
-    let second = events.message().await.unwrap().unwrap().event.unwrap();
-    assert!(matches!(second, Event::Finished(_)), "got {second:?}");
-    assert!(events.message().await.unwrap().is_none(), "ends OK");
-
-    barista.shutdown_within(Duration::from_secs(5)).await;
-}
-
-#[tokio::test]
-async fn a_bad_brew_request_names_the_field() {
-    let barista = spawn_barista(barista_config("b", 1));
-    let mut client = barista.client().await;
-
-    let status = client
-        .brew(brew_request("ord-1", "frappuccino"))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
-    assert_eq!(fields, ["drink"]);
-
-    let mut large_espresso = brew_request("", "espresso");
-    large_espresso.size = cafe::proto::v1::Size::Large as i32;
-    let status = client.brew(large_espresso).await.unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("order_id"),
-        "{}",
-        status.message()
-    );
-    assert!(
-        status.message().contains("size large"),
-        "{}",
-        status.message()
-    );
-}
 
 #[tokio::test]
 async fn concurrent_orders_spread_over_two_baristas() {
     let one = spawn_barista(barista_config("barista-1", 2));
     let two = spawn_barista(barista_config("barista-2", 2));
-    let mut cafe = spawn_cafe(common::Config {
+    let mut cafe = spawn_cafe(Config {
         baristas: 4,
         ..remote_config(&[one.url(), two.url()])
     })
@@ -244,7 +180,7 @@ async fn an_order_waiting_when_the_last_barista_dies_fails_after_the_wait() {
         time_scale: TimeScale::new(0.05).unwrap(),
         ..barista_config("only", 1)
     });
-    let mut cafe = spawn_cafe(common::Config {
+    let mut cafe = spawn_cafe(Config {
         barista_wait: Duration::from_millis(500),
         ..remote_config(&[barista.url()])
     })
@@ -364,7 +300,7 @@ async fn a_barista_found_through_a_dns_name_brews() {
     // may also resolve to ::1, where nobody listens: that address stays down
     // and the café uses the one that answers.
     let barista = spawn_barista(barista_config("named", 1));
-    let mut cafe = spawn_cafe(common::Config {
+    let mut cafe = spawn_cafe(Config {
         barista_resolve_interval: Duration::from_millis(200),
         ..remote_config(&[format!("localhost:{}", barista.addr.port())])
     })

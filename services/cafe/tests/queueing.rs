@@ -7,11 +7,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cafe::{
+use cafe_core::brewing::BrewMode;
+use cafe_core::{
     menu::TimeScale,
     order::{NewOrder, OrderStatus},
 };
-use cafe_barista::brewing::BrewMode;
 use cafe_server::{
     baristas::{Brewers, start_shift},
     book::OrderBook,

@@ -2,18 +2,16 @@
 //! paces of a rush actually wait, and what a missing café looks like.
 //! (The binary itself is driven by `client/tests/cli.rs`.)
 
-mod common;
-
 use std::time::Duration;
 
-use cafe::menu::{Size, TimeScale};
 use cafe_client::{
     commands::rush::{Pace, Plan, Report, rush},
     connection,
     error::{ClientError, exit},
 };
+use cafe_core::menu::{Size, TimeScale};
 use cafe_server::Config;
-use common::spawn_cafe;
+use cafe_testkit::spawn_cafe;
 
 /// A café where a medium latte takes 200 ms.
 fn config(baristas: u16) -> Config {

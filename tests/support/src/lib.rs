@@ -1,0 +1,117 @@
+//! `cafe-testkit`: what the tests of every crate use to start real servers
+//! on `127.0.0.1:0` in their own process and talk to them over real gRPC.
+//!
+//! Every test gets its own server on its own port, so tests run in parallel
+//! without sharing state. Nothing sleeps to synchronise: the listener is
+//! bound before the server task starts, so a client can connect at once.
+//! Set `TEST_LOG=1` to see the servers' logs.
+//!
+//! # Layout
+//! - this root: clients, order requests, reading a buzzer, test logs;
+//! - `cafe` (feature `cafe`): `spawn_cafe` and its configs;
+//! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
+//!   own so a test can kill it like a crashed process;
+//! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive.
+//!
+//! A crate's tests turn on the servers they need, so the barista's tests do
+//! not build the café, nor the café's the barista.
+
+#[cfg(feature = "barista")]
+pub mod barista;
+#[cfg(feature = "cafe")]
+pub mod cafe;
+pub mod otlp;
+
+#[cfg(feature = "cafe")]
+pub use cafe::{Config, TestCafe, fast_config, remote_config, spawn_cafe};
+
+use std::{net::SocketAddr, time::Duration};
+
+use cafe_core::{
+    propagation::{self, GrpcClientTrace},
+    proto::v1::{OrderEvent, OrderRequest, OrderStatus, Size, cafe_client::CafeClient},
+    telemetry::{self, LogFormat, TelemetryConfig},
+};
+use tonic::{Streaming, transport::Channel};
+
+/// Far more than any wait in the tests should take, even on a loaded machine.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// A time scale under which a medium latte (40 s at scale 1) takes 200 ms.
+pub const FAST: f64 = 0.005;
+
+/// A new client (with its own connection) to the café at `addr`.
+pub async fn connect(addr: SocketAddr) -> CafeClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the test café");
+    CafeClient::new(channel)
+}
+
+/// A client to the café at `addr` whose calls are traced and carry the
+/// trace context, as the `cafe` CLI's are.
+pub async fn connect_traced(addr: SocketAddr) -> CafeClient<GrpcClientTrace<Channel>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the test café");
+    CafeClient::new(propagation::traced(channel))
+}
+
+/// The status an event reports.
+pub fn status_of(event: &OrderEvent) -> OrderStatus {
+    OrderStatus::try_from(event.order.as_ref().unwrap().status).unwrap()
+}
+
+/// Reads a buzzer until its order is BREWING (within [`LIMIT`]) and returns
+/// that event.
+pub async fn until_brewing(buzzer: &mut Streaming<OrderEvent>) -> OrderEvent {
+    loop {
+        let event = tokio::time::timeout(LIMIT, buzzer.message())
+            .await
+            .expect("BREWING in time")
+            .expect("the stream is OK")
+            .expect("the stream goes on until the order ends");
+        if status_of(&event) == OrderStatus::Brewing {
+            return event;
+        }
+    }
+}
+
+/// An order request for `drink` in medium.
+pub fn order(customer: &str, drink: &str) -> OrderRequest {
+    OrderRequest {
+        customer: customer.into(),
+        drink: drink.into(),
+        size: Size::Medium as i32,
+        request_id: String::new(),
+    }
+}
+
+/// The console filter for a test's own telemetry stack: silent (the spans
+/// still reach the collector), unless `TEST_LOG` asks to see the logs.
+pub fn test_console_filter() -> &'static str {
+    if std::env::var_os("TEST_LOG").is_some() {
+        "info"
+    } else {
+        "off"
+    }
+}
+
+/// Logs to the test output when `TEST_LOG` is set; silent otherwise.
+pub fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let telemetry = telemetry::init(&TelemetryConfig {
+            service_name: "test",
+            log_format: LogFormat::Text,
+            default_filter: "debug,h2=info,hyper=info,tower=info",
+            otlp_endpoint: None,
+        });
+        // Kept for the whole test process (the subscriber is global too);
+        // nothing is exported, so there is nothing to flush.
+        std::mem::forget(telemetry);
+    }
+}
