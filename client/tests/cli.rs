@@ -5,6 +5,7 @@
 //! The café runs on the test's tokio runtime; the binary runs as a child
 //! process on a blocking thread, so the runtime keeps serving meanwhile.
 
+use cafe_core::serving::ServerFlags;
 use std::{net::SocketAddr, process::Output, time::Duration};
 
 use assert_cmd::Command;
@@ -21,7 +22,10 @@ use serde_json::Value;
 fn fast(baristas: u16) -> Config {
     Config {
         baristas,
-        time_scale: TimeScale::new(0.005).unwrap(),
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.005).unwrap(),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     }
 }
@@ -187,7 +191,10 @@ async fn watch_get_and_cancel_work_on_an_order_placed_earlier() {
     // One barista busy with a slow pot of tea, so the latte waits in line.
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.02).unwrap(), // tea 3.6 s, latte 0.8 s
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.02).unwrap(), // tea 3.6 s, latte 0.8 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -246,7 +253,10 @@ async fn watch_get_and_cancel_work_on_an_order_placed_earlier() {
 async fn errors_are_one_line_with_their_own_exit_codes() {
     let test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -373,7 +383,10 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
 
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -439,7 +452,10 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
 async fn a_buzzer_deadline_leaves_the_order_brewing() {
     let test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -471,7 +487,10 @@ async fn a_buzzer_deadline_leaves_the_order_brewing() {
 async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;

@@ -2,6 +2,7 @@
 //! paces of a rush actually wait, and what a missing café looks like.
 //! (The binary itself is driven by `client/tests/cli.rs`.)
 
+use cafe_core::serving::ServerFlags;
 use std::time::Duration;
 
 use cafe_client::{
@@ -17,7 +18,10 @@ use cafe_testkit::spawn_cafe;
 fn config(baristas: u16) -> Config {
     Config {
         baristas,
-        time_scale: TimeScale::new(0.005).unwrap(),
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.005).unwrap(),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     }
 }
@@ -170,7 +174,10 @@ async fn no_cafe_at_the_address_is_one_clear_error() {
 async fn an_interrupted_rush_stops_and_reports_what_was_served() {
     let cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;

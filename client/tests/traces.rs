@@ -11,6 +11,7 @@
 //! flushes them. Nothing sleeps: `Collector::wait_for_all` flushes the
 //! in-process stacks and waits for the spans each test expects.
 
+use cafe_core::serving::ServerFlags;
 use std::{
     net::SocketAddr,
     process::Output,
@@ -392,7 +393,10 @@ async fn the_cli_sends_its_spans_when_interrupted_and_when_it_fails() {
     let (cafe_telemetry, _default) = stack_here("cafe", &endpoint);
     let cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;

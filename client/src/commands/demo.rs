@@ -6,6 +6,7 @@
 //! concurrent, and explains the two timelines with the numbers measured.
 //! The café's own logs stay quiet (warnings only) unless `RUST_LOG` asks.
 
+use cafe_core::serving::ServerFlags;
 use std::time::Duration;
 
 use cafe_core::{convert::duration_from_wire, proto::v1::GetMenuRequest};
@@ -27,8 +28,11 @@ use crate::{
 pub async fn run(out: &Output, args: &DemoArgs) -> Result<Finished, ClientError> {
     let config = Config {
         baristas: args.baristas,
-        time_scale: args.time_scale,
-        shutdown_grace: Duration::from_secs(2),
+        server: ServerFlags {
+            time_scale: args.time_scale,
+            shutdown_grace: Duration::from_secs(2),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0")

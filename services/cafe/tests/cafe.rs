@@ -4,6 +4,7 @@
 //! timing assertions use wide margins so a loaded 2-core machine cannot
 //! break them. Timing *targets* live in the benchmark, not here.
 
+use cafe_core::serving::ServerFlags;
 use std::time::Duration;
 
 use cafe_core::proto::v1::{
@@ -99,7 +100,10 @@ async fn the_buzzer_gives_a_ticket_at_once_then_every_change_in_order() {
     // A slow brew, so that "at once" is clearly before "ready".
     let scale = 0.02; // a latte takes 800 ms
     let mut cafe = spawn_cafe(Config {
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+            ..ServerFlags::default()
+        },
         ..fast_config()
     })
     .await;
@@ -163,7 +167,10 @@ async fn the_buzzer_shows_the_line_moving_up() {
 async fn watch_order_reattaches_mid_brew_and_sees_ready() {
     let scale = 0.02;
     let mut cafe = spawn_cafe(Config {
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+            ..ServerFlags::default()
+        },
         ..fast_config()
     })
     .await;
@@ -253,7 +260,10 @@ async fn concurrent_orders_take_one_brew_with_enough_baristas_and_n_brews_with_o
     let brew = latte_time(scale);
     let config = |baristas| Config {
         baristas,
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     };
 
@@ -279,8 +289,11 @@ async fn a_full_queue_refuses_orders_with_resource_exhausted() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
         queue_capacity: 1,
-        time_scale: cafe_core::menu::TimeScale::REAL, // nothing finishes during the test
-        shutdown_grace: Duration::from_millis(200),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::REAL, // nothing finishes during the test
+            shutdown_grace: Duration::from_millis(200),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -413,7 +426,10 @@ async fn the_same_request_id_returns_the_same_order_instead_of_brewing_twice() {
 async fn cancel_order_needs_the_claim_token_and_a_queued_or_brewing_order() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -489,7 +505,10 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
     let scale = 0.05; // a mocha takes 3 s
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -513,7 +532,10 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
 async fn a_counter_customer_who_leaves_frees_the_barista() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a mocha takes 3 s
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a mocha takes 3 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -578,7 +600,10 @@ async fn the_board_shows_open_orders_then_every_change() {
 async fn health_is_serving_then_not_serving_while_closing() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(), // a mocha takes 1.2 s
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(), // a mocha takes 1.2 s
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -645,8 +670,11 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
     let scale = 0.02; // a latte takes 800 ms
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-        shutdown_grace: Duration::from_secs(5),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+            shutdown_grace: Duration::from_secs(5),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -691,8 +719,11 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
 async fn shutdown_gives_up_on_a_brew_longer_than_the_grace() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::REAL, // a tea takes 3 minutes
-        shutdown_grace: Duration::from_millis(500),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::REAL, // a tea takes 3 minutes
+            shutdown_grace: Duration::from_millis(500),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;

@@ -5,6 +5,7 @@
 //! server dies, its connections included, so the café sees exactly what it
 //! would see if the process were killed, with no in-process shortcut.
 
+use cafe_core::serving::ServerFlags;
 use std::{net::SocketAddr, time::Duration};
 
 use cafe_barista::{Application, Config};
@@ -32,7 +33,10 @@ pub fn barista_config(name: &str, baristas: u16) -> Config {
     Config {
         name: name.to_owned(),
         baristas,
-        time_scale: TimeScale::new(FAST).unwrap(),
+        server: ServerFlags {
+            time_scale: TimeScale::new(FAST).unwrap(),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     }
 }

@@ -1,6 +1,7 @@
 //! A real café (`cafe-server`'s [`Application`]) on `127.0.0.1:0`, in the
 //! test's own runtime.
 
+use cafe_core::serving::ServerFlags;
 use std::{net::SocketAddr, time::Duration};
 
 use cafe_core::{
@@ -32,7 +33,10 @@ pub struct TestCafe {
 /// The default configuration with fast brewing, for tests.
 pub fn fast_config() -> Config {
     Config {
-        time_scale: TimeScale::new(FAST).unwrap(),
+        server: ServerFlags {
+            time_scale: TimeScale::new(FAST).unwrap(),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     }
 }

@@ -7,7 +7,8 @@
 //! Set `TEST_LOG=1` to see the servers' logs.
 //!
 //! # Layout
-//! - this root: clients, order requests, reading a buzzer, test logs;
+//! - this root: clients, order requests, reading a buzzer, test logs, a
+//!   server's flags' defaults;
 //! - `cafe` (feature `cafe`): `spawn_cafe` and its configs;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
@@ -89,6 +90,21 @@ pub fn order(customer: &str, drink: &str) -> OrderRequest {
         size: Size::Medium as i32,
         request_id: String::new(),
     }
+}
+
+/// What clap parses for `C` from no arguments and no environment: the
+/// flags' documented defaults, which each server's `Config::default()` must
+/// equal. clap reads the environment too, and a developer with a collector
+/// running may well have `OTEL_EXPORTER_OTLP_ENDPOINT` set (or a `CAFE_*`
+/// variable left from a demo); the variables are taken off the flags first,
+/// so the comparison is the same on every machine.
+pub fn parse_defaults<C: clap::Parser>() -> C {
+    let command = C::command().mut_args(|arg| arg.env(None::<&'static str>));
+    let name = command.get_name().to_owned();
+    let matches = command
+        .try_get_matches_from([name])
+        .expect("no arguments is a valid command line");
+    C::from_arg_matches(&matches).expect("the defaults make a configuration")
 }
 
 /// The console filter for a test's own telemetry stack: silent (the spans
