@@ -18,23 +18,17 @@ use crate::{
     telemetry::{self, TelemetryConfig},
 };
 
-/// What one server brings to the scaffold: a configuration that holds the
-/// shared [`ServerFlags`], and how it serves.
+/// What one server brings to the scaffold, implemented by its
+/// configuration: where it keeps the flags every server has, and how it
+/// serves.
 pub trait Serve: Sized + Send + 'static {
-    /// Which server the shared flags are for (their variable names).
-    type Env: ServerEnv;
-
     /// The flags every server has, inside this server's configuration.
-    fn flags(&self) -> &ServerFlags<Self::Env>;
+    fn flags(&self) -> &ServerFlags<impl ServerEnv>;
 
     /// Builds what the server needs, sets its health on `server`
-    /// ([`Server::health`]), then hands [`Server::serve`] its gRPC service,
-    /// `shutdown`, and its closing steps.
-    fn serve(
-        self,
-        server: Server,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> impl Future<Output = Result<(), StartupError>> + Send;
+    /// ([`Server::health`]), then hands [`Server::serve`] its gRPC service
+    /// and its closing steps.
+    fn serve(self, server: Server) -> impl Future<Output = Result<(), StartupError>> + Send;
 }
 
 /// A server bound to its address, ready to serve. Each server names it for
@@ -75,10 +69,11 @@ impl<C: Serve> Application<C> {
     /// server's `startup.rs`).
     pub async fn serve(
         self,
-        shutdown: impl Future<Output = ()> + Send,
+        shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        let server = Server::new(self.listener, self.config.flags().shutdown_grace);
-        self.config.serve(server, shutdown).await
+        let grace = self.config.flags().shutdown_grace;
+        let server = Server::new(self.listener, shutdown, grace);
+        self.config.serve(server).await
     }
 }
 

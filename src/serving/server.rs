@@ -17,7 +17,7 @@
 //! tonic's own graceful shutdown waits for every open stream to end, however
 //! long that takes; the grace is what bounds it.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, time::Duration};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinError, time::Instant};
 use tonic::{
@@ -59,25 +59,43 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, StartupError> {
         .map_err(|source| StartupError::Bind { address, source })
 }
 
-/// One server's transport: its bound listener, its health, and the grace its
-/// closing must fit in. [`Application::serve`](super::Application::serve)
-/// makes it and hands it to the server's [`Serve`](super::Serve)
-/// implementation, which sets its health and then calls [`Server::serve`].
-#[derive(Debug)]
+/// One server's transport: its bound listener, its health, when to close,
+/// and the grace its closing must fit in.
+/// [`Application::serve`](super::Application::serve) makes it and hands it
+/// to the server's [`Serve`](super::Serve) implementation, which sets its
+/// health and then calls [`Server::serve`].
 pub struct Server {
     listener: TcpListener,
     health: HealthReporter,
+    /// Boxed (once per server) so that `Server` needs no type parameter for
+    /// whoever tells it to close: a signal, a test's channel.
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     grace: Duration,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Server {
-    /// A server on `listener` whose closing may take `grace`.
-    pub fn new(listener: TcpListener, grace: Duration) -> Self {
+    /// A server on `listener` that closes when `shutdown` resolves, within
+    /// `grace`.
+    pub fn new(
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        grace: Duration,
+    ) -> Self {
         Server {
             listener,
             // Starts with the server as a whole (`""`) SERVING; the service
             // sets its own status by name.
             health: HealthReporter::new(),
+            shutdown: Box::pin(shutdown),
             grace,
         }
     }
@@ -88,16 +106,13 @@ impl Server {
         self.health.clone()
     }
 
-    /// Serves `service` (with health and reflection beside it) until
-    /// `shutdown` resolves, then runs `closing` with the deadline the grace
-    /// sets and shuts the transport down by that deadline (see the module
-    /// docs for the order).
-    pub async fn serve<S, C, F>(
-        self,
-        service: S,
-        shutdown: impl Future<Output = ()>,
-        closing: C,
-    ) -> Result<(), StartupError>
+    /// Serves `service` (with health and reflection beside it) until told
+    /// to close, then runs `closing` with the deadline the grace sets and
+    /// shuts the transport down by that deadline (see the module docs for
+    /// the order). `closing` keeps to the deadline itself (waiting with
+    /// `tokio::time::timeout_at`), so that it can still act when the grace
+    /// is over: the café fails the drinks left unfinished.
+    pub async fn serve<S, C, F>(self, service: S, closing: C) -> Result<(), StartupError>
     where
         S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
             + NamedService
@@ -166,7 +181,7 @@ impl Server {
         let mut transport = tokio::spawn(transport);
 
         tokio::select! {
-            () = shutdown => {}
+            () = self.shutdown => {}
             // The transport should only end when told to; if it fails, say why.
             finished = &mut transport => return ended(finished),
         }
@@ -272,14 +287,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = Server::new(listener, Duration::from_secs(1));
-        tokio::spawn(server.serve(
-            BaristaServer::new(Refuses),
-            async {
-                let _ = stopped.await;
-            },
-            |_deadline| async {},
-        ));
+        let closed = async {
+            let _ = stopped.await;
+        };
+        let server = Server::new(listener, closed, Duration::from_secs(1));
+        tokio::spawn(server.serve(BaristaServer::new(Refuses), |_deadline| async {}));
         (addr, stop)
     }
 

@@ -14,76 +14,59 @@
 //!
 //! [`serve`]: cafe_core::serving::Application::serve
 
-use std::future::Future;
-
 use cafe_core::{
     proto::v1::barista_server::BaristaServer,
-    serving::{self, Serve, Server, ServerFlags, StartupError},
+    serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
 };
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::{
-    config::{BaristaEnv, Config},
-    service::BaristaService,
-    station::Station,
-};
+use crate::{config::Config, service::BaristaService, station::Station};
 
 /// A barista backend bound to its address, ready to serve: the shared
 /// scaffold's application, serving a station as [`Config`]'s `Serve` says.
 pub type Application = serving::Application<Config>;
 
 impl Serve for Config {
-    type Env = BaristaEnv;
-
-    fn flags(&self) -> &ServerFlags<BaristaEnv> {
+    fn flags(&self) -> &ServerFlags<impl ServerEnv> {
         &self.server
     }
 
     /// Opens the station, turns health SERVING, and serves `cafe.v1.Barista`
-    /// until `shutdown`; then closes as the module docs say.
-    async fn serve(
-        self,
-        server: Server,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), StartupError> {
-        let config = self;
-        let station = Station::new(usize::from(config.baristas));
+    /// until told to close; then closes as the module docs say.
+    async fn serve(self, server: Server) -> Result<(), StartupError> {
+        let station = Station::new(usize::from(self.baristas));
         // Every brew runs in a task tracked here, so closing can wait for
         // the drinks in hand.
         let brews = TaskTracker::new();
         let service = BaristaService::new(
             station.clone(),
-            &config.name,
-            config.server.time_scale,
-            config.server.brew_mode,
+            &self.name,
+            self.server.time_scale,
+            self.server.brew_mode,
             brews.clone(),
         );
         let health = server.health();
         health.set_serving::<BaristaServer<BaristaService>>().await;
 
-        let grace = config.server.shutdown_grace;
-        server
-            .serve(
-                BaristaServer::new(service),
-                shutdown,
-                async move |deadline| {
-                    info!(
-                        ?grace,
-                        busy = station.busy(),
-                        "closing: finishing the drinks in hand"
-                    );
-                    serving::not_serving::<BaristaServer<BaristaService>>(&health).await;
-                    station.close();
-                    brews.close();
-                    if tokio::time::timeout_at(deadline, brews.wait())
-                        .await
-                        .is_err()
-                    {
-                        warn!("shutdown grace over with drinks still brewing: leaving them");
-                    }
-                },
-            )
-            .await
+        let grace = self.server.shutdown_grace;
+        let closing = async move |deadline: Instant| {
+            info!(
+                ?grace,
+                busy = station.busy(),
+                "closing: finishing the drinks in hand"
+            );
+            serving::not_serving::<BaristaServer<BaristaService>>(&health).await;
+            station.close();
+            brews.close();
+            if tokio::time::timeout_at(deadline, brews.wait())
+                .await
+                .is_err()
+            {
+                warn!("shutdown grace over with drinks still brewing: leaving them");
+            }
+        };
+        server.serve(BaristaServer::new(service), closing).await
     }
 }

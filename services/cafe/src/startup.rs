@@ -23,18 +23,19 @@
 //!
 //! [`serve`]: cafe_core::serving::Application::serve
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
 use cafe_core::{
     proto::v1::cafe_server::CafeServer,
-    serving::{self, Serve, Server, ServerFlags, StartupError},
+    serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
 };
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::{
     baristas::{self, Brewers},
     book::OrderBook,
-    config::{CafeEnv, Config},
+    config::Config,
     remote::{RemoteBaristas, RemoteConfig},
     service::{CLOSING_NOTE, CafeService},
 };
@@ -48,28 +49,21 @@ pub const GRACE_OVER_NOTE: &str = "the café closed before this drink was finish
 pub type Application = serving::Application<Config>;
 
 impl Serve for Config {
-    type Env = CafeEnv;
-
-    fn flags(&self) -> &ServerFlags<CafeEnv> {
+    fn flags(&self) -> &ServerFlags<impl ServerEnv> {
         &self.server
     }
 
     /// Opens the book and the baristas' shift, sets the café's health, and
-    /// serves `cafe.v1.Cafe` until `shutdown`; then closes as the module docs
-    /// say.
-    async fn serve(
-        self,
-        server: Server,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), StartupError> {
-        let config = self;
-        let book = Arc::new(OrderBook::new(config.queue_capacity as usize));
+    /// serves `cafe.v1.Cafe` until told to close; then closes as the module
+    /// docs say.
+    async fn serve(self, server: Server) -> Result<(), StartupError> {
+        let book = Arc::new(OrderBook::new(self.queue_capacity as usize));
         let health = server.health();
-        let brewers = if config.barista_endpoints.is_empty() {
+        let brewers = if self.barista_endpoints.is_empty() {
             health.set_serving::<CafeServer<CafeService>>().await;
             Brewers::Embedded {
-                time_scale: config.server.time_scale,
-                brew_mode: config.server.brew_mode,
+                time_scale: self.server.time_scale,
+                brew_mode: self.server.brew_mode,
             }
         } else {
             // Remote baristas own the café's health from here on: SERVING
@@ -80,48 +74,44 @@ impl Serve for Config {
                 &book,
                 health.clone(),
                 RemoteConfig {
-                    endpoints: config.barista_endpoints.clone(),
-                    resolve_interval: config.barista_resolve_interval,
-                    wait: config.barista_wait,
+                    endpoints: self.barista_endpoints.clone(),
+                    resolve_interval: self.barista_resolve_interval,
+                    wait: self.barista_wait,
                 },
             ))
         };
-        let mut baristas = baristas::start_shift(&book, &brewers, config.baristas);
+        let mut baristas = baristas::start_shift(&book, &brewers, self.baristas);
         // The dispatch tasks hold their own clones; ours would keep the
         // remote baristas' background tasks alive past the shift.
         drop(brewers);
 
-        let cafe = CafeServer::new(CafeService::new(
-            Arc::clone(&book),
-            config.server.time_scale,
-        ));
-        let grace = config.server.shutdown_grace;
-        server
-            .serve(cafe, shutdown, async move |deadline| {
-                info!(
-                    ?grace,
-                    "closing: no new orders, finishing the drinks being brewed"
-                );
-                // The book is closed first: the remote baristas' health
-                // reporter stops once it sees that, so it cannot turn SERVING
-                // again after this.
-                let cancelled = book.close(CLOSING_NOTE);
-                serving::not_serving::<CafeServer<CafeService>>(&health).await;
-                if cancelled > 0 {
-                    info!(cancelled, "cancelled the orders still in line");
-                }
+        let cafe = CafeServer::new(CafeService::new(Arc::clone(&book), self.server.time_scale));
+        let grace = self.server.shutdown_grace;
+        let closing = async move |deadline: Instant| {
+            info!(
+                ?grace,
+                "closing: no new orders, finishing the drinks being brewed"
+            );
+            // The book is closed first: the remote baristas' health reporter
+            // stops once it sees that, so it cannot turn SERVING again after
+            // this.
+            let cancelled = book.close(CLOSING_NOTE);
+            serving::not_serving::<CafeServer<CafeService>>(&health).await;
+            if cancelled > 0 {
+                info!(cancelled, "cancelled the orders still in line");
+            }
 
-                // Baristas go home once the drink in hand is done.
-                let shift_over = async { while baristas.join_next().await.is_some() {} };
-                if tokio::time::timeout_at(deadline, shift_over).await.is_err() {
-                    baristas.abort_all();
-                    let failed = book.fail_unfinished(GRACE_OVER_NOTE);
-                    warn!(
-                        failed,
-                        "shutdown grace over with drinks still brewing: failed them"
-                    );
-                }
-            })
-            .await
+            // Baristas go home once the drink in hand is done.
+            let shift_over = async { while baristas.join_next().await.is_some() {} };
+            if tokio::time::timeout_at(deadline, shift_over).await.is_err() {
+                baristas.abort_all();
+                let failed = book.fail_unfinished(GRACE_OVER_NOTE);
+                warn!(
+                    failed,
+                    "shutdown grace over with drinks still brewing: failed them"
+                );
+            }
+        };
+        server.serve(cafe, closing).await
     }
 }

@@ -37,7 +37,6 @@ pub fn barista_config(name: &str, baristas: u16) -> Config {
             time_scale: TimeScale::new(FAST).unwrap(),
             ..ServerFlags::default()
         },
-        ..Config::default()
     }
 }
 

@@ -7,8 +7,8 @@
 //! Set `TEST_LOG=1` to see the servers' logs.
 //!
 //! # Layout
-//! - this root: clients, order requests, reading a buzzer, test logs, a
-//!   server's flags' defaults;
+//! - this root: clients, order requests, reading a buzzer, test logs, and
+//!   a server's refused flags;
 //! - `cafe` (feature `cafe`): `spawn_cafe` and its configs;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
@@ -92,19 +92,15 @@ pub fn order(customer: &str, drink: &str) -> OrderRequest {
     }
 }
 
-/// What clap parses for `C` from no arguments and no environment: the
-/// flags' documented defaults, which each server's `Config::default()` must
-/// equal. clap reads the environment too, and a developer with a collector
-/// running may well have `OTEL_EXPORTER_OTLP_ENDPOINT` set (or a `CAFE_*`
-/// variable left from a demo); the variables are taken off the flags first,
-/// so the comparison is the same on every machine.
-pub fn parse_defaults<C: clap::Parser>() -> C {
-    let command = C::command().mut_args(|arg| arg.env(None::<&'static str>));
-    let name = command.get_name().to_owned();
-    let matches = command
-        .try_get_matches_from([name])
-        .expect("no arguments is a valid command line");
-    C::from_arg_matches(&matches).expect("the defaults make a configuration")
+/// Asserts that clap refuses each of `command_lines` for `C`: the
+/// arguments after the binary's name, split at spaces (`--name=` gives an
+/// empty value).
+pub fn assert_refused<C: clap::Parser>(command_lines: &[&str]) {
+    for args in command_lines {
+        let name = C::command().get_name().to_owned();
+        let line = std::iter::once(name.as_str()).chain(args.split_whitespace());
+        assert!(C::try_parse_from(line).is_err(), "{args:?} was accepted");
+    }
 }
 
 /// The console filter for a test's own telemetry stack: silent (the spans
