@@ -3,10 +3,9 @@
 //! free a remote barista at once. Real servers over real gRPC; each barista
 //! runs on its own runtime so a test can kill it.
 
-use cafe_core::serving::ServerFlags;
 use std::{collections::HashSet, time::Duration};
 
-use cafe_core::{menu::TimeScale, proto::v1::OrderStatus};
+use cafe_core::{menu::TimeScale, proto::v1::OrderStatus, serving::ServerFlags};
 use cafe_testkit::{
     Config, LIMIT,
     barista::{barista_config, free_addr, spawn_barista, spawn_barista_at},

@@ -12,7 +12,6 @@
 //! Spans are exported in batches; `Collector::wait_for` flushes and waits
 //! for the spans a test expects (no sleeps).
 
-use cafe_core::serving::ServerFlags;
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
@@ -22,6 +21,7 @@ use cafe_core::{
     menu::{self, Size},
     propagation,
     proto::v1::{GetOrderRequest, WatchBoardRequest},
+    serving::ServerFlags,
     telemetry::{self, LogFormat, Telemetry, TelemetryConfig},
 };
 use cafe_testkit::{

@@ -5,28 +5,20 @@
 //! The café runs on the test's tokio runtime; the binary runs as a child
 //! process on a blocking thread, so the runtime keeps serving meanwhile.
 
-use cafe_core::serving::ServerFlags;
 use std::{net::SocketAddr, process::Output, time::Duration};
 
 use assert_cmd::Command;
 use cafe_client::error::exit;
-use cafe_core::{
-    menu::TimeScale,
-    proto::v1::{OrderEvent, Size as PbSize},
-};
+use cafe_core::proto::v1::{OrderEvent, Size as PbSize};
 use cafe_server::Config;
-use cafe_testkit::{TestCafe, order, spawn_cafe};
+use cafe_testkit::{TestCafe, config_at_scale, order, spawn_cafe};
 use serde_json::Value;
 
 /// A café whose medium latte takes 200 ms.
 fn fast(baristas: u16) -> Config {
     Config {
         baristas,
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.005).unwrap(),
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.005)
     }
 }
 
@@ -191,11 +183,7 @@ async fn watch_get_and_cancel_work_on_an_order_placed_earlier() {
     // One barista busy with a slow pot of tea, so the latte waits in line.
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.02).unwrap(), // tea 3.6 s, latte 0.8 s
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.02) // tea 3.6 s, latte 0.8 s
     })
     .await;
     let mut tea = test_cafe
@@ -253,11 +241,7 @@ async fn watch_get_and_cancel_work_on_an_order_placed_earlier() {
 async fn errors_are_one_line_with_their_own_exit_codes() {
     let test_cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.05) // a latte takes 2 s
     })
     .await;
 
@@ -383,11 +367,7 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
 
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.05) // a pot of tea takes 9 s
     })
     .await;
     let url = test_cafe.url();
@@ -452,11 +432,7 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
 async fn a_buzzer_deadline_leaves_the_order_brewing() {
     let test_cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.05) // a latte takes 2 s
     })
     .await;
 
@@ -487,11 +463,7 @@ async fn a_buzzer_deadline_leaves_the_order_brewing() {
 async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.05) // a latte takes 2 s
     })
     .await;
     let mut board = test_cafe

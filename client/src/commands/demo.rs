@@ -6,10 +6,9 @@
 //! concurrent, and explains the two timelines with the numbers measured.
 //! The café's own logs stay quiet (warnings only) unless `RUST_LOG` asks.
 
-use cafe_core::serving::ServerFlags;
 use std::time::Duration;
 
-use cafe_core::{convert::duration_from_wire, proto::v1::GetMenuRequest};
+use cafe_core::{convert::duration_from_wire, proto::v1::GetMenuRequest, serving::ServerFlags};
 use cafe_server::{Application, Config};
 use tokio::{net::TcpListener, sync::oneshot};
 

@@ -4,15 +4,17 @@
 //! timing assertions use wide margins so a loaded 2-core machine cannot
 //! break them. Timing *targets* live in the benchmark, not here.
 
-use cafe_core::serving::ServerFlags;
 use std::time::Duration;
 
 use cafe_core::proto::v1::{
     CancelOrderRequest, GetMenuRequest, GetOrderRequest, OrderEvent, OrderRequest, OrderStatus,
     Size, WatchBoardRequest, WatchOrderRequest,
 };
+use cafe_core::serving::ServerFlags;
 use cafe_server::Config;
-use cafe_testkit::{FAST, connect, fast_config, order, spawn_cafe, status_of, until_brewing};
+use cafe_testkit::{
+    FAST, config_at_scale, connect, fast_config, order, spawn_cafe, status_of, until_brewing,
+};
 use futures::StreamExt;
 use tokio::time::Instant;
 use tonic::{Code, Streaming};
@@ -99,14 +101,7 @@ async fn a_counter_order_returns_ready_after_the_brew_time() {
 async fn the_buzzer_gives_a_ticket_at_once_then_every_change_in_order() {
     // A slow brew, so that "at once" is clearly before "ready".
     let scale = 0.02; // a latte takes 800 ms
-    let mut cafe = spawn_cafe(Config {
-        server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-            ..ServerFlags::default()
-        },
-        ..fast_config()
-    })
-    .await;
+    let mut cafe = spawn_cafe(config_at_scale(scale)).await;
 
     let started = Instant::now();
     let mut buzzer = cafe.buzzer("Ada", "latte").await;
@@ -166,14 +161,7 @@ async fn the_buzzer_shows_the_line_moving_up() {
 #[tokio::test]
 async fn watch_order_reattaches_mid_brew_and_sees_ready() {
     let scale = 0.02;
-    let mut cafe = spawn_cafe(Config {
-        server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-            ..ServerFlags::default()
-        },
-        ..fast_config()
-    })
-    .await;
+    let mut cafe = spawn_cafe(config_at_scale(scale)).await;
     let mut buzzer = cafe.buzzer("Ada", "latte").await;
     let ticket = buzzer.next().await.unwrap().unwrap();
     let id = ticket.order.unwrap().id;
@@ -260,11 +248,7 @@ async fn concurrent_orders_take_one_brew_with_enough_baristas_and_n_brews_with_o
     let brew = latte_time(scale);
     let config = |baristas| Config {
         baristas,
-        server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(scale)
     };
 
     let many = spawn_cafe(config(N as u16)).await;
@@ -426,11 +410,7 @@ async fn the_same_request_id_returns_the_same_order_instead_of_brewing_twice() {
 async fn cancel_order_needs_the_claim_token_and_a_queued_or_brewing_order() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(),
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.02)
     })
     .await;
     // Keep the barista busy so the second order waits in line.
@@ -505,11 +485,7 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
     let scale = 0.05; // a mocha takes 3 s
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(scale)
     })
     .await;
     let mut slow = cafe.buzzer("Ada", "mocha").await;
@@ -532,11 +508,7 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
 async fn a_counter_customer_who_leaves_frees_the_barista() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a mocha takes 3 s
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.05) // a mocha takes 3 s
     })
     .await;
     let mut request = tonic::Request::new(order("Ada", "mocha"));
@@ -600,11 +572,7 @@ async fn the_board_shows_open_orders_then_every_change() {
 async fn health_is_serving_then_not_serving_while_closing() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(), // a mocha takes 1.2 s
-            ..ServerFlags::default()
-        },
-        ..Config::default()
+        ..config_at_scale(0.02) // a mocha takes 1.2 s
     })
     .await;
     let mut health = HealthClient::new(

@@ -5,11 +5,10 @@
 //! server dies, its connections included, so the café sees exactly what it
 //! would see if the process were killed, with no in-process shortcut.
 
-use cafe_core::serving::ServerFlags;
 use std::{net::SocketAddr, time::Duration};
 
 use cafe_barista::{Application, Config};
-use cafe_core::serving::StartupError;
+use cafe_core::serving::{ServerFlags, StartupError};
 use cafe_core::{
     menu::TimeScale,
     proto::v1::{BrewRequest, Size, barista_client::BaristaClient},

@@ -1,14 +1,13 @@
 //! A real café (`cafe-server`'s [`Application`]) on `127.0.0.1:0`, in the
 //! test's own runtime.
 
-use cafe_core::serving::ServerFlags;
 use std::{net::SocketAddr, time::Duration};
 
 use cafe_core::{
     menu::TimeScale,
     proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE,
     proto::v1::{OrderEvent, cafe_client::CafeClient},
-    serving::StartupError,
+    serving::{ServerFlags, StartupError},
 };
 use cafe_server::Application;
 pub use cafe_server::Config;
@@ -32,9 +31,15 @@ pub struct TestCafe {
 
 /// The default configuration with fast brewing, for tests.
 pub fn fast_config() -> Config {
+    config_at_scale(FAST)
+}
+
+/// The default configuration with every brew time multiplied by `scale`
+/// (`--time-scale`): at 0.05 a medium latte takes 2 s.
+pub fn config_at_scale(scale: f64) -> Config {
     Config {
         server: ServerFlags {
-            time_scale: TimeScale::new(FAST).unwrap(),
+            time_scale: TimeScale::new(scale).expect("a positive time scale"),
             ..ServerFlags::default()
         },
         ..Config::default()

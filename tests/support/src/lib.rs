@@ -24,7 +24,7 @@ pub mod cafe;
 pub mod otlp;
 
 #[cfg(feature = "cafe")]
-pub use cafe::{Config, TestCafe, fast_config, remote_config, spawn_cafe};
+pub use cafe::{Config, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe};
 
 use std::{net::SocketAddr, time::Duration};
 
