@@ -23,9 +23,13 @@
 //! | `--log-format` | `<PREFIX>_LOG_FORMAT` | `text` |
 //! | `--otlp-endpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT` (the standard one) | none |
 //!
+//! (The names are built at run time, which is what clap's `string` feature
+//! allows.)
+//!
 //! A test builds a value directly (`ServerFlags { time_scale, ..Default::default() }`)
-//! instead of setting variables; [`ServerFlags::default`] is the same as the
-//! flags' defaults, and each server's config test checks that.
+//! instead of setting variables. [`ServerFlags::default`], like each
+//! server's `Config::default()`, is [`defaults`]: what clap makes of no
+//! arguments and no environment, so it cannot drift from `--help`.
 
 use std::{fmt::Debug, marker::PhantomData, net::SocketAddr, time::Duration};
 

@@ -38,15 +38,37 @@ use crate::{
     deadline::DeadlineLayer, propagation::GrpcServerTraceLayer, proto::FILE_DESCRIPTOR_SET,
 };
 
-/// How long a connection may stay silent before the server pings it.
+// The HTTP/2 settings, chosen for what the café's calls are: many small
+// messages, streams that stay open for minutes (a buzzer waiting for a pot
+// of tea), and a load generator keeping 10,000 orders in flight over a few
+// connections. The defaults they replace (tonic over hyper): no keepalive,
+// no limit on streams, 1 MiB windows.
+
+/// How long a connection may stay silent before the server pings it: a
+/// buzzer's stream can be silent for minutes, and a client that vanished
+/// without closing (laptop shut, network gone) would otherwise hold its
+/// calls and their orders' watchers until TCP gives up, hours later. Pings
+/// also keep idle-timeout proxies from cutting a live connection.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
-/// How long a ping may go unanswered before the connection is closed.
+/// How long a ping may go unanswered before the connection is closed. A
+/// live peer answers at once; a server whose runtime is stalled longer than
+/// this (`--brew-mode blocking` at real time) may miss the answer and drop
+/// its connections, one more cost of blocking the runtime.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Most calls open at once on one connection.
+/// Most calls open at once on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`):
+/// a bound on what one client can make the server hold (each call is a task
+/// and often an order), far above the 10,000 a load test keeps in flight on
+/// one connection. Past it a client's calls wait for a free stream; they are
+/// not refused.
 const MAX_STREAMS_PER_CONNECTION: u32 = 16_384;
-/// What one call may send before the server reads it (the HTTP/2 default).
+/// What one call may send before the server reads it: every request is one
+/// message under 1 KiB, so the HTTP/2 default (64 KiB) holds it many times
+/// over.
 const STREAM_WINDOW: u32 = 64 * 1024;
-/// What all the calls of one connection may send before the server reads it.
+/// What all the calls of one connection may send before the server reads
+/// them: 10,000 requests sent at once (about 1 MB with framing) arrive
+/// without waiting for window updates, and one connection can pin at most
+/// this much unread request data.
 const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 /// The least the transport gets after the closing steps, even when they used
 /// the whole grace: time to send the responses they just finished.
@@ -129,36 +151,21 @@ impl Server {
         // graceful shutdown; dropping it too means a `serve` future dropped
         // half-way does not leave the transport running on its own.
         let (stop_transport, transport_stopped) = oneshot::channel::<()>();
-        // TCP_NODELAY: a buzzer's events are tiny; without it Nagle's
-        // algorithm may hold one back waiting for the next. (Set on the
-        // incoming stream: `Server::tcp_nodelay` only applies when tonic
-        // binds the address itself.)
+        // TCP_NODELAY: tiny buzzer events go out at once, not held back by Nagle's algorithm.
+        // (Set on the incoming: tonic's `tcp_nodelay` only applies to addresses it binds.)
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let transport = transport::Server::builder()
-            // A buzzer may wait minutes without a byte: pinging a silent
-            // connection finds a client that vanished without closing it
-            // (laptop shut, network gone) and keeps idle proxies from
-            // cutting a live one.
+            // Silent for minutes is normal for a buzzer: pings find clients that vanished.
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-            // A live peer answers a ping at once; one silent this long is gone,
-            // and its calls are ended so their orders stop waiting for it.
+            // A live peer answers a ping at once; one silent this long is gone, its calls end.
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-            // A bound on what one client can make the server hold (each call
-            // is a task and an order), far above the 10,000 calls a load test
-            // keeps in flight on one connection; past it calls wait at the
-            // client for a free stream, they are not refused.
+            // Bounds what one client can pin, far above the 10,000 calls a load test keeps open.
             .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-            // Every request is one small message (under 1 KiB): the HTTP/2
-            // default window holds it many times over.
+            // A request is one message under 1 KiB: the HTTP/2 default window holds many.
             .initial_stream_window_size(STREAM_WINDOW)
-            // Shared by all the calls of a connection: 10,000 requests sent
-            // at once (about 1 MB with framing) fit without the client
-            // waiting for window updates; also the most unread request data
-            // one connection can pin in memory.
+            // Shared by all calls: 10,000 requests at once (~1 MB) need no wait for updates.
             .initial_connection_window_size(CONNECTION_WINDOW)
-            // Fixed windows: BDP probing grows windows for bulk transfers on
-            // long links, our traffic is small messages, and turning it on
-            // would reset both windows above to 64 KiB.
+            // Fixed windows: BDP probing is for bulk transfers, and would reset both to 64 KiB.
             .http2_adaptive_window(Some(false))
             // Every call gets a server span, child of the caller's span when
             // the request carries a `traceparent` (health and reflection
