@@ -281,14 +281,14 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                 if let Some(config) =
                     parse_server::<cafe_server::Config>(service, binary, &mut problems)
                 {
-                    listening.insert(name, (binary, config.listen));
+                    listening.insert(name, (binary, config.server.listen));
                 }
             }
             Binary::Barista => {
                 if let Some(config) =
                     parse_server::<cafe_barista::Config>(service, binary, &mut problems)
                 {
-                    listening.insert(name, (binary, config.listen));
+                    listening.insert(name, (binary, config.server.listen));
                 }
             }
             Binary::Cli => {}
@@ -304,7 +304,7 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                 else {
                     continue;
                 };
-                check_listen(service, config.listen, &mut problems);
+                check_listen(service, config.server.listen, &mut problems);
                 for endpoint in &config.barista_endpoints {
                     let endpoint = endpoint.to_string();
                     check_target(
@@ -319,15 +319,15 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                 }
                 check_otlp(
                     service,
-                    config.otlp_endpoint.as_deref(),
+                    config.server.otlp_endpoint.as_deref(),
                     &services,
                     &mut problems,
                 );
                 check_server_ops(
                     service,
-                    config.listen,
-                    config.shutdown_grace,
-                    config.time_scale,
+                    config.server.listen,
+                    config.server.shutdown_grace,
+                    config.server.time_scale,
                     &mut problems,
                 );
             }
@@ -337,18 +337,18 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                 else {
                     continue;
                 };
-                check_listen(service, config.listen, &mut problems);
+                check_listen(service, config.server.listen, &mut problems);
                 check_otlp(
                     service,
-                    config.otlp_endpoint.as_deref(),
+                    config.server.otlp_endpoint.as_deref(),
                     &services,
                     &mut problems,
                 );
                 check_server_ops(
                     service,
-                    config.listen,
-                    config.shutdown_grace,
-                    config.time_scale,
+                    config.server.listen,
+                    config.server.shutdown_grace,
+                    config.server.time_scale,
                     &mut problems,
                 );
             }

@@ -5,7 +5,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use cafe_core::{menu::TimeScale, proto::v1::OrderStatus};
+use cafe_core::{menu::TimeScale, proto::v1::OrderStatus, serving::ServerFlags};
 use cafe_testkit::{
     Config, LIMIT,
     barista::{barista_config, free_addr, spawn_barista, spawn_barista_at},
@@ -85,7 +85,10 @@ async fn concurrent_orders_spread_over_two_baristas() {
 async fn a_barista_killed_mid_brew_the_order_is_retried_on_the_other() {
     // A latte takes 2 s here: long enough to kill its barista mid-brew.
     let slow = |name: &str| cafe_barista::Config {
-        time_scale: TimeScale::new(0.05).unwrap(),
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(),
+            ..ServerFlags::default()
+        },
         ..barista_config(name, 1)
     };
     let mut one = Some(spawn_barista(slow("barista-1")));
@@ -177,7 +180,10 @@ async fn with_no_barista_orders_are_unavailable_until_one_comes() {
 #[tokio::test]
 async fn an_order_waiting_when_the_last_barista_dies_fails_after_the_wait() {
     let barista = spawn_barista(cafe_barista::Config {
-        time_scale: TimeScale::new(0.05).unwrap(),
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(),
+            ..ServerFlags::default()
+        },
         ..barista_config("only", 1)
     });
     let mut cafe = spawn_cafe(Config {
@@ -211,7 +217,10 @@ async fn an_order_waiting_when_the_last_barista_dies_fails_after_the_wait() {
 async fn a_deadline_shorter_than_the_brew_frees_the_remote_barista_at_once() {
     // One barista; a pot of tea takes 9 s here, a latte 2 s.
     let barista = spawn_barista(cafe_barista::Config {
-        time_scale: TimeScale::new(0.05).unwrap(),
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(),
+            ..ServerFlags::default()
+        },
         ..barista_config("solo", 1)
     });
     let mut cafe = spawn_cafe(remote_config(&[barista.url()])).await;
@@ -242,8 +251,11 @@ async fn a_barista_shutting_down_finishes_its_drink_and_new_orders_go_elsewhere(
     // A latte takes 2 s; the grace is far longer, so a shutdown that waited
     // for it (instead of for the drink) would show.
     let config = |name: &str| cafe_barista::Config {
-        time_scale: TimeScale::new(0.05).unwrap(),
-        shutdown_grace: Duration::from_secs(30),
+        server: ServerFlags {
+            time_scale: TimeScale::new(0.05).unwrap(),
+            shutdown_grace: Duration::from_secs(30),
+            ..ServerFlags::default()
+        },
         ..barista_config(name, 1)
     };
     let mut one = Some(spawn_barista(config("barista-1")));

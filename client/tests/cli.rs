@@ -9,20 +9,16 @@ use std::{net::SocketAddr, process::Output, time::Duration};
 
 use assert_cmd::Command;
 use cafe_client::error::exit;
-use cafe_core::{
-    menu::TimeScale,
-    proto::v1::{OrderEvent, Size as PbSize},
-};
+use cafe_core::proto::v1::{OrderEvent, Size as PbSize};
 use cafe_server::Config;
-use cafe_testkit::{TestCafe, order, spawn_cafe};
+use cafe_testkit::{TestCafe, config_at_scale, order, spawn_cafe};
 use serde_json::Value;
 
 /// A café whose medium latte takes 200 ms.
 fn fast(baristas: u16) -> Config {
     Config {
         baristas,
-        time_scale: TimeScale::new(0.005).unwrap(),
-        ..Config::default()
+        ..config_at_scale(0.005)
     }
 }
 
@@ -187,8 +183,7 @@ async fn watch_get_and_cancel_work_on_an_order_placed_earlier() {
     // One barista busy with a slow pot of tea, so the latte waits in line.
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.02).unwrap(), // tea 3.6 s, latte 0.8 s
-        ..Config::default()
+        ..config_at_scale(0.02) // tea 3.6 s, latte 0.8 s
     })
     .await;
     let mut tea = test_cafe
@@ -246,8 +241,7 @@ async fn watch_get_and_cancel_work_on_an_order_placed_earlier() {
 async fn errors_are_one_line_with_their_own_exit_codes() {
     let test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
-        ..Config::default()
+        ..config_at_scale(0.05) // a latte takes 2 s
     })
     .await;
 
@@ -373,8 +367,7 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
 
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
-        ..Config::default()
+        ..config_at_scale(0.05) // a pot of tea takes 9 s
     })
     .await;
     let url = test_cafe.url();
@@ -439,8 +432,7 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
 async fn a_buzzer_deadline_leaves_the_order_brewing() {
     let test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
-        ..Config::default()
+        ..config_at_scale(0.05) // a latte takes 2 s
     })
     .await;
 
@@ -471,8 +463,7 @@ async fn a_buzzer_deadline_leaves_the_order_brewing() {
 async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     let mut test_cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
-        ..Config::default()
+        ..config_at_scale(0.05) // a latte takes 2 s
     })
     .await;
     let mut board = test_cafe

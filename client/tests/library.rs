@@ -9,16 +9,15 @@ use cafe_client::{
     connection,
     error::{ClientError, exit},
 };
-use cafe_core::menu::{Size, TimeScale};
+use cafe_core::menu::Size;
 use cafe_server::Config;
-use cafe_testkit::spawn_cafe;
+use cafe_testkit::{config_at_scale, spawn_cafe};
 
 /// A café where a medium latte takes 200 ms.
 fn config(baristas: u16) -> Config {
     Config {
         baristas,
-        time_scale: TimeScale::new(0.005).unwrap(),
-        ..Config::default()
+        ..config_at_scale(0.005)
     }
 }
 
@@ -170,8 +169,7 @@ async fn no_cafe_at_the_address_is_one_clear_error() {
 async fn an_interrupted_rush_stops_and_reports_what_was_served() {
     let cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
-        ..Config::default()
+        ..config_at_scale(0.05) // a latte takes 2 s
     })
     .await;
     let connection = connection::connect(&cafe.url()).await.unwrap();

@@ -22,7 +22,7 @@ use cafe_core::telemetry::{self, LogFormat, Telemetry, TelemetryConfig};
 use cafe_server::Config;
 use cafe_testkit::{
     barista::{barista_config, spawn_traced_barista},
-    fast_config,
+    config_at_scale, fast_config,
     otlp::{CollectedSpan, Collector, KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, STATUS_ERROR},
     remote_config, spawn_cafe,
 };
@@ -392,8 +392,7 @@ async fn the_cli_sends_its_spans_when_interrupted_and_when_it_fails() {
     let (cafe_telemetry, _default) = stack_here("cafe", &endpoint);
     let cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a pot of tea takes 9 s
-        ..Config::default()
+        ..config_at_scale(0.05) // a pot of tea takes 9 s
     })
     .await;
 

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use cafe_core::{convert::duration_from_wire, proto::v1::GetMenuRequest};
+use cafe_core::{convert::duration_from_wire, proto::v1::GetMenuRequest, serving::ServerFlags};
 use cafe_server::{Application, Config};
 use tokio::{net::TcpListener, sync::oneshot};
 
@@ -27,8 +27,11 @@ use crate::{
 pub async fn run(out: &Output, args: &DemoArgs) -> Result<Finished, ClientError> {
     let config = Config {
         baristas: args.baristas,
-        time_scale: args.time_scale,
-        shutdown_grace: Duration::from_secs(2),
+        server: ServerFlags {
+            time_scale: args.time_scale,
+            shutdown_grace: Duration::from_secs(2),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0")

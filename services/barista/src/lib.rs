@@ -2,8 +2,11 @@
 //! service of its own (`cafe.v1.Barista`) that scales apart from the café.
 //!
 //! # Layout
-//! - [`config`]: the flags and environment variables, with their defaults.
-//! - [`startup`]: binds, serves, and closes in order on shutdown.
+//! - [`config`]: its own flags beside the ones every server has
+//!   ([`cafe_core::serving::ServerFlags`]), each with its environment variable.
+//! - [`startup`]: its part of serving (`cafe.v1.Barista`, its health, its closing
+//!   steps); binding, the transport and the bounded shutdown are
+//!   [`cafe_core::serving`]'s.
 //! - [`service`]: the `Brew` call: a stream of `started`, then `finished`,
 //!   and a barista freed the moment its caller goes away.
 //! - [`station`]: the named baristas and the FIFO queue of drinks waiting

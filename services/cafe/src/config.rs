@@ -1,13 +1,17 @@
 //! The café server's configuration: command-line flags, each with an
 //! environment variable of the same meaning (`--listen` or `CAFE_LISTEN`).
 //!
+//! The flags every server has (`--listen`, `--time-scale`, `--brew-mode`,
+//! `--runtime-workers`, `--shutdown-grace`, `--log-format`,
+//! `--otlp-endpoint`) are [`cafe_core::serving::ServerFlags`], flattened in
+//! with the `CAFE_` prefix ([`CafeEnv`]); the rest are the café's own.
+//!
 //! Tests build a [`Config`] directly (`Config::default()` and struct update
 //! syntax) instead of setting environment variables.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use cafe_core::brewing::BrewMode;
-use cafe_core::{menu::TimeScale, telemetry::LogFormat};
+use cafe_core::serving::{self, ServerEnv, ServerFlags};
 use clap::Parser;
 
 use crate::remote::BaristaEndpoint;
@@ -16,9 +20,9 @@ use crate::remote::BaristaEndpoint;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "cafe-server", version, about, long_about = None)]
 pub struct Config {
-    /// Address to listen on for gRPC.
-    #[arg(long, env = "CAFE_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
+    /// The flags every server has.
+    #[command(flatten)]
+    pub server: ServerFlags<CafeEnv>,
 
     /// How many drinks are brewed at the same time. With the embedded
     /// baristas (no --barista-endpoint) that is how many baristas the café
@@ -29,44 +33,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub baristas: u16,
 
-    /// Multiplier on every brew time: 1 is real time, 0.05 makes a 40 s latte
-    /// take 2 s. Remote baristas brew at their own --time-scale; the café's
-    /// is then only what GetMenu reports, so give them the same.
-    #[arg(long, env = "CAFE_TIME_SCALE", default_value = "1")]
-    pub time_scale: TimeScale,
-
-    /// How baristas wait while a drink brews: `async` awaits a timer;
-    /// `blocking` sleeps the runtime's worker thread (the anti-pattern, to see
-    /// the whole server stall).
-    #[arg(long, env = "CAFE_BREW_MODE", value_enum, default_value_t = BrewMode::Async)]
-    pub brew_mode: BrewMode,
-
-    /// Worker threads of the async runtime [default: one per CPU core].
-    #[arg(long, env = "CAFE_RUNTIME_WORKERS",
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub runtime_workers: Option<u16>,
-
     /// Most orders that may wait in the queue; past it new orders get
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "CAFE_QUEUE_CAPACITY", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue_capacity: u32,
 
-    /// On SIGINT or SIGTERM, how long brewing drinks may take to finish before
-    /// the process exits anyway (e.g. 500ms, 10s).
-    #[arg(long, env = "CAFE_SHUTDOWN_GRACE", default_value = "10s",
-          value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Duration,
-
-    /// How log lines are written to stderr (filter them with RUST_LOG).
-    #[arg(long, env = "CAFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// Send traces over OTLP/gRPC to this collector, e.g.
-    /// http://localhost:4317 (Jaeger or an OpenTelemetry Collector)
-    /// [default: none, traces are not exported].
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
-    pub otlp_endpoint: Option<String>,
     /// A remote barista backend (`cafe-barista`) to brew on, e.g.
     /// http://127.0.0.1:50061 or barista:50061. Repeat it, or give a DNS name
     /// with several addresses (`docker compose --scale barista=3`): brews are
@@ -94,35 +66,28 @@ pub struct Config {
     pub barista_wait: Duration,
 }
 
-impl Default for Config {
-    /// The same values as the flags' defaults.
-    fn default() -> Self {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            baristas: 2,
-            time_scale: TimeScale::REAL,
-            brew_mode: BrewMode::Async,
-            runtime_workers: None,
-            queue_capacity: 1000,
-            shutdown_grace: Duration::from_secs(10),
-            log_format: LogFormat::Text,
-            otlp_endpoint: None,
-            barista_endpoints: Vec::new(),
-            barista_resolve_interval: Duration::from_secs(5),
-            barista_wait: Duration::from_secs(5),
-        }
-    }
+/// The café's names and words for the flags every server has.
+#[derive(Debug, Clone)]
+pub enum CafeEnv {}
+
+impl ServerEnv for CafeEnv {
+    const TIME_SCALE_HELP: &'static str = "Multiplier on every brew time: 1 is real time, 0.05 \
+        makes a 40 s latte take 2 s. Remote baristas brew at their own --time-scale; the \
+        café's is then only what GetMenu reports, so give them the same";
+    const BREW_MODE_HELP: &'static str = "How baristas wait while a drink brews: `async` \
+        awaits a timer; `blocking` sleeps the runtime's worker thread (the anti-pattern, to \
+        see the whole server stall)";
+    const SHUTDOWN_GRACE_HELP: &'static str = "On SIGINT or SIGTERM, how long brewing drinks \
+        may take to finish before the process exits anyway (e.g. 500ms, 10s)";
+    const PREFIX: &'static str = "CAFE";
+    const LISTEN: &'static str = "127.0.0.1:50051";
 }
 
-impl Config {
-    /// The tokio runtime the server runs on, with `--runtime-workers`
-    /// threads if given.
-    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        if let Some(workers) = self.runtime_workers {
-            builder.worker_threads(usize::from(workers));
-        }
-        builder.enable_all().build()
+impl Default for Config {
+    /// The flags' defaults: what the binary runs with when given no flags
+    /// and no variables (see [`serving::flags::defaults`]).
+    fn default() -> Self {
+        serving::flags::defaults()
     }
 }
 
@@ -149,31 +114,12 @@ mod tests {
     }
 
     #[test]
-    fn default_matches_the_flags_defaults() {
-        // Every flag is given its documented default. (clap reads the
-        // environment too: a developer with a collector running may well
-        // have OTEL_EXPORTER_OTLP_ENDPOINT set, so that one is allowed for.)
-        let parsed = Config::try_parse_from(["cafe-server"]).unwrap();
-        let default = Config {
-            otlp_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
-            ..Config::default()
-        };
-        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
-    }
-
-    #[test]
     fn bad_values_are_refused() {
-        for args in [
-            ["cafe-server", "--baristas", "0"],
-            ["cafe-server", "--time-scale", "0"],
-            ["cafe-server", "--brew-mode", "sometimes"],
-            ["cafe-server", "--shutdown-grace", "soon"],
-            ["cafe-server", "--barista-endpoint", "http://no-port"],
-        ] {
-            assert!(
-                Config::try_parse_from(args).is_err(),
-                "{args:?} was accepted"
-            );
-        }
+        // The shared flags' bad values are refused in `cafe_core::serving::flags`.
+        cafe_testkit::assert_refused::<Config>(&[
+            "--baristas 0",
+            "--queue-capacity 0",
+            "--barista-endpoint http://no-port",
+        ]);
     }
 }

@@ -6,9 +6,11 @@
 //! The message of each is written for the person at the other end; internal
 //! details are logged, never sent.
 
-use cafe_core::order::{FieldViolation, OrderId, OrderStatus};
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use cafe_core::{
+    order::{FieldViolation, OrderId, OrderStatus},
+    serving::status::{describe, invalid_argument},
+};
+use tonic::Status;
 
 /// Why the café could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -54,24 +56,12 @@ pub enum CafeError {
     NoBarista(String),
 }
 
-fn describe(violations: &[FieldViolation]) -> String {
-    let sentences: Vec<&str> = violations.iter().map(|v| v.description.as_str()).collect();
-    sentences.join("; ")
-}
-
 impl From<CafeError> for Status {
     fn from(error: CafeError) -> Self {
         let message = error.to_string();
         match error {
-            CafeError::InvalidRequest(violations) => {
-                // The BadRequest detail lets a program see which field was
-                // wrong without parsing the message.
-                let mut details = ErrorDetails::new();
-                for violation in &violations {
-                    details.add_bad_request_violation(violation.field, &violation.description);
-                }
-                Status::with_error_details(Code::InvalidArgument, message, details)
-            }
+            // With a BadRequest detail naming each wrong field.
+            CafeError::InvalidRequest(violations) => invalid_argument(&violations),
             CafeError::OrderNotFound(_) => Status::not_found(message),
             CafeError::WrongClaimToken(_) => Status::permission_denied(message),
             CafeError::NotCancellable { .. } => Status::failed_precondition(message),

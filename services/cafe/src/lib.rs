@@ -1,8 +1,11 @@
 //! The café server: takes orders over gRPC and has baristas brew them.
 //!
 //! # Layout
-//! - [`config`]: the flags and environment variables, with their defaults.
-//! - [`startup`]: binds, serves, and closes in order on shutdown.
+//! - [`config`]: its own flags beside the ones every server has
+//!   ([`cafe_core::serving::ServerFlags`]), each with its environment variable.
+//! - [`startup`]: its part of serving (`cafe.v1.Cafe`, its health, its closing
+//!   steps); binding, the transport and the bounded shutdown are
+//!   [`cafe_core::serving`]'s.
 //! - [`service`]: the `cafe.v1.Cafe` gRPC service, a thin layer over the book.
 //! - [`book`]: every order, the line for the baristas, and the channels that
 //!   carry each order's news to its buzzers and the board.

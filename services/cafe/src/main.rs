@@ -1,46 +1,29 @@
-//! `cafe-server`: parse the flags, start telemetry, bind, serve until SIGINT
-//! or SIGTERM. Everything else lives in the library, where tests can reach it.
-//!
-//! The telemetry guard is the first thing made and so the last dropped:
-//! after the runtime (and every task and span in it) is gone, it flushes the
-//! last spans to the collector. It must outlive the runtime, not the reverse.
+//! `cafe-server`: parse the flags, then run as every server of the café
+//! runs ([`cafe_core::serving::run_main`]): telemetry first (and so flushed
+//! last, after the runtime is gone), the runtime `--runtime-workers` sizes,
+//! bind, say where it listens, serve until SIGINT or SIGTERM. Everything
+//! else lives in the library, where tests can reach it.
 
-use anyhow::Context;
-use cafe_core::{
-    shutdown,
-    telemetry::{self, TelemetryConfig},
-};
-use cafe_server::{Application, Config};
+use cafe_core::serving;
+use cafe_server::Config;
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let _telemetry = telemetry::init(&TelemetryConfig {
-        service_name: "cafe",
-        log_format: config.log_format,
-        default_filter: "info",
-        otlp_endpoint: config.otlp_endpoint.clone(),
-    });
-
-    // The runtime is built by hand, not with `#[tokio::main]`, so that
-    // `--runtime-workers` can set how many threads it has.
-    let runtime = config.runtime().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let app = Application::build(config.clone()).await?;
+    serving::run_main("cafe", config, |config, address| {
+        let remote_baristas: Vec<String> = config
+            .barista_endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         tracing::info!(
-            address = %app.local_addr(),
+            %address,
             baristas = config.baristas,
-            time_scale = %config.time_scale,
-            brew_mode = config.brew_mode.as_str(),
-            remote_baristas = %config
-                .barista_endpoints
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            time_scale = %config.server.time_scale,
+            brew_mode = config.server.brew_mode.as_str(),
+            remote_baristas = remote_baristas.join(","),
             "café open"
         );
-        app.serve(shutdown::signal()).await?;
-        anyhow::Ok(())
-    })
+    })?;
+    Ok(())
 }

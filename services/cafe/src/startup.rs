@@ -1,4 +1,6 @@
-//! Building the café and running it until it is told to close.
+//! The café's own part of serving; the rest (bind, HTTP/2 settings, layers,
+//! health and reflection, the bounded shutdown) is the shared scaffold in
+//! [`cafe_core::serving`].
 //!
 //! [`Application::build`] binds the listener first, so a caller (a test, the
 //! CLI's `demo`) can learn the port before anything is served; [`serve`]
@@ -19,20 +21,15 @@
 //! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
 //! while none is reachable.
 //!
-//! [`serve`]: Application::serve
+//! [`serve`]: cafe_core::serving::Application::serve
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use cafe_core::{
-    deadline::DeadlineLayer,
-    propagation::GrpcServerTraceLayer,
     proto::v1::cafe_server::CafeServer,
-    serving::{self, StartupError},
+    serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
 };
-use tokio::{net::TcpListener, time::Instant};
-use tokio_util::sync::CancellationToken;
-use tonic::transport::{Server, server::TcpIncoming};
-use tonic_health::ServingStatus;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::{
@@ -47,144 +44,74 @@ use crate::{
 /// out is told.
 pub const GRACE_OVER_NOTE: &str = "the café closed before this drink was finished";
 
-/// A café bound to its address, ready to serve.
-#[derive(Debug)]
-pub struct Application {
-    listener: TcpListener,
-    config: Config,
-}
+/// A café bound to its address, ready to serve: the shared scaffold's
+/// application, serving a café as [`Config`]'s `Serve` says.
+pub type Application = serving::Application<Config>;
 
-impl Application {
-    /// Binds `config.listen`.
-    pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let listener = serving::bind(config.listen).await?;
-        Ok(Self::with_listener(config, listener))
+impl Serve for Config {
+    fn flags(&self) -> &ServerFlags<impl ServerEnv> {
+        &self.server
     }
 
-    /// Uses a listener bound elsewhere (tests bind `127.0.0.1:0`);
-    /// `config.listen` is ignored.
-    pub fn with_listener(config: Config, listener: TcpListener) -> Self {
-        Application { listener, config }
-    }
-
-    /// The address actually bound (with the real port when 0 was asked).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
-    }
-
-    /// Serves until `shutdown` resolves, then closes as described in the
-    /// module docs.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
-        let config = self.config;
-        let book = Arc::new(OrderBook::new(config.queue_capacity as usize));
-        let (health, health_service) = tonic_health::server::health_reporter();
-        let brewers = if config.barista_endpoints.is_empty() {
+    /// Opens the book and the baristas' shift, sets the café's health, and
+    /// serves `cafe.v1.Cafe` until told to close; then closes as the module
+    /// docs say.
+    async fn serve(self, server: Server) -> Result<(), StartupError> {
+        let book = Arc::new(OrderBook::new(self.queue_capacity as usize));
+        let health = server.health();
+        let brewers = if self.barista_endpoints.is_empty() {
             health.set_serving::<CafeServer<CafeService>>().await;
             Brewers::Embedded {
-                time_scale: config.time_scale,
-                brew_mode: config.brew_mode,
+                time_scale: self.server.time_scale,
+                brew_mode: self.server.brew_mode,
             }
         } else {
             // Remote baristas own the café's health from here on: SERVING
             // only while one of them is reachable. It starts NOT_SERVING
             // (and registered, so a health Watch can begin at once).
-            health.set_not_serving::<CafeServer<CafeService>>().await;
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
+            serving::not_serving::<CafeServer<CafeService>>(&health).await;
             Brewers::Remote(RemoteBaristas::start(
                 &book,
                 health.clone(),
                 RemoteConfig {
-                    endpoints: config.barista_endpoints.clone(),
-                    resolve_interval: config.barista_resolve_interval,
-                    wait: config.barista_wait,
+                    endpoints: self.barista_endpoints.clone(),
+                    resolve_interval: self.barista_resolve_interval,
+                    wait: self.barista_wait,
                 },
             ))
         };
-        let mut baristas = baristas::start_shift(&book, &brewers, config.baristas);
+        let mut baristas = baristas::start_shift(&book, &brewers, self.baristas);
         // The dispatch tasks hold their own clones; ours would keep the
         // remote baristas' background tasks alive past the shift.
         drop(brewers);
-        let (reflection_v1, reflection_v1alpha) = serving::reflection("cafe.v1.Cafe")?;
 
-        let stop_transport = CancellationToken::new();
-        // TCP_NODELAY: a buzzer's events are tiny; without it Nagle's
-        // algorithm may hold one back waiting for the next.
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let server = Server::builder()
-            // Every call gets a server span, child of the caller's span when
-            // the request carries a `traceparent` (health and reflection
-            // calls excepted), and its trace id back in `x-trace-id`.
-            .layer(GrpcServerTraceLayer)
-            // Callers get DEADLINE_EXCEEDED (not tonic's CANCELLED) when their
-            // deadline passes, and handlers see it (see `cafe_core::deadline`).
-            .layer(DeadlineLayer)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(CafeServer::new(CafeService::new(
-                Arc::clone(&book),
-                config.time_scale,
-            )))
-            .serve_with_incoming_shutdown(incoming, stop_transport.clone().cancelled_owned());
-        // The server runs in its own task so that closing can go on beside it.
-        let mut server = tokio::spawn(server);
-
-        tokio::select! {
-            () = shutdown => {}
-            // The server should only end when told to; if it fails, say why.
-            finished = &mut server => {
-                return match finished {
-                    Ok(result) => result.map_err(StartupError::from),
-                    Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
-                };
-            }
-        }
-
-        let deadline = Instant::now() + config.shutdown_grace;
-        info!(grace = ?config.shutdown_grace, "closing: no new orders, finishing the drinks being brewed");
-        // The book is closed first: the remote baristas' health reporter
-        // stops once it sees that, so it cannot turn SERVING again after this.
-        let cancelled = book.close(CLOSING_NOTE);
-        health.set_not_serving::<CafeServer<CafeService>>().await;
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        if cancelled > 0 {
-            info!(cancelled, "cancelled the orders still in line");
-        }
-
-        // Baristas go home once the drink in hand is done.
-        if tokio::time::timeout_at(deadline, async {
-            while baristas.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            baristas.abort_all();
-            let failed = book.fail_unfinished(GRACE_OVER_NOTE);
-            warn!(
-                failed,
-                "shutdown grace over with drinks still brewing: failed them"
+        let cafe = CafeServer::new(CafeService::new(Arc::clone(&book), self.server.time_scale));
+        let grace = self.server.shutdown_grace;
+        let closing = async move |deadline: Instant| {
+            info!(
+                ?grace,
+                "closing: no new orders, finishing the drinks being brewed"
             );
-        }
-
-        stop_transport.cancel();
-        // Give the transport what is left of the grace (at least a moment to
-        // send the last responses), then stop waiting for it.
-        let transport_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
-        match tokio::time::timeout_at(transport_deadline, &mut server).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(join_error)) => std::panic::resume_unwind(join_error.into_panic()),
-            Err(_) => {
-                warn!("shutdown grace over with connections still open: closing them");
-                server.abort();
+            // The book is closed first: the remote baristas' health reporter
+            // stops once it sees that, so it cannot turn SERVING again after
+            // this.
+            let cancelled = book.close(CLOSING_NOTE);
+            serving::not_serving::<CafeServer<CafeService>>(&health).await;
+            if cancelled > 0 {
+                info!(cancelled, "cancelled the orders still in line");
             }
-        }
-        info!("closed");
-        Ok(())
+
+            // Baristas go home once the drink in hand is done.
+            let shift_over = async { while baristas.join_next().await.is_some() {} };
+            if tokio::time::timeout_at(deadline, shift_over).await.is_err() {
+                baristas.abort_all();
+                let failed = book.fail_unfinished(GRACE_OVER_NOTE);
+                warn!(
+                    failed,
+                    "shutdown grace over with drinks still brewing: failed them"
+                );
+            }
+        };
+        server.serve(cafe, closing).await
     }
 }

@@ -10,8 +10,11 @@ use cafe_core::proto::v1::{
     CancelOrderRequest, GetMenuRequest, GetOrderRequest, OrderEvent, OrderRequest, OrderStatus,
     Size, WatchBoardRequest, WatchOrderRequest,
 };
+use cafe_core::serving::ServerFlags;
 use cafe_server::Config;
-use cafe_testkit::{FAST, connect, fast_config, order, spawn_cafe, status_of, until_brewing};
+use cafe_testkit::{
+    FAST, config_at_scale, connect, fast_config, order, spawn_cafe, status_of, until_brewing,
+};
 use futures::StreamExt;
 use tokio::time::Instant;
 use tonic::{Code, Streaming};
@@ -98,11 +101,7 @@ async fn a_counter_order_returns_ready_after_the_brew_time() {
 async fn the_buzzer_gives_a_ticket_at_once_then_every_change_in_order() {
     // A slow brew, so that "at once" is clearly before "ready".
     let scale = 0.02; // a latte takes 800 ms
-    let mut cafe = spawn_cafe(Config {
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-        ..fast_config()
-    })
-    .await;
+    let mut cafe = spawn_cafe(config_at_scale(scale)).await;
 
     let started = Instant::now();
     let mut buzzer = cafe.buzzer("Ada", "latte").await;
@@ -162,11 +161,7 @@ async fn the_buzzer_shows_the_line_moving_up() {
 #[tokio::test]
 async fn watch_order_reattaches_mid_brew_and_sees_ready() {
     let scale = 0.02;
-    let mut cafe = spawn_cafe(Config {
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-        ..fast_config()
-    })
-    .await;
+    let mut cafe = spawn_cafe(config_at_scale(scale)).await;
     let mut buzzer = cafe.buzzer("Ada", "latte").await;
     let ticket = buzzer.next().await.unwrap().unwrap();
     let id = ticket.order.unwrap().id;
@@ -253,8 +248,7 @@ async fn concurrent_orders_take_one_brew_with_enough_baristas_and_n_brews_with_o
     let brew = latte_time(scale);
     let config = |baristas| Config {
         baristas,
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-        ..Config::default()
+        ..config_at_scale(scale)
     };
 
     let many = spawn_cafe(config(N as u16)).await;
@@ -279,8 +273,11 @@ async fn a_full_queue_refuses_orders_with_resource_exhausted() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
         queue_capacity: 1,
-        time_scale: cafe_core::menu::TimeScale::REAL, // nothing finishes during the test
-        shutdown_grace: Duration::from_millis(200),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::REAL, // nothing finishes during the test
+            shutdown_grace: Duration::from_millis(200),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -413,8 +410,7 @@ async fn the_same_request_id_returns_the_same_order_instead_of_brewing_twice() {
 async fn cancel_order_needs_the_claim_token_and_a_queued_or_brewing_order() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(),
-        ..Config::default()
+        ..config_at_scale(0.02)
     })
     .await;
     // Keep the barista busy so the second order waits in line.
@@ -489,8 +485,7 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
     let scale = 0.05; // a mocha takes 3 s
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-        ..Config::default()
+        ..config_at_scale(scale)
     })
     .await;
     let mut slow = cafe.buzzer("Ada", "mocha").await;
@@ -513,8 +508,7 @@ async fn cancelling_a_brewing_order_frees_its_barista() {
 async fn a_counter_customer_who_leaves_frees_the_barista() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(0.05).unwrap(), // a mocha takes 3 s
-        ..Config::default()
+        ..config_at_scale(0.05) // a mocha takes 3 s
     })
     .await;
     let mut request = tonic::Request::new(order("Ada", "mocha"));
@@ -578,8 +572,7 @@ async fn the_board_shows_open_orders_then_every_change() {
 async fn health_is_serving_then_not_serving_while_closing() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(0.02).unwrap(), // a mocha takes 1.2 s
-        ..Config::default()
+        ..config_at_scale(0.02) // a mocha takes 1.2 s
     })
     .await;
     let mut health = HealthClient::new(
@@ -645,8 +638,11 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
     let scale = 0.02; // a latte takes 800 ms
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
-        shutdown_grace: Duration::from_secs(5),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
+            shutdown_grace: Duration::from_secs(5),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;
@@ -691,8 +687,11 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
 async fn shutdown_gives_up_on_a_brew_longer_than_the_grace() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
-        time_scale: cafe_core::menu::TimeScale::REAL, // a tea takes 3 minutes
-        shutdown_grace: Duration::from_millis(500),
+        server: ServerFlags {
+            time_scale: cafe_core::menu::TimeScale::REAL, // a tea takes 3 minutes
+            shutdown_grace: Duration::from_millis(500),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     })
     .await;

@@ -8,7 +8,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use cafe_barista::{Application, Config};
-use cafe_core::serving::StartupError;
+use cafe_core::serving::{ServerFlags, StartupError};
 use cafe_core::{
     menu::TimeScale,
     proto::v1::{BrewRequest, Size, barista_client::BaristaClient},
@@ -32,8 +32,10 @@ pub fn barista_config(name: &str, baristas: u16) -> Config {
     Config {
         name: name.to_owned(),
         baristas,
-        time_scale: TimeScale::new(FAST).unwrap(),
-        ..Config::default()
+        server: ServerFlags {
+            time_scale: TimeScale::new(FAST).unwrap(),
+            ..ServerFlags::default()
+        },
     }
 }
 

@@ -7,7 +7,7 @@ use cafe_core::{
     menu::TimeScale,
     proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE,
     proto::v1::{OrderEvent, cafe_client::CafeClient},
-    serving::StartupError,
+    serving::{ServerFlags, StartupError},
 };
 use cafe_server::Application;
 pub use cafe_server::Config;
@@ -31,8 +31,17 @@ pub struct TestCafe {
 
 /// The default configuration with fast brewing, for tests.
 pub fn fast_config() -> Config {
+    config_at_scale(FAST)
+}
+
+/// The default configuration with every brew time multiplied by `scale`
+/// (`--time-scale`): at 0.05 a medium latte takes 2 s.
+pub fn config_at_scale(scale: f64) -> Config {
     Config {
-        time_scale: TimeScale::new(FAST).unwrap(),
+        server: ServerFlags {
+            time_scale: TimeScale::new(scale).expect("a positive time scale"),
+            ..ServerFlags::default()
+        },
         ..Config::default()
     }
 }

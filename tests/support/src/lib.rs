@@ -7,7 +7,8 @@
 //! Set `TEST_LOG=1` to see the servers' logs.
 //!
 //! # Layout
-//! - this root: clients, order requests, reading a buzzer, test logs;
+//! - this root: clients, order requests, reading a buzzer, test logs, and
+//!   a server's refused flags;
 //! - `cafe` (feature `cafe`): `spawn_cafe` and its configs;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
@@ -23,7 +24,7 @@ pub mod cafe;
 pub mod otlp;
 
 #[cfg(feature = "cafe")]
-pub use cafe::{Config, TestCafe, fast_config, remote_config, spawn_cafe};
+pub use cafe::{Config, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe};
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -88,6 +89,17 @@ pub fn order(customer: &str, drink: &str) -> OrderRequest {
         drink: drink.into(),
         size: Size::Medium as i32,
         request_id: String::new(),
+    }
+}
+
+/// Asserts that clap refuses each of `command_lines` for `C`: the
+/// arguments after the binary's name, split at spaces (`--name=` gives an
+/// empty value).
+pub fn assert_refused<C: clap::Parser>(command_lines: &[&str]) {
+    for args in command_lines {
+        let name = C::command().get_name().to_owned();
+        let line = std::iter::once(name.as_str()).chain(args.split_whitespace());
+        assert!(C::try_parse_from(line).is_err(), "{args:?} was accepted");
     }
 }
 

@@ -1,0 +1,111 @@
+//! A server from its configuration to its exit. [`Application`] binds
+//! first, so a caller (a test, the CLI's `demo`) learns the port before
+//! anything is served, then serves until told to close; [`run_main`] is the
+//! body of every server binary's `main`. What is one server's own comes from
+//! its [`Serve`] implementation, in its `startup.rs`.
+
+use std::{future::Future, net::SocketAddr};
+
+use tokio::net::TcpListener;
+
+use super::{
+    StartupError,
+    flags::{ServerEnv, ServerFlags},
+    server::{Server, bind},
+};
+use crate::{
+    shutdown,
+    telemetry::{self, TelemetryConfig},
+};
+
+/// What one server brings to the scaffold, implemented by its
+/// configuration: where it keeps the flags every server has, and how it
+/// serves.
+pub trait Serve: Sized + Send + 'static {
+    /// The flags every server has, inside this server's configuration.
+    fn flags(&self) -> &ServerFlags<impl ServerEnv>;
+
+    /// Builds what the server needs, sets its health on `server`
+    /// ([`Server::health`]), then hands [`Server::serve`] its gRPC service
+    /// and its closing steps.
+    fn serve(self, server: Server) -> impl Future<Output = Result<(), StartupError>> + Send;
+}
+
+/// A server bound to its address, ready to serve. Each server names it for
+/// its configuration: `pub type Application = serving::Application<Config>`.
+#[derive(Debug)]
+pub struct Application<C> {
+    listener: TcpListener,
+    config: C,
+}
+
+impl<C: Serve> Application<C> {
+    /// Binds `--listen`.
+    pub async fn build(config: C) -> Result<Self, StartupError> {
+        let listener = bind(config.flags().listen).await?;
+        Ok(Self::with_listener(config, listener))
+    }
+
+    /// Uses a listener bound elsewhere (tests bind `127.0.0.1:0`);
+    /// `--listen` is ignored.
+    pub fn with_listener(config: C, listener: TcpListener) -> Self {
+        Application { listener, config }
+    }
+
+    /// The address actually bound (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The configuration it serves with.
+    pub fn config(&self) -> &C {
+        &self.config
+    }
+
+    /// Serves until `shutdown` resolves, then closes in order within
+    /// `--shutdown-grace` (the order is in [`super::server`] and in each
+    /// server's `startup.rs`).
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let grace = self.config.flags().shutdown_grace;
+        let server = Server::new(self.listener, shutdown, grace);
+        self.config.serve(server).await
+    }
+}
+
+/// The body of every server binary's `main`, after parsing its flags:
+///
+/// 1. telemetry first. Its guard is made first and so dropped last: after
+///    the runtime (and every task and span in it) is gone, it flushes the
+///    last spans to the collector. It must outlive the runtime, not the
+///    reverse.
+/// 2. the runtime, built by hand rather than with `#[tokio::main]` so that
+///    `--runtime-workers` can set how many threads it has;
+/// 3. bind, then `opened` says where the server listens and with what;
+/// 4. serve until SIGINT or SIGTERM ([`shutdown::signal`]), then close
+///    within the grace.
+///
+/// `service_name` names the process in logs and traces (`cafe`, `barista`).
+pub fn run_main<C: Serve>(
+    service_name: &'static str,
+    config: C,
+    opened: impl FnOnce(&C, SocketAddr),
+) -> Result<(), StartupError> {
+    let flags = config.flags();
+    let _telemetry = telemetry::init(&TelemetryConfig {
+        service_name,
+        log_format: flags.log_format,
+        default_filter: "info",
+        otlp_endpoint: flags.otlp_endpoint.clone(),
+    });
+    let runtime = flags.runtime().map_err(StartupError::Runtime)?;
+    runtime.block_on(async {
+        let app = Application::build(config).await?;
+        opened(app.config(), app.local_addr());
+        app.serve(shutdown::signal()).await
+    })
+}

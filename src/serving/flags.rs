@@ -1,0 +1,234 @@
+//! The flags every server has, defined once: `--listen`, `--time-scale`,
+//! `--brew-mode`, `--runtime-workers`, `--shutdown-grace`, `--log-format`
+//! and `--otlp-endpoint`, and the runtime that `--runtime-workers` sizes.
+//!
+//! Each server puts [`ServerFlags`] in its own clap `Config` with
+//! `#[command(flatten)]`. The same flag must still read a different
+//! environment variable in each server (`CAFE_LISTEN` for the café,
+//! `BARISTA_LISTEN` for the barista backend), and clap's derive has no
+//! prefix for a flattened struct. So [`ServerFlags`] is generic over a
+//! marker type that says which server it belongs to ([`ServerEnv`]): its
+//! prefix, its default address, and its own words for the three flags whose
+//! help differs between the servers. Every field names its variable as
+//! `env = E::env_name("LISTEN")`, so the names are still in plain sight
+//! here, one per flag, and the prefix is written once per server.
+//!
+//! | flag | variable | default |
+//! | --- | --- | --- |
+//! | `--listen` | `<PREFIX>_LISTEN` | [`ServerEnv::LISTEN`] |
+//! | `--time-scale` | `<PREFIX>_TIME_SCALE` | `1` |
+//! | `--brew-mode` | `<PREFIX>_BREW_MODE` | `async` |
+//! | `--runtime-workers` | `<PREFIX>_RUNTIME_WORKERS` | one per CPU core |
+//! | `--shutdown-grace` | `<PREFIX>_SHUTDOWN_GRACE` | `10s` |
+//! | `--log-format` | `<PREFIX>_LOG_FORMAT` | `text` |
+//! | `--otlp-endpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT` (the standard one) | none |
+//!
+//! (The names are built at run time, which is what clap's `string` feature
+//! allows.)
+//!
+//! A test builds a value directly (`ServerFlags { time_scale, ..Default::default() }`)
+//! instead of setting variables. [`ServerFlags::default`], like each
+//! server's `Config::default()`, is [`defaults`]: what clap makes of no
+//! arguments and no environment, so it cannot drift from `--help`.
+
+use std::{fmt::Debug, marker::PhantomData, net::SocketAddr, time::Duration};
+
+use clap::{Args, Command, FromArgMatches};
+
+use crate::{brewing::BrewMode, menu::TimeScale, telemetry::LogFormat};
+
+/// Which server a [`ServerFlags`] belongs to: how its variables are named,
+/// where it listens by default, and its words for the flags whose help is
+/// its own. Implemented by a marker type in each server's `config.rs`.
+pub trait ServerEnv: Debug + Clone + Send + Sync + 'static {
+    /// Start of every variable name: `CAFE` gives `CAFE_LISTEN`.
+    const PREFIX: &'static str;
+    /// Default of `--listen`, e.g. `127.0.0.1:50051`.
+    const LISTEN: &'static str;
+    /// Help of `--time-scale` (what it changes in this server).
+    const TIME_SCALE_HELP: &'static str;
+    /// Help of `--brew-mode`.
+    const BREW_MODE_HELP: &'static str;
+    /// Help of `--shutdown-grace` (what it waits for in this server).
+    const SHUTDOWN_GRACE_HELP: &'static str;
+
+    /// The variable of flag `name`: `env_name("LISTEN")` is `CAFE_LISTEN`.
+    fn env_name(name: &str) -> String {
+        format!("{}_{name}", Self::PREFIX)
+    }
+}
+
+/// The flags every server has; `E` says which server (see the module docs).
+#[derive(Debug, Clone, Args)]
+pub struct ServerFlags<E: ServerEnv> {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = E::env_name("LISTEN"), default_value = E::LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Multiplier on every brew time (help: [`ServerEnv::TIME_SCALE_HELP`]).
+    #[arg(long, env = E::env_name("TIME_SCALE"), default_value = "1",
+          help = E::TIME_SCALE_HELP)]
+    pub time_scale: TimeScale,
+
+    /// How baristas wait while a drink brews (help:
+    /// [`ServerEnv::BREW_MODE_HELP`]).
+    #[arg(long, env = E::env_name("BREW_MODE"), value_enum,
+          default_value_t = BrewMode::Async, help = E::BREW_MODE_HELP)]
+    pub brew_mode: BrewMode,
+
+    /// Worker threads of the async runtime [default: one per CPU core].
+    #[arg(long, env = E::env_name("RUNTIME_WORKERS"),
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub runtime_workers: Option<u16>,
+
+    /// On SIGINT or SIGTERM, how long closing may take before the process
+    /// exits anyway (help: [`ServerEnv::SHUTDOWN_GRACE_HELP`]).
+    #[arg(long, env = E::env_name("SHUTDOWN_GRACE"), default_value = "10s",
+          value_parser = humantime::parse_duration, help = E::SHUTDOWN_GRACE_HELP)]
+    pub shutdown_grace: Duration,
+
+    /// How log lines are written to stderr (filter them with RUST_LOG).
+    #[arg(long, env = E::env_name("LOG_FORMAT"), value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Send traces over OTLP/gRPC to this collector, e.g.
+    /// http://localhost:4317 (Jaeger or an OpenTelemetry Collector)
+    /// [default: none, traces are not exported].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Which server these flags are for: a type only, it holds nothing.
+    #[arg(skip)]
+    pub env: PhantomData<E>,
+}
+
+impl<E: ServerEnv> Default for ServerFlags<E> {
+    /// The flags' defaults (see [`defaults`]).
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+/// The defaults of the flags `A`: what clap makes of no arguments and no
+/// environment variables. Each server's `Config::default()` (and
+/// [`ServerFlags::default`]) is this, so a configuration built in a test or
+/// the CLI's `demo` cannot drift from the defaults `--help` documents, and
+/// it is the same on every machine: a developer with
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set gets what CI gets.
+pub fn defaults<A: Args + FromArgMatches>() -> A {
+    let command =
+        A::augment_args(Command::new("defaults")).mut_args(|arg| arg.env(None::<&'static str>));
+    let matches = command
+        .try_get_matches_from(["defaults"])
+        .expect("no flag is required");
+    A::from_arg_matches(&matches).expect("every default is a valid value")
+}
+
+impl<E: ServerEnv> ServerFlags<E> {
+    /// The tokio runtime the server runs on, with `--runtime-workers`
+    /// threads if given.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(workers) = self.runtime_workers {
+            builder.worker_threads(usize::from(workers));
+        }
+        builder.enable_all().build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum TestEnv {}
+
+    impl ServerEnv for TestEnv {
+        const PREFIX: &'static str = "TEST";
+        const LISTEN: &'static str = "127.0.0.1:50099";
+        const TIME_SCALE_HELP: &'static str = "time scale help";
+        const BREW_MODE_HELP: &'static str = "brew mode help";
+        const SHUTDOWN_GRACE_HELP: &'static str = "grace help";
+    }
+
+    #[derive(Debug, Parser)]
+    struct TestConfig {
+        #[command(flatten)]
+        server: ServerFlags<TestEnv>,
+        /// A flag read from a variable every test process has.
+        #[arg(long, env = "PATH")]
+        path: Option<String>,
+    }
+
+    #[test]
+    fn each_flag_reads_the_servers_variable() {
+        let command = TestConfig::command();
+        let env_of = |id: &str| {
+            let arg = command.get_arguments().find(|arg| arg.get_id() == id);
+            let env = arg.unwrap_or_else(|| panic!("no flag {id}")).get_env();
+            env.map(|name| name.to_string_lossy().into_owned())
+        };
+        for (id, env) in [
+            ("listen", "TEST_LISTEN"),
+            ("time_scale", "TEST_TIME_SCALE"),
+            ("brew_mode", "TEST_BREW_MODE"),
+            ("runtime_workers", "TEST_RUNTIME_WORKERS"),
+            ("shutdown_grace", "TEST_SHUTDOWN_GRACE"),
+            ("log_format", "TEST_LOG_FORMAT"),
+            ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ] {
+            assert_eq!(env_of(id).as_deref(), Some(env), "--{id}");
+        }
+    }
+
+    #[test]
+    fn the_servers_words_are_the_help() {
+        let command = TestConfig::command();
+        let help_of = |id: &str| {
+            let arg = command.get_arguments().find(|arg| arg.get_id() == id);
+            arg.and_then(|arg| arg.get_help()).map(ToString::to_string)
+        };
+        assert_eq!(help_of("time_scale").as_deref(), Some("time scale help"));
+        assert_eq!(help_of("brew_mode").as_deref(), Some("brew mode help"));
+        assert_eq!(help_of("shutdown_grace").as_deref(), Some("grace help"));
+    }
+
+    #[test]
+    fn default_is_the_documented_defaults() {
+        // The table in the module docs.
+        let default = ServerFlags::<TestEnv>::default();
+        assert_eq!(default.listen, SocketAddr::from(([127, 0, 0, 1], 50099)));
+        assert_eq!(default.time_scale.get(), 1.0);
+        assert_eq!(default.brew_mode, BrewMode::Async);
+        assert_eq!(default.runtime_workers, None);
+        assert_eq!(default.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(default.log_format, LogFormat::Text);
+        assert_eq!(default.otlp_endpoint, None);
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        // clap would read PATH into `--path`; the defaults do not.
+        assert!(TestConfig::try_parse_from(["test"]).unwrap().path.is_some());
+        assert_eq!(defaults::<TestConfig>().path, None);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            ["test", "--time-scale", "0"],
+            ["test", "--time-scale", "-1"],
+            ["test", "--brew-mode", "sometimes"],
+            ["test", "--shutdown-grace", "soon"],
+            ["test", "--runtime-workers", "0"],
+            ["test", "--listen", "nowhere"],
+        ] {
+            assert!(
+                TestConfig::try_parse_from(args).is_err(),
+                "{args:?} was accepted"
+            );
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! What every gRPC server of the café does the same way, written once: the
+//! flags they share, binding, the HTTP/2 settings, the middleware,
+//! reflection and health, a graceful shutdown bounded by the grace, the
+//! steps of `main`, and how a bad request becomes a status.
+//!
+//! The café (`services/cafe`) and the barista backend (`services/barista`)
+//! each say only what is their own: which gRPC service they serve, how they
+//! report health, and their closing steps (their `startup.rs` implements
+//! [`Serve`]); and their own flags beside the shared [`ServerFlags`].
+//!
+//! # Layout
+//! - [`flags`]: [`ServerFlags`], the flags every server has, flattened into
+//!   each server's clap `Config` under its own environment prefix.
+//! - [`server`]: [`Server`], the transport around one gRPC service: bind,
+//!   HTTP/2 settings, layers, health, reflection, and the closing order
+//!   bounded by `--shutdown-grace`.
+//! - [`application`]: [`Application`] (build, learn the port, serve) over a
+//!   server's [`Serve`] implementation, and [`run_main`], the body of every
+//!   server binary's `main`.
+//! - [`status`]: a bad request's field violations as `INVALID_ARGUMENT`
+//!   with `google.rpc.BadRequest` details, for each server's one mapping to
+//!   a gRPC status.
+
+pub mod application;
+pub mod flags;
+pub mod server;
+pub mod status;
+
+use std::net::SocketAddr;
+
+pub use application::{Application, Serve, run_main};
+pub use flags::{ServerEnv, ServerFlags};
+pub use server::{Server, bind, not_serving};
+
+/// Why a server could not start, or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The address could not be bound.
+    #[error(
+        "cannot listen on {address}: {source} (is another server using it? choose another with --listen)"
+    )]
+    Bind {
+        /// `--listen`.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The tokio runtime could not be built (out of threads or memory).
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// Reflection could not read the descriptor set (a build problem).
+    #[error("cannot build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
