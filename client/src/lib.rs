@@ -5,8 +5,9 @@
 //! # Layout
 //! - [`cli`]: the commands and flags (clap derive), with the help text.
 //! - [`connection`]: dialling the café on one HTTP/2 connection.
-//! - [`commands`]: one module per command; [`commands::rush`] is the lesson.
-//! - [`timeline`]: the pure renderer of the rush timelines.
+//! - [`commands`]: one module per command; [`commands::rush`] is the
+//!   customer's half of the lesson, `commands::demo` both halves.
+//! - [`timeline`]: the pure renderers of the rush timelines (text and SVG).
 //! - [`view`]: orders as lines for people and JSON for programs.
 //! - [`output`]: human units, JSON lines, spinners only on a terminal.
 //! - [`error`]: every failure as one line, and its exit code.
@@ -28,7 +29,7 @@ use std::process::ExitCode;
 use cli::{Cli, Command, RushMode};
 #[cfg(feature = "demo")]
 use commands::demo;
-use commands::{Finished, board, health, menu, order, orders, rush};
+use commands::{Finished, board, health, manual, menu, order, orders, rush, stats};
 use error::{ClientError, exit};
 use output::Output;
 use tracing::{Instrument, Span, field::Empty, info_span};
@@ -106,9 +107,12 @@ fn command_span(command: &Command) -> Span {
             order.drink = %args.drink
         ),
         Command::Board => root!("cafe board"),
+        Command::Stats(_) => root!("cafe stats"),
         #[cfg(feature = "demo")]
         Command::Demo(args) => root!("cafe demo", rush.customers = args.customers),
         Command::Health(args) => root!("cafe health", service = %args.service),
+        Command::Completions(_) => root!("cafe completions"),
+        Command::Man => root!("cafe man"),
     }
 }
 
@@ -121,6 +125,9 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         Command::Health(args) => {
             return health::run(&cli.server, &args.service, args.timeout, out).await;
         }
+        // No café needed: these print what the clap definitions say.
+        Command::Completions(args) => return manual::completions(args.shell),
+        Command::Man => return manual::man(),
         _ => {}
     }
     let mut connection = connection::connect(&cli.server).await?;
@@ -134,8 +141,11 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         }
         Command::Rush(args) => rush::run(&mut connection, out, args).await,
         Command::Board => board::run(&mut connection, out).await,
+        Command::Stats(args) => stats::run(&mut connection, out, args).await,
         #[cfg(feature = "demo")]
         Command::Demo(_) => unreachable!("handled above"),
-        Command::Health(_) => unreachable!("handled above"),
+        Command::Health(_) | Command::Completions(_) | Command::Man => {
+            unreachable!("handled above")
+        }
     }
 }

@@ -29,6 +29,7 @@ fn rush(n: usize, baristas: usize, brew: u64, sequential: bool) -> Vec<Row> {
                 received: MS(sent + wire + waiting + brew + wire),
                 waiting: MS(waiting),
                 brewing: MS(brew),
+                placed: None,
             }
         })
         .collect()
