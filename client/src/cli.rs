@@ -131,8 +131,9 @@ pub enum Command {
     /// `cafe completions bash > ~/.local/share/bash-completion/completions/cafe`.
     Completions(CompletionsArgs),
 
-    /// Print the `cafe(1)` man page (roff), e.g. `cafe man | man -l -`.
-    Man,
+    /// Print the `cafe(1)` man page (roff), e.g. `cafe man | man -l -`, or
+    /// a command's own page (`cafe man demo` is `cafe-demo(1)`).
+    Man(ManArgs),
 }
 
 /// `cafe order`.
@@ -281,6 +282,14 @@ pub struct StatsArgs {
     /// [default: once]
     #[arg(long, env = "CAFE_STATS_EVERY", value_parser = humantime::parse_duration)]
     pub every: Option<Duration>,
+}
+
+/// `cafe man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The command whose page to print, e.g. demo. [default: the page of
+    /// `cafe` itself, which lists the commands]
+    pub command: Option<String>,
 }
 
 /// `cafe completions`.

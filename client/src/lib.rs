@@ -112,7 +112,7 @@ fn command_span(command: &Command) -> Span {
         Command::Demo(args) => root!("cafe demo", rush.customers = args.customers),
         Command::Health(args) => root!("cafe health", service = %args.service),
         Command::Completions(_) => root!("cafe completions"),
-        Command::Man => root!("cafe man"),
+        Command::Man(_) => root!("cafe man"),
     }
 }
 
@@ -127,7 +127,7 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         }
         // No café needed: these print what the clap definitions say.
         Command::Completions(args) => return manual::completions(args.shell),
-        Command::Man => return manual::man(),
+        Command::Man(args) => return manual::man(args.command.as_deref()),
         _ => {}
     }
     let mut connection = connection::connect(&cli.server).await?;
@@ -144,7 +144,7 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         Command::Stats(args) => stats::run(&mut connection, out, args).await,
         #[cfg(feature = "demo")]
         Command::Demo(_) => unreachable!("handled above"),
-        Command::Health(_) | Command::Completions(_) | Command::Man => {
+        Command::Health(_) | Command::Completions(_) | Command::Man(_) => {
             unreachable!("handled above")
         }
     }

@@ -18,10 +18,23 @@ pub fn completions(shell: clap_complete::Shell) -> Result<Finished, ClientError>
     Ok(Finished::Done)
 }
 
-/// Prints the `cafe(1)` man page (roff) on stdout.
-pub fn man() -> Result<Finished, ClientError> {
+/// Prints the `cafe(1)` man page (roff) on stdout, or with `command` the
+/// page of that command, `cafe-<command>(1)`, which `cafe(1)` refers to.
+pub fn man(command: Option<&str>) -> Result<Finished, ClientError> {
+    let mut cafe = Cli::command();
+    // Building gives each subcommand its full names (`cafe-demo` for the
+    // page's title, `cafe demo` for its synopsis).
+    cafe.build();
+    let page = match command {
+        None => cafe,
+        Some(name) => cafe.find_subcommand(name).cloned().ok_or_else(|| {
+            ClientError::InvalidArgument(format!(
+                "no command {name:?}: see `cafe --help` for the commands"
+            ))
+        })?,
+    };
     let mut stdout = std::io::stdout().lock();
-    clap_mangen::Man::new(Cli::command()).render(&mut stdout)?;
+    clap_mangen::Man::new(page).render(&mut stdout)?;
     stdout.flush()?;
     Ok(Finished::Done)
 }
