@@ -66,6 +66,12 @@ impl Row {
         self.received.saturating_sub(self.sent)
     }
 
+    /// When the drink was ready on this timeline's axis: by the café's
+    /// clock when it agrees with the customer's, else when the answer came.
+    pub fn ready(&self) -> Duration {
+        self.segments().brew_end
+    }
+
     /// The waiting and brewing segments, clipped to the outer bar: at the
     /// café's own times when its clock agrees with the customer's, else
     /// backwards from the moment the response arrived.

@@ -193,8 +193,9 @@ impl Report {
         self.visits.iter().find_map(|v| v.trace_id.as_deref())
     }
 
-    /// The timeline rows, in the order the answers came back (so the fan
-    /// of a concurrent run reads top to bottom), labelled by customer.
+    /// The timeline rows, in the order the drinks were ready (so the fan
+    /// of a concurrent run reads top to bottom, and so does the staircase
+    /// of a café that answers late), labelled by customer.
     pub fn rows(&self) -> Vec<Row> {
         let mut rows: Vec<Row> = self
             .visits
@@ -215,7 +216,7 @@ impl Report {
                 }
             })
             .collect();
-        rows.sort_by_key(|row| row.received);
+        rows.sort_by_key(|row| (row.ready(), row.received));
         rows
     }
 }
