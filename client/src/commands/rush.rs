@@ -595,15 +595,23 @@ fn visit_line(pace: Pace, visit: &Visit) -> VisitLine<'_> {
 
 /// The table of totals, and the speed-up when both paces ran, as lines.
 pub fn totals(reports: &[&Report]) -> Vec<String> {
+    let served = |report: &Report| format!("{}/{}", report.served().count(), report.planned);
+    // Wide enough for `1000/1000`.
+    let width = reports
+        .iter()
+        .map(|r| served(r).len())
+        .chain([7])
+        .max()
+        .unwrap_or(7);
     let mut lines = vec![format!(
-        "{:<11} {:>7} {:>11} {:>13} {:>13}",
+        "{:<11} {:>width$} {:>11} {:>13} {:>13}",
         "", "served", "wall-clock", "sum of waits", "longest wait"
     )];
     for report in reports {
         lines.push(format!(
-            "{:<11} {:>7} {:>11} {:>13} {:>13}",
+            "{:<11} {:>width$} {:>11} {:>13} {:>13}",
             report.pace.name(),
-            format!("{}/{}", report.served().count(), report.planned),
+            served(report),
             human(report.wall),
             human(report.latency_sum()),
             human(report.longest()),

@@ -109,7 +109,7 @@ impl DemoCafe {
     }
 
     /// Closes the café in order (as `cafe-server` does on SIGTERM) and waits
-    /// for it, within [`CLOSE_WITHIN`].
+    /// for it, within a few seconds.
     pub async fn close(mut self) -> Result<(), ClientError> {
         if let Some(close) = self.close.take() {
             let _ = close.send(());

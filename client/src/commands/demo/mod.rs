@@ -147,8 +147,10 @@ impl Run {
     }
 }
 
-/// Where a run's customers order, and what else to watch meanwhile.
+/// Who orders what where, and what else to watch meanwhile.
 struct Setup<'a> {
+    /// The customers and their drink.
+    plan: &'a Plan,
     /// The customers' connection.
     connection: &'a Connection,
     /// A second connection, for a customer asking for the menu, if any.
@@ -162,13 +164,13 @@ struct Setup<'a> {
 async fn one_run(
     out: &Output,
     setup: &Setup<'_>,
-    plan: &Plan,
     pace: Pace,
     heading: String,
     axis_end: Option<Duration>,
     interrupt: &mut (impl Future<Output = ()> + Unpin),
     span: Span,
 ) -> Result<Option<Run>, ClientError> {
+    let plan = setup.plan;
     out.line(&heading)?;
     let spinner = out.spinner(format!("{}: 0/{} served", pace.name(), plan.customers));
     // The rush, and beside it (same task, same span) the menu probe and
@@ -251,6 +253,7 @@ async fn customer_half(
         out.line(expected_brew(&connection, args).await?)?;
         out.line("")?;
         let setup = Setup {
+            plan,
             connection: &connection,
             menu: None,
             cafe: &cafe,
@@ -259,7 +262,6 @@ async fn customer_half(
         let Some(first) = one_run(
             out,
             &setup,
-            plan,
             sequential,
             rush::title(plan, sequential),
             None,
@@ -277,7 +279,6 @@ async fn customer_half(
         let Some(second) = one_run(
             out,
             &setup,
-            plan,
             concurrent,
             rush::title(plan, concurrent),
             Some(first.report.wall),
@@ -358,6 +359,7 @@ async fn barista_half(
             let connection = connection::connect(&cafe.url).await?;
             let menu = connection::connect(&cafe.url).await?;
             let setup = Setup {
+                plan,
                 connection: &connection,
                 menu: Some(&menu),
                 cafe: &cafe,
@@ -370,7 +372,6 @@ async fn barista_half(
             one_run(
                 out,
                 &setup,
-                plan,
                 pace,
                 heading.to_owned(),
                 axis_end,
