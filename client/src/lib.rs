@@ -11,6 +11,8 @@
 //! - [`view`]: orders as lines for people and JSON for programs.
 //! - [`output`]: human units, JSON lines, spinners only on a terminal.
 //! - [`error`]: every failure as one line, and its exit code.
+//! - `console` (the `console` cargo feature): tokio-console instead of
+//!   exported traces.
 //!
 //! `main.rs` only parses the command line, starts telemetry and calls
 //! [`run`], which runs the command inside its root span: one command, one
@@ -19,6 +21,8 @@
 pub mod cli;
 pub mod commands;
 pub mod connection;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod error;
 pub mod output;
 pub mod timeline;

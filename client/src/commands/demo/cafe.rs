@@ -49,10 +49,6 @@ impl DemoCafe {
             .worker_threads(usize::from(workers))
             .thread_name(format!("{name}-worker"))
             .enable_all();
-        #[cfg(feature = "console")]
-        builder
-            .on_thread_start(super::console::enter)
-            .on_thread_stop(super::console::leave);
         let runtime = builder
             .build()
             .map_err(|e| ClientError::Demo(format!("cannot start its runtime: {e}")))?;
@@ -89,8 +85,6 @@ impl DemoCafe {
             runtime.shutdown_timeout(Duration::from_secs(1));
             let _ = finished_tx.send(served);
         };
-        #[cfg(feature = "console")]
-        let serve = move || super::console::with(serve);
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(serve)

@@ -21,8 +21,6 @@
 //! only) unless `RUST_LOG` asks.
 
 pub mod cafe;
-#[cfg(feature = "console")]
-mod console;
 pub mod probe;
 pub mod table;
 
