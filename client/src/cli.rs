@@ -1,7 +1,7 @@
 //! The command line: every command, flag and environment variable of `cafe`,
 //! with the help text that explains what each one shows.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use cafe_core::menu::{Size, TimeScale};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -9,8 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Shown at the end of `cafe --help`.
 const AFTER_HELP: &str = "\
 Start here:
-  cafe demo                      a café in this process, and the lesson in 10 s
-  cafe rush --mode compare       the same against a running cafe-server
+  cafe demo                      two cafés in this process, and the lesson in 20 s
+  cafe rush --mode compare       the customer's half against a running cafe-server
+  cafe stats --every 1s          orders in line, brewing, and the café's runtime
 
 Exit codes:
   0 done               4 deadline exceeded    7 wrong claim token
@@ -103,13 +104,36 @@ pub enum Command {
     /// The order board over the counter: what is in line, brewing, ready.
     Board,
 
-    /// Start a café in this process and run `rush --mode compare` against it:
-    /// the whole lesson, with nothing else running.
+    /// How busy the café is: orders in line and brewing, and its async
+    /// runtime's worker threads and live tasks (GetStats).
+    ///
+    /// Run it beside a big rush (`cafe rush --customers 1000 --mode
+    /// concurrent`): a thousand customers waiting at the counter are a
+    /// thousand tasks parked at an `.await`, on a handful of worker threads.
+    Stats(StatsArgs),
+
+    /// Both halves of the lesson, measured, with nothing else running.
+    ///
+    /// The customer's half: one café in this process, the same rush at the
+    /// counter one after another, then all at once (a staircase, then a
+    /// fan). The barista's half: the same concurrent rush against two cafés
+    /// with the same baristas and the same few worker threads, one whose
+    /// baristas block their thread while brewing (Flask-like) and one whose
+    /// baristas await (FastAPI-like), and how long the menu took meanwhile.
+    /// Ends with the key differences, in the numbers just measured.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
 
     /// Check the café's gRPC health: exit 0 when SERVING, 3 otherwise.
     Health(HealthArgs),
+
+    /// Print a shell completion script for `cafe`, e.g.
+    /// `cafe completions bash > ~/.local/share/bash-completion/completions/cafe`.
+    Completions(CompletionsArgs),
+
+    /// Print the `cafe(1)` man page (roff), e.g. `cafe man | man -l -`, or
+    /// a command's own page (`cafe man demo` is `cafe-demo(1)`).
+    Man(ManArgs),
 }
 
 /// `cafe order`.
@@ -183,6 +207,34 @@ pub struct RushArgs {
     #[arg(long, env = "CAFE_RUSH_CONCURRENCY",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: Option<u16>,
+
+    /// Also draw the timelines as an SVG picture in this file (a slide, a
+    /// README). [default: none, the terminal only]
+    #[arg(long, env = "CAFE_RUSH_SVG", value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// Which half of the lesson `cafe demo` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoPart {
+    /// Both, the customer's half first.
+    Both,
+    /// How the customer waits: one after another, or all at once.
+    Customer,
+    /// How the barista waits: blocking a thread, or awaiting.
+    Barista,
+}
+
+impl DemoPart {
+    /// Whether the customer's half runs.
+    pub fn customer(self) -> bool {
+        matches!(self, DemoPart::Both | DemoPart::Customer)
+    }
+
+    /// Whether the barista's half runs.
+    pub fn barista(self) -> bool {
+        matches!(self, DemoPart::Both | DemoPart::Barista)
+    }
 }
 
 /// `cafe demo`.
@@ -205,6 +257,47 @@ pub struct DemoArgs {
     /// What everyone orders.
     #[arg(long, env = "CAFE_DEMO_DRINK", default_value = "latte")]
     pub drink: String,
+
+    /// Which half of the lesson to run: both, customer or barista.
+    #[arg(long, env = "CAFE_DEMO_PART", value_enum, default_value_t = DemoPart::Both)]
+    pub part: DemoPart,
+
+    /// Worker threads of each demo café's async runtime. The cafés run on
+    /// their own runtime, apart from this CLI's, so a blocked café cannot
+    /// stall the customers measuring it.
+    #[arg(long, env = "CAFE_DEMO_WORKERS", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+
+    /// Also draw the timelines as an SVG picture in this file. [default:
+    /// none, the terminal only]
+    #[arg(long, env = "CAFE_DEMO_SVG", value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// `cafe stats`.
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// Print a line every this long (e.g. 500ms, 1s) until Ctrl-C.
+    /// [default: once]
+    #[arg(long, env = "CAFE_STATS_EVERY", value_parser = humantime::parse_duration)]
+    pub every: Option<Duration>,
+}
+
+/// `cafe man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The command whose page to print, e.g. demo. [default: the page of
+    /// `cafe` itself, which lists the commands]
+    pub command: Option<String>,
+}
+
+/// `cafe completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `cafe health`.

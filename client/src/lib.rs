@@ -5,11 +5,14 @@
 //! # Layout
 //! - [`cli`]: the commands and flags (clap derive), with the help text.
 //! - [`connection`]: dialling the café on one HTTP/2 connection.
-//! - [`commands`]: one module per command; [`commands::rush`] is the lesson.
-//! - [`timeline`]: the pure renderer of the rush timelines.
+//! - [`commands`]: one module per command; [`commands::rush`] is the
+//!   customer's half of the lesson, `commands::demo` both halves.
+//! - [`timeline`]: the pure renderers of the rush timelines (text and SVG).
 //! - [`view`]: orders as lines for people and JSON for programs.
 //! - [`output`]: human units, JSON lines, spinners only on a terminal.
 //! - [`error`]: every failure as one line, and its exit code.
+//! - `console` (the `console` cargo feature): tokio-console instead of
+//!   exported traces.
 //!
 //! `main.rs` only parses the command line, starts telemetry and calls
 //! [`run`], which runs the command inside its root span: one command, one
@@ -18,6 +21,8 @@
 pub mod cli;
 pub mod commands;
 pub mod connection;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod error;
 pub mod output;
 pub mod timeline;
@@ -28,7 +33,7 @@ use std::process::ExitCode;
 use cli::{Cli, Command, RushMode};
 #[cfg(feature = "demo")]
 use commands::demo;
-use commands::{Finished, board, health, menu, order, orders, rush};
+use commands::{Finished, board, health, manual, menu, order, orders, rush, stats};
 use error::{ClientError, exit};
 use output::Output;
 use tracing::{Instrument, Span, field::Empty, info_span};
@@ -106,9 +111,12 @@ fn command_span(command: &Command) -> Span {
             order.drink = %args.drink
         ),
         Command::Board => root!("cafe board"),
+        Command::Stats(_) => root!("cafe stats"),
         #[cfg(feature = "demo")]
         Command::Demo(args) => root!("cafe demo", rush.customers = args.customers),
         Command::Health(args) => root!("cafe health", service = %args.service),
+        Command::Completions(_) => root!("cafe completions"),
+        Command::Man(_) => root!("cafe man"),
     }
 }
 
@@ -121,6 +129,9 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         Command::Health(args) => {
             return health::run(&cli.server, &args.service, args.timeout, out).await;
         }
+        // No café needed: these print what the clap definitions say.
+        Command::Completions(args) => return manual::completions(args.shell),
+        Command::Man(args) => return manual::man(args.command.as_deref()),
         _ => {}
     }
     let mut connection = connection::connect(&cli.server).await?;
@@ -134,8 +145,11 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         }
         Command::Rush(args) => rush::run(&mut connection, out, args).await,
         Command::Board => board::run(&mut connection, out).await,
+        Command::Stats(args) => stats::run(&mut connection, out, args).await,
         #[cfg(feature = "demo")]
         Command::Demo(_) => unreachable!("handled above"),
-        Command::Health(_) => unreachable!("handled above"),
+        Command::Health(_) | Command::Completions(_) | Command::Man(_) => {
+            unreachable!("handled above")
+        }
     }
 }

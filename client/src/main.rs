@@ -1,7 +1,8 @@
 //! `cafe`: the café's command-line client. Parses the command line, starts
 //! telemetry (log warnings only, unless `RUST_LOG` says otherwise: the CLI's
 //! output is for people; traces only with `--otlp-endpoint`), and hands over
-//! to the library.
+//! to the library. (A tokio-console build, the `console` feature, reports
+//! to tokio-console instead: see `cafe_client::console`.)
 //!
 //! The telemetry guard is made first, so it is dropped last: after the
 //! runtime, once every span has ended. Dropping it sends the last spans, so
@@ -10,11 +11,22 @@
 
 use std::process::ExitCode;
 
+#[cfg(not(feature = "console"))]
 use cafe_core::telemetry::{self, LogFormat, TelemetryConfig};
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cafe_client::cli::Cli::parse();
+    // A tokio-console build reports every task to tokio-console instead of
+    // exporting traces (see `cafe_client::console`).
+    #[cfg(feature = "console")]
+    {
+        cafe_client::console::init();
+        if cli.exports_traces() {
+            eprintln!("warning: a tokio-console build does not export traces");
+        }
+    }
+    #[cfg(not(feature = "console"))]
     let _telemetry = telemetry::init(&TelemetryConfig {
         service_name: "cafe-client",
         log_format: LogFormat::Text,

@@ -13,14 +13,24 @@
 //!
 //! `░` is time spent in line (the café's `placed_at` → `started_at`), `█` is
 //! brewing (`started_at` → `ready_at`), and `·` is whatever the customer
-//! waited beyond that (connecting, the network, the response on its way).
-//! The outer bar is the customer's own clock: request sent → response
-//! received.
+//! waited beyond that: connecting, the network, or a café too busy to read
+//! the request or send the answer. The outer bar is the customer's own
+//! clock: request sent → response received.
+//!
+//! Where the café's stages sit inside the bar: when the café's clock agrees
+//! with the customer's (the same machine, as in `cafe demo`), at the times
+//! the café recorded, so a drink that was ready long before its answer got
+//! out shows `·` after its `█`. Otherwise they are placed backwards from the
+//! answer (the café's durations need no clock sync; only their place is
+//! inferred).
 //!
 //! [`render`] is a pure function of its rows and a width, so tests can
 //! compare its output with committed text. With more rows than fit, rows are
 //! grouped (`1-9`), each cell showing what most of the group was doing, so
 //! the staircase and the fan survive at 200 customers and 80 columns.
+//! [`svg`] draws the same rows, placed the same way, as a picture.
+
+pub mod svg;
 
 use std::time::Duration;
 
@@ -39,7 +49,16 @@ pub struct Row {
     pub waiting: Duration,
     /// Time brewing, by the café's clock (`ready_at - started_at`).
     pub brewing: Duration,
+    /// When the café placed the order, on this timeline's axis (its
+    /// `placed_at` read against the customer's wall clock at the start of
+    /// the run), if known. Used only when it falls inside the customer's
+    /// wait, that is when the two clocks agree.
+    pub placed: Option<Duration>,
 }
+
+/// How far the café's clock may disagree with the customer's before its
+/// timestamps are not trusted for placement.
+const CLOCK_TOLERANCE: Duration = Duration::from_millis(5);
 
 impl Row {
     /// How long the customer waited, by their own clock.
@@ -47,26 +66,52 @@ impl Row {
         self.received.saturating_sub(self.sent)
     }
 
-    /// The brewing and waiting segments, placed backwards from the moment
-    /// the response arrived (the server's durations need no clock sync;
-    /// only their placement is inferred) and clipped to the outer bar.
+    /// When the drink was ready on this timeline's axis: by the café's
+    /// clock when it agrees with the customer's, else when the answer came.
+    pub fn ready(&self) -> Duration {
+        self.segments().brew_end
+    }
+
+    /// The waiting and brewing segments, clipped to the outer bar: at the
+    /// café's own times when its clock agrees with the customer's, else
+    /// backwards from the moment the response arrived.
     fn segments(&self) -> Segments {
-        let brew_start = self.received.saturating_sub(self.brewing).max(self.sent);
-        let wait_start = brew_start.saturating_sub(self.waiting).max(self.sent);
+        let (sent, received) = (self.sent, self.received.max(self.sent));
+        if let Some(placed) = self.placed {
+            let brew_end = placed + self.waiting + self.brewing;
+            if placed + CLOCK_TOLERANCE >= sent && brew_end <= received + CLOCK_TOLERANCE {
+                let wait_start = placed.clamp(sent, received);
+                let brew_start = (placed + self.waiting).clamp(wait_start, received);
+                return Segments {
+                    sent,
+                    wait_start,
+                    brew_start,
+                    brew_end: brew_end.clamp(brew_start, received),
+                    received,
+                };
+            }
+        }
+        let brew_start = received.saturating_sub(self.brewing).max(sent);
+        let wait_start = brew_start.saturating_sub(self.waiting).max(sent);
         Segments {
-            sent: self.sent,
+            sent,
             wait_start,
             brew_start,
-            received: self.received.max(self.sent),
+            brew_end: received,
+            received,
         }
     }
 }
 
+/// A row's stages on the time axis: on the wire until `wait_start`, in line
+/// until `brew_start`, brewing until `brew_end`, then on the wire again (or
+/// waiting for the café to send the answer) until `received`.
 #[derive(Debug, Clone, Copy)]
 struct Segments {
     sent: Duration,
     wait_start: Duration,
     brew_start: Duration,
+    brew_end: Duration,
     received: Duration,
 }
 
@@ -94,14 +139,22 @@ impl Cell {
 pub const MAX_ROWS: usize = 24;
 
 /// The legend printed above every timeline.
-pub const LEGEND: &str = "░ in line  █ brewing  · on the wire";
+pub const LEGEND: &str =
+    "░ in line  █ brewing  · on the wire, or the café too busy to read or answer";
+
+/// The legend when [`LEGEND`] is wider than the timeline.
+pub const SHORT_LEGEND: &str = "░ in line  █ brewing  · on the wire";
 
 /// Draws `rows` (in the order given) on a time axis from 0 to `axis_end`
 /// (or the last arrival, if later), in at most `width` columns. Returns the
 /// lines joined with `\n`, with a trailing newline.
 pub fn render(rows: &[Row], width: usize, axis_end: Option<Duration>) -> String {
     let mut out = String::new();
-    out.push_str(LEGEND);
+    out.push_str(if LEGEND.chars().count() <= width {
+        LEGEND
+    } else {
+        SHORT_LEGEND
+    });
     out.push('\n');
     if rows.is_empty() {
         out.push_str("(no orders)\n");
@@ -212,9 +265,12 @@ fn state_at(s: Segments, column: usize, cell: f64) -> Cell {
     let overlap =
         |a: Duration, b: Duration| (hi.min(b.as_secs_f64()) - lo.max(a.as_secs_f64())).max(0.0);
     let stages = [
-        (Cell::Wire, overlap(s.sent, s.wait_start)),
+        (
+            Cell::Wire,
+            overlap(s.sent, s.wait_start) + overlap(s.brew_end, s.received),
+        ),
         (Cell::Waiting, overlap(s.wait_start, s.brew_start)),
-        (Cell::Brewing, overlap(s.brew_start, s.received)),
+        (Cell::Brewing, overlap(s.brew_start, s.brew_end)),
     ];
     let best = stages
         .into_iter()
@@ -225,11 +281,11 @@ fn state_at(s: Segments, column: usize, cell: f64) -> Cell {
     }
     // The bar was widened to one cell: show the stage nearest this cell.
     let middle = Duration::from_secs_f64((lo + hi) / 2.0).clamp(s.sent, s.received);
-    if middle >= s.brew_start && s.received > s.brew_start {
+    if (s.brew_start..s.brew_end).contains(&middle) {
         Cell::Brewing
-    } else if middle >= s.wait_start && s.brew_start > s.wait_start {
+    } else if (s.wait_start..s.brew_start).contains(&middle) {
         Cell::Waiting
-    } else if s.received > s.brew_start {
+    } else if s.brew_end > s.brew_start {
         Cell::Brewing
     } else {
         Cell::Wire
@@ -294,6 +350,7 @@ mod tests {
             received: Duration::from_millis(sent + wait + brew),
             waiting: Duration::from_millis(wait),
             brewing: Duration::from_millis(brew),
+            placed: None,
         }
     }
 

@@ -11,7 +11,7 @@ use assert_cmd::Command;
 use cafe_client::error::exit;
 use cafe_core::proto::v1::{OrderEvent, Size as PbSize};
 use cafe_server::Config;
-use cafe_testkit::{TestCafe, config_at_scale, order, spawn_cafe};
+use cafe_testkit::{TestCafe, config_at_scale, order, spawn_cafe, until_brewing};
 use serde_json::Value;
 
 /// A café whose medium latte takes 200 ms.
@@ -491,4 +491,213 @@ async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     .expect("the order was not cancelled");
     assert_eq!(cancelled.customer, "guest");
     assert!(cancelled.ready_at.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demos_barista_half_shows_blocked_threads_limit_the_drinks_and_stall_the_menu() {
+    // A latte takes 1 s; 4 baristas on 2 worker threads; 4 customers.
+    let demo = cafe_at(
+        "http://127.0.0.1:1",
+        &[
+            "--json",
+            "demo",
+            "--part",
+            "barista",
+            "--customers",
+            "4",
+            "--baristas",
+            "4",
+            "--workers",
+            "2",
+            "--time-scale",
+            "0.025",
+        ],
+    )
+    .await;
+    assert!(demo.status.success(), "{}", stderr(&demo));
+    let json = json_lines(&demo);
+    let run = |name: &str| {
+        json.iter()
+            .find(|l| l["kind"] == "run" && l["run"] == name)
+            .unwrap_or_else(|| panic!("no {name} run: {json:?}"))
+            .clone()
+    };
+    let (blocking, async_) = (run("blocking"), run("async"));
+    for run in [&blocking, &async_] {
+        assert_eq!(run["half"], "barista", "{run}");
+        assert_eq!(run["served"], 4, "{run}");
+        assert_eq!(run["runtime"]["workers"], 2, "{run}");
+        assert!(run["menu"]["calls"].as_u64().unwrap() >= 1, "{run}");
+    }
+    // A blocking brew holds a worker thread: never more drinks at once
+    // than threads, however many baristas. Awaiting ones brew side by side.
+    assert!(
+        blocking["drinks_at_once"].as_u64().unwrap() <= 2,
+        "{blocking}"
+    );
+    assert!(async_["drinks_at_once"].as_u64().unwrap() >= 3, "{async_}");
+    // The menu needs no barista, yet at the blocking café some call waits
+    // for a thread: the rush lasts two 1 s brews, threads held nearly all
+    // of it, and the menu is asked every 100 ms.
+    let menu = |run: &Value| run["menu"]["slowest_ms"].as_f64().unwrap();
+    assert!(menu(&blocking) >= 300.0, "{blocking}");
+    assert!(menu(&async_) < menu(&blocking), "{async_} vs {blocking}");
+    // The table, as numbers.
+    let table = json
+        .iter()
+        .find(|l| l["kind"] == "key_differences")
+        .unwrap();
+    assert_eq!(
+        table["drinks_at_once"]["synchronous"],
+        blocking["drinks_at_once"]
+    );
+    assert_eq!(
+        table["menu_ms"]["synchronous"],
+        blocking["menu"]["slowest_ms"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_draws_its_timelines_as_svg_and_its_table_as_text() {
+    let dir = std::env::temp_dir().join(format!("cafe-demo-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("customer.svg");
+    let demo = cafe_at(
+        "http://127.0.0.1:1",
+        &[
+            "demo",
+            "--part",
+            "customer",
+            "--customers",
+            "3",
+            "--time-scale",
+            "0.005",
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(demo.status.success(), "{}", stderr(&demo));
+    let out = stdout(&demo);
+    assert!(
+        out.contains("Key differences, as measured just now"),
+        "{out}"
+    );
+    assert!(out.contains("Waiting "), "{out}");
+    assert!(!out.contains("THE BARISTA'S HALF"), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg "), "{picture}");
+    assert!(
+        picture.contains("sequential: 3 × medium latte"),
+        "{picture}"
+    );
+    assert!(
+        picture.contains("concurrent: 3 × medium latte"),
+        "{picture}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_counts_the_orders_in_line_and_brewing_and_the_runtimes_tasks() {
+    // One barista, a latte of 40 s: the first order brews, the others wait.
+    let mut test_cafe = spawn_cafe(Config {
+        baristas: 1,
+        ..Config::default()
+    })
+    .await;
+    let mut first = test_cafe.buzzer("Ada", "latte").await;
+    until_brewing(&mut first).await;
+    let _second = test_cafe.buzzer("Bo", "latte").await;
+    let _third = test_cafe.buzzer("Cy", "latte").await;
+
+    let json = json_lines(&cafe(&test_cafe, &["--json", "stats"]).await);
+    assert_eq!(json.len(), 1, "{json:?}");
+    let stats = &json[0];
+    assert_eq!(stats["kind"], "stats");
+    assert_eq!(stats["orders_brewing"], 1, "{stats}");
+    assert_eq!(stats["orders_queued"], 2, "{stats}");
+    assert!(stats["runtime_workers"].as_u64().unwrap() >= 1, "{stats}");
+    // At least the barista and the three buzzers' tasks are alive.
+    assert!(
+        stats["runtime_alive_tasks"].as_u64().unwrap() >= 4,
+        "{stats}"
+    );
+
+    let text = stdout(&cafe(&test_cafe, &["stats"]).await);
+    assert!(
+        text.starts_with("in line    2  brewing   1  │  runtime: "),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_and_the_man_page_come_from_the_clap_definitions() {
+    let bash = cafe_at("http://127.0.0.1:1", &["completions", "bash"]).await;
+    assert!(bash.status.success(), "{}", stderr(&bash));
+    let script = stdout(&bash);
+    assert!(script.contains("_cafe()"), "{script}");
+    for word in ["demo", "rush", "stats", "--brew-mode", "--svg"] {
+        // Every subcommand and flag of the parser (except the server's own
+        // flags, which are not the CLI's: `--brew-mode` must be absent).
+        assert_eq!(
+            script.contains(word),
+            word != "--brew-mode",
+            "{word} in the bash completions"
+        );
+    }
+    let man = cafe_at("http://127.0.0.1:1", &["man"]).await;
+    assert!(man.status.success(), "{}", stderr(&man));
+    let page = stdout(&man);
+    assert!(page.starts_with(".ie"), "{page}");
+    assert!(page.contains(".TH cafe 1"), "{page}");
+    assert!(page.contains("CAFE_SERVER"), "{page}");
+    assert!(page.contains("cafe\\-demo(1)"), "{page}");
+    let demo = stdout(&cafe_at("http://127.0.0.1:1", &["man", "demo"]).await);
+    assert!(demo.contains(".TH cafe-demo 1"), "{demo}");
+    assert!(demo.contains("CAFE_DEMO_PART"), "{demo}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rush_draws_its_timelines_as_svg() {
+    let test_cafe = spawn_cafe(fast(2)).await;
+    let dir = std::env::temp_dir().join(format!("cafe-rush-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("rush.svg");
+    let rush = cafe(
+        &test_cafe,
+        &["rush", "--customers", "2", "--svg", svg.to_str().unwrap()],
+    )
+    .await;
+    assert!(rush.status.success(), "{}", stderr(&rush));
+    assert!(
+        stdout(&rush).contains("timelines drawn in"),
+        "{}",
+        stdout(&rush)
+    );
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg "), "{picture}");
+    assert_eq!(
+        picture.matches("font-weight=\"bold\"").count(),
+        2,
+        "{picture}"
+    );
+
+    // A file that cannot be written is one line on stderr, not a panic.
+    let nowhere = dir.join("no-such-dir").join("rush.svg");
+    let failed = cafe(
+        &test_cafe,
+        &[
+            "rush",
+            "--customers",
+            "1",
+            "--svg",
+            nowhere.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let err = assert_one_line_error(&failed, exit::OTHER);
+    assert!(err.contains("rush.svg"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

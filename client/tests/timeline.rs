@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use cafe_client::timeline::{MAX_ROWS, Row, render};
+use cafe_client::timeline::{MAX_ROWS, Row, render, svg};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -29,6 +29,7 @@ fn rush(n: usize, baristas: usize, brew: u64, sequential: bool) -> Vec<Row> {
                 received: MS(sent + wire + waiting + brew + wire),
                 waiting: MS(waiting),
                 brewing: MS(brew),
+                placed: None,
             }
         })
         .collect()
@@ -146,4 +147,65 @@ fn no_width_or_count_overflows() {
             }
         }
     }
+}
+
+#[test]
+fn a_small_compare_matches_the_golden_svg() {
+    let sequential = rush(4, 2, 1000, true);
+    let concurrent = rush(4, 2, 1000, false);
+    let picture = svg::render(
+        &[
+            svg::Panel {
+                title: "sequential: 4 × medium latte".into(),
+                rows: &sequential,
+            },
+            svg::Panel {
+                title: "concurrent: 4 × medium latte".into(),
+                rows: &concurrent,
+            },
+        ],
+        None,
+    );
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/timeline_small.svg"
+    );
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, &picture).unwrap();
+    }
+    let expected = std::fs::read_to_string(path).expect("the golden file");
+    assert_eq!(
+        picture, expected,
+        "\n--- got ---\n{picture}\n--- expected ---\n{expected}"
+    );
+}
+
+#[test]
+fn with_the_cafes_clock_a_stalled_answer_shows_after_the_drink() {
+    // Placed at once, brewed for 1 s, but the answer left only at 3 s (a
+    // café whose threads were all blocked): brewing first, then `·`.
+    let stalled = Row {
+        label: "#1".into(),
+        sent: MS(0),
+        received: MS(3000),
+        waiting: MS(0),
+        brewing: MS(1000),
+        placed: Some(MS(1)),
+    };
+    let text = render(std::slice::from_ref(&stalled), 60, None);
+    let bar = &bars(&text)[0];
+    let first_wire = bar.find('·').expect("a stall");
+    assert!(bar[..first_wire].chars().all(|c| c == '█'), "{text}");
+    // Without the café's placement (clocks that disagree) the drink is
+    // placed backwards from the answer, as before.
+    let skewed = Row {
+        placed: Some(MS(5000)),
+        ..stalled
+    };
+    let text = render(&[skewed], 60, None);
+    let bar = &bars(&text)[0];
+    assert!(
+        bar.trim_end().ends_with('█') && bar.starts_with('·'),
+        "{text}"
+    );
 }

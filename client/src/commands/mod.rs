@@ -10,10 +10,12 @@ pub mod board;
 pub mod demo;
 pub mod events;
 pub mod health;
+pub mod manual;
 pub mod menu;
 pub mod order;
 pub mod orders;
 pub mod rush;
+pub mod stats;
 
 /// How a command ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

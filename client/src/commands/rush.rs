@@ -20,9 +20,15 @@
 //! line have long `queue.wait` bars). `compare` puts both runs in one trace,
 //! on one time axis, so the two shapes sit one above the other.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{
+    future::Future,
+    path::Path,
+    pin::Pin,
+    time::{Duration, SystemTime},
+};
 
 use cafe_core::{
+    convert::time_from_wire,
     menu::Size,
     propagation,
     proto::v1::{self as pb, OrderRequest},
@@ -102,6 +108,11 @@ pub struct Served {
     pub waiting: Duration,
     /// Brewing, by the café's clock.
     pub brewing: Duration,
+    /// When a barista started on it and when it was ready, by the café's
+    /// clock: which drinks were brewing at the same time.
+    pub brewed: Option<(SystemTime, SystemTime)>,
+    /// When the café placed it, by the café's clock.
+    pub placed: Option<SystemTime>,
 }
 
 impl Visit {
@@ -118,6 +129,9 @@ pub struct Report {
     pub pace: Pace,
     /// How many customers were planned.
     pub planned: usize,
+    /// The customer's wall-clock time when the run started, to read the
+    /// café's timestamps against.
+    pub started_at: SystemTime,
     /// Wall-clock time from the first order sent to the last answer (or the
     /// interruption).
     pub wall: Duration,
@@ -148,33 +162,61 @@ impl Report {
             .unwrap_or_default()
     }
 
+    /// The most drinks that were brewing at the same moment, by the café's
+    /// own timestamps: how many baristas were really at work.
+    pub fn drinks_at_once(&self) -> usize {
+        // Sweep over the starts and ends in time order; an end sorts before
+        // a start at the same instant (one barista handing over to the
+        // next is not two drinks at once).
+        let mut edges: Vec<(SystemTime, i32)> = self
+            .served()
+            .filter_map(|(_, served)| served.brewed)
+            .flat_map(|(started, ready)| [(started, 1), (ready, -1)])
+            .collect();
+        edges.sort();
+        let mut brewing = 0i32;
+        let mut most = 0i32;
+        for (_, change) in edges {
+            brewing += change;
+            most = most.max(brewing);
+        }
+        usize::try_from(most).unwrap_or(0)
+    }
+
+    /// Served orders per second of the run's wall-clock time.
+    pub fn orders_per_second(&self) -> f64 {
+        self.served().count() as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
     /// The trace the run belongs to, as the café reported it.
     pub fn trace_id(&self) -> Option<&str> {
         self.visits.iter().find_map(|v| v.trace_id.as_deref())
     }
 
-    /// The timeline rows, in the order the answers came back (so the fan
-    /// of a concurrent run reads top to bottom), labelled by customer.
+    /// The timeline rows, in the order the drinks were ready (so the fan
+    /// of a concurrent run reads top to bottom, and so does the staircase
+    /// of a café that answers late), labelled by customer.
     pub fn rows(&self) -> Vec<Row> {
         let mut rows: Vec<Row> = self
             .visits
             .iter()
             .map(|visit| {
-                let (waiting, brewing) = visit
-                    .outcome
-                    .as_ref()
-                    .map(|s| (s.waiting, s.brewing))
-                    .unwrap_or_default();
+                let served = visit.outcome.as_ref().ok();
                 Row {
                     label: format!("#{}", visit.customer),
                     sent: visit.sent,
                     received: visit.received,
-                    waiting,
-                    brewing,
+                    waiting: served.map(|s| s.waiting).unwrap_or_default(),
+                    brewing: served.map(|s| s.brewing).unwrap_or_default(),
+                    // The café's placement on this run's axis; before the
+                    // run started means the clocks disagree: unknown.
+                    placed: served
+                        .and_then(|s| s.placed)
+                        .and_then(|placed| placed.duration_since(self.started_at).ok()),
                 }
             })
             .collect();
-        rows.sort_by_key(|row| row.received);
+        rows.sort_by_key(|row| (row.ready(), row.received));
         rows
     }
 }
@@ -193,6 +235,7 @@ pub async fn rush(
 ) -> Report {
     let width = plan.customers.to_string().len();
     let start = Instant::now();
+    let started_at = SystemTime::now();
     // One customer: build the request, send it, wait for the drink. Each
     // gets a clone of the client: a clone is another handle onto the SAME
     // HTTP/2 connection, not a new socket. HTTP/2 multiplexes: every call is
@@ -231,11 +274,15 @@ pub async fn rush(
                     .map(|response| {
                         let order = response.into_inner().order.unwrap_or_default();
                         let (waiting, brewing) = stage_times(&order);
+                        let started = time_from_wire(order.started_at.as_ref());
+                        let ready = time_from_wire(order.ready_at.as_ref());
                         Served {
                             order_id: order.id,
                             barista: order.barista,
                             waiting: waiting.unwrap_or_default(),
                             brewing: brewing.unwrap_or_default(),
+                            brewed: started.zip(ready),
+                            placed: time_from_wire(order.placed_at.as_ref()),
                         }
                     })
                     .map_err(|status| ClientError::from_status(status, url, None));
@@ -294,6 +341,7 @@ pub async fn rush(
     Report {
         pace,
         planned: plan.customers,
+        started_at,
         wall: start.elapsed(),
         visits: done,
         interrupted,
@@ -359,8 +407,52 @@ pub async fn run(
         size: args.size,
     };
     let in_flight = args.concurrency.map_or(plan.customers, usize::from);
-    let (finished, _reports) = run_plan(connection, out, &plan, args.mode, in_flight).await?;
+    let (finished, reports) = run_plan(connection, out, &plan, args.mode, in_flight).await?;
+    if let Some(path) = &args.svg {
+        let panels: Vec<(String, Vec<Row>)> = reports
+            .iter()
+            .map(|report| (title(&plan, report.pace), report.rows()))
+            .collect();
+        write_svg(path, &panels)?;
+        out.line(format!("timelines drawn in {}", path.display()))?;
+    }
     Ok(finished)
+}
+
+/// What a run is, as its heading says: `sequential: 6 × medium latte at
+/// the counter, one after another`.
+pub fn title(plan: &Plan, pace: Pace) -> String {
+    let what = match pace {
+        Pace::Sequential => format!(
+            "{} × {} {} at the counter, one after another",
+            plan.customers, plan.size, plan.drink
+        ),
+        Pace::Concurrent { in_flight } => format!(
+            "{} × {} {}, up to {} in flight on one connection",
+            plan.customers,
+            plan.size,
+            plan.drink,
+            in_flight.min(plan.customers)
+        ),
+    };
+    format!("{}: {what}", pace.name())
+}
+
+/// Writes `(title, rows)` timelines as one SVG picture on a shared axis.
+pub fn write_svg(path: &Path, panels: &[(String, Vec<Row>)]) -> Result<(), ClientError> {
+    let panels: Vec<timeline::svg::Panel<'_>> = panels
+        .iter()
+        .map(|(title, rows)| timeline::svg::Panel {
+            title: title.clone(),
+            rows,
+        })
+        .collect();
+    std::fs::write(path, timeline::svg::render(&panels, None)).map_err(|error| {
+        ClientError::Output(std::io::Error::new(
+            error.kind(),
+            format!("cannot write {}: {error}", path.display()),
+        ))
+    })
 }
 
 /// Runs a rush in `mode` and prints it; returns the reports for callers
@@ -382,20 +474,7 @@ pub async fn run_plan(
     let mut interrupt = std::pin::pin!(futures::FutureExt::fuse(ctrl_c()));
     let mut reports: Vec<Report> = Vec::new();
     for pace in paces {
-        let what = match pace {
-            Pace::Sequential => format!(
-                "{} × {} {} at the counter, one after another",
-                plan.customers, plan.size, plan.drink
-            ),
-            Pace::Concurrent { in_flight } => format!(
-                "{} × {} {}, up to {} in flight on one connection",
-                plan.customers,
-                plan.size,
-                plan.drink,
-                in_flight.min(plan.customers)
-            ),
-        };
-        out.line(format!("{}: {what}", pace.name()))?;
+        out.line(title(plan, pace))?;
         let spinner = out.spinner(format!("{}: 0/{} served", pace.name(), plan.customers));
         // The run's span, under the command's root span: in `compare` the
         // two runs are siblings in one trace, on one time axis.
@@ -514,27 +593,51 @@ fn visit_line(pace: Pace, visit: &Visit) -> VisitLine<'_> {
     }
 }
 
-/// The table of totals, and the speed-up when both paces ran.
-fn print_totals(out: &Output, reports: &[Report]) -> std::io::Result<()> {
-    out.line(format!(
-        "{:<11} {:>7} {:>11} {:>13} {:>13}",
+/// The table of totals, and the speed-up when both paces ran, as lines.
+pub fn totals(reports: &[&Report]) -> Vec<String> {
+    let served = |report: &Report| format!("{}/{}", report.served().count(), report.planned);
+    // Wide enough for `1000/1000`.
+    let width = reports
+        .iter()
+        .map(|r| served(r).len())
+        .chain([7])
+        .max()
+        .unwrap_or(7);
+    let mut lines = vec![format!(
+        "{:<11} {:>width$} {:>11} {:>13} {:>13}",
         "", "served", "wall-clock", "sum of waits", "longest wait"
-    ))?;
+    )];
     for report in reports {
-        out.line(format!(
-            "{:<11} {:>7} {:>11} {:>13} {:>13}",
+        lines.push(format!(
+            "{:<11} {:>width$} {:>11} {:>13} {:>13}",
             report.pace.name(),
-            format!("{}/{}", report.served().count(), report.planned),
+            served(report),
             human(report.wall),
             human(report.latency_sum()),
             human(report.longest()),
-        ))?;
+        ));
     }
     if let [sequential, concurrent] = reports {
-        let speedup = sequential.wall.as_secs_f64() / concurrent.wall.as_secs_f64().max(1e-9);
-        out.line(format!(
-            "speed-up: {speedup:.1}× — the same orders on the same café; only the waiting changed"
-        ))?;
+        lines.push(format!(
+            "speed-up: {:.1}× — the same orders on the same café; only the waiting changed",
+            speedup(sequential, concurrent)
+        ));
+    }
+    lines
+}
+
+/// How many times shorter the second run was than the first.
+pub fn speedup(first: &Report, second: &Report) -> f64 {
+    first.wall.as_secs_f64() / second.wall.as_secs_f64().max(1e-9)
+}
+
+/// Prints [`totals`], and the comparison as JSON.
+fn print_totals(out: &Output, reports: &[Report]) -> std::io::Result<()> {
+    for line in totals(&reports.iter().collect::<Vec<_>>()) {
+        out.line(line)?;
+    }
+    if let [sequential, concurrent] = reports {
+        let speedup = speedup(sequential, concurrent);
         out.json(&CompareLine {
             kind: "compare",
             sequential_wall_ms: millis(sequential.wall),

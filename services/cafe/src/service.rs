@@ -269,6 +269,33 @@ impl Cafe for CafeService {
         tokio::spawn(producer.in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    async fn get_stats(
+        &self,
+        _request: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        Ok(Response::new(stats(&self.book)))
+    }
+}
+
+/// What `GetStats` answers: the book's counts, and the metrics of the tokio
+/// runtime this handler runs on (the café's own). Only stable metrics are
+/// read, so no `--cfg tokio_unstable` is needed. The counts come from the
+/// board's snapshot of open orders, taken under one lock, so the two agree.
+fn stats(book: &OrderBook) -> pb::GetStatsResponse {
+    let (open, _updates) = book.watch_board();
+    let count = |status: OrderStatus| {
+        let orders = open.iter().filter(|u| u.order.status == status).count();
+        u32::try_from(orders).unwrap_or(u32::MAX)
+    };
+    let runtime = tokio::runtime::Handle::current().metrics();
+    pb::GetStatsResponse {
+        orders_queued: count(OrderStatus::Queued),
+        orders_brewing: count(OrderStatus::Brewing),
+        runtime_workers: u32::try_from(runtime.num_workers()).unwrap_or(u32::MAX),
+        runtime_alive_tasks: runtime.num_alive_tasks() as u64,
+        runtime_global_queue_depth: runtime.global_queue_depth() as u64,
+    }
 }
 
 /// Cancels a counter order if its customer leaves before it is ready.
