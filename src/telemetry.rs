@@ -77,9 +77,15 @@ pub struct TelemetryConfig {
 }
 
 /// Which spans the OpenTelemetry layer records, whatever `RUST_LOG` says:
-/// everything at `info` and above, except the transport crates (their spans
-/// would trace the exporter's own requests) and the exporter's own reports.
+/// everything at `info` and above, and the gRPC call spans of
+/// [`crate::propagation`] (at `trace`, under their own target), except the
+/// transport crates (their spans would trace the exporter's own requests)
+/// and the exporter's own reports.
 pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
+    (
+        tracing_opentelemetry_instrumentation_sdk::TRACING_TARGET,
+        LevelFilter::TRACE,
+    ),
     ("h2", LevelFilter::OFF),
     ("hyper", LevelFilter::OFF),
     ("hyper_util", LevelFilter::OFF),
@@ -299,10 +305,10 @@ pub fn build(config: &TelemetryConfig) -> (Telemetry, tracing::Dispatch) {
 }
 
 /// The trace id of the current span, if it has one (it does whenever
-/// telemetry is initialised and the span is enabled).
+/// telemetry is initialised and the span is enabled), else of the caller
+/// being served.
 pub fn current_trace_id() -> Option<TraceId> {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let context = tracing::Span::current().context();
+    let context = tracing_opentelemetry_instrumentation_sdk::find_current_context();
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then(|| span_context.trace_id())
 }
@@ -353,6 +359,11 @@ mod tests {
             );
         }
         assert!(filter.would_enable("cafe_server::service", &tracing::Level::INFO));
-        assert!(filter.would_enable("cafe_core::propagation", &tracing::Level::INFO));
+        // The gRPC call spans (`crate::propagation`).
+        assert!(filter.would_enable(
+            tracing_opentelemetry_instrumentation_sdk::TRACING_TARGET,
+            &tracing::Level::TRACE
+        ));
+        assert!(!filter.would_enable("cafe_server::service", &tracing::Level::DEBUG));
     }
 }
