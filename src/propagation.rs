@@ -52,15 +52,21 @@
 //! those layers mark the span OK when the headers arrive, and OpenTelemetry
 //! treats OK as final.
 //!
-//! # When the span cannot carry the context
+//! # Without export
 //!
 //! The spans are at `TRACE` level with the target `otel::tracing` (the
 //! crate's convention): the OpenTelemetry layer lets them through, and
-//! `RUST_LOG=info` logs do not show them. A call's span can be disabled, or
-//! live in a process without the OpenTelemetry layer; the caller's context
+//! `RUST_LOG=info` logs do not show them. When nothing is exported, that
+//! layer is not installed (see [`crate::telemetry`]), a call's span is
+//! disabled (unless `RUST_LOG` asks for `trace`), and tracing a call costs
+//! a header lookup. The caller's context
 //! is still honoured: while the call runs it is OpenTelemetry's *current*
 //! context, so the JSON logs name the caller's trace, calls made from the
-//! handler pass it on, and `x-trace-id` echoes the caller's trace id.
+//! handler pass it on, and `x-trace-id` echoes the caller's trace id. A call
+//! with no `traceparent` gets no `x-trace-id`: with no trace backend there
+//! is no trace to point to. (Work that another task picks up later, such as
+//! a remote barista's `Brew`, does not carry it: [`join_trace`] needs the
+//! layer.)
 
 mod call;
 mod client;
