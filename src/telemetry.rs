@@ -356,7 +356,7 @@ pub fn build_with_env(
         // it was made (`code.*`), on which thread (`thread.*`), its target,
         // nor busy/idle timings: in `examples/span_load.rs` (cafe-testkit)
         // those made up half the bytes exported (380 → 193 B per span) and
-        // 16% of the layer's CPU (callgrind: 111k → 93k instructions for an
+        // 17% of the layer's CPU (callgrind: 111k → 92k instructions for an
         // order's 7 spans).
         tracing_opentelemetry::layer()
             .with_tracer(export.provider.tracer("cafe"))
