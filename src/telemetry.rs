@@ -5,32 +5,44 @@
 //! still buffered, so even a two-second CLI run or a Ctrl-C'd server sends
 //! its last spans.
 //!
-//! One `tracing` subscriber feeds two layers, each with its own filter:
+//! One `tracing` subscriber feeds up to two layers, each with its own filter:
 //! - the **console** layer writes log lines to stderr (stdout belongs to the
 //!   CLI's output), filtered by `RUST_LOG` (default `info`), as text for
-//!   people or as JSON (with `trace_id` and `span_id` on every line, so a log
-//!   line leads to its trace);
-//! - the **OpenTelemetry** layer turns spans into OpenTelemetry spans. Its
-//!   filter is fixed ([`OTEL_FILTER_DIRECTIVES`]) and independent of
-//!   `RUST_LOG`: turning on debug logs must not flood the trace backend, and
-//!   the exporter's own gRPC client (h2, hyper, tonic, tower) must never
-//!   record spans about sending spans. Without that filter every export makes
-//!   spans that need exporting, and throughput collapses.
+//!   people or as JSON (with `trace_id` and `span_id`, so a log line leads
+//!   to its trace);
+//! - the **OpenTelemetry** layer, *only when exporting*, turns spans into
+//!   OpenTelemetry spans. Its filter is fixed ([`OTEL_FILTER_DIRECTIVES`])
+//!   and independent of `RUST_LOG`: turning on debug logs must not flood the
+//!   trace backend, and the exporter's own gRPC client (h2, hyper, tonic,
+//!   tower) must never record spans about sending spans. Without that filter
+//!   every export makes spans that need exporting, and throughput collapses.
 //!
-//! Spans get trace ids whether or not they are exported, so the `x-trace-id`
-//! response header and the JSON logs work without a collector. Export over
-//! OTLP/gRPC starts only when an endpoint is given (`--otlp-endpoint` or
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`); `telemetry/export.rs` explains how it
-//! stays out of the way when the collector is missing. The other standard
-//! variables:
+//! Why only when exporting: the layer does work for every span that passes
+//! its filter (ids, attributes, timings, a context switch on every enter),
+//! exported or not. Without it there are no trace ids of our own: a server
+//! echoes the caller's trace id (from `traceparent`) in `x-trace-id` and in
+//! the JSON logs, and a call without one has none (see
+//! [`crate::propagation`]). A trace id that leads to no trace is no help.
+//!
+//! Export over OTLP/gRPC starts only when an endpoint is given
+//! (`--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`); `telemetry/export.rs`
+//! explains how it stays out of the way when the collector is missing, and
+//! `telemetry/queue.rs` how every dropped span is counted and reported
+//! ([`spans_dropped`], [`Telemetry::span_counts`]). The other standard
+//! variables, all read here ([`ExportSettings`]) unless said otherwise:
 //! - `OTEL_SERVICE_NAME`: the service's name in the trace backend (defaults
-//!   to [`TelemetryConfig::service_name`]); read here.
-//! - `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`: read by the SDK itself
-//!   (e.g. `parentbased_traceidratio` and `0.1`); default: every trace.
-//! - `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`,
-//!   `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: read by the SDK's batch processor.
-//! - `OTEL_EXPORTER_OTLP_TIMEOUT` (ms): read here, default 1 s (not 10 s: a
-//!   short-lived process must not hang at exit on an unreachable collector).
+//!   to [`TelemetryConfig::service_name`]).
+//! - `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` (e.g.
+//!   `parentbased_traceidratio` and `0.1`); default: every trace.
+//! - `OTEL_BSP_MAX_QUEUE_SIZE` (default [`DEFAULT_MAX_QUEUE_SIZE`] spans),
+//!   `OTEL_BSP_SCHEDULE_DELAY` (ms, default 5 s),
+//!   `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (default
+//!   [`DEFAULT_MAX_EXPORT_BATCH_SIZE`]), `OTEL_BSP_MAX_CONCURRENT_EXPORTS`
+//!   (default [`DEFAULT_MAX_CONCURRENT_EXPORTS`]): the batch span
+//!   processor, sized for a rush of 10,000 orders/s.
+//! - `OTEL_EXPORTER_OTLP_TIMEOUT` or `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`
+//!   (ms): default 1 s (not 10 s: a short-lived process must not hang at
+//!   exit on an unreachable collector).
 //! - `OTEL_RESOURCE_ATTRIBUTES`: read by the SDK.
 //!
 //! The W3C `traceparent` travelling between processes is the job of
@@ -38,11 +50,22 @@
 
 mod export;
 mod json;
+mod queue;
+mod settings;
 
-use std::{borrow::Cow, io::IsTerminal, time::Duration};
+pub use queue::{DROP_REPORT_EVERY, SpanCounts};
+pub use settings::{
+    DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_CONCURRENT_EXPORTS, DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_SCHEDULED_DELAY, ExportSettings,
+};
+
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
-use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    trace::{BatchSpanProcessor, SdkTracerProvider},
+};
 use tracing_subscriber::{
     EnvFilter, Layer,
     filter::{FilterExt, LevelFilter, Targets, filter_fn},
@@ -77,9 +100,15 @@ pub struct TelemetryConfig {
 }
 
 /// Which spans the OpenTelemetry layer records, whatever `RUST_LOG` says:
-/// everything at `info` and above, except the transport crates (their spans
-/// would trace the exporter's own requests) and the exporter's own reports.
+/// everything at `info` and above, and the gRPC call spans of
+/// [`crate::propagation`] (at `trace`, under their own target), except the
+/// transport crates (their spans would trace the exporter's own requests)
+/// and the exporter's own reports.
 pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
+    (
+        tracing_opentelemetry_instrumentation_sdk::TRACING_TARGET,
+        LevelFilter::TRACE,
+    ),
     ("h2", LevelFilter::OFF),
     ("hyper", LevelFilter::OFF),
     ("hyper_util", LevelFilter::OFF),
@@ -115,11 +144,20 @@ pub const ENV_VARS: &[&str] = &[
     "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_SCHEDULE_DELAY",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_MAX_CONCURRENT_EXPORTS",
     "OTEL_RESOURCE_ATTRIBUTES",
     "RUST_LOG",
     "NO_COLOR",
     "CAFE_JAEGER_UI",
 ];
+
+/// Spans that this process's telemetry failed to deliver so far (dropped
+/// because the export queue was full, or lost in a failed export), over
+/// every telemetry stack it built: what a benchmark reports. One stack's
+/// own counts are [`Telemetry::span_counts`].
+pub fn spans_dropped() -> u64 {
+    queue::process_dropped()
+}
 
 /// Keeps telemetry running; dropping it flushes the spans still buffered
 /// (waiting at most about 1.5 s) and stops the exporter.
@@ -129,9 +167,19 @@ pub const ENV_VARS: &[&str] = &[
 /// on a thread and a small runtime of its own, not on the application's.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
-    /// The runtime the OTLP client runs on, when exporting.
-    export: Option<export::ExportRuntime>,
+    /// Present only when exporting.
+    export: Option<Export>,
+}
+
+/// What runs while exporting, and is stopped by the guard.
+struct Export {
+    provider: SdkTracerProvider,
+    /// The runtime the OTLP client runs on.
+    runtime: export::ExportRuntime,
+    /// What became of every span.
+    books: Arc<queue::QueueBooks>,
+    /// How long a flush waits for the exports it started.
+    export_timeout: Duration,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -145,46 +193,69 @@ impl std::fmt::Debug for Telemetry {
 impl Telemetry {
     /// A guard with nothing to stop.
     fn inert() -> Self {
-        Telemetry {
-            provider: None,
-            export: None,
-        }
+        Telemetry { export: None }
     }
 
     /// Sends the spans that have ended so far, now rather than at the next
-    /// batch (every 5 s by default). Blocks until they are sent or the SDK's
-    /// time limit (5 s) passes.
+    /// batch (every 5 s by default). Blocks until they are sent or the
+    /// export's time limit (1 s by default) passes.
     pub fn flush(&self) {
-        if let Some(provider) = &self.provider
-            && let Err(error) = provider.force_flush()
-        {
-            tracing::debug!(%error, "telemetry flush incomplete");
+        if let Some(export) = &self.export {
+            if let Err(error) = export.provider.force_flush() {
+                tracing::debug!(%error, "telemetry flush incomplete");
+            }
+            // The processor has handed its batches over; they may still be
+            // on the wire.
+            export.runtime.wait_idle(export.export_timeout);
         }
+    }
+
+    /// What became of this stack's spans so far: exported, dropped because
+    /// the queue was full, lost in a failed export. All zero when not
+    /// exporting. Final once the guard has shut down.
+    pub fn span_counts(&self) -> SpanCounts {
+        self.export
+            .as_ref()
+            .map(|export| export.books.counts())
+            .unwrap_or_default()
     }
 
     /// Flushes and stops the exporter now (what dropping the guard does),
-    /// returning once the last spans are sent or the time limit passed.
-    pub fn shutdown(mut self) {
-        self.stop();
+    /// returning once the last spans are sent or the time limit passed,
+    /// with the final [`SpanCounts`].
+    pub fn shutdown(mut self) -> SpanCounts {
+        self.stop()
     }
 
-    fn stop(&mut self) {
+    fn stop(&mut self) -> SpanCounts {
+        let Some(export) = self.export.take() else {
+            return SpanCounts::default();
+        };
         // The provider first: its batch processor hands the last spans to
         // the exporter, which needs its runtime to send them.
-        if let Some(provider) = self.provider.take()
-            && let Err(error) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
-        {
+        if let Err(error) = export.provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
             tracing::debug!(%error, "telemetry shutdown incomplete");
         }
-        if let Some(export) = self.export.take() {
-            export.stop();
+        export.runtime.stop();
+        // Info, not a warning: each loss was warned about when it happened
+        // (a full queue, a missing collector); this is the final count.
+        let counts = export.books.counts();
+        if counts.dropped() > 0 {
+            tracing::info!(
+                exported = counts.exported,
+                dropped_queue_full = counts.dropped_queue_full,
+                lost_in_export = counts.lost_in_export,
+                "{} spans were not exported in this run",
+                counts.dropped()
+            );
         }
+        counts
     }
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
     }
 }
 
@@ -197,7 +268,7 @@ pub fn init(config: &TelemetryConfig) -> Telemetry {
         // A second init (tests that start several services in one process)
         // keeps the first subscriber; this one's provider would never see a
         // span.
-        telemetry.shutdown();
+        let _ = telemetry.shutdown();
         return Telemetry::inert();
     }
     telemetry
@@ -208,14 +279,24 @@ pub fn init(config: &TelemetryConfig) -> Telemetry {
 /// test its own exporter (`tracing::dispatcher::set_default` on a
 /// current-thread runtime, where every task runs on the test's thread).
 pub fn build(config: &TelemetryConfig) -> (Telemetry, tracing::Dispatch) {
-    let service_name: Cow<'static, str> = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
+    build_with_env(config, |name| std::env::var(name).ok())
+}
+
+/// [`build`], reading the variables it honours (`OTEL_*`, `RUST_LOG`,
+/// `NO_COLOR`) from `env` instead of the process environment: how a test
+/// sets them without `std::env::set_var`. (`OTEL_RESOURCE_ATTRIBUTES` and
+/// the span limits are read by the SDK from the process environment.)
+pub fn build_with_env(
+    config: &TelemetryConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> (Telemetry, tracing::Dispatch) {
+    let service_name: Cow<'static, str> = env("OTEL_SERVICE_NAME")
         .filter(|name| !name.trim().is_empty())
         .map_or(Cow::Borrowed(config.service_name), Cow::Owned);
     let endpoint = config
         .otlp_endpoint
         .clone()
-        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
         .map(|endpoint| endpoint.trim().to_owned())
         .filter(|endpoint| !endpoint.is_empty())
         // "localhost:4317" is what people type; tonic needs a scheme.
@@ -226,37 +307,32 @@ pub fn build(config: &TelemetryConfig) -> (Telemetry, tracing::Dispatch) {
                 format!("http://{endpoint}")
             }
         });
+    let settings = ExportSettings::from_lookup(&env);
 
-    // The provider: it gives spans their ids, samples them (the SDK reads
-    // OTEL_TRACES_SAMPLER) and, when exporting, batches them for the exporter.
-    let mut provider = SdkTracerProvider::builder().with_resource(
-        Resource::builder()
-            .with_service_name(service_name.clone())
-            .build(),
-    );
-    let mut export = None;
-    let mut export_problem = None;
-    if let Some(endpoint) = &endpoint {
-        match export::ExportRuntime::start(endpoint) {
-            Ok((runtime, exporter)) => {
-                provider = provider.with_batch_exporter(exporter);
-                export = Some(runtime);
-            }
-            Err(problem) => export_problem = Some(problem),
-        }
-    }
-    let provider = provider.build();
-    let tracer = provider.tracer("cafe");
+    // The layers read and write `traceparent` through the global propagator,
+    // exporting or not (a server without export still echoes its caller).
     opentelemetry::global::set_text_map_propagator(crate::propagation::propagator());
 
-    let console_filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(config.default_filter));
+    let mut export_problem = None;
+    let export = endpoint.as_deref().and_then(|endpoint| {
+        match start_export(endpoint, &service_name, &settings) {
+            Ok(export) => Some(export),
+            Err(problem) => {
+                export_problem = Some(problem);
+                None
+            }
+        }
+    });
+
+    let console_filter = env("RUST_LOG")
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(config.default_filter));
     // The batch processor logs every failed export; our exporter says it
     // once per outage instead (see `export`).
     let console_filter = console_filter.and(filter_fn(|metadata| {
         metadata.name() != "BatchSpanProcessor.ExportError"
     }));
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && env("NO_COLOR").is_none();
     let console = match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -270,19 +346,40 @@ pub fn build(config: &TelemetryConfig) -> (Telemetry, tracing::Dispatch) {
             .with_filter(console_filter)
             .boxed(),
     };
-    let otel_filter = Targets::new()
-        .with_default(LevelFilter::INFO)
-        .with_targets(OTEL_FILTER_DIRECTIVES.iter().copied());
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_filter(otel_filter);
+    // Only when exporting: `None` is a layer that does nothing and costs
+    // nothing.
+    let otel = export.as_ref().map(|export| {
+        let otel_filter = Targets::new()
+            .with_default(LevelFilter::INFO)
+            .with_targets(OTEL_FILTER_DIRECTIVES.iter().copied());
+        // A span carries what the café records on it, not where in the code
+        // it was made (`code.*`), on which thread (`thread.*`), its target,
+        // nor busy/idle timings: in `examples/span_load.rs` (cafe-testkit)
+        // those made up half the bytes exported (380 → 193 B per span) and
+        // 17% of the layer's CPU (callgrind: 111k → 92k instructions for an
+        // order's 7 spans).
+        tracing_opentelemetry::layer()
+            .with_tracer(export.provider.tracer("cafe"))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_filter(otel_filter)
+    });
 
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(console).with(otel));
 
     // Said through the new subscriber, so it goes where the logs will go.
     tracing::dispatcher::with_default(&dispatch, || match (&endpoint, &export_problem) {
         (Some(endpoint), None) => {
-            tracing::info!(service = %service_name, %endpoint, "exporting traces over OTLP/gRPC");
+            tracing::info!(
+                service = %service_name,
+                %endpoint,
+                queue = settings.max_queue_size,
+                batch = settings.max_export_batch_size,
+                concurrent_exports = settings.max_concurrent_exports,
+                "exporting traces over OTLP/gRPC"
+            );
         }
         (Some(endpoint), Some(problem)) => {
             tracing::warn!(%endpoint, %problem, "not exporting traces: the OTLP endpoint is unusable (check --otlp-endpoint / OTEL_EXPORTER_OTLP_ENDPOINT)");
@@ -291,18 +388,49 @@ pub fn build(config: &TelemetryConfig) -> (Telemetry, tracing::Dispatch) {
             tracing::debug!(service = %service_name, "traces are not exported (no OTLP endpoint)");
         }
     });
-    let telemetry = Telemetry {
-        provider: Some(provider),
-        export,
-    };
-    (telemetry, dispatch)
+    (Telemetry { export }, dispatch)
 }
 
-/// The trace id of the current span, if it has one (it does whenever
-/// telemetry is initialised and the span is enabled).
+/// The provider, its counted batch queue and the exporter, for `endpoint`.
+fn start_export(
+    endpoint: &str,
+    service_name: &str,
+    settings: &ExportSettings,
+) -> Result<Export, String> {
+    let books = queue::QueueBooks::new(settings.max_queue_size);
+    let (runtime, exporter) = export::ExportRuntime::start(
+        endpoint,
+        settings.export_timeout,
+        settings.max_concurrent_exports,
+        Arc::clone(&books),
+    )?;
+    let batches = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(settings.batch_config())
+        .build();
+    // The provider gives spans their ids, samples them and hands the
+    // finished ones to the queue.
+    let provider = SdkTracerProvider::builder()
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service_name.to_owned())
+                .build(),
+        )
+        .with_sampler(settings.sampler.clone())
+        .with_span_processor(queue::CountedQueue::new(batches, Arc::clone(&books)))
+        .build();
+    Ok(Export {
+        provider,
+        runtime,
+        books,
+        export_timeout: settings.export_timeout,
+    })
+}
+
+/// The trace id of the current span, if it has one: when exporting, the
+/// span's; otherwise the trace id of the caller being served, if it sent
+/// one.
 pub fn current_trace_id() -> Option<TraceId> {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let context = tracing::Span::current().context();
+    let context = tracing_opentelemetry_instrumentation_sdk::find_current_context();
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then(|| span_context.trace_id())
 }
@@ -353,6 +481,28 @@ mod tests {
             );
         }
         assert!(filter.would_enable("cafe_server::service", &tracing::Level::INFO));
-        assert!(filter.would_enable("cafe_core::propagation", &tracing::Level::INFO));
+        // The gRPC call spans (`crate::propagation`).
+        assert!(filter.would_enable(
+            tracing_opentelemetry_instrumentation_sdk::TRACING_TARGET,
+            &tracing::Level::TRACE
+        ));
+        assert!(!filter.would_enable("cafe_server::service", &tracing::Level::DEBUG));
+    }
+
+    #[test]
+    fn without_an_endpoint_nothing_is_exported_and_no_layer_is_installed() {
+        let config = TelemetryConfig {
+            service_name: "test",
+            log_format: LogFormat::Text,
+            default_filter: "off",
+            otlp_endpoint: None,
+        };
+        let (telemetry, dispatch) = build_with_env(&config, |_| None);
+        assert!(telemetry.export.is_none());
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!("unexported");
+            let _entered = span.enter();
+            assert_eq!(current_trace_id(), None, "no trace ids of our own");
+        });
     }
 }

@@ -667,3 +667,118 @@ async fn blocking_brews_show_as_requests_that_start_late() {
     }
     runtime.shutdown_background();
 }
+
+/// A telemetry stack exporting to `endpoint` with the `OTEL_*` variables
+/// `vars` (and no others), not installed.
+fn stack_with(endpoint: String, vars: &[(&str, &str)]) -> (Telemetry, tracing::Dispatch) {
+    let vars: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    telemetry::build_with_env(
+        &TelemetryConfig {
+            service_name: "cafe-test",
+            log_format: LogFormat::Text,
+            default_filter: cafe_testkit::test_console_filter(),
+            otlp_endpoint: Some(endpoint),
+        },
+        |name| vars.get(name).cloned(),
+    )
+}
+
+/// `spans` spans, one after the other, as fast as they come.
+fn burst(dispatch: &tracing::Dispatch, spans: u64) {
+    tracing::dispatcher::with_default(dispatch, || {
+        for n in 0..spans {
+            tracing::info_span!("burst", n).in_scope(|| {});
+        }
+    });
+}
+
+#[tokio::test]
+async fn spans_dropped_by_a_full_queue_are_counted_and_nothing_else_is_lost() {
+    // A collector that holds every export until resumed: the first batch
+    // waits on the wire, the queue fills, and what arrives then is dropped,
+    // however fast each side runs.
+    let collector = Collector::start();
+    collector.pause();
+    let tiny_queue = [
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "8"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4"),
+        ("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "1"),
+        // Far longer than the test: no export gives up while paused.
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "60000"),
+    ];
+    let (telemetry, dispatch) = stack_with(collector.endpoint(), &tiny_queue);
+    let before = telemetry::spans_dropped();
+    burst(&dispatch, 100);
+
+    // At most 16 got in: 8 queued, 4 on the wire, 4 waiting for the wire.
+    let counts = telemetry.span_counts();
+    assert!(
+        counts.dropped_queue_full >= 84,
+        "dropped {} of 100",
+        counts.dropped_queue_full
+    );
+    assert_eq!(counts.exported, 0, "nothing answered yet");
+
+    collector.resume();
+    let counts = telemetry.shutdown();
+    let received = collector.received();
+    eprintln!("tiny queue: {counts:?}, collector received {received}");
+    // Every span is accounted for: received, or counted as dropped.
+    assert_eq!(counts.exported, received);
+    assert_eq!(counts.lost_in_export, 0);
+    assert_eq!(received + counts.dropped(), 100);
+    assert!(
+        received >= 8,
+        "the queue's spans were delivered: {received}"
+    );
+    // The process-wide count (a benchmark's) includes ours.
+    assert!(telemetry::spans_dropped() - before >= counts.dropped());
+
+    // The same burst with the default queue: nothing dropped.
+    let collector = Collector::start();
+    collector.pause();
+    let (telemetry, dispatch) = stack_with(
+        collector.endpoint(),
+        &[("OTEL_EXPORTER_OTLP_TIMEOUT", "60000")],
+    );
+    burst(&dispatch, 100);
+    assert_eq!(telemetry.span_counts().dropped(), 0);
+    collector.resume();
+    let counts = telemetry.shutdown();
+    assert_eq!((counts.exported, collector.received()), (100, 100));
+}
+
+#[tokio::test]
+async fn the_sampler_variables_are_honoured() {
+    let collector = Collector::start();
+    let (telemetry, dispatch) = stack_with(
+        collector.endpoint(),
+        &[("OTEL_TRACES_SAMPLER", "always_off")],
+    );
+    burst(&dispatch, 20);
+    let counts = telemetry.shutdown();
+    assert_eq!(counts, telemetry::SpanCounts::default(), "nothing recorded");
+    assert_eq!(collector.received(), 0);
+
+    // A ratio of 0.5: about half of 200 root spans, each its own trace.
+    let (telemetry, dispatch) = stack_with(
+        collector.endpoint(),
+        &[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ],
+    );
+    burst(&dispatch, 200);
+    let counts = telemetry.shutdown();
+    eprintln!("ratio 0.5: {counts:?}");
+    assert_eq!(counts.dropped(), 0);
+    assert!(
+        (40..=160).contains(&counts.exported),
+        "{} of 200 sampled",
+        counts.exported
+    );
+    assert_eq!(collector.received(), counts.exported);
+}

@@ -9,19 +9,30 @@
 //! - under `--brew-mode blocking` the application's workers are stuck, and
 //!   the spans that show the stall would be stuck with them.
 //!
-//! So [`ExportRuntime`] owns a one-thread runtime (`otel-export`) on which
-//! the tonic channel is built and every export runs; [`OtlpExport`] is the
+//! So [`ExportRuntime`] owns a small runtime (`otel-export`, one thread per
+//! concurrent export) on which the tonic channel is built and every export
+//! runs; [`OtlpExport`] is the
 //! exporter the batch processor sees, forwarding each batch there.
+//!
+//! **Several exports in flight.** The SDK's thread-based processor waits for
+//! each export before it takes the next batch, and ignores
+//! `OTEL_BSP_MAX_CONCURRENT_EXPORTS`. Waiting a whole round trip per batch
+//! caps what one process can send; so [`OtlpExport::export`] starts the
+//! export on the export runtime and returns at once, and only waits when
+//! `max_concurrent_exports` of them are already on the wire. Meanwhile the
+//! queue absorbs what arrives (see `queue.rs`), and each finished export
+//! settles its spans in the books as exported or lost.
 //!
 //! It also decides how loud a missing collector is. Every failed export is
 //! not news: the first failure is a warning, recovery is one info line, and
 //! in between, while the collector is known to be down, at most one export
 //! per [`OUTAGE_PROBE_EVERY`] is attempted and the other batches are dropped
-//! at once, so the processor's queue never backs up and shutdown is quick.
+//! at once (and counted), so the processor's queue never backs up and
+//! shutdown is quick.
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -34,9 +45,7 @@ use opentelemetry_sdk::{
     trace::{SpanData, SpanExporter},
 };
 
-/// How long one export (all its retries included) may take, unless
-/// `OTEL_EXPORTER_OTLP_TIMEOUT` says otherwise.
-const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(1);
+use super::queue::QueueBooks;
 
 /// While the collector is down, how often to try it again.
 const OUTAGE_PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -46,27 +55,34 @@ const OUTAGE_PROBE_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(super) struct ExportRuntime {
     runtime: tokio::runtime::Runtime,
+    in_flight: Arc<InFlight>,
 }
 
 impl ExportRuntime {
     /// Starts the export runtime and builds, on it, an exporter sending to
-    /// `endpoint` (a URL with its scheme). Fails if the endpoint is not a
-    /// usable URL.
-    pub(super) fn start(endpoint: &str) -> Result<(Self, OtlpExport), String> {
+    /// `endpoint` (a URL with its scheme), with at most `concurrent` exports
+    /// at once, each within `timeout`, settling its spans in `books`. Fails
+    /// if the endpoint is not a usable URL.
+    pub(super) fn start(
+        endpoint: &str,
+        timeout: Duration,
+        concurrent: usize,
+        books: Arc<QueueBooks>,
+    ) -> Result<(Self, OtlpExport), String> {
+        // One thread per export in flight: encoding a batch is CPU work, and
+        // two batches encode side by side on two cores.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(concurrent.max(1))
             .thread_name("otel-export")
             .enable_all()
             .build()
             .map_err(|error| format!("cannot start the export runtime: {error}"))?;
-        let endpoint = endpoint.to_owned();
-        let timeout = export_timeout();
         let exporter = {
             // Building the channel spawns its background task: on our runtime.
             let _entered = runtime.enter();
             opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint.clone())
+                .with_endpoint(endpoint)
                 .with_timeout(timeout)
                 // Two quick retries inside the time limit ride out a
                 // collector restart; a longer outage is handled below.
@@ -76,51 +92,119 @@ impl ExportRuntime {
                 .build()
                 .map_err(|error| error.to_string())?
         };
+        let in_flight = Arc::new(InFlight {
+            busy: Mutex::new(0),
+            changed: Condvar::new(),
+            limit: concurrent.max(1),
+        });
         let exporter = OtlpExport {
             inner: Arc::new(exporter),
             runtime: runtime.handle().clone(),
-            endpoint,
             timeout,
-            reachable: AtomicBool::new(true),
-            last_failure: Mutex::new(None),
+            health: Arc::new(Health {
+                endpoint: endpoint.to_owned(),
+                reachable: AtomicBool::new(true),
+                last_failure: Mutex::new(None),
+            }),
+            books,
+            in_flight: Arc::clone(&in_flight),
         };
-        Ok((ExportRuntime { runtime }, exporter))
+        Ok((ExportRuntime { runtime, in_flight }, exporter))
+    }
+
+    /// Waits (at most `limit`) until no export is in flight: what a flush
+    /// needs after the processor has handed over its last batch.
+    pub(super) fn wait_idle(&self, limit: Duration) {
+        self.in_flight.wait_idle(limit);
     }
 
     /// Stops the runtime without waiting: whatever it still runs is an
-    /// export that has already had its time. Safe inside or outside another
-    /// runtime (a plain `drop` would panic inside one).
+    /// export that has already had its time (its spans are counted as
+    /// lost). Safe inside or outside another runtime (a plain `drop` would
+    /// panic inside one).
     pub(super) fn stop(self) {
         self.runtime.shutdown_background();
     }
 }
 
-fn export_timeout() -> Duration {
-    [
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-    ]
-    .iter()
-    .find_map(|name| std::env::var(name).ok()?.trim().parse::<u64>().ok())
-    .map_or(DEFAULT_EXPORT_TIMEOUT, Duration::from_millis)
+/// How many exports are on the wire, and a bell for when that changes.
+#[derive(Debug)]
+struct InFlight {
+    busy: Mutex<usize>,
+    changed: Condvar,
+    limit: usize,
 }
 
-/// The exporter the batch processor calls: runs each export on the export
-/// runtime, within a time limit, and reports outages once.
+impl InFlight {
+    /// Blocks the calling thread (the batch processor's) until an export
+    /// may start. Every export ends within its time limit, or when the
+    /// runtime stops, so the wait ends.
+    fn start(self: &Arc<Self>) -> InFlightSlot {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= self.limit {
+            busy = self.changed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        InFlightSlot(Arc::clone(self))
+    }
+
+    fn wait_idle(&self, limit: Duration) {
+        let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .changed
+            .wait_timeout_while(busy, limit, |busy| *busy > 0);
+    }
+}
+
+/// One export's place on the wire, given back when dropped.
+struct InFlightSlot(Arc<InFlight>);
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(|p| p.into_inner());
+        *busy -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
+/// One batch on the wire: its slot and its spans, which it settles in the
+/// books. A batch dropped unsettled (the runtime stopped under it) is lost.
+struct Batch {
+    spans: usize,
+    books: Arc<QueueBooks>,
+    settled: bool,
+    _slot: InFlightSlot,
+}
+
+impl Batch {
+    fn settle(mut self, result: &OTelSdkResult) {
+        self.settled = true;
+        match result {
+            Ok(()) => self.books.exported(self.spans),
+            Err(_) => self.books.lost(self.spans),
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.books.lost(self.spans);
+        }
+    }
+}
+
+/// Whether the collector answers, as the last exports found.
 #[derive(Debug)]
-pub(super) struct OtlpExport {
-    /// Shared with the export task in flight; alone again between exports.
-    inner: Arc<opentelemetry_otlp::SpanExporter>,
-    runtime: tokio::runtime::Handle,
+struct Health {
     endpoint: String,
-    timeout: Duration,
     /// False from the first failed export until one succeeds again.
     reachable: AtomicBool,
     /// When the last export failed, to space out probes during an outage.
     last_failure: Mutex<Option<Instant>>,
 }
 
-impl OtlpExport {
+impl Health {
     /// During an outage, whether it is time to try the collector again.
     fn should_attempt(&self) -> bool {
         if self.reachable.load(Ordering::Relaxed) {
@@ -158,34 +242,56 @@ impl OtlpExport {
     }
 }
 
+/// The exporter the batch processor calls: starts each export on the
+/// export runtime, within a time limit, and reports outages once.
+#[derive(Debug)]
+pub(super) struct OtlpExport {
+    /// Shared with the exports in flight; alone again between exports.
+    inner: Arc<opentelemetry_otlp::SpanExporter>,
+    runtime: tokio::runtime::Handle,
+    timeout: Duration,
+    health: Arc<Health>,
+    books: Arc<QueueBooks>,
+    in_flight: Arc<InFlight>,
+}
+
 impl SpanExporter for OtlpExport {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        if !self.should_attempt() {
+        // These spans have left the queue, whatever happens to them now.
+        self.books.taken(batch.len());
+        if !self.health.should_attempt() {
+            self.books.lost(batch.len());
             return Err(OTelSdkError::InternalFailure(
                 "collector unreachable; batch dropped".into(),
             ));
         }
+        let on_the_wire = Batch {
+            spans: batch.len(),
+            books: Arc::clone(&self.books),
+            settled: false,
+            // Waits here, on the processor's thread, while every slot is busy.
+            _slot: self.in_flight.start(),
+        };
         let inner = Arc::clone(&self.inner);
+        let health = Arc::clone(&self.health);
         let timeout = self.timeout;
-        // The export runs on the export runtime; this thread (the batch
-        // processor's) just waits for its result. The time limit is inside
-        // the task, so the task, and its hold on `inner`, ends with it.
-        let attempt = self.runtime.spawn(async move {
-            tokio::time::timeout(timeout, inner.export(batch))
+        // The export runs on the export runtime; the processor goes back to
+        // its queue. The time limit is inside the task, so the task, its
+        // slot and its hold on `inner` end with it.
+        self.runtime.spawn(async move {
+            let result = tokio::time::timeout(timeout, inner.export(batch))
                 .await
-                .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
+                .unwrap_or(Err(OTelSdkError::Timeout(timeout)));
+            health.note(&result);
+            on_the_wire.settle(&result);
         });
-        let result = attempt.await.unwrap_or_else(|_| {
-            // The runtime was stopped (the process is exiting).
-            Err(OTelSdkError::InternalFailure(
-                "export runtime stopped".into(),
-            ))
-        });
-        self.note(&result);
-        result
+        Ok(())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        // The last batches were just started: let them finish (each within
+        // its own time limit).
+        self.in_flight.wait_idle(timeout.min(self.timeout));
         self.inner.shutdown_with_timeout(timeout)
     }
 

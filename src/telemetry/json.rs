@@ -9,6 +9,11 @@
 //! work: inside the subscriber, tracing hides the dispatcher to prevent
 //! re-entrance.)
 //!
+//! Without export there is no such layer; while a server serves a caller
+//! that sent `traceparent`, the current context is the caller's (see
+//! [`crate::propagation`]): the line gets the caller's `trace_id`, and no
+//! `span_id` (the caller's span is not this line's span).
+//!
 //! A line looks like:
 //! `{"timestamp":"…","level":"INFO","target":"cafe_server::service",
 //!   "fields":{"message":"order placed",…},"span":{"name":"order_coffee",…},
@@ -81,7 +86,9 @@ where
                 "trace_id".into(),
                 span_context.trace_id().to_string().into(),
             );
-            line.insert("span_id".into(), span_context.span_id().to_string().into());
+            if !span_context.is_remote() {
+                line.insert("span_id".into(), span_context.span_id().to_string().into());
+            }
         }
 
         let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;

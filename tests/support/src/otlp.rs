@@ -2,6 +2,11 @@
 //! `opentelemetry-proto`, served by tonic on `127.0.0.1:0`, keeping every
 //! span it receives so a test can wait until the spans it expects are there.
 //!
+//! Two variations for the export queue's tests and load runs: a collector
+//! that only counts (a load run sends millions of spans), and one that can
+//! be paused, so that a test can fill the queue while exports wait for an
+//! answer, without depending on who is faster.
+//!
 //! It runs on a thread and a runtime of its own. The test's runtime may be
 //! busy (or blocked in `Telemetry::flush`, which waits for the export that
 //! this collector answers), and the collector must keep answering.
@@ -9,6 +14,10 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -20,6 +29,7 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::{AnyValue, any_value::Value},
 };
+use prost::Message;
 use tokio::sync::{oneshot, watch};
 use tonic::{Request, Response, Status};
 
@@ -76,11 +86,20 @@ impl CollectedSpan {
 pub struct Collector {
     addr: SocketAddr,
     spans: watch::Receiver<Vec<CollectedSpan>>,
+    received: Arc<AtomicU64>,
+    largest_request: Arc<AtomicU64>,
+    /// True while exports are answered; false while paused.
+    answering: watch::Sender<bool>,
     stop: Option<oneshot::Sender<()>>,
 }
 
 struct Receiver {
     spans: watch::Sender<Vec<CollectedSpan>>,
+    /// Whether to keep the spans, or only count them.
+    keep: bool,
+    received: Arc<AtomicU64>,
+    largest_request: Arc<AtomicU64>,
+    answering: watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]
@@ -89,8 +108,25 @@ impl TraceService for Receiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        // While paused, the export waits here for its answer (or until the
+        // exporter gives up and hangs up, which drops this future).
+        let mut answering = self.answering.clone();
+        let _ = answering.wait_for(|answering| *answering).await;
+        let request = request.into_inner();
+        self.largest_request
+            .fetch_max(request.encoded_len() as u64, Ordering::Relaxed);
+        if !self.keep {
+            let count: usize = request
+                .resource_spans
+                .iter()
+                .flat_map(|resource| &resource.scope_spans)
+                .map(|scope| scope.spans.len())
+                .sum();
+            self.received.fetch_add(count as u64, Ordering::Relaxed);
+            return Ok(Response::new(ExportTraceServiceResponse::default()));
+        }
         let mut received = Vec::new();
-        for resource_spans in request.into_inner().resource_spans {
+        for resource_spans in request.resource_spans {
             let service = resource_spans
                 .resource
                 .iter()
@@ -121,6 +157,8 @@ impl TraceService for Receiver {
             }
         }
         // `send_modify` wakes every test waiting in `wait_for`.
+        self.received
+            .fetch_add(received.len() as u64, Ordering::Relaxed);
         self.spans.send_modify(|spans| spans.extend(received));
         Ok(Response::new(ExportTraceServiceResponse::default()))
     }
@@ -143,7 +181,27 @@ fn text(value: Option<&AnyValue>) -> String {
 impl Collector {
     /// Starts a collector on `127.0.0.1:0`, on its own thread.
     pub fn start() -> Collector {
+        Collector::start_keeping(true)
+    }
+
+    /// A collector that counts the spans it receives ([`Collector::received`])
+    /// and keeps none: for load runs.
+    pub fn counting() -> Collector {
+        Collector::start_keeping(false)
+    }
+
+    fn start_keeping(keep: bool) -> Collector {
         let (spans_tx, spans) = watch::channel(Vec::new());
+        let received = Arc::new(AtomicU64::new(0));
+        let largest_request = Arc::new(AtomicU64::new(0));
+        let (answering, answering_rx) = watch::channel(true);
+        let receiver = Receiver {
+            spans: spans_tx,
+            keep,
+            received: Arc::clone(&received),
+            largest_request: Arc::clone(&largest_request),
+            answering: answering_rx,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let (bound_tx, bound) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -162,7 +220,9 @@ impl Collector {
                         .expect("the test waits for the address");
                     let incoming = tonic::transport::server::TcpIncoming::from(listener);
                     let _ = tonic::transport::Server::builder()
-                        .add_service(TraceServiceServer::new(Receiver { spans: spans_tx }))
+                        // With tonic's default limit on a request's size (4 MiB),
+                        // as real collectors have.
+                        .add_service(TraceServiceServer::new(receiver))
                         .serve_with_incoming_shutdown(incoming, async {
                             let _ = stopped.await;
                         })
@@ -174,8 +234,31 @@ impl Collector {
         Collector {
             addr,
             spans,
+            received,
+            largest_request,
+            answering,
             stop: Some(stop),
         }
+    }
+
+    /// The size of the largest export request so far, in bytes of protobuf.
+    pub fn largest_request(&self) -> u64 {
+        self.largest_request.load(Ordering::Relaxed)
+    }
+
+    /// How many spans have arrived so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// From now on, exports wait for their answer until [`Collector::resume`].
+    pub fn pause(&self) {
+        self.answering.send_replace(false);
+    }
+
+    /// Answers the exports that waited, and every export from now on.
+    pub fn resume(&self) {
+        self.answering.send_replace(true);
     }
 
     /// The OTLP/gRPC endpoint, e.g. `http://127.0.0.1:40123`.
