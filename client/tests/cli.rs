@@ -18,7 +18,7 @@ use cafe_testkit::{TestCafe, order, spawn_cafe};
 use serde_json::Value;
 
 /// A café whose medium latte takes 200 ms.
-fn fast(baristas: u16) -> Config {
+fn fast(baristas: u32) -> Config {
     Config {
         baristas,
         time_scale: TimeScale::new(0.005).unwrap(),

@@ -26,7 +26,7 @@ use crate::{
 /// Runs the demo.
 pub async fn run(out: &Output, args: &DemoArgs) -> Result<Finished, ClientError> {
     let config = Config {
-        baristas: args.baristas,
+        baristas: u32::from(args.baristas),
         time_scale: args.time_scale,
         shutdown_grace: Duration::from_secs(2),
         ..Config::default()

@@ -32,10 +32,10 @@ use cafe_core::{
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Server, server::TcpIncoming};
-use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::{
+    availability::Availability,
     baristas::{self, Brewers},
     book::OrderBook,
     config::Config,
@@ -78,25 +78,22 @@ impl Application {
     /// module docs.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
         let config = self.config;
-        let book = Arc::new(OrderBook::new(config.queue_capacity as usize));
+        let availability = Arc::new(Availability::new());
+        let book = Arc::new(OrderBook::new(
+            config.queue_capacity as usize,
+            Arc::clone(&availability),
+        ));
         let (health, health_service) = tonic_health::server::health_reporter();
         let brewers = if config.barista_endpoints.is_empty() {
-            health.set_serving::<CafeServer<CafeService>>().await;
             Brewers::Embedded {
                 time_scale: config.time_scale,
                 brew_mode: config.brew_mode,
             }
         } else {
-            // Remote baristas own the café's health from here on: SERVING
-            // only while one of them is reachable. It starts NOT_SERVING
-            // (and registered, so a health Watch can begin at once).
-            health.set_not_serving::<CafeServer<CafeService>>().await;
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
+            // Remote baristas: the café takes orders (and says SERVING) only
+            // while one of them is reachable.
             Brewers::Remote(RemoteBaristas::start(
-                &book,
-                health.clone(),
+                &availability,
                 RemoteConfig {
                     endpoints: config.barista_endpoints.clone(),
                     resolve_interval: config.barista_resolve_interval,
@@ -104,6 +101,9 @@ impl Application {
                 },
             ))
         };
+        // The café's health follows its availability from here on; nothing
+        // else writes it.
+        let health_reporter = availability.report_health(health).await;
         let mut baristas = baristas::start_shift(&book, &brewers, config.baristas);
         // The dispatch tasks hold their own clones; ours would keep the
         // remote baristas' background tasks alive past the shift.
@@ -146,13 +146,9 @@ impl Application {
 
         let deadline = Instant::now() + config.shutdown_grace;
         info!(grace = ?config.shutdown_grace, "closing: no new orders, finishing the drinks being brewed");
-        // The book is closed first: the remote baristas' health reporter
-        // stops once it sees that, so it cannot turn SERVING again after this.
         let cancelled = book.close(CLOSING_NOTE);
-        health.set_not_serving::<CafeServer<CafeService>>().await;
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+        // The reporter writes NOT_SERVING for the closed café and ends.
+        let _ = health_reporter.await;
         if cancelled > 0 {
             info!(cancelled, "cancelled the orders still in line");
         }
