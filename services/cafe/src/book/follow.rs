@@ -125,8 +125,13 @@ impl Follower {
                 if let Some(now) = self.book.position(&self.entry)
                     && self.shown_position != Some(now)
                 {
-                    self.shown_position = Some(now);
                     let mut change = self.entry.latest();
+                    if change.status != OrderStatus::Queued {
+                        // It left the line a moment ago: that change comes
+                        // first, through step 1.
+                        continue;
+                    }
+                    self.shown_position = Some(now);
                     change.queue_position = now;
                     return Some(Update {
                         order: self.entry.order_at(&change),

@@ -37,7 +37,9 @@
 //!
 //! So the cost of one order does not grow with the length of the line:
 //! joining, leaving (first or from the middle) and asking a place in line
-//! are O(log n) at most.
+//! are O(log n) at most, and nobody is woken for someone else's order. (A
+//! buzzer pays for the places it is shown: a few a second while it waits
+//! in a long line, which is the news it asked for.)
 //!
 //! # Where a durable store would go
 //!
@@ -353,9 +355,9 @@ impl OrderBook {
 
     /// Applies `change` to the order's latest state if it returns true:
     /// records it in the order's history (waking whoever follows that
-    /// order) and tells the board. Callers hold the book's lock (`_book`),
-    /// so changes never interleave and the place in line is read in the
-    /// same moment.
+    /// order) and tells the board. Taking the locked `book` makes callers
+    /// hold the book's lock, so changes never interleave and the place in
+    /// line is read in the same moment.
     fn change(
         &self,
         book: &BookState,
