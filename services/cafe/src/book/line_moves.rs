@@ -31,7 +31,8 @@ use std::{
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-/// Up to this many orders in line, every move is told at once.
+/// Up to this many orders in line, every move is told at once. (The
+/// contract in `proto/cafe/v1/cafe.proto` names it; a test checks it.)
 pub const SHORT_LINE: usize = 32;
 
 /// In a longer line, how long moves are gathered before buzzers are told.
@@ -123,5 +124,19 @@ async fn tick(shared: Arc<Shared>, stop: CancellationToken) {
         if shared.untold.load(Ordering::Acquire) {
             shared.tell();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_names_the_short_line() {
+        let proto = include_str!("../../../../proto/cafe/v1/cafe.proto");
+        assert!(
+            proto.contains(&format!("In a long line (more than {SHORT_LINE} orders)")),
+            "cafe.proto's OrderWithBuzzer comment must name SHORT_LINE ({SHORT_LINE})"
+        );
     }
 }
