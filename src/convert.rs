@@ -113,11 +113,11 @@ impl From<&Order> for pb::Order {
             drink: order.drink.id.to_owned(),
             size: pb::Size::from(order.size) as i32,
             status: pb::OrderStatus::from(order.status) as i32,
-            barista: order.barista.clone().unwrap_or_default(),
+            barista: order.barista.as_deref().unwrap_or_default().to_owned(),
             placed_at: Some(order.placed_at.into()),
             started_at: order.started_at.map(Into::into),
             ready_at: order.ready_at.map(Into::into),
-            note: order.note.clone().unwrap_or_default(),
+            note: order.note.as_deref().unwrap_or_default().to_owned(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! types here only describe that life and check what a customer asks for;
 //! the café's queue and baristas move orders along.
 
-use std::{fmt, time::SystemTime};
+use std::{borrow::Borrow, fmt, sync::Arc, time::SystemTime};
 
 use crate::menu::{self, Drink, Size};
 
@@ -17,14 +17,26 @@ pub const MAX_CUSTOMER_CHARS: usize = 64;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// An order's id, e.g. `ord-3f9c2a1b7e04`.
+///
+/// Shared, not copied: the book's index, the list of finished orders and
+/// every snapshot of the order hold the same `Arc<str>`, so a clone costs
+/// a counter increment instead of an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OrderId(String);
+pub struct OrderId(Arc<str>);
 
 impl OrderId {
     /// A fresh random id.
     pub fn random() -> Self {
-        let hex = uuid::Uuid::new_v4().simple().to_string();
-        OrderId(format!("ord-{}", &hex[..12]))
+        // Written into a buffer on the stack: one allocation, for the id
+        // itself.
+        let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+        let hex = uuid::Uuid::new_v4().simple().encode_lower(&mut hex);
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(b"ord-");
+        id[4..].copy_from_slice(&hex.as_bytes()[..12]);
+        OrderId(Arc::from(
+            std::str::from_utf8(&id).expect("ASCII hex digits"),
+        ))
     }
 
     /// The id as a string.
@@ -35,7 +47,15 @@ impl OrderId {
 
 impl From<&str> for OrderId {
     fn from(id: &str) -> Self {
-        OrderId(id.to_owned())
+        OrderId(Arc::from(id))
+    }
+}
+
+/// Lets a map keyed by `OrderId` be searched with the `&str` a request
+/// carries, without making an `OrderId` first.
+impl Borrow<str> for OrderId {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -90,8 +110,9 @@ impl fmt::Display for OrderStatus {
 
 /// A customer's name, checked: 1 to 64 characters, none of them control
 /// characters (a name ends up on the board, in logs and in terminals).
+/// Shared like [`OrderId`]: every snapshot of an order holds the same one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Customer(String);
+pub struct Customer(Arc<str>);
 
 impl Customer {
     /// Checks a name as a customer gave it.
@@ -114,7 +135,7 @@ impl Customer {
                 "customer must not contain control characters".into(),
             ));
         }
-        Ok(Customer(name.to_owned()))
+        Ok(Customer(Arc::from(name)))
     }
 
     /// The name.
@@ -260,6 +281,10 @@ impl Cup {
 }
 
 /// An order and everything that has happened to it so far.
+///
+/// Cheap to clone: its strings are shared (`Arc<str>`), so the café can
+/// hand the same order to a buzzer, the board and a response without
+/// copying text.
 #[derive(Debug, Clone)]
 pub struct Order {
     /// The café's id for it.
@@ -273,7 +298,7 @@ pub struct Order {
     /// Where it is in its life.
     pub status: OrderStatus,
     /// Who is brewing or brewed it.
-    pub barista: Option<String>,
+    pub barista: Option<Arc<str>>,
     /// When the customer ordered.
     pub placed_at: SystemTime,
     /// When a barista started on it.
@@ -281,7 +306,7 @@ pub struct Order {
     /// When it was ready.
     pub ready_at: Option<SystemTime>,
     /// A remark on the latest change (why it was cancelled or failed).
-    pub note: Option<String>,
+    pub note: Option<Arc<str>>,
 }
 
 impl Order {
@@ -311,6 +336,15 @@ mod tests {
             Ok(_) => vec![],
             Err(v) => v.iter().map(|v| v.field).collect(),
         }
+    }
+
+    #[test]
+    fn order_ids_are_ord_and_twelve_hex_digits() {
+        let id = OrderId::random();
+        let hex = id.as_str().strip_prefix("ord-").unwrap();
+        assert_eq!(hex.len(), 12);
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        assert_ne!(OrderId::random(), id);
     }
 
     #[test]

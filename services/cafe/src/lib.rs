@@ -6,9 +6,14 @@
 //! - [`startup`]: its part of serving (`cafe.v1.Cafe`, its health, its closing
 //!   steps); binding, the transport and the bounded shutdown are
 //!   [`cafe_core::serving`]'s.
-//! - [`service`]: the `cafe.v1.Cafe` gRPC service, a thin layer over the book.
-//! - [`book`]: every order, the line for the baristas, and the channels that
-//!   carry each order's news to its buzzers and the board.
+//! - [`service`]: the `cafe.v1.Cafe` gRPC service, a thin layer over the
+//!   book: the handlers, waiting at the counter, the buzzer and board
+//!   streams, and the spans that show the waiting.
+//! - [`book`]: every order, the line for the baristas (ticket numbers, so a
+//!   place in line is derived, not rewritten), and the channels that carry
+//!   each order's news to whoever waits for it.
+//! - [`availability`]: whether the café takes orders (open, no barista,
+//!   closed), the one writer of its gRPC health.
 //! - [`baristas`]: who brews ([`baristas::Brewers`]: embedded or remote) and
 //!   the tasks that take orders from the line to them; where the waiting
 //!   happens, and why it costs no thread.
@@ -22,9 +27,11 @@
 //!
 //! Follow an order: [`service::CafeService`] checks it and puts it in the
 //! [`book::OrderBook`]; a barista in [`baristas`] takes it from the line and
-//! brews it (or hands it to a remote barista); every change wakes the
-//! customer's buzzer through the order's `watch` channel.
+//! brews it (or hands it to a remote barista); every change wakes whoever
+//! follows that order ([`book::Follower`]) through the order's `watch`
+//! channel.
 
+pub mod availability;
 pub mod baristas;
 pub mod book;
 pub mod config;

@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::{
+    availability::Availability,
     baristas::{self, Brewers},
     book::OrderBook,
     config::Config,
@@ -57,22 +58,21 @@ impl Serve for Config {
     /// serves `cafe.v1.Cafe` until told to close; then closes as the module
     /// docs say.
     async fn serve(self, server: Server) -> Result<(), StartupError> {
-        let book = Arc::new(OrderBook::new(self.queue_capacity as usize));
-        let health = server.health();
+        let availability = Arc::new(Availability::new());
+        let book = Arc::new(OrderBook::new(
+            self.queue_capacity as usize,
+            Arc::clone(&availability),
+        ));
         let brewers = if self.barista_endpoints.is_empty() {
-            health.set_serving::<CafeServer<CafeService>>().await;
             Brewers::Embedded {
                 time_scale: self.server.time_scale,
                 brew_mode: self.server.brew_mode,
             }
         } else {
-            // Remote baristas own the café's health from here on: SERVING
-            // only while one of them is reachable. It starts NOT_SERVING
-            // (and registered, so a health Watch can begin at once).
-            serving::not_serving::<CafeServer<CafeService>>(&health).await;
+            // Remote baristas: the café takes orders (and says SERVING) only
+            // while one of them is reachable.
             Brewers::Remote(RemoteBaristas::start(
-                &book,
-                health.clone(),
+                &availability,
                 RemoteConfig {
                     endpoints: self.barista_endpoints.clone(),
                     resolve_interval: self.barista_resolve_interval,
@@ -80,6 +80,9 @@ impl Serve for Config {
                 },
             ))
         };
+        // The café's health follows its availability from here on; nothing
+        // else writes it.
+        let health_reporter = availability.report_health(server.health()).await;
         let mut baristas = baristas::start_shift(&book, &brewers, self.baristas);
         // The dispatch tasks hold their own clones; ours would keep the
         // remote baristas' background tasks alive past the shift.
@@ -92,11 +95,9 @@ impl Serve for Config {
                 ?grace,
                 "closing: no new orders, finishing the drinks being brewed"
             );
-            // The book is closed first: the remote baristas' health reporter
-            // stops once it sees that, so it cannot turn SERVING again after
-            // this.
             let cancelled = book.close(CLOSING_NOTE);
-            serving::not_serving::<CafeServer<CafeService>>(&health).await;
+            // The reporter writes NOT_SERVING for the closed café and ends.
+            let _ = health_reporter.await;
             if cancelled > 0 {
                 info!(cancelled, "cancelled the orders still in line");
             }

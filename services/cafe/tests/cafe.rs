@@ -251,7 +251,7 @@ async fn concurrent_orders_take_one_brew_with_enough_baristas_and_n_brews_with_o
         ..config_at_scale(scale)
     };
 
-    let many = spawn_cafe(config(N as u16)).await;
+    let many = spawn_cafe(config(N as u32)).await;
     let with_many = rush(many.addr, N).await;
     let one = spawn_cafe(config(1)).await;
     let with_one = rush(one.addr, N).await;

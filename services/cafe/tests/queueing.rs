@@ -13,15 +13,16 @@ use cafe_core::{
     order::{NewOrder, OrderStatus},
 };
 use cafe_server::{
+    availability::Availability,
     baristas::{Brewers, start_shift},
-    book::OrderBook,
+    book::{OrderBook, Origin},
 };
 use tokio::time::Instant;
 
 /// Places `customers` latte orders at once with `baristas` baristas, and
 /// returns when each was ready, measured from the start.
-async fn ready_times(baristas: u16, customers: usize) -> Vec<Duration> {
-    let book = Arc::new(OrderBook::new(100));
+async fn ready_times(baristas: u32, customers: usize) -> Vec<Duration> {
+    let book = Arc::new(OrderBook::new(customers, Arc::new(Availability::new())));
     let brewers = Brewers::Embedded {
         time_scale: TimeScale::REAL,
         brew_mode: BrewMode::Async,
@@ -31,7 +32,7 @@ async fn ready_times(baristas: u16, customers: usize) -> Vec<Duration> {
     let orders: Vec<_> = (0..customers)
         .map(|i| {
             let new = NewOrder::parse(&format!("customer {i}"), "latte", Ok(None), "").unwrap();
-            book.place(new).unwrap().entry
+            book.place(new, Origin::default()).unwrap().entry
         })
         .collect();
     let mut times = Vec::new();
@@ -65,5 +66,18 @@ async fn two_baristas_serve_in_pairs() {
     assert_eq!(
         ready_times(2, 5).await,
         [LATTE, LATTE, LATTE * 2, LATTE * 2, LATTE * 3]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hundred_thousand_baristas_make_one_wide_fan() {
+    // Tasks are cheap: a café may have a hundred thousand baristas, and
+    // with more baristas than customers every order is ready one brew
+    // after it was placed.
+    let times = ready_times(100_000, 10_000).await;
+    assert!(
+        times.iter().all(|&t| t == LATTE),
+        "{:?}",
+        times.iter().max()
     );
 }

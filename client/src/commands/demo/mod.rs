@@ -109,7 +109,7 @@ pub async fn run(out: &Output, args: &DemoArgs) -> Result<Finished, ClientError>
 /// `--time-scale`.
 fn config(args: &DemoArgs, brew_mode: BrewMode) -> Config {
     Config {
-        baristas: args.baristas,
+        baristas: u32::from(args.baristas),
         server: ServerFlags {
             time_scale: args.time_scale,
             brew_mode,

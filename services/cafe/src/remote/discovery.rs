@@ -16,8 +16,9 @@
 //!   the moment its connection drops.
 //!
 //! The [`Registry`] is where their news meets: it feeds the balancer's
-//! discovery channel, counts the replicas up, and while none is, refuses new
-//! orders in the book and turns the café's health NOT_SERVING.
+//! discovery channel, counts the replicas up, and while none is, tells the
+//! café's [`Availability`] so, which refuses new orders and turns the café's
+//! health NOT_SERVING.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -29,10 +30,7 @@ use std::{
 };
 
 use cafe_core::proto::v1::barista_server::SERVICE_NAME as BARISTA_SERVICE;
-use tokio::{
-    sync::{mpsc, watch},
-    time::Instant,
-};
+use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::{
@@ -42,7 +40,7 @@ use tower::discover::Change;
 use tracing::{info, warn};
 
 use super::replica::{Replica, ReplicaChange, ReplicaState};
-use crate::book::OrderBook;
+use crate::availability::Availability;
 
 /// How long connecting to a replica may take before it counts as
 /// unreachable (an address that drops packets instead of refusing).
@@ -106,9 +104,8 @@ pub(crate) struct Registry {
     /// A std mutex: held for a counter update and a channel send, never
     /// across `.await`.
     state: Mutex<RegistryState>,
-    /// Whether any replica is up, for the health reporter.
-    available: watch::Sender<bool>,
-    book: Arc<OrderBook>,
+    /// Told when the first replica comes up and the last goes down.
+    availability: Arc<Availability>,
     /// The endpoints, for messages ("no barista reachable at …").
     endpoints: String,
 }
@@ -123,7 +120,7 @@ struct RegistryState {
 impl Registry {
     pub(crate) fn new(
         changes: mpsc::UnboundedSender<ReplicaChange>,
-        book: Arc<OrderBook>,
+        availability: Arc<Availability>,
         endpoints: &[BaristaEndpoint],
     ) -> Self {
         let endpoints = endpoints
@@ -137,11 +134,11 @@ impl Registry {
                 up: 0,
                 down_since: Some(Instant::now()),
             }),
-            available: watch::Sender::new(false),
-            book,
+            availability,
             endpoints,
         };
-        registry.book.set_unavailable(Some(registry.no_barista()));
+        // None is up until a health watcher says so.
+        registry.availability.no_barista(registry.no_barista());
         registry
     }
 
@@ -153,11 +150,6 @@ impl Registry {
 
     fn no_barista(&self) -> String {
         format!("no barista reachable at {}", self.endpoints)
-    }
-
-    /// A receiver of "is any replica up?".
-    pub(crate) fn available(&self) -> watch::Receiver<bool> {
-        self.available.subscribe()
     }
 
     /// When a dispatcher waiting for a replica should give up: `wait` after
@@ -183,8 +175,7 @@ impl Registry {
         state.up += 1;
         if state.up == 1 {
             state.down_since = None;
-            self.book.set_unavailable(None);
-            self.available.send_replace(true);
+            self.availability.barista_reachable();
         }
     }
 
@@ -202,8 +193,7 @@ impl Registry {
         state.up -= 1;
         if state.up == 0 {
             state.down_since = Some(Instant::now());
-            self.book.set_unavailable(Some(self.no_barista()));
-            self.available.send_replace(false);
+            self.availability.no_barista(self.no_barista());
         }
         true
     }
@@ -349,7 +339,10 @@ mod tests {
     use cafe_core::order::NewOrder;
 
     use super::*;
-    use crate::error::CafeError;
+    use crate::{
+        book::{OrderBook, Origin},
+        error::CafeError,
+    };
 
     fn latte() -> NewOrder {
         NewOrder::parse("Ada", "latte", Ok(None), "").unwrap()
@@ -357,31 +350,31 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn orders_are_refused_while_no_replica_is_up() {
-        let book = Arc::new(OrderBook::new(10));
+        let availability = Arc::new(Availability::new());
+        let book = OrderBook::new(10, Arc::clone(&availability));
+        let place = || book.place(latte(), Origin::default());
         let (changes, mut discovered) = mpsc::unbounded_channel();
         let endpoint: BaristaEndpoint = "127.0.0.1:9".parse().unwrap();
-        let registry = Registry::new(changes, Arc::clone(&book), &[endpoint]);
+        let registry = Registry::new(changes, Arc::clone(&availability), &[endpoint]);
         let wait = Duration::from_secs(5);
 
         // Nobody up yet: refused, and a waiting order gives up 5 s from now.
-        let refused = book.place(latte()).unwrap_err();
+        let refused = place().unwrap_err();
         assert!(matches!(&refused, CafeError::NoBarista(why) if why.contains("127.0.0.1:9")));
         assert_eq!(registry.give_up_at(wait), Instant::now() + wait);
-        assert!(!*registry.available().borrow());
 
         let replica = ReplicaState::new("127.0.0.1:9".parse().unwrap());
         let channel = Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         registry.mark_up(&replica, &channel);
         assert!(matches!(discovered.try_recv(), Ok(Ok(Change::Insert(..)))));
-        assert!(book.place(latte()).is_ok());
-        assert!(*registry.available().borrow());
+        assert!(place().is_ok());
 
         // A brew fails on it an hour later: out of the balancer at once, and
         // the wait is counted from this outage, not from the first one.
         tokio::time::advance(Duration::from_secs(3600)).await;
         registry.suspect(&replica, "a brew failed");
         assert!(matches!(discovered.try_recv(), Ok(Ok(Change::Remove(_)))));
-        assert!(matches!(book.place(latte()), Err(CafeError::NoBarista(_))));
+        assert!(matches!(place(), Err(CafeError::NoBarista(_))));
         assert_eq!(registry.give_up_at(wait), Instant::now() + wait);
         // Marking it down twice changes nothing.
         assert!(!registry.mark_down(&replica, "again"));

@@ -54,7 +54,6 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, Response, Status, Streaming};
-use tonic_health::server::HealthReporter;
 use tower::{Service, ServiceExt, balance::p2c::Balance};
 use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
 
@@ -62,7 +61,10 @@ pub use discovery::BaristaEndpoint;
 use discovery::Registry;
 use replica::{BrewCall, BrewJob, ReplicaChange};
 
-use crate::book::{OrderBook, OrderEntry};
+use crate::{
+    availability::Availability,
+    book::{OrderBook, OrderEntry},
+};
 
 /// How many replicas one order may be tried on before it fails.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -100,8 +102,8 @@ struct Inner {
     balancer: tokio::sync::Mutex<Balancer>,
     registry: Arc<Registry>,
     wait: Duration,
-    /// Cancels the resolver, the health watchers and the health reporter
-    /// when the café is done with its baristas.
+    /// Cancels the resolver and the health watchers when the café is done
+    /// with its baristas.
     _stop: DropGuard,
 }
 
@@ -124,23 +126,22 @@ enum Failure {
 }
 
 impl RemoteBaristas {
-    /// Starts finding the replicas; `health` is turned SERVING for the café
-    /// while at least one is up. Until then new orders get UNAVAILABLE.
-    pub fn start(book: &Arc<OrderBook>, health: HealthReporter, config: RemoteConfig) -> Self {
+    /// Starts finding the replicas. Until one is up, and whenever none is,
+    /// `availability` says no barista can be reached: new orders get
+    /// UNAVAILABLE and the café's health is NOT_SERVING.
+    pub fn start(availability: &Arc<Availability>, config: RemoteConfig) -> Self {
         let stop = CancellationToken::new();
         let (changes, discovered) = mpsc::unbounded_channel();
-        let registry = Arc::new(Registry::new(changes, Arc::clone(book), &config.endpoints));
+        let registry = Arc::new(Registry::new(
+            changes,
+            Arc::clone(availability),
+            &config.endpoints,
+        ));
 
         tokio::spawn(discovery::resolve(
             config.endpoints,
             config.resolve_interval,
             Arc::clone(&registry),
-            stop.clone(),
-        ));
-        tokio::spawn(report_health(
-            registry.available(),
-            Arc::clone(book),
-            health,
             stop.clone(),
         ));
 
@@ -161,10 +162,11 @@ impl RemoteBaristas {
     /// away. Returns when the order has ended one way or another; dropping
     /// the brew stream on the way out frees the remote barista.
     pub async fn brew(&self, book: &OrderBook, entry: &OrderEntry) {
-        let order = entry.snapshot();
+        let order = entry.request();
+        let id = entry.id();
         let job = BrewJob {
             request: pb::BrewRequest {
-                order_id: order.id.to_string(),
+                order_id: id.to_string(),
                 drink: order.drink.id.to_owned(),
                 size: pb::Size::from(order.size) as i32,
             },
@@ -192,7 +194,7 @@ impl RemoteBaristas {
                     Some(why) => format!("{}; the last one: {why}", self.inner.no_barista_reason()),
                     None => self.inner.no_barista_reason(),
                 };
-                warn!(order.id = %order.id, %reason, "no barista: order failed");
+                warn!(order.id = %id, %reason, "no barista: order failed");
                 book.mark_failed(entry, &reason);
                 return;
             };
@@ -203,7 +205,7 @@ impl RemoteBaristas {
             // second `brew` span beside the first, saying why.
             let span = info_span!(
                 "brew",
-                order.id = %order.id,
+                order.id = %id,
                 attempt,
                 replica = %replica.addr,
                 barista = Empty,
@@ -222,7 +224,7 @@ impl RemoteBaristas {
             let outcome = tokio::select! {
                 biased;
                 () = entry.stopped() => {
-                    span.in_scope(|| info!(order.id = %order.id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free"));
+                    span.in_scope(|| info!(order.id = %id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free"));
                     return;
                 }
                 outcome = follow(book, entry, response).instrument(span.clone()) => outcome,
@@ -256,7 +258,7 @@ impl RemoteBaristas {
                     // its event; the next attempt's span says why it exists.
                     span.record("otel.status_code", "error");
                     span.record("otel.status_description", why.as_str());
-                    span.in_scope(|| warn!(order.id = %order.id, barista = %who, %why, attempt, "barista went away: retrying on another"));
+                    span.in_scope(|| warn!(order.id = %id, barista = %who, %why, attempt, "barista went away: retrying on another"));
                     // Out of the balancer *before* the retry picks, so the
                     // retry cannot land on it again.
                     self.inner.registry.suspect(&replica, &why);
@@ -322,7 +324,7 @@ async fn follow(
             Ok(Some(pb::BrewEvent {
                 event: Some(Event::Started(started)),
             })) => {
-                if !book.start_brewing(entry, &started.barista) {
+                if !book.start_brewing(entry, Arc::from(started.barista.as_str())) {
                     return Ok(()); // the order ended meanwhile
                 }
                 Span::current().record("barista", started.barista.as_str());
@@ -374,36 +376,5 @@ fn classify(who: Option<String>, status: Status) -> Failure {
             who,
             why: format!("{code:?}: {}", status.message()),
         },
-    }
-}
-
-/// Keeps the café's health in step with its baristas: SERVING while one is
-/// up, NOT_SERVING while none is, until the café closes (then startup owns
-/// the health status).
-async fn report_health(
-    mut available: tokio::sync::watch::Receiver<bool>,
-    book: Arc<OrderBook>,
-    health: HealthReporter,
-    stop: CancellationToken,
-) {
-    use cafe_core::proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE;
-    use tonic_health::ServingStatus;
-    loop {
-        let up = *available.borrow_and_update();
-        if book.is_closed() {
-            return;
-        }
-        let status = if up {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        health.set_service_status(CAFE_SERVICE, status).await;
-        health.set_service_status("", status).await;
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = book.closed() => return,
-            changed = available.changed() => if changed.is_err() { return },
-        }
     }
 }

@@ -1,0 +1,160 @@
+//! Following one order: the one loop every RPC that waits for an order
+//! uses (`OrderCoffee` at the counter, `OrderWithBuzzer`, `WatchOrder`).
+//!
+//! A [`Follower`] yields the order's changes in order, each exactly once,
+//! however late its reader looks: a slow reader still sees BREWING before
+//! READY, because the history keeps every change. It ends after the final
+//! status.
+//!
+//! A follower that shows the line ([`Follower::with_positions`], a buzzer)
+//! also yields the order's new place while it waits, as often as
+//! [`super::line_moves`] tells it the line moved: at every move in a short
+//! line, a few times a second in a long one. A counter customer's follower
+//! does not: it is woken by changes to its own order and nothing else.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{
+    OrderBook,
+    entry::{History, OrderEntry, Update},
+};
+use cafe_core::order::OrderStatus;
+
+/// Where a follower starts in an order's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Every change since the order was placed.
+    FromPlacement,
+    /// The order as it is now, then every change.
+    FromNow,
+}
+
+/// One order's changes, in order, until it ends.
+#[derive(Debug)]
+pub struct Follower {
+    book: Arc<OrderBook>,
+    entry: Arc<OrderEntry>,
+    history: watch::Receiver<History>,
+    /// How many changes of the history have been yielded.
+    shown: usize,
+    /// Woken when the line moved; only for followers that show the line.
+    line_moves: Option<watch::Receiver<u64>>,
+    /// The place in line last yielded.
+    shown_position: Option<u32>,
+}
+
+impl Follower {
+    /// Follows `entry`'s status changes from `from` (no places in line).
+    pub fn new(book: Arc<OrderBook>, entry: Arc<OrderEntry>, from: Replay) -> Self {
+        let history = entry.subscribe();
+        let shown = match from {
+            Replay::FromPlacement => 0,
+            Replay::FromNow => history.borrow().len() - 1,
+        };
+        Follower {
+            book,
+            entry,
+            history,
+            shown,
+            line_moves: None,
+            shown_position: None,
+        }
+    }
+
+    /// Also yields the order's place in line as it moves up.
+    pub fn with_positions(mut self) -> Self {
+        self.line_moves = Some(self.book.line_moves.subscribe());
+        self
+    }
+
+    /// The order followed.
+    pub fn entry(&self) -> &Arc<OrderEntry> {
+        &self.entry
+    }
+
+    /// The next change, or `None` once the final status has been yielded.
+    ///
+    /// Cancel-safe: it only waits at its `.await`s, after every yield's
+    /// bookkeeping is done, so dropping it mid-wait (a `select!` on the
+    /// client hanging up) loses nothing.
+    pub async fn next(&mut self) -> Option<Update> {
+        loop {
+            // 1. Changes not shown yet, oldest first. The history's read
+            // lock is let go before anything else is done.
+            let (change, is_latest, status) = {
+                let history = self.history.borrow_and_update();
+                let latest = history.last().expect("never empty");
+                let status = latest.status;
+                match history.get(self.shown) {
+                    Some(change) => (
+                        Some(change.clone()),
+                        self.shown + 1 == history.len(),
+                        status,
+                    ),
+                    None if status.is_final() => return None,
+                    None => (None, true, status),
+                }
+            };
+            if let Some(mut change) = change {
+                self.shown += 1;
+                // The latest change of a queued order shows where it is now,
+                // which may be further up than when the change was made.
+                if is_latest
+                    && change.status == OrderStatus::Queued
+                    && let Some(now) = self.book.position(&self.entry)
+                {
+                    change.queue_position = now;
+                }
+                if change.status == OrderStatus::Queued {
+                    self.shown_position = Some(change.queue_position);
+                }
+                return Some(Update {
+                    order: self.entry.order_at(&change),
+                    queue_position: change.queue_position,
+                });
+            }
+
+            // 2. Still waiting in line: has it moved up since last shown?
+            let in_line = status == OrderStatus::Queued;
+            if in_line && let Some(line_moves) = &mut self.line_moves {
+                // Marked seen *before* asking, so a move after the question
+                // wakes us again.
+                line_moves.borrow_and_update();
+                if let Some(now) = self.book.position(&self.entry)
+                    && self.shown_position != Some(now)
+                {
+                    let mut change = self.entry.latest();
+                    if change.status != OrderStatus::Queued {
+                        // It left the line a moment ago: that change comes
+                        // first, through step 1.
+                        continue;
+                    }
+                    self.shown_position = Some(now);
+                    change.queue_position = now;
+                    return Some(Update {
+                        order: self.entry.order_at(&change),
+                        queue_position: now,
+                    });
+                }
+            }
+
+            // 3. Wait for news: a change to this order, or (in line, for a
+            // follower that shows the line) the line moving.
+            let line_moves = self.line_moves.as_mut().filter(|_| in_line);
+            let changed = match line_moves {
+                Some(line_moves) => tokio::select! {
+                    changed = self.history.changed() => changed.is_ok(),
+                    moved = line_moves.changed() => moved.is_ok(),
+                },
+                None => self.history.changed().await.is_ok(),
+            };
+            if !changed {
+                // Cannot happen while we hold the entry (it owns the history's
+                // sender) and the book (the line's): nothing more will come.
+                return None;
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The line: orders waiting for a barista, first come first served.
+//!
+//! Each order gets a **ticket**, a number one higher than the last, as at a
+//! deli counter. Its place in line is *derived* from the tickets, never
+//! stored with the order: it is one plus the number of tickets still waiting
+//! ahead of it. So when the first order leaves, nothing is rewritten; the
+//! next time anyone asks, every order behind it is one place further up.
+//!
+//! Counting "tickets still waiting ahead" must stay cheap when customers
+//! leave from the middle of a long line (a counter customer whose deadline
+//! passed). A [Fenwick tree] (a binary indexed tree) over the tickets keeps
+//! a 1 for every waiting ticket and answers "how many up to here" in
+//! O(log n); taking the first order, cancelling one from the middle and
+//! asking an order's place are all O(log n), and joining is O(1) amortised.
+//!
+//! The tree covers a window of tickets starting at `origin`. Tickets before
+//! the first waiting one are done with; when new tickets run past the end of
+//! the window, the tree is rebuilt over the tickets still in the window, at
+//! least twice as large as they need, so a rebuild (O(window)) happens at
+//! most once per window's worth of new tickets.
+//!
+//! A durable store would number its orders the same way: a ticket is what a
+//! database sequence gives out, and the line is "tickets not yet taken".
+//!
+//! [Fenwick tree]: https://en.wikipedia.org/wiki/Fenwick_tree
+
+use std::collections::VecDeque;
+
+/// An order's number in the line: one higher than the order before it.
+pub type Ticket = u64;
+
+/// The smallest window the position tree covers.
+const MIN_WINDOW: usize = 64;
+
+/// Orders waiting, in ticket order, each findable by its ticket.
+#[derive(Debug)]
+pub(crate) struct Line<T> {
+    /// `slots[i]` is ticket `first + i`: `Some` while it waits, `None` once
+    /// it left from the middle. The front slot is always `Some` (empty
+    /// slots there are dropped at once), so the front is the next order.
+    slots: VecDeque<Option<T>>,
+    /// The ticket of `slots[0]`.
+    first: Ticket,
+    /// The ticket the next order gets.
+    next: Ticket,
+    /// How many orders wait.
+    len: usize,
+    /// A 1 for every waiting ticket, at index `ticket - origin`.
+    waiting: Fenwick,
+    /// The ticket at index 0 of `waiting`; every ticket before it is gone.
+    origin: Ticket,
+}
+
+impl<T> Default for Line<T> {
+    fn default() -> Self {
+        Line {
+            slots: VecDeque::new(),
+            first: 0,
+            next: 0,
+            len: 0,
+            waiting: Fenwick::new(MIN_WINDOW),
+            origin: 0,
+        }
+    }
+}
+
+impl<T> Line<T> {
+    /// How many orders wait.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The ticket the next order to join will get.
+    pub(crate) fn next_ticket(&self) -> Ticket {
+        self.next
+    }
+
+    /// Puts `item` at the end of the line; returns its ticket.
+    pub(crate) fn push(&mut self, item: T) -> Ticket {
+        let ticket = self.next;
+        self.next += 1;
+        debug_assert_eq!(self.first + self.slots.len() as u64, ticket);
+        if ticket - self.origin >= self.waiting.len() as u64 {
+            self.rebuild();
+        }
+        self.slots.push_back(Some(item));
+        self.waiting.add(self.index(ticket), 1);
+        self.len += 1;
+        ticket
+    }
+
+    /// Takes the first order out of the line.
+    pub(crate) fn pop_front(&mut self) -> Option<(Ticket, T)> {
+        let item = self
+            .slots
+            .pop_front()?
+            .expect("the front slot is never empty");
+        let ticket = self.first;
+        self.first += 1;
+        self.waiting.add(self.index(ticket), -1);
+        self.len -= 1;
+        self.drop_empty_front();
+        Some((ticket, item))
+    }
+
+    /// Takes the order with `ticket` out of the line, wherever it is.
+    pub(crate) fn remove(&mut self, ticket: Ticket) -> Option<T> {
+        let slot = ticket
+            .checked_sub(self.first)
+            .and_then(|offset| self.slots.get_mut(offset as usize))?;
+        let item = slot.take()?;
+        self.waiting.add(self.index(ticket), -1);
+        self.len -= 1;
+        self.drop_empty_front();
+        Some(item)
+    }
+
+    /// The place in line of the order with `ticket` (1 is next), if it is
+    /// still waiting.
+    pub(crate) fn position(&self, ticket: Ticket) -> Option<u32> {
+        let offset = ticket.checked_sub(self.first)?;
+        self.slots.get(offset as usize)?.as_ref()?;
+        // Those waiting up to and including this ticket.
+        Some(self.waiting.prefix_sum(self.index(ticket)))
+    }
+
+    /// Every order waiting, first in line first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten()
+    }
+
+    fn index(&self, ticket: Ticket) -> usize {
+        (ticket - self.origin) as usize
+    }
+
+    /// Drops the empty slots at the front, so that the front is the next
+    /// order (or the line is empty).
+    fn drop_empty_front(&mut self) {
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// Moves the tree's window to start at the first ticket still held,
+    /// at least twice as large as the tickets held (and the one joining)
+    /// need.
+    fn rebuild(&mut self) {
+        self.origin = self.first;
+        let size = ((self.slots.len() + 1) * 2)
+            .max(MIN_WINDOW)
+            .next_power_of_two();
+        self.waiting = Fenwick::from_counts(
+            size,
+            self.slots.iter().map(|slot| u32::from(slot.is_some())),
+        );
+    }
+}
+
+/// A Fenwick tree of counts: add to one index, or sum every index up to
+/// one, both in O(log n).
+#[derive(Debug)]
+struct Fenwick {
+    /// 1-based: `tree[i]` holds the sum of the `i & -i` counts ending at
+    /// index `i - 1`. `tree[0]` is unused.
+    tree: Vec<u32>,
+}
+
+impl Fenwick {
+    fn new(size: usize) -> Self {
+        Fenwick {
+            tree: vec![0; size + 1],
+        }
+    }
+
+    /// A tree of `size` counts, the first ones from `counts`, in O(size).
+    fn from_counts(size: usize, counts: impl Iterator<Item = u32>) -> Self {
+        let mut tree = vec![0; size + 1];
+        for (i, count) in counts.enumerate() {
+            tree[i + 1] = count;
+        }
+        // Each node passes its sum on to its parent once.
+        for i in 1..=size {
+            let parent = i + (i & i.wrapping_neg());
+            if parent <= size {
+                tree[parent] += tree[i];
+            }
+        }
+        Fenwick { tree }
+    }
+
+    fn len(&self) -> usize {
+        self.tree.len() - 1
+    }
+
+    fn add(&mut self, index: usize, delta: i32) {
+        let mut i = index + 1;
+        while i < self.tree.len() {
+            self.tree[i] = self.tree[i].wrapping_add_signed(delta);
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// The sum of the counts at indices `0..=index`.
+    fn prefix_sum(&self, index: usize) -> u32 {
+        let mut i = index + 1;
+        let mut sum = 0;
+        while i > 0 {
+            sum += self.tree[i];
+            i -= i & i.wrapping_neg();
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_derived_from_tickets() {
+        let mut line = Line::default();
+        let tickets: Vec<Ticket> = ["a", "b", "c", "d"].map(|s| line.push(s)).to_vec();
+        assert_eq!(tickets, [0, 1, 2, 3]);
+        assert_eq!(line.position(tickets[3]), Some(4));
+
+        // One leaves from the middle: those behind move up, those ahead not.
+        assert_eq!(line.remove(tickets[1]), Some("b"));
+        assert_eq!(line.remove(tickets[1]), None, "already gone");
+        assert_eq!(line.position(tickets[0]), Some(1));
+        assert_eq!(line.position(tickets[1]), None);
+        assert_eq!(line.position(tickets[2]), Some(2));
+        assert_eq!(line.position(tickets[3]), Some(3));
+
+        // The first is served.
+        assert_eq!(line.pop_front(), Some((0, "a")));
+        assert_eq!(line.position(tickets[2]), Some(1));
+        assert_eq!(line.position(tickets[3]), Some(2));
+        assert_eq!(line.len(), 2);
+        assert_eq!(line.iter().copied().collect::<Vec<_>>(), ["c", "d"]);
+    }
+
+    #[test]
+    fn a_front_that_stays_while_many_come_and_go_behind_it() {
+        // The first order is not taken for a long while; behind it, orders
+        // join and cancel by the thousand. The window grows past many
+        // rebuilds, and positions stay right.
+        let mut line = Line::default();
+        let stuck = line.push(0u64);
+        let mut kept = Vec::new();
+        for i in 1..=10_000u64 {
+            let ticket = line.push(i);
+            if i % 100 == 0 {
+                kept.push(ticket);
+            } else {
+                assert_eq!(line.remove(ticket), Some(i));
+            }
+        }
+        assert_eq!(line.len(), 101);
+        assert_eq!(line.position(stuck), Some(1));
+        for (place, &ticket) in kept.iter().enumerate() {
+            assert_eq!(line.position(ticket), Some(place as u32 + 2));
+        }
+        // Once the front is served, the holes behind it are dropped with it.
+        assert_eq!(line.pop_front(), Some((stuck, 0)));
+        assert_eq!(line.slots.len() as u64, kept.last().unwrap() - kept[0] + 1);
+        assert_eq!(line.position(kept[0]), Some(1));
+    }
+
+    /// A tiny deterministic generator (xorshift64*), so the random walk
+    /// below is the same on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+        }
+    }
+
+    /// The line against the obvious model (a `Vec` of waiting tickets,
+    /// position = index + 1) over many random joins, services and cancels,
+    /// in long and short lines, with every position checked after each step.
+    #[test]
+    fn matches_a_naive_model_over_random_operations() {
+        for seed in 1..=12u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut line = Line::default();
+            let mut model: Vec<Ticket> = Vec::new();
+            let mut issued: Vec<Ticket> = Vec::new();
+            // Some runs grow long lines, others stay short.
+            let join_weight = 4 + seed % 4;
+            for _ in 0..2_000 {
+                match rng.below(join_weight + 4) {
+                    n if n < join_weight => {
+                        let ticket = line.push(line.next_ticket());
+                        model.push(ticket);
+                        issued.push(ticket);
+                    }
+                    n if n < join_weight + 2 => {
+                        let served = line.pop_front().map(|(ticket, item)| {
+                            assert_eq!(ticket, item);
+                            ticket
+                        });
+                        let expected = (!model.is_empty()).then(|| model.remove(0));
+                        assert_eq!(served, expected);
+                    }
+                    _ if !issued.is_empty() => {
+                        // Cancel any ticket ever issued: waiting or not.
+                        let ticket = issued[rng.below(issued.len() as u64) as usize];
+                        let removed = line.remove(ticket);
+                        let expected = model.binary_search(&ticket).ok().map(|i| model.remove(i));
+                        assert_eq!(removed, expected);
+                    }
+                    _ => {}
+                }
+                assert_eq!(line.len(), model.len());
+                // The newest tickets (the back of the line) and a random
+                // sample of all of them.
+                let mut sample: Vec<Ticket> = issued.iter().rev().take(60).copied().collect();
+                if !issued.is_empty() {
+                    for _ in 0..60 {
+                        sample.push(issued[rng.below(issued.len() as u64) as usize]);
+                    }
+                }
+                for ticket in sample {
+                    // The model stays sorted: tickets only join at the end.
+                    let expected = model.binary_search(&ticket).ok().map(|i| i as u32 + 1);
+                    assert_eq!(
+                        line.position(ticket),
+                        expected,
+                        "seed {seed}, ticket {ticket}"
+                    );
+                }
+            }
+            assert_eq!(line.iter().copied().collect::<Vec<_>>(), model);
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! The order book: every order the café knows, the line of orders waiting
+//! for a barista, and how each order's news reaches whoever waits for it.
+//!
+//! # Layout
+//! - [`entry`]: one order, fixed at placing, and its history of changes
+//!   (a `watch` channel: followers are woken by their own order only).
+//! - [`line`](mod@line): the line as ticket numbers; places in line are derived, so
+//!   an order leaving the line rewrites nothing.
+//! - `registry`: orders by id, the idempotency index (customer and
+//!   request id), and how long finished orders are remembered.
+//! - [`follow`]: the one loop that follows an order for every RPC that
+//!   waits for one.
+//! - [`line_moves`]: telling buzzers their line moved, at a bounded rate.
+//! - [`claim`]: the claim token that lets a customer cancel their order.
+//!
+//! Whether new orders are taken at all (open, no barista, closed) is not
+//! the book's to decide: it asks [`Availability`], which also drives the
+//! café's health.
+//!
+//! # One lock
+//!
+//! The registry and the line sit behind one `std::sync::Mutex`, and every
+//! change to an order is made under it. That is the right lock here: every
+//! critical section is a few map, queue and tree operations with no
+//! `.await` inside, so a waiting thread never waits long, and an async
+//! mutex would only add cost. (Holding a std guard across `.await` could
+//! deadlock a runtime worker; clippy's `await_holding_lock` is denied
+//! workspace-wide.) What costs anything, waking customers and baristas, is
+//! done by the channels, each waking only who it concerns:
+//!
+//! - an order's `watch` channel wakes whoever follows that order;
+//! - [`line_moves`] wakes the buzzers in line, at a bounded rate;
+//! - the board, a `broadcast` channel, gets every status change of every
+//!   order (and nothing is built for it while nobody watches);
+//! - idle baristas wait on a [`Notify`]: one permit per order placed, so
+//!   one order wakes one barista, not all of them.
+//!
+//! So the cost of one order does not grow with the length of the line:
+//! joining, leaving (first or from the middle) and asking a place in line
+//! are O(log n) at most, and nobody is woken for someone else's order. (A
+//! buzzer pays for the places it is shown: a few a second while it waits
+//! in a long line, which is the news it asked for.)
+//!
+//! # Where a durable store would go
+//!
+//! Every change already happens in one critical section that knows what
+//! changed: placing (a new order, a ticket, maybe a request id), a change
+//! of status (a row in the order's history), leaving the line. A store
+//! (SQLite, PostgreSQL) would be written in those same places, as one
+//! transaction each, with the book's maps as its cache: the registry's
+//! maps are an orders table with two unique indexes, the line's tickets a
+//! sequence, and [`entry::Change`] a row of an order-changes table. No
+//! store is implemented here.
+
+pub mod claim;
+pub mod entry;
+pub mod follow;
+pub mod line;
+pub mod line_moves;
+mod registry;
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard},
+    time::SystemTime,
+};
+
+use cafe_core::order::{FieldViolation, NewOrder, Order, OrderStatus};
+use tokio::sync::{Notify, broadcast};
+
+use crate::{availability::Availability, error::CafeError};
+
+pub use claim::ClaimToken;
+pub use entry::{Change, OrderEntry, Origin, Update};
+pub use follow::{Follower, Replay};
+use line::Line;
+pub use line::Ticket;
+use line_moves::LineMoves;
+pub use line_moves::{POSITION_INTERVAL, SHORT_LINE};
+use registry::Registry;
+
+/// How many finished orders the café remembers for `GetOrder` and
+/// `WatchOrder`; older ones are forgotten so memory stays bounded.
+pub const FINISHED_ORDERS_KEPT: usize = 10_000;
+
+/// How many board updates a slow board watcher may fall behind before it
+/// misses some.
+const BOARD_BACKLOG: usize = 1024;
+
+/// The result of placing an order.
+#[derive(Debug)]
+pub struct Placed {
+    /// The order (new, or the one placed earlier with the same request id).
+    pub entry: Arc<OrderEntry>,
+    /// False when an earlier order with the same request id was returned.
+    pub is_new: bool,
+    /// Its place in line now (0 if it has left the line).
+    pub queue_position: u32,
+}
+
+/// The book's counts, for `GetStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Orders waiting in line.
+    pub queued: usize,
+    /// Orders a barista is brewing.
+    pub brewing: usize,
+}
+
+/// Every order the café knows, and the line for the baristas.
+#[derive(Debug)]
+pub struct OrderBook {
+    state: Mutex<BookState>,
+    /// Whether new orders are taken; the book refuses them when not, and
+    /// closing goes through it.
+    availability: Arc<Availability>,
+    /// Wakes an idle barista when an order joins the line, or all of them
+    /// when the café closes.
+    work: Notify,
+    board: broadcast::Sender<Update>,
+    line_moves: LineMoves,
+    queue_capacity: usize,
+}
+
+#[derive(Debug)]
+struct BookState {
+    registry: Registry,
+    /// Orders waiting for a barista, first come first served.
+    line: Line<Arc<OrderEntry>>,
+}
+
+impl OrderBook {
+    /// An empty book whose line holds at most `queue_capacity` orders, open
+    /// as long as `availability` says so.
+    pub fn new(queue_capacity: usize, availability: Arc<Availability>) -> Self {
+        Self::with_retention(queue_capacity, availability, FINISHED_ORDERS_KEPT)
+    }
+
+    /// Like [`OrderBook::new`], remembering at most `finished_kept` final
+    /// orders.
+    pub fn with_retention(
+        queue_capacity: usize,
+        availability: Arc<Availability>,
+        finished_kept: usize,
+    ) -> Self {
+        OrderBook {
+            state: Mutex::new(BookState {
+                registry: Registry::new(finished_kept),
+                line: Line::default(),
+            }),
+            availability,
+            work: Notify::new(),
+            board: broadcast::channel(BOARD_BACKLOG).0,
+            line_moves: LineMoves::new(),
+            queue_capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BookState> {
+        // A panic while holding the lock cannot leave the book half-changed
+        // in a way that matters more than stopping the café would, so a
+        // poisoned lock is used as it is.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Places an order at the end of the line, or returns the order placed
+    /// earlier by the same customer with the same request id. `origin` (the
+    /// customer's deadline, the call's trace) travels with a new order to
+    /// whoever brews it.
+    pub fn place(&self, request: NewOrder, origin: Origin) -> Result<Placed, CafeError> {
+        let mut book = self.lock();
+
+        // A retry of an order already accepted gets that order back, even
+        // while the café is closing or has no barista: it was not lost.
+        if let Some(request_id) = &request.request_id
+            && let Some(entry) = book.registry.placed_with(&request.customer, request_id)
+        {
+            // ... unless the key is being reused for a different drink.
+            let earlier = entry.request();
+            if earlier.drink.id != request.drink.id || earlier.size != request.size {
+                return Err(CafeError::InvalidRequest(vec![FieldViolation {
+                    field: "request_id",
+                    description: format!(
+                        "request_id {request_id:?} was already used for order {} ({} {}): use a new request_id for a different drink",
+                        entry.id(),
+                        earlier.size,
+                        earlier.drink.id
+                    ),
+                }]));
+            }
+            let entry = Arc::clone(entry);
+            let queue_position = book.line.position(entry.ticket()).unwrap_or(0);
+            return Ok(Placed {
+                entry,
+                is_new: false,
+                queue_position,
+            });
+        }
+
+        // Asked under the book's lock: `close` marks the café closed before
+        // it takes the lock to empty the line, so an order either is
+        // refused here or is in the line `close` empties.
+        self.availability.check()?;
+        if book.line.len() >= self.queue_capacity {
+            return Err(CafeError::QueueFull {
+                capacity: self.queue_capacity,
+            });
+        }
+
+        let id = book.registry.fresh_id();
+        let queue_position = u32::try_from(book.line.len() + 1).unwrap_or(u32::MAX);
+        let ticket = book.line.next_ticket();
+        let entry = Arc::new(OrderEntry::new(id, ticket, request, origin, queue_position));
+        book.line.push(Arc::clone(&entry));
+        book.registry.insert(Arc::clone(&entry));
+        self.tell_board(&entry, || entry.latest());
+        drop(book);
+
+        // Wake one idle barista; if none is idle, the permit is kept and the
+        // next barista to ask for work finds the order at once.
+        self.work.notify_one();
+        Ok(Placed {
+            entry,
+            is_new: true,
+            queue_position,
+        })
+    }
+
+    /// Waits for the next order in line and takes it out of the line.
+    /// Returns `None` once the café is closed and the line is empty: the
+    /// barista's shift is over.
+    pub async fn next_in_line(&self) -> Option<Arc<OrderEntry>> {
+        loop {
+            // Register for a wake-up *before* looking at the line, so an
+            // order placed between the look and the wait is not missed.
+            let notified = self.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut book = self.lock();
+                if let Some((_, entry)) = book.line.pop_front() {
+                    self.line_moves.moved(book.line.len());
+                    return Some(entry);
+                }
+                if self.availability.is_closed() {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Marks an order as being brewed by `barista`. Returns false if it was
+    /// cancelled in the meantime and must not be brewed. An order already
+    /// brewing may start again with another barista: a remote barista went
+    /// away and another took the order over.
+    pub fn start_brewing(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
+        let book = self.lock();
+        self.change(&book, entry, |order| {
+            if !matches!(order.status, OrderStatus::Queued | OrderStatus::Brewing) {
+                return false;
+            }
+            order.status = OrderStatus::Brewing;
+            order.barista = Some(barista);
+            order.started_at = Some(SystemTime::now());
+            order.note = None;
+            true
+        })
+    }
+
+    /// Tells the customer that the barista on their order went away and it
+    /// is being retried (the order keeps its status; `note` says why).
+    /// Returns false if the order has ended.
+    pub fn barista_left(&self, entry: &OrderEntry, note: &str) -> bool {
+        let book = self.lock();
+        self.change(&book, entry, |order| {
+            if order.status.is_final() {
+                return false;
+            }
+            order.note = Some(note.into());
+            true
+        })
+    }
+
+    /// Marks a brewing order as ready. Returns false if it had already ended
+    /// (it was cancelled while brewing).
+    pub fn mark_ready(&self, entry: &OrderEntry) -> bool {
+        let mut book = self.lock();
+        let ready = self.change(&book, entry, |order| {
+            if order.status != OrderStatus::Brewing {
+                return false;
+            }
+            order.status = OrderStatus::Ready;
+            order.ready_at = Some(SystemTime::now());
+            true
+        });
+        if ready {
+            book.registry.finished(entry.id());
+        }
+        ready
+    }
+
+    /// Marks an order as failed with a reason, unless it has already ended.
+    pub fn mark_failed(&self, entry: &OrderEntry, reason: &str) -> bool {
+        self.end(&mut self.lock(), entry, OrderStatus::Failed, reason)
+    }
+
+    /// Cancels an order on behalf of the customer holding `claim_token`.
+    /// A queued order leaves the line; a brewing one is stopped and its
+    /// barista freed. A finished order cannot be cancelled.
+    pub fn cancel(&self, id: &str, claim_token: &str, reason: &str) -> Result<Order, CafeError> {
+        let entry = self.get(id)?;
+        if !entry.claim_token().matches(claim_token) {
+            return Err(CafeError::WrongClaimToken(entry.id().clone()));
+        }
+        if self.end(&mut self.lock(), &entry, OrderStatus::Cancelled, reason) {
+            return Ok(entry.snapshot());
+        }
+        let order = entry.snapshot();
+        if order.status == OrderStatus::Cancelled {
+            // Cancelling twice is not an error: the customer gets what they
+            // asked for.
+            return Ok(order);
+        }
+        Err(CafeError::NotCancellable {
+            id: order.id,
+            status: order.status,
+        })
+    }
+
+    /// Cancels an order without a claim token, because its customer left
+    /// (a counter customer whose call was cancelled or timed out).
+    pub fn abandon(&self, entry: &OrderEntry, reason: &str) -> bool {
+        self.end(&mut self.lock(), entry, OrderStatus::Cancelled, reason)
+    }
+
+    /// Ends a queued or brewing order with `status`; false if it had already
+    /// ended. A queued order leaves the line; a barista brewing it sees the
+    /// order end ([`OrderEntry::stopped`]) and stops.
+    fn end(
+        &self,
+        book: &mut BookState,
+        entry: &OrderEntry,
+        status: OrderStatus,
+        reason: &str,
+    ) -> bool {
+        let ended = self.change(book, entry, |order| {
+            if order.status.is_final() {
+                return false;
+            }
+            order.status = status;
+            order.note = Some(reason.into());
+            true
+        });
+        if ended {
+            if book.line.remove(entry.ticket()).is_some() {
+                self.line_moves.moved(book.line.len());
+            }
+            book.registry.finished(entry.id());
+        }
+        ended
+    }
+
+    /// Applies `change` to the order's latest state if it returns true:
+    /// records it in the order's history (waking whoever follows that
+    /// order) and tells the board. Taking the locked `book` makes callers
+    /// hold the book's lock, so changes never interleave and the place in
+    /// line is read in the same moment.
+    fn change(
+        &self,
+        book: &BookState,
+        entry: &OrderEntry,
+        change: impl FnOnce(&mut Change) -> bool,
+    ) -> bool {
+        let made = entry.record(change, |status| match status {
+            // Still queued (a remote barista left before starting it): its
+            // place, or 1 if a dispatcher already holds it.
+            OrderStatus::Queued => book.line.position(entry.ticket()).unwrap_or(1),
+            _ => 0,
+        });
+        match made {
+            Some(made) => {
+                self.tell_board(entry, || made);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends a change to the board, if anyone watches it: an `Order` is
+    /// only put together for a board that has watchers.
+    fn tell_board(&self, entry: &OrderEntry, change: impl FnOnce() -> Change) {
+        if self.board.receiver_count() > 0 {
+            let change = change();
+            // A watcher may leave between the count and the send: a send
+            // error just means nobody is listening any more.
+            let _ = self.board.send(Update {
+                order: entry.order_at(&change),
+                queue_position: change.queue_position,
+            });
+        }
+    }
+
+    /// The order with this id.
+    pub fn get(&self, id: &str) -> Result<Arc<OrderEntry>, CafeError> {
+        self.lock()
+            .registry
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CafeError::OrderNotFound(id.to_owned()))
+    }
+
+    /// The order's place in line now (1 is next), if it is in the line.
+    pub fn position(&self, entry: &OrderEntry) -> Option<u32> {
+        self.lock().line.position(entry.ticket())
+    }
+
+    /// Every order that has not ended yet, oldest first, and a receiver for
+    /// every change from this moment on. Taken under one lock, so no change
+    /// falls between the two.
+    pub fn watch_board(&self) -> (Vec<Update>, broadcast::Receiver<Update>) {
+        let book = self.lock();
+        let receiver = self.board.subscribe();
+        let mut open: Vec<(Ticket, Update)> = book
+            .registry
+            .iter()
+            .filter_map(|entry| {
+                let mut now = entry.latest();
+                if now.status.is_final() {
+                    return None;
+                }
+                if let Some(position) = book.line.position(entry.ticket()) {
+                    now.queue_position = position;
+                }
+                let update = Update {
+                    order: entry.order_at(&now),
+                    queue_position: now.queue_position,
+                };
+                Some((entry.ticket(), update))
+            })
+            .collect();
+        // Tickets are handed out in placing order.
+        open.sort_by_key(|(ticket, _)| *ticket);
+        (
+            open.into_iter().map(|(_, update)| update).collect(),
+            receiver,
+        )
+    }
+
+    /// Follows an order's changes (see [`Follower`]).
+    pub fn follow(self: &Arc<Self>, entry: Arc<OrderEntry>, from: Replay) -> Follower {
+        Follower::new(Arc::clone(self), entry, from)
+    }
+
+    /// How many orders are waiting in line.
+    pub fn queue_len(&self) -> usize {
+        self.lock().line.len()
+    }
+
+    /// How many orders are in line and being brewed, counted under one lock
+    /// so the two agree. Brewing orders are counted by a walk over the
+    /// orders the book remembers: fine for `GetStats`, not for a hot path.
+    pub fn counts(&self) -> Counts {
+        let book = self.lock();
+        Counts {
+            queued: book.line.len(),
+            brewing: book
+                .registry
+                .iter()
+                .filter(|entry| entry.status() == OrderStatus::Brewing)
+                .count(),
+        }
+    }
+
+    /// Whether the café has closed.
+    pub fn is_closed(&self) -> bool {
+        self.availability.is_closed()
+    }
+
+    /// Resolves when the café closes.
+    pub async fn closed(&self) {
+        self.availability.closed().await
+    }
+
+    /// Fails every order that has not ended, telling its customer why: the
+    /// last step of a shutdown whose grace ran out, so that no buzzer or
+    /// counter customer is left waiting for a drink that will never come.
+    pub fn fail_unfinished(&self, reason: &str) -> usize {
+        let mut book = self.lock();
+        let open: Vec<Arc<OrderEntry>> = book
+            .registry
+            .iter()
+            .filter(|entry| !entry.status().is_final())
+            .cloned()
+            .collect();
+        open.iter()
+            .filter(|entry| self.end(&mut book, entry, OrderStatus::Failed, reason))
+            .count()
+    }
+
+    /// Closes the café: no new orders; every order still in line is
+    /// cancelled (its customer is told why); idle baristas go home, busy ones
+    /// finish their drink first; board streams end. Returns how many queued
+    /// orders were cancelled.
+    pub fn close(&self, reason: &str) -> usize {
+        // Closed first, then the line emptied under the lock: an order
+        // placed meanwhile is either refused or in the line emptied here.
+        self.availability.close();
+        let cancelled = {
+            let mut book = self.lock();
+            let waiting: Vec<Arc<OrderEntry>> = book.line.iter().cloned().collect();
+            waiting
+                .iter()
+                .filter(|entry| self.end(&mut book, entry, OrderStatus::Cancelled, reason))
+                .count()
+        };
+        self.work.notify_waiters();
+        cancelled
+    }
+}
+
+#[cfg(test)]
+mod tests;

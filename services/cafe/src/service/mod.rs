@@ -1,0 +1,252 @@
+//! The `cafe.v1.Cafe` gRPC service: the thin layer that turns requests into
+//! calls on the [`OrderBook`] and the book's news into responses.
+//!
+//! # Layout
+//! - this module: the handlers, one per RPC, each a few lines.
+//! - `counter.rs`: `OrderCoffee`, waiting at the counter. The handler awaits
+//!   the finished order and only then returns: the customer stands there.
+//!   The await parks this request's task (no thread is held), but the
+//!   *caller* waits.
+//! - `buzzer.rs`: `OrderWithBuzzer` and `WatchOrder` return a stream at
+//!   once; a spawned task forwards the order's changes into it. The caller
+//!   has the ticket straight away and is free to do other things.
+//! - `board.rs`: `WatchBoard`, every order's changes as they happen.
+//! - `phases.rs`: the spans that show an order's waiting in a trace.
+//!
+//! The counter and the buzzer follow an order with the same
+//! [`Follower`](crate::book::Follower); they differ in what they do with
+//! each change (wait for the last one, or send every one) and in whether
+//! they show the line moving (the buzzer does).
+//!
+//! Both are traced so that waiting shows as bars in a trace view. Under the
+//! handler's span (itself under the `grpc.server` span opened by
+//! [`cafe_core::propagation`]) an order gets a `queue.wait` span, from
+//! placement until BREWING is observed, then a `brewing` span until the
+//! order ends. With few baristas and many orders, the `queue.wait` bars
+//! grow: that is contention, visible. A buzzer's task runs in a `buzzer`
+//! span that lives as long as the stream, with one span event per change
+//! it sends.
+
+mod board;
+mod buzzer;
+mod counter;
+mod phases;
+
+use std::{pin::Pin, sync::Arc};
+
+use cafe_core::{
+    convert::menu_to_wire,
+    deadline::CallerDeadline,
+    menu::{MENU, TimeScale},
+    order::NewOrder,
+    proto::v1::{self as pb, cafe_server::Cafe},
+};
+use futures::Stream;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+use tracing::{Span, field::Empty, info};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    book::{OrderBook, Origin, Placed, Replay},
+    error::CafeError,
+};
+
+pub use counter::CLOSING_NOTE;
+
+/// How many events a stream may buffer for a slow client before the
+/// producing task waits for it.
+const STREAM_BUFFER: usize = 16;
+
+/// A stream of order events, as the streaming RPCs return them.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::OrderEvent, Status>> + Send>>;
+
+/// The café's gRPC face.
+#[derive(Debug, Clone)]
+pub struct CafeService {
+    book: Arc<OrderBook>,
+    time_scale: TimeScale,
+}
+
+impl CafeService {
+    /// A service taking orders into `book`; `time_scale` is reported with the
+    /// menu.
+    pub fn new(book: Arc<OrderBook>, time_scale: TimeScale) -> Self {
+        CafeService { book, time_scale }
+    }
+
+    /// Places an order for a customer who waits until `deadline` at most,
+    /// and records what it is on the handler's span, `span`. The order
+    /// keeps `span`'s trace: its brew's spans will be children of it.
+    fn place(
+        &self,
+        request: &pb::OrderRequest,
+        deadline: Option<Instant>,
+        span: &Span,
+    ) -> Result<Placed, CafeError> {
+        let new = NewOrder::try_from(request).map_err(CafeError::InvalidRequest)?;
+        let origin = Origin {
+            deadline,
+            // Only names the span: the order may outlive it (see `Origin`).
+            trace: span.context(),
+        };
+        let placed = self.book.place(new, origin)?;
+        let entry = &placed.entry;
+        let request = entry.request();
+        span.record("order.id", entry.id().as_str());
+        span.record("order.size", request.size.as_str());
+        span.record("queue.position", placed.queue_position);
+        if placed.is_new {
+            info!(order.id = %entry.id(), customer = %request.customer, drink = request.drink.id,
+                  size = %request.size, queue_position = placed.queue_position, "order placed");
+        } else {
+            info!(order.id = %entry.id(), "repeated request_id: returning the order placed earlier");
+        }
+        Ok(placed)
+    }
+}
+
+#[tonic::async_trait]
+impl Cafe for CafeService {
+    async fn get_menu(
+        &self,
+        _request: Request<pb::GetMenuRequest>,
+    ) -> Result<Response<pb::GetMenuResponse>, Status> {
+        Ok(Response::new(menu_to_wire(MENU, self.time_scale)))
+    }
+
+    #[tracing::instrument(skip_all, fields(
+        customer = %request.get_ref().customer,
+        order.drink = %request.get_ref().drink,
+        order.id = Empty,
+        order.size = Empty,
+        queue.position = Empty,
+        barista = Empty,
+    ))]
+    async fn order_coffee(
+        &self,
+        request: Request<pb::OrderRequest>,
+    ) -> Result<Response<pb::OrderCoffeeResponse>, Status> {
+        // The customer's deadline travels with the order to the barista
+        // (the `DeadlineLayer` in startup also ends this call with
+        // DEADLINE_EXCEEDED when it passes, which cancels the order below).
+        let placed = self.place(
+            request.get_ref(),
+            CallerDeadline::of(&request),
+            &Span::current(),
+        )?;
+        let claim_token = placed.entry.claim_token().to_string();
+        let order = counter::wait(&self.book, placed).await?;
+        Ok(Response::new(pb::OrderCoffeeResponse {
+            order: Some((&order).into()),
+            claim_token,
+        }))
+    }
+
+    type OrderWithBuzzerStream = EventStream;
+
+    #[tracing::instrument(skip_all, fields(
+        customer = %request.get_ref().customer,
+        order.drink = %request.get_ref().drink,
+        order.id = Empty,
+        order.size = Empty,
+        queue.position = Empty,
+        barista = Empty,
+    ))]
+    async fn order_with_buzzer(
+        &self,
+        request: Request<pb::OrderRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        // A buzzer customer's deadline only bounds getting the ticket: the
+        // order goes on, and they can come back with WatchOrder.
+        let placed = self.place(request.get_ref(), None, &Span::current())?;
+        let ticket_token = placed.entry.claim_token().to_string();
+        // A new order's buzzer replays its life from the start, so the first
+        // event is the QUEUED ticket even if a barista has already taken it.
+        // A repeated request picks up from where the order is now.
+        let from = if placed.is_new {
+            Replay::FromPlacement
+        } else {
+            Replay::FromNow
+        };
+        let follower = self.book.follow(placed.entry, from);
+        Ok(Response::new(buzzer::events(follower, Some(ticket_token))))
+    }
+
+    type WatchOrderStream = EventStream;
+
+    #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
+    async fn watch_order(
+        &self,
+        request: Request<pb::WatchOrderRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let entry = self.book.get(&request.get_ref().order_id)?;
+        let follower = self.book.follow(entry, Replay::FromNow);
+        Ok(Response::new(buzzer::events(follower, None)))
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let entry = self.book.get(&request.get_ref().order_id)?;
+        Ok(Response::new((&entry.snapshot()).into()))
+    }
+
+    #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let pb::CancelOrderRequest {
+            order_id,
+            claim_token,
+        } = request.get_ref();
+        let order = self
+            .book
+            .cancel(order_id, claim_token, "cancelled by the customer")?;
+        info!("order cancelled");
+        Ok(Response::new((&order).into()))
+    }
+
+    type WatchBoardStream = EventStream;
+
+    async fn watch_board(
+        &self,
+        _request: Request<pb::WatchBoardRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        Ok(Response::new(board::events(Arc::clone(&self.book))))
+    }
+
+    async fn get_stats(
+        &self,
+        _request: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        Ok(Response::new(stats(&self.book)))
+    }
+}
+
+/// What `GetStats` answers: the book's counts, and the metrics of the tokio
+/// runtime this handler runs on (the café's own). Only stable metrics are
+/// read, so no `--cfg tokio_unstable` is needed.
+fn stats(book: &OrderBook) -> pb::GetStatsResponse {
+    let counts = book.counts();
+    let runtime = tokio::runtime::Handle::current().metrics();
+    let small = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    pb::GetStatsResponse {
+        orders_queued: small(counts.queued),
+        orders_brewing: small(counts.brewing),
+        runtime_workers: small(runtime.num_workers()),
+        runtime_alive_tasks: runtime.num_alive_tasks() as u64,
+        runtime_global_queue_depth: runtime.global_queue_depth() as u64,
+    }
+}
+
+/// An update as a buzzer or the board sends it (claim token empty).
+fn event(update: &crate::book::Update) -> pb::OrderEvent {
+    pb::OrderEvent {
+        order: Some((&update.order).into()),
+        queue_position: update.queue_position,
+        claim_token: String::new(),
+    }
+}
