@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`cli`]: the commands and flags (clap derive), with the help text.
 //! - [`connection`]: dialling the café on one HTTP/2 connection.
-//! - [`commands`]: one module per command; [`commands::rush`] is the lesson.
+//! - [`commands`]: one module per command; [`commands::rush`] is the lesson,
+//!   [`commands::bench`] the load generator that measures the café.
 //! - [`timeline`]: the pure renderer of the rush timelines.
 //! - [`view`]: orders as lines for people and JSON for programs.
 //! - [`output`]: human units, JSON lines, spinners only on a terminal.
@@ -28,7 +29,7 @@ use std::process::ExitCode;
 use cli::{Cli, Command, RushMode};
 #[cfg(feature = "demo")]
 use commands::demo;
-use commands::{Finished, board, health, menu, order, orders, rush};
+use commands::{Finished, bench, board, health, menu, order, orders, rush};
 use error::{ClientError, exit};
 use output::Output;
 use tracing::{Instrument, Span, field::Empty, info_span};
@@ -109,6 +110,11 @@ fn command_span(command: &Command) -> Span {
         #[cfg(feature = "demo")]
         Command::Demo(args) => root!("cafe demo", rush.customers = args.customers),
         Command::Health(args) => root!("cafe health", service = %args.service),
+        Command::Bench(args) => root!(
+            "cafe bench",
+            bench.rpc = args.rpc.as_str(),
+            bench.concurrency = args.concurrency
+        ),
     }
 }
 
@@ -121,6 +127,9 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         Command::Health(args) => {
             return health::run(&cli.server, &args.service, args.timeout, out).await;
         }
+        // Its own connections, untraced: a span per call would measure the
+        // generator's tracing, not the café.
+        Command::Bench(args) => return bench::run(&cli.server, out, args).await,
         _ => {}
     }
     let mut connection = connection::connect(&cli.server).await?;
@@ -136,6 +145,6 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         Command::Board => board::run(&mut connection, out).await,
         #[cfg(feature = "demo")]
         Command::Demo(_) => unreachable!("handled above"),
-        Command::Health(_) => unreachable!("handled above"),
+        Command::Health(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }
