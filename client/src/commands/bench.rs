@@ -179,7 +179,8 @@ pub struct Report {
     pub results: std::collections::BTreeMap<&'static str, u64>,
     /// Calls that ended during the warm-up (not measured).
     pub warmup_calls: u64,
-    /// Calls in flight when the run stopped, cancelled (not measured).
+    /// Calls in flight when the window ended (cancelled, or ended after
+    /// it) or when Ctrl-C stopped the run: not measured.
     pub abandoned: u64,
     /// Successful calls per second of the window: orders served per second.
     pub throughput_per_s: f64,

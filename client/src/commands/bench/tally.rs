@@ -109,7 +109,8 @@ pub struct Tally {
     results: [u64; SLOTS],
     /// Calls that ended during the warm-up (not measured).
     pub warmup: u64,
-    /// Calls still in flight when the run stopped, cancelled (not measured).
+    /// Calls still in flight when the window ended or the run stopped (not
+    /// measured).
     pub abandoned: u64,
 }
 
