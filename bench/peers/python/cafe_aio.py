@@ -54,7 +54,7 @@ class AioCafe(cafe_pb2_grpc.CafeServicer):
 
 
 async def serve(args):
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=common.server_options(args))
     cafe_pb2_grpc.add_CafeServicer_to_server(
         AioCafe(args.time_scale, args.baristas, args.blocking), server)
     server.add_insecure_port(args.listen)

@@ -47,7 +47,8 @@ class ThreadCafe(cafe_pb2_grpc.CafeServicer):
 def main():
     parser = common.parse_args(__doc__.splitlines()[0], "worker threads (orders served at once)")
     args = parser.parse_args()
-    server = grpc.server(ThreadPoolExecutor(max_workers=args.baristas))
+    server = grpc.server(ThreadPoolExecutor(max_workers=args.baristas),
+                         options=common.server_options(args))
     cafe_pb2_grpc.add_CafeServicer_to_server(ThreadCafe(args.time_scale), server)
     server.add_insecure_port(args.listen)
     server.start()

@@ -34,7 +34,21 @@ def parse_args(description, baristas_help):
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="multiplier on the menu's brew times, as the café's --time-scale")
     parser.add_argument("--baristas", type=int, default=2, help=baristas_help)
+    parser.add_argument("--max-pending", type=int, default=None,
+                        help="calls gRPC core may hold before the server takes them "
+                             "[default: gRPC's, 1,000 and a hard limit of 3,000]")
     return parser
+
+
+def server_options(args):
+    """gRPC core cancels (CANCELLED) the calls that arrive while more than
+    `grpc.server.max_pending_requests` wait for the Python server to take them: 1,000 by
+    default, 3,000 at most. A Python café meant for 10,000 customers raises both, as the
+    Rust café raises its --queue-capacity; bench/run gives both the same room."""
+    if args.max_pending is None:
+        return []
+    return [("grpc.server.max_pending_requests", args.max_pending),
+            ("grpc.server.max_pending_requests_hard_limit", args.max_pending)]
 
 
 def menu_response(time_scale):
