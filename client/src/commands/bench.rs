@@ -227,7 +227,8 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    /// `message` as a request, with the `--timeout` deadline if any.
+    fn with_deadline<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Some(timeout) = self.timeout {
             request.set_timeout(timeout);
@@ -304,7 +305,7 @@ async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> Outcome {
     let calling = async {
         match shared.rpc {
             BenchRpc::Counter => match cafe
-                .order_coffee(shared.request(shared.request.clone()))
+                .order_coffee(shared.with_deadline(shared.request.clone()))
                 .await
             {
                 Ok(response) => {
@@ -314,7 +315,7 @@ async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> Outcome {
             },
             BenchRpc::Buzzer => {
                 let mut buzzer = match cafe
-                    .order_with_buzzer(shared.request(shared.request.clone()))
+                    .order_with_buzzer(shared.with_deadline(shared.request.clone()))
                     .await
                 {
                     Ok(response) => response.into_inner(),
@@ -333,7 +334,7 @@ async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> Outcome {
                     }
                 }
             }
-            BenchRpc::Menu => match cafe.get_menu(shared.request(GetMenuRequest {})).await {
+            BenchRpc::Menu => match cafe.get_menu(shared.with_deadline(GetMenuRequest {})).await {
                 Ok(_) => Outcome::Status(Code::Ok),
                 Err(status) => Outcome::Status(status.code()),
             },
