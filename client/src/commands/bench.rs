@@ -503,11 +503,19 @@ pub async fn bench(
     for shard in &shared.shards {
         tally.merge(&shard.lock().unwrap_or_else(|p| p.into_inner()));
     }
-    let window = window_stop.at.saturating_duration_since(window_start.at);
+    // The window the calls were counted in: from the warm-up's end to the
+    // window's end (or to the last call, or to Ctrl-C). The readings are
+    // taken by a timer a little after each edge; CPU is divided by the time
+    // between the readings, calls by the window they were counted in.
+    let window_end = shared
+        .window_end
+        .map_or(window_stop.at, |end| end.min(window_stop.at));
+    let window = window_end.saturating_duration_since(warmup_end);
+    let sampled = window_stop.at.saturating_duration_since(window_start.at);
     let requests = tally.requests();
     let usage = |cpu: Duration, memory: Memory| Usage {
         cpu_ms: millis(cpu),
-        cpu_cores: ratio(cpu.as_secs_f64(), window.as_secs_f64()),
+        cpu_cores: ratio(cpu.as_secs_f64(), sampled.as_secs_f64()),
         cpu_per_call_us: (requests > 0)
             .then(|| (cpu.as_secs_f64() * 1e6 / requests as f64 * 10.0).round() / 10.0),
         rss_kib: memory.rss_kib,
