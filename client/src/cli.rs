@@ -134,6 +134,25 @@ pub enum Command {
     /// Print the `cafe(1)` man page (roff), e.g. `cafe man | man -l -`, or
     /// a command's own page (`cafe man demo` is `cafe-demo(1)`).
     Man(ManArgs),
+    /// Load generator (in the style of ghz): keep N orders in flight and
+    /// report results by gRPC status, latency percentiles, throughput, and
+    /// the CPU and memory it cost (this process's, and the café's with
+    /// --server-pid).
+    ///
+    /// A fixed pool of --concurrency worker tasks each sends one call after
+    /// another, so exactly that many orders are in flight; they share
+    /// --connections HTTP/2 connections, round-robin. A call succeeds only
+    /// when its gRPC status is OK and the order ended READY (for a buzzer:
+    /// the stream's last event is READY and it ends OK); everything else is
+    /// counted under its status code, e.g. RESOURCE_EXHAUSTED when the
+    /// café's line is full. Latency percentiles are of the calls that
+    /// succeeded.
+    ///
+    /// With --duration, the calls that END inside the window after the
+    /// warm-up are counted, and those still in flight at its end are
+    /// abandoned (cancelled, reported apart). With --requests, exactly that
+    /// many calls are sent after the warm-up and all of them are awaited.
+    Bench(BenchArgs),
 }
 
 /// `cafe order`.
@@ -298,6 +317,92 @@ pub struct CompletionsArgs {
     /// The shell: bash, zsh, fish, elvish or powershell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Which call `cafe bench` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchRpc {
+    /// OrderCoffee: wait at the counter (unary).
+    Counter,
+    /// OrderWithBuzzer: read the stream to its end (server streaming).
+    Buzzer,
+    /// GetMenu: no brewing, the cost of a call alone.
+    Menu,
+}
+
+impl BenchRpc {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BenchRpc::Counter => "counter",
+            BenchRpc::Buzzer => "buzzer",
+            BenchRpc::Menu => "menu",
+        }
+    }
+}
+
+/// `cafe bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The call to make: counter (OrderCoffee), buzzer (OrderWithBuzzer) or
+    /// menu (GetMenu).
+    #[arg(long, env = "CAFE_BENCH_RPC", value_enum, default_value_t = BenchRpc::Counter)]
+    pub rpc: BenchRpc,
+
+    /// How many calls are kept in flight: one worker task each.
+    #[arg(long, short = 'c', env = "CAFE_BENCH_CONCURRENCY", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    pub concurrency: u32,
+
+    /// How many HTTP/2 connections the workers share, round-robin (never
+    /// more than --concurrency).
+    #[arg(long, env = "CAFE_BENCH_CONNECTIONS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub connections: u32,
+
+    /// Run for this long after the warm-up (e.g. 10s); calls still in
+    /// flight at the end are abandoned. [default: none, --requests bounds
+    /// the run]
+    #[arg(long, short = 'z', env = "CAFE_BENCH_DURATION",
+          value_parser = humantime::parse_duration, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+
+    /// Send exactly this many calls after the warm-up and await them all.
+    /// [default: 200, unless --duration is given]
+    #[arg(long, short = 'n', env = "CAFE_BENCH_REQUESTS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+
+    /// Load the café this long first without counting (calls that end
+    /// during it are not measured), so the line fills up to its steady
+    /// state.
+    #[arg(long, env = "CAFE_BENCH_WARMUP", default_value = "0s",
+          value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+
+    /// What every customer orders (a menu id).
+    #[arg(long, env = "CAFE_BENCH_DRINK", default_value = "latte")]
+    pub drink: String,
+
+    /// Cup size: small, medium or large.
+    #[arg(long, env = "CAFE_SIZE", default_value = "medium")]
+    pub size: Size,
+
+    /// Each call's gRPC deadline (sent as grpc-timeout). [default: none,
+    /// wait as long as it takes]
+    #[arg(long, env = "CAFE_BENCH_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// The café's process id, to report its CPU per call and its memory
+    /// (read from /proc/PID; the café must run on this machine).
+    /// [default: none, only this process's own CPU is reported]
+    #[arg(long, env = "CAFE_BENCH_SERVER_PID")]
+    pub server_pid: Option<u32>,
+}
+
+impl BenchArgs {
+    /// The number of calls when neither --duration nor --requests is given.
+    pub const DEFAULT_REQUESTS: u64 = 200;
 }
 
 /// `cafe health`.

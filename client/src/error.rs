@@ -127,6 +127,18 @@ pub enum ClientError {
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
 
+    /// `cafe bench --server-pid` names no process whose /proc entry can be
+    /// read here.
+    #[error(
+        "cannot read process {pid} in /proc: {detail} (--server-pid takes the café's process id on this machine)"
+    )]
+    NoSuchProcess {
+        /// The `--server-pid`.
+        pid: u32,
+        /// What reading /proc said.
+        detail: String,
+    },
+
     /// The in-process café of `cafe demo` could not start.
     #[error("the demo café could not start: {0}")]
     Demo(String),
@@ -163,7 +175,7 @@ impl ClientError {
     /// The process exit code for this error (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::BadAddress { .. } => exit::USAGE,
+            ClientError::BadAddress { .. } | ClientError::NoSuchProcess { .. } => exit::USAGE,
             ClientError::NoCafe { .. }
             | ClientError::NotServing { .. }
             | ClientError::Unavailable { .. }

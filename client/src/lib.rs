@@ -6,7 +6,8 @@
 //! - [`cli`]: the commands and flags (clap derive), with the help text.
 //! - [`connection`]: dialling the café on one HTTP/2 connection.
 //! - [`commands`]: one module per command; [`commands::rush`] is the
-//!   customer's half of the lesson, `commands::demo` both halves.
+//!   customer's half of the lesson, `commands::demo` both halves, and
+//!   [`commands::bench`] the load generator that measures the café.
 //! - [`timeline`]: the pure renderers of the rush timelines (text and SVG).
 //! - [`view`]: orders as lines for people and JSON for programs.
 //! - [`output`]: human units, JSON lines, spinners only on a terminal.
@@ -33,7 +34,7 @@ use std::process::ExitCode;
 use cli::{Cli, Command, RushMode};
 #[cfg(feature = "demo")]
 use commands::demo;
-use commands::{Finished, board, health, manual, menu, order, orders, rush, stats};
+use commands::{Finished, bench, board, health, manual, menu, order, orders, rush, stats};
 use error::{ClientError, exit};
 use output::Output;
 use tracing::{Instrument, Span, field::Empty, info_span};
@@ -117,6 +118,11 @@ fn command_span(command: &Command) -> Span {
         Command::Health(args) => root!("cafe health", service = %args.service),
         Command::Completions(_) => root!("cafe completions"),
         Command::Man(_) => root!("cafe man"),
+        Command::Bench(args) => root!(
+            "cafe bench",
+            bench.rpc = args.rpc.as_str(),
+            bench.concurrency = args.concurrency
+        ),
     }
 }
 
@@ -132,6 +138,9 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         // No café needed: these print what the clap definitions say.
         Command::Completions(args) => return manual::completions(args.shell),
         Command::Man(args) => return manual::man(args.command.as_deref()),
+        // Its own connections, untraced: a span per call would measure the
+        // generator's tracing, not the café.
+        Command::Bench(args) => return bench::run(&cli.server, out, args).await,
         _ => {}
     }
     let mut connection = connection::connect(&cli.server).await?;
@@ -148,7 +157,7 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         Command::Stats(args) => stats::run(&mut connection, out, args).await,
         #[cfg(feature = "demo")]
         Command::Demo(_) => unreachable!("handled above"),
-        Command::Health(_) | Command::Completions(_) | Command::Man(_) => {
+        Command::Health(_) | Command::Completions(_) | Command::Man(_) | Command::Bench(_) => {
             unreachable!("handled above")
         }
     }

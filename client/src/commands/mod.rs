@@ -5,6 +5,7 @@
 //! [`Connection`]: crate::connection::Connection
 //! [`Output`]: crate::output::Output
 
+pub mod bench;
 pub mod board;
 #[cfg(feature = "demo")]
 pub mod demo;
