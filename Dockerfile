@@ -30,6 +30,11 @@ ARG RUST_IMAGE=rust:1.91-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS chef
+# The servers link jemalloc (tikv-jemallocator), whose build runs `make`;
+# the slim image has a C compiler but may lack make.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 # Built from source with its own lock file, so the same cargo-chef every time.
 RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /app

@@ -7,6 +7,11 @@ use cafe_barista::Config;
 use cafe_core::serving;
 use clap::Parser;
 
+/// The same allocator as the café's, for the same measured reasons (see
+/// `services/cafe/src/main.rs`).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     serving::run_main("barista", config, |config, address| {
