@@ -343,7 +343,9 @@ fn fit(text: &str, width: usize) -> String {
 mod tests {
     use super::*;
 
-    fn row(i: usize, sent: u64, wait: u64, brew: u64) -> Row {
+    /// Customer `i`'s row: sent at `sent` ms, `wait` ms in line, `brew` ms
+    /// brewing (the SVG renderer's tests use it too).
+    pub(super) fn row(i: usize, sent: u64, wait: u64, brew: u64) -> Row {
         Row {
             label: format!("#{i}"),
             sent: Duration::from_millis(sent),

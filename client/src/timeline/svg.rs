@@ -192,17 +192,7 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(i: usize, sent: u64, wait: u64, brew: u64) -> Row {
-        Row {
-            label: format!("#{i}"),
-            sent: Duration::from_millis(sent),
-            received: Duration::from_millis(sent + wait + brew),
-            waiting: Duration::from_millis(wait),
-            brewing: Duration::from_millis(brew),
-            placed: None,
-        }
-    }
+    use crate::timeline::tests::row;
 
     #[test]
     fn a_fan_starts_every_bar_at_the_same_x_and_a_staircase_does_not() {
