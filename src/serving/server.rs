@@ -213,11 +213,17 @@ impl Server {
 }
 
 /// What the transport's task ended with: its error, or its panic passed on
-/// to the caller as if it had happened here.
+/// to the caller as if it had happened here. A task can also end cancelled:
+/// that only happens when its runtime shuts down under it (a test dropping
+/// its runtime, a process exiting), and there is nothing left to serve or
+/// report then. (`JoinError::into_panic` would itself panic on that.)
 fn ended(finished: Result<Result<(), transport::Error>, JoinError>) -> Result<(), StartupError> {
     match finished {
         Ok(result) => result.map_err(StartupError::from),
-        Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+        Err(join_error) if join_error.is_panic() => {
+            std::panic::resume_unwind(join_error.into_panic())
+        }
+        Err(_cancelled) => Ok(()),
     }
 }
 
