@@ -124,11 +124,8 @@ async fn a_full_line_is_counted_as_resource_exhausted() {
 /// thread, so this runtime keeps serving the café).
 async fn cafe_bin(cafe: &TestCafe, args: &[&str]) -> Output {
     let mut command = Command::cargo_bin("cafe").unwrap();
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("CAFE_") || name.starts_with("OTEL_") {
-            command.env_remove(key);
-        }
+    for key in cafe_testkit::leaky_env() {
+        command.env_remove(key);
     }
     command
         .arg("--server")

@@ -27,14 +27,10 @@ fn fast(baristas: u32) -> Config {
 /// leak in (a developer's collector endpoint would add trace links).
 async fn cafe_at(server: &str, args: &[&str]) -> Output {
     let mut command = Command::cargo_bin("cafe").unwrap();
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("CAFE_") || name.starts_with("OTEL_") {
-            command.env_remove(key);
-        }
+    for key in cafe_testkit::leaky_env() {
+        command.env_remove(key);
     }
     command
-        .env_remove("RUST_LOG")
         .arg("--server")
         .arg(server)
         .args(args)

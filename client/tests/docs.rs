@@ -438,11 +438,8 @@ fn remember(addresses: &mut BTreeMap<String, String>, documented: &str, real: So
 /// `CAFE_*`/`OTEL_*` variables.
 async fn run_cafe(args: &[String], server: Option<String>, scratch: &Path) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cafe"));
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("CAFE_") || name.starts_with("OTEL_") {
-            command.env_remove(key);
-        }
+    for key in cafe_testkit::leaky_env() {
+        command.env_remove(key);
     }
     if let Some(server) = server {
         command.env("CAFE_SERVER", server);

@@ -48,16 +48,13 @@ fn stack_here(service: &'static str, endpoint: &str) -> (Telemetry, DefaultGuard
 
 /// Runs the real `cafe` binary with `args`, exporting to `endpoint` if
 /// given, and returns its output and how long the process took. The
-/// environment's `CAFE_*` and `OTEL_*` variables are cleared first.
+/// environment's `CAFE_*`, `OTEL_*` and `RUST_LOG` are cleared first.
 async fn cafe_cli(endpoint: Option<&str>, args: &[&str]) -> (Output, Duration) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cafe"));
-    for (key, _) in std::env::vars_os() {
-        let key_text = key.to_string_lossy();
-        if key_text.starts_with("CAFE_") || key_text.starts_with("OTEL_") {
-            command.env_remove(key);
-        }
+    for key in cafe_testkit::leaky_env() {
+        command.env_remove(key);
     }
-    command.env_remove("RUST_LOG").args(args);
+    command.args(args);
     if let Some(endpoint) = endpoint {
         command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
     }
