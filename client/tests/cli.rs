@@ -23,7 +23,7 @@ fn fast(baristas: u32) -> Config {
 }
 
 /// Runs `cafe --server <cafe> args...` and returns its output. The
-/// environment's `CAFE_*` and `OTEL_*` variables are cleared so they cannot
+/// environment's `CAFE_*`, `OTEL_*` and `RUST_LOG` are cleared so they cannot
 /// leak in (a developer's collector endpoint would add trace links).
 async fn cafe_at(server: &str, args: &[&str]) -> Output {
     let mut command = Command::cargo_bin("cafe").unwrap();
