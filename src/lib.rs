@@ -21,6 +21,9 @@
 //!   exporter that never slows the service down.
 //! - [`propagation`]: one trace across processes: the tower layers that carry
 //!   the W3C trace context in gRPC metadata and open a span per call.
+//! - [`metrics`]: what an operator watches a server by, for Prometheus
+//!   (`--metrics-listen`): every call timed by method and status, and
+//!   gauges read from the server's state when scraped.
 //!
 //! The services live in their own crates: `services/cafe` (the café server),
 //! `services/barista` (the barista backend) and `client` (the `cafe` CLI).
@@ -29,6 +32,7 @@ pub mod brewing;
 pub mod convert;
 pub mod deadline;
 pub mod menu;
+pub mod metrics;
 pub mod order;
 pub mod propagation;
 pub mod serving;

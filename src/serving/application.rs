@@ -36,20 +36,51 @@ pub trait Serve: Sized + Send + 'static {
 #[derive(Debug)]
 pub struct Application<C> {
     listener: TcpListener,
+    /// `--metrics-listen`, bound.
+    metrics_listener: Option<TcpListener>,
     config: C,
 }
 
 impl<C: Serve> Application<C> {
-    /// Binds `--listen`.
+    /// Binds `--listen`, and `--metrics-listen` if given.
     pub async fn build(config: C) -> Result<Self, StartupError> {
         let listener = bind(config.flags().listen).await?;
-        Ok(Self::with_listener(config, listener))
+        let mut app = Self::with_listener(config, listener);
+        if let Some(address) = app.config.flags().metrics_listen {
+            let metrics = TcpListener::bind(address)
+                .await
+                .map_err(|source| StartupError::BindMetrics { address, source })?;
+            app = app.with_metrics_listener(metrics);
+        }
+        Ok(app)
     }
 
     /// Uses a listener bound elsewhere (tests bind `127.0.0.1:0`);
-    /// `--listen` is ignored.
+    /// `--listen` is ignored, and so is `--metrics-listen` (see
+    /// [`Application::with_metrics_listener`]).
     pub fn with_listener(config: C, listener: TcpListener) -> Self {
-        Application { listener, config }
+        Application {
+            listener,
+            metrics_listener: None,
+            config,
+        }
+    }
+
+    /// Serves metrics on a listener bound elsewhere (tests bind
+    /// `127.0.0.1:0`).
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
+    }
+
+    /// Where metrics are served (with the real port when 0 was asked), if
+    /// they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|listener| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
     }
 
     /// The address actually bound (with the real port when 0 was asked).
@@ -72,7 +103,10 @@ impl<C: Serve> Application<C> {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let grace = self.config.flags().shutdown_grace;
-        let server = Server::new(self.listener, shutdown, grace);
+        let mut server = Server::new(self.listener, shutdown, grace);
+        if let Some(metrics) = self.metrics_listener {
+            server = server.with_metrics(metrics);
+        }
         self.config.serve(server).await
     }
 }
@@ -85,7 +119,8 @@ impl<C: Serve> Application<C> {
 ///    reverse.
 /// 2. the runtime, built by hand rather than with `#[tokio::main]` so that
 ///    `--runtime-workers` can set how many threads it has;
-/// 3. bind, then `opened` says where the server listens and with what;
+/// 3. bind, then `opened` says where the server listens and with what (and
+///    the metrics endpoint, if any, is logged);
 /// 4. serve until SIGINT or SIGTERM ([`shutdown::signal`]), then close
 ///    within the grace.
 ///
@@ -106,6 +141,9 @@ pub fn run_main<C: Serve>(
     runtime.block_on(async {
         let app = Application::build(config).await?;
         opened(app.config(), app.local_addr());
+        if let Some(address) = app.metrics_addr() {
+            tracing::info!(%address, "metrics for Prometheus at http://{address}/metrics");
+        }
         app.serve(shutdown::signal()).await
     })
 }

@@ -1,6 +1,7 @@
 //! The flags every server has, defined once: `--listen`, `--time-scale`,
-//! `--brew-mode`, `--runtime-workers`, `--shutdown-grace`, `--log-format`
-//! and `--otlp-endpoint`, and the runtime that `--runtime-workers` sizes.
+//! `--brew-mode`, `--runtime-workers`, `--shutdown-grace`, `--log-format`,
+//! `--otlp-endpoint` and `--metrics-listen`, and the runtime that
+//! `--runtime-workers` sizes.
 //!
 //! Each server puts [`ServerFlags`] in its own clap `Config` with
 //! `#[command(flatten)]`. The same flag must still read a different
@@ -22,6 +23,7 @@
 //! | `--shutdown-grace` | `<PREFIX>_SHUTDOWN_GRACE` | `10s` |
 //! | `--log-format` | `<PREFIX>_LOG_FORMAT` | `text` |
 //! | `--otlp-endpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT` (the standard one) | none |
+//! | `--metrics-listen` | `<PREFIX>_METRICS_LISTEN` | none (no metrics endpoint) |
 //!
 //! (The names are built at run time, which is what clap's `string` feature
 //! allows.)
@@ -96,6 +98,12 @@ pub struct ServerFlags<E: ServerEnv> {
     /// [default: none, traces are not exported].
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+
+    /// Serve metrics for Prometheus over HTTP at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9051 (see docs/metrics.md) [default: none, no metrics
+    /// endpoint].
+    #[arg(long, env = E::env_name("METRICS_LISTEN"))]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Which server these flags are for: a type only, it holds nothing.
     #[arg(skip)]
@@ -178,6 +186,7 @@ mod tests {
             ("shutdown_grace", "TEST_SHUTDOWN_GRACE"),
             ("log_format", "TEST_LOG_FORMAT"),
             ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            ("metrics_listen", "TEST_METRICS_LISTEN"),
         ] {
             assert_eq!(env_of(id).as_deref(), Some(env), "--{id}");
         }
@@ -206,6 +215,7 @@ mod tests {
         assert_eq!(default.shutdown_grace, Duration::from_secs(10));
         assert_eq!(default.log_format, LogFormat::Text);
         assert_eq!(default.otlp_endpoint, None);
+        assert_eq!(default.metrics_listen, None);
     }
 
     #[test]
@@ -224,6 +234,7 @@ mod tests {
             ["test", "--shutdown-grace", "soon"],
             ["test", "--runtime-workers", "0"],
             ["test", "--listen", "nowhere"],
+            ["test", "--metrics-listen", "9051"],
         ] {
             assert!(
                 TestConfig::try_parse_from(args).is_err(),

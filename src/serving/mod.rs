@@ -45,6 +45,16 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// The metrics address could not be bound.
+    #[error(
+        "cannot listen for metrics on {address}: {source} (is another server using it? choose another with --metrics-listen)"
+    )]
+    BindMetrics {
+        /// `--metrics-listen`.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The tokio runtime could not be built (out of threads or memory).
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),

@@ -35,7 +35,10 @@ use tracing::{info, warn};
 
 use super::StartupError;
 use crate::{
-    deadline::DeadlineLayer, propagation::GrpcServerTraceLayer, proto::FILE_DESCRIPTOR_SET,
+    deadline::DeadlineLayer,
+    metrics::{Collector, endpoint::MetricsServer, rpc::RpcMetricsLayer},
+    propagation::GrpcServerTraceLayer,
+    proto::FILE_DESCRIPTOR_SET,
 };
 
 // The HTTP/2 settings, chosen for what the café's calls are: many small
@@ -93,6 +96,8 @@ pub struct Server {
     /// whoever tells it to close: a signal, a test's channel.
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     grace: Duration,
+    /// The metrics and their endpoint, with `--metrics-listen`.
+    metrics: Option<MetricsServer>,
 }
 
 impl std::fmt::Debug for Server {
@@ -119,6 +124,23 @@ impl Server {
             health: HealthReporter::new(),
             shutdown: Box::pin(shutdown),
             grace,
+            metrics: None,
+        }
+    }
+
+    /// Also serves metrics for Prometheus on `listener` (`--metrics-listen`),
+    /// from when [`Server::serve`] starts until it returns.
+    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(MetricsServer::new(listener));
+        self
+    }
+
+    /// Adds the server's own gauges, read at every scrape (see
+    /// [`crate::metrics`]). Without `--metrics-listen` the collector is
+    /// dropped: nothing would ever ask it.
+    pub fn register_collector(&mut self, collector: impl Collector) {
+        if let Some(metrics) = &mut self.metrics {
+            metrics.metrics().register_collector(collector);
         }
     }
 
@@ -147,6 +169,11 @@ impl Server {
         F: Future<Output = ()>,
     {
         let (reflection_v1, reflection_v1alpha) = reflection(S::NAME)?;
+        // The metrics endpoint answers until this function returns (its
+        // guard is dropped then), closing included: an operator sees the
+        // drain.
+        let (rpc_metrics, _metrics_endpoint) =
+            self.metrics.map(|metrics| metrics.start(S::NAME)).unzip();
         // Sending on (or dropping) `stop_transport` starts the transport's
         // graceful shutdown; dropping it too means a `serve` future dropped
         // half-way does not leave the transport running on its own.
@@ -167,6 +194,9 @@ impl Server {
             .initial_connection_window_size(CONNECTION_WINDOW)
             // Fixed windows: BDP probing is for bulk transfers, and would reset both to 64 KiB.
             .http2_adaptive_window(Some(false))
+            // Outermost, so it sees every call's final status (the deadline
+            // layer's included): each call timed by method and status code.
+            .layer(RpcMetricsLayer::new(rpc_metrics))
             // Every call gets a server span, child of the caller's span when
             // the request carries a `traceparent` (health and reflection
             // calls excepted), and its trace id back in `x-trace-id`.
