@@ -11,6 +11,9 @@
 //!   and a barista freed the moment its caller goes away.
 //! - [`station`]: the named baristas and the FIFO queue of drinks waiting
 //!   for one (a semaphore).
+//! - [`metrics`]: its gauges for Prometheus (brews in flight, free
+//!   baristas), read when scraped; the calls' metrics are the serving
+//!   scaffold's.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //!
 //! How a barista spends the brew time (and the blocking anti-pattern next to
@@ -20,6 +23,7 @@
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod station;

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::{config::Config, service::BaristaService, station::Station};
+use crate::{config::Config, metrics::BaristaCollector, service::BaristaService, station::Station};
 
 /// A barista backend bound to its address, ready to serve: the shared
 /// scaffold's application, serving a station as [`Config`]'s `Serve` says.
@@ -35,7 +35,7 @@ impl Serve for Config {
 
     /// Opens the station, turns health SERVING, and serves `cafe.v1.Barista`
     /// until told to close; then closes as the module docs say.
-    async fn serve(self, server: Server) -> Result<(), StartupError> {
+    async fn serve(self, mut server: Server) -> Result<(), StartupError> {
         let station = Station::new(usize::from(self.baristas));
         // Every brew runs in a task tracked here, so closing can wait for
         // the drinks in hand.
@@ -47,6 +47,9 @@ impl Serve for Config {
             self.server.brew_mode,
             brews.clone(),
         );
+        // With --metrics-listen: the station and its brews, counted at each
+        // scrape.
+        server.register_collector(BaristaCollector::new(station.clone(), brews.clone()));
         let health = server.health();
         health.set_serving::<BaristaServer<BaristaService>>().await;
 

@@ -88,6 +88,11 @@ impl Station {
         self.free.is_closed()
     }
 
+    /// How many baristas the station has.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// How many baristas are brewing right now.
     pub fn busy(&self) -> usize {
         self.size - self.idle().len()

@@ -20,6 +20,9 @@
 //! - [`remote`]: the café as a client of `cafe-barista` replicas: DNS
 //!   re-resolution, health watching, power-of-two-choices balancing,
 //!   retries when a barista goes away, and deadline propagation.
+//! - [`metrics`]: the café's gauges for Prometheus (its line, orders by
+//!   status, open streams, remote baristas up), read from the book when
+//!   scraped; the calls' metrics are the serving scaffold's.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //!
 //! The signals that close it (SIGINT, SIGTERM) are the shared
@@ -36,6 +39,7 @@ pub mod baristas;
 pub mod book;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod remote;
 pub mod service;
 pub mod startup;

@@ -37,6 +37,7 @@ use crate::{
     baristas::{self, Brewers},
     book::OrderBook,
     config::Config,
+    metrics::CafeCollector,
     remote::{RemoteBaristas, RemoteConfig},
     service::{CLOSING_NOTE, CafeService},
 };
@@ -57,7 +58,7 @@ impl Serve for Config {
     /// Opens the book and the baristas' shift, sets the café's health, and
     /// serves `cafe.v1.Cafe` until told to close; then closes as the module
     /// docs say.
-    async fn serve(self, server: Server) -> Result<(), StartupError> {
+    async fn serve(self, mut server: Server) -> Result<(), StartupError> {
         let availability = Arc::new(Availability::new());
         let book = Arc::new(OrderBook::new(
             self.queue_capacity as usize,
@@ -80,6 +81,13 @@ impl Serve for Config {
                 },
             ))
         };
+        // With --metrics-listen: the book and the remote baristas, counted
+        // at each scrape.
+        let replicas_up = match &brewers {
+            Brewers::Remote(remote) => Some(remote.replicas_up()),
+            Brewers::Embedded { .. } => None,
+        };
+        server.register_collector(CafeCollector::new(Arc::clone(&book), replicas_up));
         // The café's health follows its availability from here on; nothing
         // else writes it.
         let health_reporter = availability.report_health(server.health()).await;

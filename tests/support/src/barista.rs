@@ -22,6 +22,9 @@ use crate::{FAST, init_test_log};
 pub struct TestBarista {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its metrics are served, if its config asked for them
+    /// (`metrics_listen` set: its port is chosen here).
+    pub metrics_addr: Option<SocketAddr>,
     runtime: Option<Runtime>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartupError>>>,
@@ -88,14 +91,26 @@ fn start(config: Config, addr: SocketAddr, dispatch: Option<tracing::Dispatch>) 
         socket.bind(addr).expect("bind the barista's address");
         socket.listen(1024).expect("listen")
     };
-    let app = Application::with_listener(config, listener);
+    let wants_metrics = config.server.metrics_listen.is_some();
+    let mut app = Application::with_listener(config, listener);
+    if wants_metrics {
+        let _inside = runtime.enter();
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        metrics
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let metrics = tokio::net::TcpListener::from_std(metrics).expect("a tokio listener");
+        app = app.with_metrics_listener(metrics);
+    }
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = runtime.spawn(app.serve(async {
         let _ = stopped.await;
     }));
     TestBarista {
         addr,
+        metrics_addr,
         runtime: Some(runtime),
         stop: Some(stop),
         server: Some(server),

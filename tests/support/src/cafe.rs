@@ -25,6 +25,9 @@ pub struct TestCafe {
     pub addr: SocketAddr,
     /// A client connected to it.
     pub client: CafeClient<Channel>,
+    /// Where its metrics are served, if its config asked for them
+    /// ([`with_metrics`]).
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), StartupError>>,
 }
@@ -46,12 +49,26 @@ pub fn config_at_scale(scale: f64) -> Config {
     }
 }
 
-/// Starts a café with `config` (its `listen` is ignored: port 0 is used).
+/// `config` with its metrics served (on a port of their own, chosen by
+/// [`spawn_cafe`]).
+pub fn with_metrics(mut config: Config) -> Config {
+    config.server.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config
+}
+
+/// Starts a café with `config` (its `listen` is ignored: port 0 is used;
+/// so is `metrics_listen`'s port, if set).
 pub async fn spawn_cafe(config: Config) -> TestCafe {
     init_test_log();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-    let app = Application::with_listener(config, listener);
+    let wants_metrics = config.server.metrics_listen.is_some();
+    let mut app = Application::with_listener(config, listener);
+    if wants_metrics {
+        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        app = app.with_metrics_listener(metrics);
+    }
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async {
         // Resolves when `stop` is used or dropped.
@@ -61,6 +78,7 @@ pub async fn spawn_cafe(config: Config) -> TestCafe {
     TestCafe {
         addr,
         client,
+        metrics_addr,
         stop: Some(stop),
         server,
     }
@@ -99,6 +117,13 @@ impl TestCafe {
         tokio::time::timeout(limit, watching)
             .await
             .unwrap_or_else(|_| panic!("the café's health was not {want:?} within {limit:?}"));
+    }
+
+    /// Scrapes the café's `/metrics` (it must have been started
+    /// [`with_metrics`]).
+    pub async fn scrape(&self) -> crate::metrics::Scrape {
+        let addr = self.metrics_addr.expect("a café started with_metrics");
+        crate::metrics::scrape(addr).await
     }
 
     /// The café's URL, e.g. `http://127.0.0.1:41234`.

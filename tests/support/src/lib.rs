@@ -13,6 +13,7 @@
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
 //! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive.
+//! - [`metrics`]: a server's `/metrics` scraped over HTTP, and its values.
 //!
 //! A crate's tests turn on the servers they need, so the barista's tests do
 //! not build the café, nor the café's the barista.
@@ -21,10 +22,13 @@
 pub mod barista;
 #[cfg(feature = "cafe")]
 pub mod cafe;
+pub mod metrics;
 pub mod otlp;
 
 #[cfg(feature = "cafe")]
-pub use cafe::{Config, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe};
+pub use cafe::{
+    Config, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe, with_metrics,
+};
 
 use std::{net::SocketAddr, time::Duration};
 

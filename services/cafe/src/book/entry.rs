@@ -114,6 +114,12 @@ impl OrderEntry {
         }
     }
 
+    /// How many follow this order now (each holds a receiver of its
+    /// history).
+    pub(super) fn followers(&self) -> usize {
+        self.history.receiver_count()
+    }
+
     /// The order's id.
     pub fn id(&self) -> &OrderId {
         &self.id

@@ -84,6 +84,11 @@ impl LineMoves {
         self.shared.told.subscribe()
     }
 
+    /// How many buzzers follow the line now (each holds a receiver).
+    pub(super) fn followers(&self) -> usize {
+        self.shared.told.receiver_count()
+    }
+
     /// An order left the line, which now holds `line_len` orders.
     pub(super) fn moved(&self, line_len: usize) {
         if line_len <= SHORT_LINE || !self.ticker_running() {

@@ -12,6 +12,7 @@
 //!   waits for one.
 //! - [`line_moves`]: telling buzzers their line moved, at a bounded rate.
 //! - [`claim`]: the claim token that lets a customer cancel their order.
+//! - [`census`]: the book counted, for the café's metrics.
 //!
 //! Whether new orders are taken at all (open, no barista, closed) is not
 //! the book's to decide: it asks [`Availability`], which also drives the
@@ -52,6 +53,7 @@
 //! sequence, and [`entry::Change`] a row of an order-changes table. No
 //! store is implemented here.
 
+pub mod census;
 pub mod claim;
 pub mod entry;
 pub mod follow;
@@ -69,6 +71,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::{availability::Availability, error::CafeError};
 
+pub use census::Census;
 pub use claim::ClaimToken;
 pub use entry::{Change, OrderEntry, Origin, Update};
 pub use follow::{Follower, Replay};
@@ -119,6 +122,8 @@ pub struct OrderBook {
     board: broadcast::Sender<Update>,
     line_moves: LineMoves,
     queue_capacity: usize,
+    /// How many orders ended, and how (for the metrics: see `census`).
+    tally: census::Tally,
 }
 
 #[derive(Debug)]
@@ -152,6 +157,7 @@ impl OrderBook {
             board: broadcast::channel(BOARD_BACKLOG).0,
             line_moves: LineMoves::new(),
             queue_capacity,
+            tally: census::Tally::default(),
         }
     }
 
@@ -381,6 +387,7 @@ impl OrderBook {
         });
         match made {
             Some(made) => {
+                self.tally.changed(made.status);
                 self.tell_board(entry, || made);
                 true
             }

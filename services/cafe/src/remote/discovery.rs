@@ -148,6 +148,11 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// How many replicas are up now.
+    pub(crate) fn up(&self) -> usize {
+        self.lock().up
+    }
+
     fn no_barista(&self) -> String {
         format!("no barista reachable at {}", self.endpoints)
     }

@@ -279,6 +279,13 @@ impl RemoteBaristas {
         book.mark_failed(entry, &reason);
     }
 
+    /// How many replicas are up, for the metrics. The count holds only the
+    /// registry, not the baristas: it does not keep their background tasks
+    /// running after the shift (as a clone of `self` would).
+    pub fn replicas_up(&self) -> ReplicasUp {
+        ReplicasUp(Arc::clone(&self.inner.registry))
+    }
+
     /// Picks the replica for one brew with power of two choices, waiting
     /// for one to be up until `--barista-wait` after the outage began.
     /// `None` if none came.
@@ -298,6 +305,18 @@ impl RemoteBaristas {
         })
         .await;
         picked.ok().flatten()
+    }
+}
+
+/// How many replicas are up (see [`RemoteBaristas::replicas_up`]).
+#[derive(Debug, Clone)]
+pub struct ReplicasUp(Arc<Registry>);
+
+impl ReplicasUp {
+    /// The replicas whose health says SERVING and that no brew has seen
+    /// fail since: those the balancer picks from.
+    pub fn get(&self) -> usize {
+        self.0.up()
     }
 }
 

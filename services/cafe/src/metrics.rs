@@ -1,0 +1,106 @@
+//! What the café tells Prometheus beside what every server does (calls by
+//! method and status, live tasks: [`cafe_core::metrics`]): its line, its
+//! orders by status, the streams open, and its remote baristas. All read
+//! from the book when scraped ([`OrderBook::census`]), nothing kept on the
+//! hot path for it. Every metric is described in `docs/metrics.md`.
+
+use std::{fmt, sync::Arc};
+
+use cafe_core::metrics::{Collector, DescriptorEncoder, counter, gauge, gauges};
+
+use crate::{book::OrderBook, remote::ReplicasUp};
+
+/// The café's own gauges; registered by `startup` with
+/// `Server::register_collector`.
+#[derive(Debug)]
+pub struct CafeCollector {
+    book: Arc<OrderBook>,
+    /// With remote baristas: how many are up.
+    remote: Option<ReplicasUp>,
+}
+
+impl CafeCollector {
+    /// Reads `book` and, with remote baristas, `remote`.
+    pub fn new(book: Arc<OrderBook>, remote: Option<ReplicasUp>) -> Self {
+        CafeCollector { book, remote }
+    }
+}
+
+impl Collector for CafeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let census = self.book.census();
+        gauge(
+            &mut encoder,
+            "cafe_queue_depth",
+            "Orders waiting in line for a barista.",
+            census.in_line as u64,
+        )?;
+        gauge(
+            &mut encoder,
+            "cafe_queue_capacity",
+            "The most orders the line holds (--queue-capacity); past it new orders get RESOURCE_EXHAUSTED.",
+            census.line_capacity as u64,
+        )?;
+        gauges(
+            &mut encoder,
+            "cafe_orders",
+            "Open orders by status: brewing is the brews in flight.",
+            "status",
+            [
+                ("queued", census.queued as u64),
+                ("brewing", census.brewing as u64),
+            ],
+        )?;
+        counter(
+            &mut encoder,
+            "cafe_orders_placed",
+            "Orders placed (a retry with the same request_id is not a new order).",
+            None,
+            [("", census.placed)],
+        )?;
+        counter(
+            &mut encoder,
+            "cafe_orders_ended",
+            "Orders that reached a final status, by that status.",
+            Some("status"),
+            [
+                ("ready", census.ready),
+                ("cancelled", census.cancelled),
+                ("failed", census.failed),
+            ],
+        )?;
+        gauge(
+            &mut encoder,
+            "cafe_orders_remembered",
+            "Orders the café holds in memory: the open ones and the newest finished ones (at most 10,000).",
+            census.remembered as u64,
+        )?;
+        gauge(
+            &mut encoder,
+            "cafe_order_followers",
+            "Receivers of orders' changes: customers following an order (counter calls waiting, buzzer and WatchOrder streams), and the barista brewing each order, who watches it for a cancel.",
+            census.followers as u64,
+        )?;
+        gauge(
+            &mut encoder,
+            "cafe_buzzers_open",
+            "Buzzer and WatchOrder streams whose task is still following its order.",
+            census.buzzers as u64,
+        )?;
+        gauge(
+            &mut encoder,
+            "cafe_board_watchers",
+            "WatchBoard streams whose task is still sending the board.",
+            census.board_watchers as u64,
+        )?;
+        if let Some(remote) = &self.remote {
+            gauge(
+                &mut encoder,
+                "cafe_remote_baristas_up",
+                "Remote barista replicas up (healthy, and no brew has seen them fail since); 0 means no order is taken.",
+                remote.get() as u64,
+            )?;
+        }
+        Ok(())
+    }
+}
