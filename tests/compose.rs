@@ -12,7 +12,7 @@
 //! - every flag in an entrypoint, command or health check exists, with a
 //!   valid value (the whole command line is parsed, subcommand and all);
 //! - every port matches: published and exposed ports against the listen
-//!   address, the café's barista endpoint against the barista's listen
+//!   and metrics addresses (every server serves metrics), the café's barista endpoint against the barista's listen
 //!   port, the client's `CAFE_SERVER` against the café's, each health check
 //!   against its own server, the OTLP endpoint against the Jaeger service;
 //! - health checks use the exec form and the `cafe` CLI, `depends_on` waits
@@ -80,6 +80,21 @@ fn each_kind_of_drift_is_caught() {
             "a server listening on the container's loopback",
             "CAFE_LISTEN: \"0.0.0.0:50051\"",
             "CAFE_LISTEN: \"127.0.0.1:50051\"",
+        ),
+        (
+            "a published metrics port that nothing listens on",
+            "\"127.0.0.1:9051:9051\"",
+            "\"127.0.0.1:9051:9052\"",
+        ),
+        (
+            "metrics on the container's loopback",
+            "BARISTA_METRICS_LISTEN: \"0.0.0.0:9061\"",
+            "BARISTA_METRICS_LISTEN: \"127.0.0.1:9061\"",
+        ),
+        (
+            "a server without metrics",
+            "CAFE_METRICS_LISTEN: \"0.0.0.0:9051\"",
+            "CAFE_LOG_FORMAT: \"text\"",
         ),
         (
             "a barista endpoint on the wrong port",
@@ -304,7 +319,12 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                 else {
                     continue;
                 };
-                check_listen(service, config.server.listen, &mut problems);
+                check_listen(
+                    service,
+                    config.server.listen,
+                    config.server.metrics_listen,
+                    &mut problems,
+                );
                 for endpoint in &config.barista_endpoints {
                     let endpoint = endpoint.to_string();
                     check_target(
@@ -337,7 +357,12 @@ fn problems(compose: &str, dockerfile: &str) -> Vec<String> {
                 else {
                     continue;
                 };
-                check_listen(service, config.server.listen, &mut problems);
+                check_listen(
+                    service,
+                    config.server.listen,
+                    config.server.metrics_listen,
+                    &mut problems,
+                );
                 check_otlp(
                     service,
                     config.server.otlp_endpoint.as_deref(),
@@ -631,24 +656,43 @@ fn parse_cli(args: &[String]) -> Result<cafe_client::cli::Cli, String> {
         .map_err(first_line)
 }
 
-/// A server in a container listens on every interface, on the port the
-/// compose file publishes or exposes.
-fn check_listen(service: &Service, listen: SocketAddr, problems: &mut Vec<String>) {
+/// A server in a container listens on every interface, gRPC and metrics
+/// alike, on the ports the compose file publishes or exposes (and nothing
+/// else), and serves metrics: the compose stack is what an operator runs.
+fn check_listen(
+    service: &Service,
+    listen: SocketAddr,
+    metrics: Option<SocketAddr>,
+    problems: &mut Vec<String>,
+) {
     let name = &service.name;
-    if !listen.ip().is_unspecified() {
-        problems.push(format!("{name}: listens on {listen}, which nothing outside its container can reach; use 0.0.0.0"));
+    let mut listening = vec![listen];
+    match metrics {
+        Some(metrics) => listening.push(metrics),
+        None => problems.push(format!(
+            "{name}: serves no metrics; set its METRICS_LISTEN variable (e.g. 0.0.0.0:9051)"
+        )),
     }
-    if service.container_ports.is_empty() {
-        problems.push(format!(
-            "{name}: publishes or exposes no port (it listens on {})",
-            listen.port()
-        ));
+    for address in &listening {
+        if !address.ip().is_unspecified() {
+            problems.push(format!("{name}: listens on {address}, which nothing outside its container can reach; use 0.0.0.0"));
+        }
+        if !service.container_ports.contains(&address.port()) {
+            problems.push(format!(
+                "{name}: publishes or exposes no port {} (it listens on {address})",
+                address.port()
+            ));
+        }
     }
     for port in &service.container_ports {
-        if *port != listen.port() {
+        if !listening.iter().any(|address| address.port() == *port) {
             problems.push(format!(
                 "{name}: port {port} in ports/expose, but it listens on {}",
-                listen.port()
+                listening
+                    .iter()
+                    .map(|address| address.port().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             ));
         }
     }
