@@ -34,7 +34,7 @@ use std::{
     time::Instant,
 };
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use prometheus_client::{
@@ -80,6 +80,10 @@ const CODE_NAMES: [&str; 17] = [
 pub fn code_name(code: Code) -> &'static str {
     CODE_NAMES[code as usize]
 }
+
+/// The header (or trailer) with a call's status code. A `HeaderName` made
+/// once: looking a `&str` up parses and checks it on every call.
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// `grpc_service` and `grpc_method`.
 type MethodLabels = [(&'static str, Arc<str>); 2];
@@ -133,12 +137,13 @@ impl RpcMetrics {
         let in_flight: Family<MethodLabels, Gauge> = Family::default();
         registry.register(
             "grpc_server_handling_seconds",
-            "How long calls took, from the request to their gRPC status (the trailers, for a stream), by method and status code.",
+            // No full stop: the registry adds one.
+            "How long calls took, from the request to their gRPC status (the trailers, for a stream), by method and status code",
             durations.clone(),
         );
         registry.register(
             "grpc_server_calls_in_flight",
-            "Calls open now, by method: for streaming methods, the streams open.",
+            "Calls open now, by method: for streaming methods, the streams open",
             in_flight.clone(),
         );
         let method = |service: &str, method: &str| {
@@ -235,7 +240,7 @@ impl Call {
     /// Finishes the call if `headers` (or trailers) carry its status;
     /// gives it back if not.
     fn finish_from(self, headers: &HeaderMap) -> Option<Self> {
-        match headers.get("grpc-status") {
+        match headers.get(&GRPC_STATUS) {
             Some(status) => {
                 self.finish(Code::from_bytes(status.as_bytes()));
                 None

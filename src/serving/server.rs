@@ -1,7 +1,7 @@
 //! The transport around one gRPC service, as every server of the café runs
-//! it: HTTP/2 settings chosen on purpose, the tracing and deadline layers,
-//! health and reflection beside the service, and a shutdown that the grace
-//! bounds.
+//! it: HTTP/2 settings chosen on purpose, the metrics, tracing and deadline
+//! layers, health and reflection beside the service, the metrics endpoint
+//! (with `--metrics-listen`), and a shutdown that the grace bounds.
 //!
 //! [`Server::serve`] closes in this order, all within `--shutdown-grace`:
 //!
