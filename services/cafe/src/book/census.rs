@@ -7,7 +7,7 @@
 //! board's `broadcast` channel how many watch it, the line's news how many
 //! buzzers wait for it. A count read from the thing itself cannot drift
 //! from it, and a leaked follower shows up in it whatever code path leaked
-//! it. The one exception is [`Tally`]: how many orders ended, and how. An
+//! it. The one exception is `Tally`: how many orders ended, and how. An
 //! ended order is forgotten after a while ([`super::FINISHED_ORDERS_KEPT`]),
 //! so that count cannot be read back from the book: it is kept as the
 //! changes happen, one relaxed atomic addition per order, under the lock
