@@ -71,8 +71,14 @@ impl<C: Serve> Application<C> {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        let grace = self.config.flags().shutdown_grace;
-        let server = Server::new(self.listener, shutdown, grace);
+        let flags = self.config.flags();
+        let server = Server::new(
+            self.listener,
+            shutdown,
+            flags.shutdown_grace,
+            flags.limits(),
+            flags.max_message_size as usize,
+        );
         self.config.serve(server).await
     }
 }
