@@ -18,9 +18,9 @@
 //!    refused;
 //! 4. the transport closes: the listener first, then GOAWAY on every
 //!    connection once its client has stopped sending new calls (a
-//!    second without one; at the end of the grace for a client that never
-//!    stops); calls already sent are answered, and each connection closes
-//!    after its last answer;
+//!    second without one; after three seconds, or a second before the end
+//!    of the grace, for a client that never stops); calls already sent are
+//!    answered, and each connection closes after its last answer;
 //! 5. if one is still open a moment ([`LAST_RESPONSES`]) after the grace
 //!    (or after step 3, if that used the whole grace), it is dropped.
 //!
@@ -62,6 +62,12 @@ use crate::{
 /// The least the transport gets after the closing steps, even when they used
 /// the whole grace: time to send the responses they just finished.
 pub const LAST_RESPONSES: Duration = Duration::from_millis(100);
+
+/// What is kept of the grace, after the last GOAWAY, for the calls already
+/// sent to be answered: a client that keeps sending new calls while the
+/// server closes gets GOAWAY this long before the end of the grace, not at
+/// its very end, when its last calls would be cut.
+const LAST_CALLS: Duration = Duration::from_secs(1);
 
 /// Binds `address`, with an error that says what to do when it is taken.
 pub async fn bind(address: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
@@ -182,11 +188,13 @@ impl Server {
         closing_starts.starts(deadline + LAST_RESPONSES);
         closing(deadline).await;
 
-        // GOAWAY once each client is quiet, by the end of the grace at the
-        // latest; then a moment to send the last answers (as the retry
-        // hint said), and what is still open is dropped.
+        // GOAWAY once each client is quiet (or a little later), by the end
+        // of the grace at the latest; then what is left of the grace, and
+        // at least a moment, to send the last answers (as the retry hint
+        // said), and what is still open is dropped.
         let drop_at = deadline.max(Instant::now()) + LAST_RESPONSES;
-        let dropped = transport.close(deadline, drop_at).await;
+        let goaway_by = deadline - self.grace.min(LAST_CALLS);
+        let dropped = transport.close(goaway_by, drop_at).await;
         if dropped > 0 {
             warn!(
                 dropped,

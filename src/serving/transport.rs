@@ -14,9 +14,10 @@
 //!    refused", which it retries elsewhere);
 //! 2. every connection is sent GOAWAY (hyper's graceful shutdown: a first
 //!    GOAWAY that refuses nothing, a PING, then the last stream it took)
-//!    once its client has sent no new call for [`QUIET`] (or at the end of
-//!    the grace, for a client that keeps sending): calls already sent are
-//!    answered, no new ones are taken;
+//!    once its client has sent no new call for [`QUIET`] (after
+//!    [`QUIET_AT_MOST`], or at the end of the grace, for a client that
+//!    keeps sending): calls already sent are answered, no new ones are
+//!    taken;
 //! 3. each connection closes once its last call has answered;
 //! 4. past the deadline, the connections still open are dropped.
 //!
@@ -91,6 +92,10 @@ const MAX_PENDING_RESETS: usize = 20;
 /// loaded 2-core machine lost a few of their next calls at 100 ms, and
 /// still some at 500 ms with a second café closing beside them.)
 const QUIET: Duration = Duration::from_secs(1);
+/// While closing, the longest GOAWAY waits for a client to go quiet: a
+/// client that ignores the retry hint and keeps sending gets GOAWAY after
+/// this, and the rest of the grace to have its last calls answered.
+const QUIET_AT_MOST: Duration = Duration::from_secs(3);
 /// How long the accept loop waits after a failed `accept` (out of file
 /// descriptors, most often) before trying again, rather than spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -283,8 +288,10 @@ async fn connection<S, B>(
             // The client has been answered UNAVAILABLE with a hint to come
             // back later; GOAWAY once it has stopped sending, so that no
             // call of its is caught half-sent (see `serving::server`). One
-            // that keeps sending gets GOAWAY anyway, at the grace's end.
-            let quiet_until = quiet_until.unwrap_or_else(Instant::now);
+            // that keeps sending gets GOAWAY anyway, a little later.
+            let quiet_until = quiet_until
+                .unwrap_or_else(Instant::now)
+                .min(Instant::now() + QUIET_AT_MOST);
             let quiet = tokio::time::timeout_at(quiet_until, calls.quiet_for(QUIET));
             tokio::select! {
                 ended = connection.as_mut() => return log_end(ended),
