@@ -5,149 +5,98 @@
 //! connection slot (and a file descriptor) for as long as the client
 //! likes: a few thousand of them starve every real client once
 //! `--max-connections` or the process's file limit is reached. hyper waits
-//! for the preface forever, so the wait is bounded here, below it: the
-//! connection's reads fail once the time is up and the preface (the fixed
-//! 24 bytes `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n` every HTTP/2 client starts
-//! with) has not all arrived. A client that sends it a byte at a time is
-//! held to the same deadline. Once the preface is in, the deadline is gone
-//! and the connection is read as it is.
+//! for the preface forever, so the wait is bounded here, before hyper is
+//! given the connection: [`preface_within`] *peeks* at the socket until the
+//! preface (the fixed 24 bytes `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n` every
+//! HTTP/2 client starts with) has arrived. Peeking leaves the bytes where
+//! they are for hyper to read, so nothing wraps the connection afterwards
+//! and its reads cost nothing more. A client that sends the preface a byte
+//! at a time is held to the same deadline.
 
-use std::{
-    io,
-    pin::Pin,
-    task::{Context, Poll, ready},
-    time::Duration,
-};
+use std::{io, time::Duration};
 
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    time::Sleep,
-};
+use tokio::net::TcpStream;
 
 /// The length of the HTTP/2 client connection preface.
 const PREFACE_LEN: usize = 24;
 
-/// A connection whose reads fail with `TimedOut` if the HTTP/2 preface has
-/// not arrived in time; otherwise it is `io` unchanged.
-#[derive(Debug)]
-pub struct Handshake<IO> {
-    io: IO,
-    /// Bytes of the preface still to come.
-    preface_left: usize,
-    /// When the preface must be in; `None` once it is. Boxed so that the
-    /// wrapper stays `Unpin`.
-    deadline: Option<Pin<Box<Sleep>>>,
-}
+/// How long to wait before peeking again when only part of the preface has
+/// arrived: `peek` returns at once while any bytes wait unread, so without
+/// a pause it would spin. Real clients send the preface in one piece.
+const PEEK_AGAIN: Duration = Duration::from_millis(10);
 
-impl<IO> Handshake<IO> {
-    /// `io`, which must send the preface within `timeout` from now.
-    pub fn new(io: IO, timeout: Duration) -> Self {
-        Handshake {
-            io,
-            preface_left: PREFACE_LEN,
-            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
-        }
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Handshake<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        // Polled beside the read, so the timer wakes the connection even
-        // when the client sends nothing at all.
-        if let Some(deadline) = &mut self.deadline
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no HTTP/2 preface within the handshake timeout",
-            )));
-        }
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
-        let read = buf.filled().len() - before;
-        if self.deadline.is_some() {
-            self.preface_left = self.preface_left.saturating_sub(read);
-            if self.preface_left == 0 {
-                self.deadline = None;
+/// Resolves once the first 24 bytes (the preface's length) have arrived on
+/// `stream`, without reading them; fails with `TimedOut` if they have not
+/// within `timeout`, or if the client closed first.
+pub async fn preface_within(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    let arrived = async {
+        let mut preface = [0; PREFACE_LEN];
+        loop {
+            match stream.peek(&mut preface).await? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                PREFACE_LEN => return Ok(()),
+                _part => tokio::time::sleep(PEEK_AGAIN).await,
             }
         }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Handshake<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+    };
+    match tokio::time::timeout(timeout, arrived).await {
+        Ok(arrived) => arrived,
+        Err(_elapsed) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no HTTP/2 preface within the handshake timeout",
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
 
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn silence_past_the_timeout_fails_the_read() {
-        let (client, server) = tokio::io::duplex(64);
-        let mut server = Handshake::new(server, Duration::from_secs(10));
-        let mut buf = [0; 64];
-        let error = server.read(&mut buf).await.unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        drop(client);
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    /// A connected pair: (client, server).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn half_a_preface_is_not_enough() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let mut server = Handshake::new(server, Duration::from_secs(10));
-        client.write_all(b"PRI * HTTP/2").await.unwrap();
-        let mut buf = [0; 64];
-        assert_eq!(server.read(&mut buf).await.unwrap(), 12);
-        let error = server.read(&mut buf).await.unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn after_the_preface_the_connection_may_be_quiet() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let mut server = Handshake::new(server, Duration::from_secs(10));
-        client
-            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    #[tokio::test]
+    async fn silence_past_the_timeout_fails() {
+        let (_client, server) = pair().await;
+        let error = preface_within(&server, Duration::from_millis(200))
             .await
-            .unwrap();
-        let mut buf = [0; 64];
-        assert_eq!(server.read(&mut buf).await.unwrap(), PREFACE_LEN);
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        client.write_all(b"more").await.unwrap();
-        assert_eq!(server.read(&mut buf).await.unwrap(), 4);
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn half_a_preface_is_not_enough() {
+        let (mut client, server) = pair().await;
+        client.write_all(&PREFACE[..12]).await.unwrap();
+        let error = preface_within(&server, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn the_preface_is_left_for_the_reader() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(&PREFACE[..10]).await.unwrap();
+        let waiting = tokio::spawn(async move {
+            preface_within(&server, Duration::from_secs(20)).await?;
+            let mut read = vec![0; PREFACE.len()];
+            server.read_exact(&mut read).await?;
+            Ok::<_, io::Error>(read)
+        });
+        client.write_all(&PREFACE[10..]).await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), PREFACE);
     }
 }

@@ -26,7 +26,7 @@
 //! | limit | where |
 //! | --- | --- |
 //! | most connections | the accept loop: a semaphore permit per connection; without one, the socket is closed at once |
-//! | handshake timeout | [`Handshake`](super::handshake::Handshake): the connection fails if the 24-byte HTTP/2 preface has not arrived in time |
+//! | handshake timeout | [`preface_within`](super::handshake::preface_within): the socket is closed if the 24-byte HTTP/2 preface has not arrived in time |
 //! | idle timeout | [`OpenCalls`](super::calls::OpenCalls): GOAWAY once no call has been open for that long |
 //! | streams per connection, keepalive | hyper's HTTP/2 settings, sent to the client |
 //! | a flood of resets | h2 sends GOAWAY (`ENHANCE_YOUR_CALM`) to a client that resets streams faster than they are accepted |
@@ -49,7 +49,7 @@ use tracing::{debug, warn};
 
 use super::{
     calls::{CountCalls, OpenCalls},
-    handshake::Handshake,
+    handshake,
 };
 
 /// What the transport bounds, from the flags (see `serving::flags`).
@@ -269,7 +269,18 @@ async fn connection<S, B>(
 {
     // TCP_NODELAY: tiny buzzer events go out at once, not held back by Nagle's algorithm.
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(Handshake::new(stream, limits.handshake_timeout));
+    // A socket that never speaks HTTP/2 goes no further, and gives its slot
+    // back; nor does one still silent when the server closes.
+    tokio::select! {
+        began = handshake::preface_within(&stream, limits.handshake_timeout) => {
+            if let Err(error) = began {
+                debug!(%error, "connection closed before HTTP/2 began");
+                return;
+            }
+        }
+        _ = closed.wait_for(Option::is_some) => return,
+    }
+    let io = TokioIo::new(stream);
     let calls = OpenCalls::default();
     let service = TowerToHyperService::new(CountCalls::new(service, calls.clone()));
     let connection = http2.serve_connection(io, service);
