@@ -14,9 +14,9 @@
 //!    refused", which it retries elsewhere);
 //! 2. every connection is sent GOAWAY (hyper's graceful shutdown: a first
 //!    GOAWAY that refuses nothing, a PING, then the last stream it took)
-//!    once its client has sent no new call for [`QUIET`] (after
-//!    [`QUIET_AT_MOST`], or at the end of the grace, for a client that
-//!    keeps sending): calls already sent are answered, no new ones are
+//!    once its client has sent no new call for a second (`QUIET`; for a
+//!    client that keeps sending, after `QUIET_AT_MOST` or by the time the
+//!    server gives): calls already sent are answered, no new ones are
 //!    taken;
 //! 3. each connection closes once its last call has answered;
 //! 4. past the deadline, the connections still open are dropped.
@@ -26,8 +26,8 @@
 //! | limit | where |
 //! | --- | --- |
 //! | most connections | the accept loop: a semaphore permit per connection; without one, the socket is closed at once |
-//! | handshake timeout | [`preface_within`](super::handshake::preface_within): the socket is closed if the 24-byte HTTP/2 preface has not arrived in time |
-//! | idle timeout | [`OpenCalls`](super::calls::OpenCalls): GOAWAY once no call has been open for that long |
+//! | handshake timeout | [`handshake::preface_within`]: the socket is closed if the 24-byte HTTP/2 preface has not arrived in time |
+//! | idle timeout | [`OpenCalls`]: GOAWAY once no call has been open for that long |
 //! | streams per connection, keepalive | hyper's HTTP/2 settings, sent to the client |
 //! | a flood of resets | h2 sends GOAWAY (`ENHANCE_YOUR_CALM`) to a client that resets streams faster than they are accepted |
 
