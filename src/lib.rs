@@ -14,8 +14,9 @@
 //! - [`deadline`]: the caller's gRPC deadline on the server side, answered
 //!   with `DEADLINE_EXCEEDED` and passed on to the calls made for them.
 //! - [`serving`]: what every server does alike: the shared flags, bind,
-//!   HTTP/2 settings, layers, health, reflection, the bounded shutdown,
-//!   the steps of `main`, and a bad request as a status.
+//!   the connections and their limits, HTTP/2 settings, layers, health,
+//!   reflection, the bounded shutdown (GOAWAY, retry hints), the steps of
+//!   `main`, and a bad request as a status.
 //! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
 //! - [`telemetry`]: logs and traces for every binary, set up once; the OTLP
 //!   exporter that never slows the service down.

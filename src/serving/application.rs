@@ -102,8 +102,14 @@ impl<C: Serve> Application<C> {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        let grace = self.config.flags().shutdown_grace;
-        let mut server = Server::new(self.listener, shutdown, grace);
+        let flags = self.config.flags();
+        let mut server = Server::new(
+            self.listener,
+            shutdown,
+            flags.shutdown_grace,
+            flags.limits(),
+            flags.max_message_size as usize,
+        );
         if let Some(metrics) = self.metrics_listener {
             server = server.with_metrics(metrics);
         }

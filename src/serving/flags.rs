@@ -1,7 +1,8 @@
 //! The flags every server has, defined once: `--listen`, `--time-scale`,
 //! `--brew-mode`, `--runtime-workers`, `--shutdown-grace`, `--log-format`,
-//! `--otlp-endpoint` and `--metrics-listen`, and the runtime that
-//! `--runtime-workers` sizes.
+//! `--otlp-endpoint` and `--metrics-listen`, the limits that keep one
+//! client from starving the others (the `--max-*`, `--*-timeout` and
+//! `--keepalive-*` flags), and the runtime that `--runtime-workers` sizes.
 //!
 //! Each server puts [`ServerFlags`] in its own clap `Config` with
 //! `#[command(flatten)]`. The same flag must still read a different
@@ -24,6 +25,13 @@
 //! | `--log-format` | `<PREFIX>_LOG_FORMAT` | `text` |
 //! | `--otlp-endpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT` (the standard one) | none |
 //! | `--metrics-listen` | `<PREFIX>_METRICS_LISTEN` | none (no metrics endpoint) |
+//! | `--max-connections` | `<PREFIX>_MAX_CONNECTIONS` | `10000` |
+//! | `--handshake-timeout` | `<PREFIX>_HANDSHAKE_TIMEOUT` | `10s` |
+//! | `--idle-timeout` | `<PREFIX>_IDLE_TIMEOUT` | `5m` |
+//! | `--max-streams-per-connection` | `<PREFIX>_MAX_STREAMS_PER_CONNECTION` | `16384` |
+//! | `--keepalive-interval` | `<PREFIX>_KEEPALIVE_INTERVAL` | `60s` |
+//! | `--keepalive-timeout` | `<PREFIX>_KEEPALIVE_TIMEOUT` | `20s` |
+//! | `--max-message-size` | `<PREFIX>_MAX_MESSAGE_SIZE` | `65536` (bytes) |
 //!
 //! (The names are built at run time, which is what clap's `string` feature
 //! allows.)
@@ -37,6 +45,7 @@ use std::{fmt::Debug, marker::PhantomData, net::SocketAddr, time::Duration};
 
 use clap::{Args, Command, FromArgMatches};
 
+use super::transport::Limits;
 use crate::{brewing::BrewMode, menu::TimeScale, telemetry::LogFormat};
 
 /// Which server a [`ServerFlags`] belongs to: how its variables are named,
@@ -105,9 +114,66 @@ pub struct ServerFlags<E: ServerEnv> {
     #[arg(long, env = E::env_name("METRICS_LISTEN"))]
     pub metrics_listen: Option<SocketAddr>,
 
+    // Limits: what one client (or many) can make the server hold. Each
+    // protects everyone else; `serving::transport` enforces them.
+    /// Most client connections open at once; one more is closed as soon as
+    /// it is accepted. Each is a file descriptor: keep it under the
+    /// process's open-file limit (`ulimit -n`).
+    #[arg(long, env = E::env_name("MAX_CONNECTIONS"), default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// How long a new connection may take to send the HTTP/2 preface
+    /// before it is closed: sockets that never speak HTTP/2 do not hold a
+    /// connection slot for long.
+    #[arg(long, env = E::env_name("HANDSHAKE_TIMEOUT"), default_value = "10s",
+          value_parser = positive_duration)]
+    pub handshake_timeout: Duration,
+
+    /// How long a connection may stay open with no call on it before the
+    /// server closes it (with GOAWAY, so a client reconnects cleanly).
+    #[arg(long, env = E::env_name("IDLE_TIMEOUT"), default_value = "5m",
+          value_parser = positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// Most calls open at once on one connection
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`); past it a client's calls wait
+    /// for a free stream.
+    #[arg(long, env = E::env_name("MAX_STREAMS_PER_CONNECTION"), default_value_t = 16_384,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_connection: u32,
+
+    /// How long a connection may stay silent before the server pings it
+    /// (HTTP/2 keepalive), to find clients that vanished without closing.
+    #[arg(long, env = E::env_name("KEEPALIVE_INTERVAL"), default_value = "60s",
+          value_parser = positive_duration)]
+    pub keepalive_interval: Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection
+    /// is closed and its calls end.
+    #[arg(long, env = E::env_name("KEEPALIVE_TIMEOUT"), default_value = "20s",
+          value_parser = positive_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// Largest request message accepted, in bytes; a larger one gets
+    /// OUT_OF_RANGE (tonic's code for it). Every request is under 1 KiB.
+    #[arg(long, env = E::env_name("MAX_MESSAGE_SIZE"), default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_message_size: u32,
+
     /// Which server these flags are for: a type only, it holds nothing.
     #[arg(skip)]
     pub env: PhantomData<E>,
+}
+
+/// A duration flag that must be more than zero (`0s` would close
+/// everything at once).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be more than 0, e.g. 10s".into()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 impl<E: ServerEnv> Default for ServerFlags<E> {
@@ -141,6 +207,18 @@ impl<E: ServerEnv> ServerFlags<E> {
             builder.worker_threads(usize::from(workers));
         }
         builder.enable_all().build()
+    }
+
+    /// The limits the transport enforces, from these flags.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout,
+            max_streams_per_connection: self.max_streams_per_connection,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+        }
     }
 }
 
@@ -187,6 +265,16 @@ mod tests {
             ("log_format", "TEST_LOG_FORMAT"),
             ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
             ("metrics_listen", "TEST_METRICS_LISTEN"),
+            ("max_connections", "TEST_MAX_CONNECTIONS"),
+            ("handshake_timeout", "TEST_HANDSHAKE_TIMEOUT"),
+            ("idle_timeout", "TEST_IDLE_TIMEOUT"),
+            (
+                "max_streams_per_connection",
+                "TEST_MAX_STREAMS_PER_CONNECTION",
+            ),
+            ("keepalive_interval", "TEST_KEEPALIVE_INTERVAL"),
+            ("keepalive_timeout", "TEST_KEEPALIVE_TIMEOUT"),
+            ("max_message_size", "TEST_MAX_MESSAGE_SIZE"),
         ] {
             assert_eq!(env_of(id).as_deref(), Some(env), "--{id}");
         }
@@ -216,6 +304,13 @@ mod tests {
         assert_eq!(default.log_format, LogFormat::Text);
         assert_eq!(default.otlp_endpoint, None);
         assert_eq!(default.metrics_listen, None);
+        assert_eq!(default.max_connections, 10_000);
+        assert_eq!(default.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(default.idle_timeout, Duration::from_secs(300));
+        assert_eq!(default.max_streams_per_connection, 16_384);
+        assert_eq!(default.keepalive_interval, Duration::from_secs(60));
+        assert_eq!(default.keepalive_timeout, Duration::from_secs(20));
+        assert_eq!(default.max_message_size, 64 * 1024);
     }
 
     #[test]
@@ -235,6 +330,11 @@ mod tests {
             ["test", "--runtime-workers", "0"],
             ["test", "--listen", "nowhere"],
             ["test", "--metrics-listen", "9051"],
+            ["test", "--max-connections", "0"],
+            ["test", "--handshake-timeout", "0s"],
+            ["test", "--idle-timeout", "0s"],
+            ["test", "--max-streams-per-connection", "0"],
+            ["test", "--max-message-size", "10"],
         ] {
             assert!(
                 TestConfig::try_parse_from(args).is_err(),

@@ -11,9 +11,14 @@
 //! # Layout
 //! - [`flags`]: [`ServerFlags`], the flags every server has, flattened into
 //!   each server's clap `Config` under its own environment prefix.
-//! - [`server`]: [`Server`], the transport around one gRPC service: bind,
-//!   HTTP/2 settings, layers, health, reflection, and the closing order
-//!   bounded by `--shutdown-grace`.
+//! - [`server`]: [`Server`], one gRPC service as every server serves it:
+//!   bind, layers, health, reflection, and the closing order bounded by
+//!   `--shutdown-grace`.
+//! - [`transport`]: the connections, from `accept` to GOAWAY: the limits
+//!   (connections, handshake and idle timeouts, streams, keepalive) and the
+//!   HTTP/2 settings, with [`handshake`] (the preface deadline) and
+//!   [`calls`] (the calls open on a connection, for the idle timeout).
+//! - [`retry_hint`]: while closing, `UNAVAILABLE` says when to come back.
 //! - [`application`]: [`Application`] (build, learn the port, serve) over a
 //!   server's [`Serve`] implementation, and [`run_main`], the body of every
 //!   server binary's `main`.
@@ -22,15 +27,20 @@
 //!   a gRPC status.
 
 pub mod application;
+pub mod calls;
 pub mod flags;
+pub mod handshake;
+pub mod retry_hint;
 pub mod server;
 pub mod status;
+pub mod transport;
 
 use std::net::SocketAddr;
 
 pub use application::{Application, Serve, run_main};
 pub use flags::{ServerEnv, ServerFlags};
 pub use server::{Server, bind, not_serving};
+pub use transport::Limits;
 
 /// Why a server could not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]

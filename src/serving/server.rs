@@ -1,30 +1,48 @@
-//! The transport around one gRPC service, as every server of the café runs
-//! it: HTTP/2 settings chosen on purpose, the metrics, tracing and deadline
-//! layers, health and reflection beside the service, the metrics endpoint
-//! (with `--metrics-listen`), and a shutdown that the grace bounds.
+//! One gRPC service as every server of the café serves it: the metrics,
+//! tracing, deadline and retry-hint layers, health and reflection beside
+//! the service, the message size cap, the metrics endpoint (with
+//! `--metrics-listen`), and a closing that the grace bounds. The
+//! connections themselves (limits, HTTP/2 settings, GOAWAY) are
+//! [`super::transport`]'s.
 //!
 //! [`Server::serve`] closes in this order, all within `--shutdown-grace`:
 //!
 //! 1. the shutdown future resolves (SIGINT or SIGTERM in the binaries);
-//! 2. the server's own closing steps run (the café closes its book, the
+//! 2. from then on, every `UNAVAILABLE` the server answers carries a retry
+//!    hint: come back once the grace is over, or go to another replica now
+//!    (see [`super::retry_hint`]);
+//! 3. the server's own closing steps run (the café closes its book, the
 //!    barista backend its station; each turns its health `NOT_SERVING` and
 //!    waits for the drinks being brewed), given the deadline the grace
-//!    sets;
-//! 3. the transport shuts down: no new connections, open calls finish;
-//! 4. if it is still open when the grace is over (at least a moment after
-//!    step 2, to send the last responses), its connections are dropped.
+//!    sets. The connections stay open meanwhile, so that every call that
+//!    arrives is *answered* `UNAVAILABLE`, with the hint, rather than
+//!    refused;
+//! 4. the transport closes: the listener first, then GOAWAY on every
+//!    connection once its client has stopped sending new calls (a
+//!    second without one; after three seconds, or a second before the end
+//!    of the grace, for a client that never stops); calls already sent are
+//!    answered, and each connection closes after its last answer;
+//! 5. if one is still open a moment ([`LAST_RESPONSES`]) after the grace
+//!    (or after step 3, if that used the whole grace), it is dropped.
 //!
-//! tonic's own graceful shutdown waits for every open stream to end, however
-//! long that takes; the grace is what bounds it.
+//! Why GOAWAY comes after the closing steps and not at once: a client that
+//! gets GOAWAY while it has calls queued but not yet sent fails them
+//! itself (tonic's client: `CANCELLED` "connection closed", or `INTERNAL`),
+//! however gracefully the server closes; and hyper's client notices a
+//! GOAWAY only when its next call comes, which it then cancels, as long as
+//! the connection stays open for the calls still running. Sent at once,
+//! while 2,000 orders were still open, GOAWAY cost 143 to 214 of their
+//! customers' next calls that way (`services/cafe/tests/shutdown.rs`). Sent
+//! after the closing steps, the long calls have ended (their orders are
+//! final), each connection closes as soon as GOAWAY is out, and every
+//! customer has been told `UNAVAILABLE` with a hint to wait until the
+//! server has gone, so a client that honours it has nothing in flight when
+//! GOAWAY comes.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, time::Duration};
 
-use tokio::{net::TcpListener, sync::oneshot, task::JoinError, time::Instant};
-use tonic::{
-    body::Body,
-    server::NamedService,
-    transport::{self, server::TcpIncoming},
-};
+use tokio::{net::TcpListener, time::Instant};
+use tonic::{body::Body, server::NamedService, service::Routes};
 use tonic_health::{
     ServingStatus,
     pb::health_server::HealthServer,
@@ -33,7 +51,11 @@ use tonic_health::{
 use tonic_reflection::server::{v1, v1alpha};
 use tracing::{info, warn};
 
-use super::StartupError;
+use super::{
+    StartupError,
+    retry_hint::{self, RetryHintLayer},
+    transport::{Limits, Transport},
+};
 use crate::{
     deadline::DeadlineLayer,
     metrics::{Collector, endpoint::MetricsServer, rpc::RpcMetricsLayer},
@@ -41,51 +63,25 @@ use crate::{
     proto::FILE_DESCRIPTOR_SET,
 };
 
-// The HTTP/2 settings, chosen for what the café's calls are: many small
-// messages, streams that stay open for minutes (a buzzer waiting for a pot
-// of tea), and a load generator keeping 10,000 orders in flight over a few
-// connections. The defaults they replace (tonic over hyper): no keepalive,
-// no limit on streams, 1 MiB windows.
-
-/// How long a connection may stay silent before the server pings it: a
-/// buzzer's stream can be silent for minutes, and a client that vanished
-/// without closing (laptop shut, network gone) would otherwise hold its
-/// calls and their orders' watchers until TCP gives up, hours later. Pings
-/// also keep idle-timeout proxies from cutting a live connection.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
-/// How long a ping may go unanswered before the connection is closed. A
-/// live peer answers at once; a server whose runtime is stalled longer than
-/// this (`--brew-mode blocking` at real time) may miss the answer and drop
-/// its connections, one more cost of blocking the runtime.
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Most calls open at once on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`):
-/// a bound on what one client can make the server hold (each call is a task
-/// and often an order), far above the 10,000 a load test keeps in flight on
-/// one connection. Past it a client's calls wait for a free stream; they are
-/// not refused.
-const MAX_STREAMS_PER_CONNECTION: u32 = 16_384;
-/// What one call may send before the server reads it: every request is one
-/// message under 1 KiB, so the HTTP/2 default (64 KiB) holds it many times
-/// over.
-const STREAM_WINDOW: u32 = 64 * 1024;
-/// What all the calls of one connection may send before the server reads
-/// them: 10,000 requests sent at once (about 1 MB with framing) arrive
-/// without waiting for window updates, and one connection can pin at most
-/// this much unread request data.
-const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 /// The least the transport gets after the closing steps, even when they used
 /// the whole grace: time to send the responses they just finished.
-const LAST_RESPONSES: Duration = Duration::from_millis(100);
+pub const LAST_RESPONSES: Duration = Duration::from_millis(100);
+
+/// What is kept of the grace, after the last GOAWAY, for the calls already
+/// sent to be answered: a client that keeps sending new calls while the
+/// server closes gets GOAWAY this long before the end of the grace, not at
+/// its very end, when its last calls would be cut.
+const LAST_CALLS: Duration = Duration::from_secs(1);
 
 /// Binds `address`, with an error that says what to do when it is taken.
-pub async fn bind(address: SocketAddr) -> Result<TcpListener, StartupError> {
+pub async fn bind(address: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(address)
         .await
         .map_err(|source| StartupError::Bind { address, source })
 }
 
 /// One server's transport: its bound listener, its health, when to close,
-/// and the grace its closing must fit in.
+/// the grace its closing must fit in, and its limits.
 /// [`Application::serve`](super::Application::serve) makes it and hands it
 /// to the server's [`Serve`](super::Serve) implementation, which sets its
 /// health and then calls [`Server::serve`].
@@ -98,6 +94,8 @@ pub struct Server {
     grace: Duration,
     /// The metrics and their endpoint, with `--metrics-listen`.
     metrics: Option<MetricsServer>,
+    limits: Limits,
+    max_message_size: usize,
 }
 
 impl std::fmt::Debug for Server {
@@ -105,17 +103,21 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("listener", &self.listener)
             .field("grace", &self.grace)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl Server {
     /// A server on `listener` that closes when `shutdown` resolves, within
-    /// `grace`.
+    /// `grace`, and bounds its connections by `limits`; requests larger
+    /// than `max_message_size` bytes are refused.
     pub fn new(
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
         grace: Duration,
+        limits: Limits,
+        max_message_size: usize,
     ) -> Self {
         Server {
             listener,
@@ -124,6 +126,8 @@ impl Server {
             health: HealthReporter::new(),
             shutdown: Box::pin(shutdown),
             grace,
+            limits,
+            max_message_size,
             metrics: None,
         }
     }
@@ -150,10 +154,17 @@ impl Server {
         self.health.clone()
     }
 
+    /// `--max-message-size`: each server sets it on its own service
+    /// (`CafeServer::max_decoding_message_size`), as tonic's generated
+    /// servers take it one by one; health and reflection get it here.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
     /// Serves `service` (with health and reflection beside it) until told
     /// to close, then runs `closing` with the deadline the grace sets and
-    /// shuts the transport down by that deadline (see the module docs for
-    /// the order). `closing` keeps to the deadline itself (waiting with
+    /// closes the transport by that deadline (see the module docs for the
+    /// order). `closing` keeps to the deadline itself (waiting with
     /// `tokio::time::timeout_at`), so that it can still act when the grace
     /// is over: the café fails the drinks left unfinished.
     pub async fn serve<S, C, F>(self, service: S, closing: C) -> Result<(), StartupError>
@@ -168,34 +179,24 @@ impl Server {
         C: FnOnce(Instant) -> F,
         F: Future<Output = ()>,
     {
-        let (reflection_v1, reflection_v1alpha) = reflection(S::NAME)?;
+        let (reflection_v1, reflection_v1alpha) = reflection(S::NAME, self.max_message_size)?;
+        let health = HealthServer::new(HealthService::from_health_reporter(self.health))
+            .max_decoding_message_size(self.max_message_size);
+        let routes = Routes::new(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service)
+            .prepare();
+        let (closing_starts, closing_at) = retry_hint::closing();
         // The metrics endpoint answers until this function returns (its
         // guard is dropped then), closing included: an operator sees the
         // drain.
         let (rpc_metrics, _metrics_endpoint) =
             self.metrics.map(|metrics| metrics.start(S::NAME)).unzip();
-        // Sending on (or dropping) `stop_transport` starts the transport's
-        // graceful shutdown; dropping it too means a `serve` future dropped
-        // half-way does not leave the transport running on its own.
-        let (stop_transport, transport_stopped) = oneshot::channel::<()>();
-        // TCP_NODELAY: tiny buzzer events go out at once, not held back by Nagle's algorithm.
-        // (Set on the incoming: tonic's `tcp_nodelay` only applies to addresses it binds.)
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let transport = transport::Server::builder()
-            // Silent for minutes is normal for a buzzer: pings find clients that vanished.
-            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-            // A live peer answers a ping at once; one silent this long is gone, its calls end.
-            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-            // Bounds what one client can pin, far above the 10,000 calls a load test keeps open.
-            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-            // A request is one message under 1 KiB: the HTTP/2 default window holds many.
-            .initial_stream_window_size(STREAM_WINDOW)
-            // Shared by all calls: 10,000 requests at once (~1 MB) need no wait for updates.
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            // Fixed windows: BDP probing is for bulk transfers, and would reset both to 64 KiB.
-            .http2_adaptive_window(Some(false))
+        let stack = tower::ServiceBuilder::new()
             // Outermost, so it sees every call's final status (the deadline
-            // layer's included): each call timed by method and status code.
+            // and retry-hint layers' included): each call timed by method
+            // and status code.
             .layer(RpcMetricsLayer::new(rpc_metrics))
             // Every call gets a server span, child of the caller's span when
             // the request carries a `traceparent` (health and reflection
@@ -204,56 +205,36 @@ impl Server {
             // Callers get DEADLINE_EXCEEDED (not tonic's CANCELLED) when their
             // deadline passes, and handlers see it (see `crate::deadline`).
             .layer(DeadlineLayer)
-            .add_service(HealthServer::new(HealthService::from_health_reporter(
-                self.health,
-            )))
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = transport_stopped.await;
-            });
-        // The transport runs in its own task so that closing can go on
-        // beside it: open calls keep being answered while the server closes.
-        let mut transport = tokio::spawn(transport);
+            // While closing, UNAVAILABLE says when to come back.
+            .layer(RetryHintLayer(closing_at))
+            .service(routes);
+        // The connections are served in a task of their own, so that
+        // closing can go on beside them: calls keep being answered while the
+        // server closes.
+        let transport = Transport::start(self.listener, stack, self.limits);
 
-        tokio::select! {
-            () = self.shutdown => {}
-            // The transport should only end when told to; if it fails, say why.
-            finished = &mut transport => return ended(finished),
-        }
+        self.shutdown.await;
 
         let deadline = Instant::now() + self.grace;
+        // Nobody needs to come back before the transport's last moment.
+        closing_starts.starts(deadline + LAST_RESPONSES);
         closing(deadline).await;
 
-        let _ = stop_transport.send(());
-        // Give the transport what is left of the grace (at least a moment to
-        // send the last responses), then stop waiting for it.
-        let transport_deadline = deadline.max(Instant::now() + LAST_RESPONSES);
-        match tokio::time::timeout_at(transport_deadline, &mut transport).await {
-            Ok(finished) => ended(finished)?,
-            Err(_) => {
-                warn!("shutdown grace over with connections still open: closing them");
-                transport.abort();
-            }
+        // GOAWAY once each client is quiet (or a little later), by the end
+        // of the grace at the latest; then what is left of the grace, and
+        // at least a moment, to send the last answers (as the retry hint
+        // said), and what is still open is dropped.
+        let drop_at = deadline.max(Instant::now()) + LAST_RESPONSES;
+        let goaway_by = deadline - self.grace.min(LAST_CALLS);
+        let dropped = transport.close(goaway_by, drop_at).await;
+        if dropped > 0 {
+            warn!(
+                dropped,
+                "shutdown grace over with connections still open: closed them"
+            );
         }
         info!("closed");
         Ok(())
-    }
-}
-
-/// What the transport's task ended with: its error, or its panic passed on
-/// to the caller as if it had happened here. A task can also end cancelled:
-/// that only happens when its runtime shuts down under it (a test dropping
-/// its runtime, a process exiting), and there is nothing left to serve or
-/// report then. (`JoinError::into_panic` would itself panic on that.)
-fn ended(finished: Result<Result<(), transport::Error>, JoinError>) -> Result<(), StartupError> {
-    match finished {
-        Ok(result) => result.map_err(StartupError::from),
-        Err(join_error) if join_error.is_panic() => {
-            std::panic::resume_unwind(join_error.into_panic())
-        }
-        Err(_cancelled) => Ok(()),
     }
 }
 
@@ -274,6 +255,7 @@ pub async fn not_serving<S: NamedService>(health: &HealthReporter) {
 /// `google.rpc` so tools can decode the `BadRequest` details of errors.
 fn reflection(
     service: &str,
+    max_message_size: usize,
 ) -> Result<
     (
         v1::ServerReflectionServer<impl v1::ServerReflection>,
@@ -290,8 +272,12 @@ fn reflection(
             .with_service_name("grpc.health.v1.Health")
             .with_service_name(itself)
     };
-    let current = builder("grpc.reflection.v1.ServerReflection").build_v1()?;
-    let older = builder("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
+    let current = builder("grpc.reflection.v1.ServerReflection")
+        .build_v1()?
+        .max_decoding_message_size(max_message_size);
+    let older = builder("grpc.reflection.v1alpha.ServerReflection")
+        .build_v1alpha()?
+        .max_decoding_message_size(max_message_size);
     Ok((current, older))
 }
 
@@ -299,7 +285,10 @@ fn reflection(
 mod tests {
     use std::pin::Pin;
 
+    use std::net::SocketAddr;
+
     use futures::Stream;
+    use tokio::sync::oneshot;
     use tonic::{Request, Response, Status};
 
     use super::*;
@@ -307,6 +296,7 @@ mod tests {
         BrewEvent, BrewRequest,
         barista_server::{Barista, BaristaServer},
     };
+    use crate::serving::ServerFlags;
 
     /// A service that refuses every call: these tests are about the
     /// transport around it.
@@ -324,6 +314,22 @@ mod tests {
         }
     }
 
+    /// The limits the servers of these tests run with: the flags' defaults.
+    fn limits() -> Limits {
+        ServerFlags::<TestEnv>::default().limits()
+    }
+
+    #[derive(Debug, Clone)]
+    enum TestEnv {}
+
+    impl crate::serving::ServerEnv for TestEnv {
+        const PREFIX: &'static str = "TEST";
+        const LISTEN: &'static str = "127.0.0.1:0";
+        const TIME_SCALE_HELP: &'static str = "";
+        const BREW_MODE_HELP: &'static str = "";
+        const SHUTDOWN_GRACE_HELP: &'static str = "";
+    }
+
     /// Starts a server of [`Refuses`] on port 0; it closes when the returned
     /// sender is used or dropped.
     async fn start() -> (SocketAddr, oneshot::Sender<()>) {
@@ -333,7 +339,7 @@ mod tests {
         let closed = async {
             let _ = stopped.await;
         };
-        let server = Server::new(listener, closed, Duration::from_secs(1));
+        let server = Server::new(listener, closed, Duration::from_secs(1), limits(), 4096);
         tokio::spawn(server.serve(BaristaServer::new(Refuses), |_deadline| async {}));
         (addr, stop)
     }
@@ -359,6 +365,6 @@ mod tests {
 
         let limit = client.current_max_send_streams();
         assert!(limit >= 10_000, "the server allows {limit} calls at once");
-        assert_eq!(limit, MAX_STREAMS_PER_CONNECTION as usize);
+        assert_eq!(limit, limits().max_streams_per_connection as usize);
     }
 }

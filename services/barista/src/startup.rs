@@ -70,6 +70,8 @@ impl Serve for Config {
                 warn!("shutdown grace over with drinks still brewing: leaving them");
             }
         };
-        server.serve(BaristaServer::new(service), closing).await
+        let barista =
+            BaristaServer::new(service).max_decoding_message_size(server.max_message_size());
+        server.serve(barista, closing).await
     }
 }

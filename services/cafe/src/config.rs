@@ -47,6 +47,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue_capacity: u32,
 
+    /// Longest a customer may wait at the counter (OrderCoffee); past it
+    /// the call ends DEADLINE_EXCEEDED and the order is cancelled, so no
+    /// call holds the café for ever. A buzzer (OrderWithBuzzer) can wait
+    /// longer: its order goes on without a caller.
+    #[arg(long, env = "CAFE_MAX_COUNTER_WAIT", default_value = "10m",
+          value_parser = humantime::parse_duration)]
+    pub max_counter_wait: Duration,
+
     /// A remote barista backend (`cafe-barista`) to brew on, e.g.
     /// http://127.0.0.1:50061 or barista:50061. Repeat it, or give a DNS name
     /// with several addresses (`docker compose --scale barista=3`): brews are
@@ -134,6 +142,7 @@ mod tests {
             "--baristas 0",
             "--baristas 1000001",
             "--queue-capacity 0",
+            "--max-counter-wait soon",
             "--barista-endpoint http://no-port",
         ]);
     }

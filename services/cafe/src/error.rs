@@ -50,8 +50,17 @@ pub enum CafeError {
     },
 
     /// The café is shutting down and takes no new orders.
-    #[error("the café is closing and takes no new orders: try again once it is back")]
+    #[error("the café is closing and takes no new orders: retry on another replica, or here later")]
     Closing,
+
+    /// The customer waited at the counter as long as the café allows
+    /// (`--max-counter-wait`); the order was cancelled.
+    #[error(
+        "waited {} at the counter, the longest this café allows: the order is cancelled \
+         (order with a buzzer to wait longer)",
+        humantime::format_duration(*.0)
+    )]
+    CounterWaitOver(std::time::Duration),
 
     /// No barista can be reached, so no order could be brewed.
     #[error("no barista is available ({0}): try again in a moment")]
@@ -98,6 +107,7 @@ impl From<CafeError> for Status {
             CafeError::WrongClaimToken(_) => Status::permission_denied(message),
             CafeError::NotCancellable { .. } => Status::failed_precondition(message),
             CafeError::QueueFull { .. } => Status::resource_exhausted(message),
+            CafeError::CounterWaitOver(_) => Status::deadline_exceeded(message),
             CafeError::Cancelled { .. } => Status::cancelled(message),
             CafeError::Closing
             | CafeError::NoBarista(_)

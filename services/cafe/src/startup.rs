@@ -6,16 +6,19 @@
 //! CLI's `demo`) can learn the port before anything is served; [`serve`]
 //! then runs until the shutdown future resolves and closes in order:
 //!
-//! 1. new orders get `UNAVAILABLE`, orders still in line are cancelled and
-//!    their customers told, board streams end;
+//! 1. new orders get `UNAVAILABLE` with a hint to retry on another
+//!    replica, or here once the grace is over; orders still in line are
+//!    cancelled and their customers told, board streams end;
 //! 2. health turns `NOT_SERVING`;
 //! 3. drinks being brewed are finished (their buzzers get `READY`);
-//! 4. the transport shuts down;
+//! 4. the transport closes: GOAWAY on every connection, the last answers
+//!    sent, then the connections closed;
 //!
 //! all within `--shutdown-grace`. If the grace runs out first, the drinks
 //! still brewing are marked `FAILED` (their customers told) and the
-//! transport is dropped. tonic's own graceful shutdown waits for every open
-//! stream to end, however long that takes; the grace is what bounds it.
+//! connections still open are dropped. Every call the café receives while
+//! closing is answered; see [`cafe_core::serving::server`] for why GOAWAY
+//! comes last.
 //!
 //! With `--barista-endpoint`, the baristas are remote (see
 //! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
@@ -96,7 +99,9 @@ impl Serve for Config {
         // remote baristas' background tasks alive past the shift.
         drop(brewers);
 
-        let cafe = CafeServer::new(CafeService::new(Arc::clone(&book), self.server.time_scale));
+        let service = CafeService::new(Arc::clone(&book), self.server.time_scale)
+            .with_max_counter_wait(self.max_counter_wait);
+        let cafe = CafeServer::new(service).max_decoding_message_size(server.max_message_size());
         let grace = self.server.shutdown_grace;
         let closing = async move |deadline: Instant| {
             info!(

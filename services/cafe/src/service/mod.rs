@@ -32,7 +32,7 @@ mod buzzer;
 mod counter;
 mod phases;
 
-use std::{pin::Pin, sync::Arc};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use cafe_core::{
     convert::menu_to_wire,
@@ -48,6 +48,7 @@ use tracing::{Span, field::Empty, info};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
+    Config,
     book::{OrderBook, Origin, Placed, Replay},
     error::CafeError,
 };
@@ -66,13 +67,28 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::OrderEvent, Status>>
 pub struct CafeService {
     book: Arc<OrderBook>,
     time_scale: TimeScale,
+    /// `--max-counter-wait`.
+    max_counter_wait: Duration,
 }
 
 impl CafeService {
     /// A service taking orders into `book`; `time_scale` is reported with the
     /// menu.
     pub fn new(book: Arc<OrderBook>, time_scale: TimeScale) -> Self {
-        CafeService { book, time_scale }
+        CafeService {
+            book,
+            time_scale,
+            max_counter_wait: Config::default().max_counter_wait,
+        }
+    }
+
+    /// The same service, with counter calls ended after `wait`
+    /// (`--max-counter-wait`).
+    pub fn with_max_counter_wait(self, wait: Duration) -> Self {
+        CafeService {
+            max_counter_wait: wait,
+            ..self
+        }
     }
 
     /// Places an order for a customer who waits until `deadline` at most,
@@ -136,7 +152,12 @@ impl Cafe for CafeService {
             &Span::current(),
         )?;
         let claim_token = placed.entry.claim_token().to_string();
-        let order = counter::wait(&self.book, placed).await?;
+        // The café's own bound on the wait. Past it the wait is dropped, and
+        // with it the guard that cancels the order (see `counter`).
+        let waiting = counter::wait(&self.book, placed);
+        let order = tokio::time::timeout(self.max_counter_wait, waiting)
+            .await
+            .map_err(|_| CafeError::CounterWaitOver(self.max_counter_wait))??;
         Ok(Response::new(pb::OrderCoffeeResponse {
             order: Some((&order).into()),
             claim_token,
