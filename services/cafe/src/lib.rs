@@ -20,6 +20,9 @@
 //! - [`remote`]: the café as a client of `cafe-barista` replicas: DNS
 //!   re-resolution, health watching, power-of-two-choices balancing,
 //!   retries when a barista goes away, and deadline propagation.
+//! - [`store`]: where orders outlive the process: the book's journal,
+//!   written by one task with group commit to SQLite or PostgreSQL, and
+//!   read back at a restart.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //!
 //! The signals that close it (SIGINT, SIGTERM) are the shared
@@ -39,6 +42,7 @@ pub mod error;
 pub mod remote;
 pub mod service;
 pub mod startup;
+pub mod store;
 
 pub use config::Config;
 pub use startup::Application;
