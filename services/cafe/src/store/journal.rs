@@ -4,7 +4,7 @@
 //! The book appends a [`Record`] for every change it makes, under its own
 //! lock, so the journal's order is the order things happened; each append
 //! gets a sequence number ([`Seq`]), kept with the change. One writer task
-//! ([`write`]) takes every record appended so far and writes them in one
+//! ([`write()`]) takes every record appended so far and writes them in one
 //! transaction: **group commit**. While one commit is on its way to disk,
 //! the next batch gathers behind it, so a busy café pays one commit for
 //! many orders rather than one each, and a quiet one commits each change
@@ -16,7 +16,7 @@
 //! for its change's number first ([`Journal::durable`]): a customer is
 //! never told of an order the café could forget.
 //!
-//! Before it is written, a batch is folded ([`coalesce`]): an order placed
+//! Before it is written, a batch is folded (`coalesce`): an order placed
 //! and finished in the same batch (a busy café's usual case) is one
 //! `INSERT` of its final row, not an `INSERT` and two `UPDATE`s.
 //!
@@ -155,7 +155,7 @@ impl Journal {
 ///
 /// A failing write is logged and tried again, with a growing pause, for as
 /// long as it takes: nothing is acknowledged meanwhile. After
-/// [`FAILURES_BEFORE_REFUSING`] failures in a row the café refuses new
+/// three failures in a row (`FAILURES_BEFORE_REFUSING`) the café refuses new
 /// orders (UNAVAILABLE, through `availability`) until a write succeeds.
 pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availability>) {
     loop {
