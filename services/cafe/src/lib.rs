@@ -23,6 +23,9 @@
 //! - [`metrics`]: the café's gauges for Prometheus (its line, orders by
 //!   status, open streams, remote baristas up), read from the book when
 //!   scraped; the calls' metrics are the serving scaffold's.
+//! - [`store`]: where orders outlive the process: the book's journal,
+//!   written by one task with group commit to SQLite or PostgreSQL, and
+//!   read back at a restart.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //!
 //! The signals that close it (SIGINT, SIGTERM) are the shared
@@ -43,6 +46,7 @@ pub mod metrics;
 pub mod remote;
 pub mod service;
 pub mod startup;
+pub mod store;
 
 pub use config::Config;
 pub use startup::Application;

@@ -20,13 +20,21 @@
 //! closing is answered; see [`cafe_core::serving::server`] for why GOAWAY
 //! comes last.
 //!
+//! Before any of that, the café opens its order store (`--database-url`,
+//! see [`crate::store`]), brings its schema up to date, and rebuilds the
+//! book from the orders it held when it last stopped
+//! ([`OrderBook::restore`]); the journal's writer then runs for the café's
+//! whole life, and is flushed after the transport has shut down, so the
+//! last changes (a counter customer's order cancelled as their call was
+//! cut) are kept too.
+//!
 //! With `--barista-endpoint`, the baristas are remote (see
 //! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
 //! while none is reachable.
 //!
 //! [`serve`]: cafe_core::serving::Application::serve
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use cafe_core::{
     proto::v1::cafe_server::CafeServer,
@@ -43,7 +51,12 @@ use crate::{
     metrics::CafeCollector,
     remote::{RemoteBaristas, RemoteConfig},
     service::{CLOSING_NOTE, CafeService},
+    store::{self, Journal, Store},
 };
+
+/// How long the café waits, after its transport has shut down, for the
+/// journal's last changes to be written.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 /// What the customer of a drink still brewing when the shutdown grace runs
 /// out is told.
@@ -63,10 +76,33 @@ impl Serve for Config {
     /// docs say.
     async fn serve(self, mut server: Server) -> Result<(), StartupError> {
         let availability = Arc::new(Availability::new());
-        let book = Arc::new(OrderBook::new(
+        let store = Store::open(&self.store_url())
+            .await
+            .map_err(|error| StartupError::Service(error.into()))?;
+        let recovered = store
+            .recover()
+            .await
+            .map_err(|error| StartupError::Service(error.into()))?;
+        // No journal for the memory store: nothing is written, nothing waits.
+        let journal = store.is_durable().then(|| Arc::new(Journal::new()));
+        let book = Arc::new(OrderBook::with_journal(
             self.queue_capacity as usize,
             Arc::clone(&availability),
+            self.finished_orders_kept as usize,
+            journal.clone(),
         ));
+        let restored = book.restore(recovered);
+        info!(store = %store.describe(), queued = restored.queued, rebrewed = restored.rebrewed,
+              finished = restored.finished, unreadable = restored.unreadable, "order store open");
+        // The writer owns the store from here; it ends once the journal is
+        // closed and written out (below, after the transport is down).
+        let writer = journal.as_ref().map(|journal| {
+            tokio::spawn(store::journal::write(
+                Arc::clone(journal),
+                store,
+                Arc::clone(&availability),
+            ))
+        });
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
                 time_scale: self.server.time_scale,
@@ -126,6 +162,16 @@ impl Serve for Config {
                 );
             }
         };
-        server.serve(cafe, closing).await
+        let served = server.serve(cafe, closing).await;
+        if let (Some(journal), Some(writer)) = (journal, writer) {
+            journal.close();
+            if tokio::time::timeout(FINAL_FLUSH, writer).await.is_err() {
+                warn!(
+                    ?FINAL_FLUSH,
+                    "the order store's last changes could not be written in time"
+                );
+            }
+        }
+        served
     }
 }

@@ -9,7 +9,8 @@
 //! # Layout
 //! - this root: clients, order requests, reading a buzzer, test logs, and
 //!   a server's refused flags;
-//! - `cafe` (feature `cafe`): `spawn_cafe` and its configs;
+//! - `cafe` (feature `cafe`): `spawn_cafe` and its configs, and
+//!   `spawn_killable_cafe`, on a runtime of its own to crash it;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
 //! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive.
@@ -27,7 +28,8 @@ pub mod otlp;
 
 #[cfg(feature = "cafe")]
 pub use cafe::{
-    Config, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe, with_metrics,
+    Config, KillableCafe, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe,
+    spawn_killable_cafe, with_metrics,
 };
 
 use std::{net::SocketAddr, time::Duration};
@@ -118,13 +120,16 @@ pub fn test_console_filter() -> &'static str {
 }
 
 /// The variables of this process's environment that would change what a
-/// binary under test does (`CAFE_*`, `OTEL_*`, `RUST_LOG`): a test that runs
+/// binary under test does (`CAFE_*`, `OTEL_*`, `RUST_LOG`, `DATABASE_URL`): a test that runs
 /// the `cafe` binary removes them, so a developer's settings (a collector
 /// endpoint, a default server) cannot leak into its output.
 pub fn leaky_env() -> impl Iterator<Item = std::ffi::OsString> {
     std::env::vars_os().map(|(key, _)| key).filter(|key| {
         let name = key.to_string_lossy();
-        name.starts_with("CAFE_") || name.starts_with("OTEL_") || name == "RUST_LOG"
+        name.starts_with("CAFE_")
+            || name.starts_with("OTEL_")
+            || name == "RUST_LOG"
+            || name == "DATABASE_URL"
     })
 }
 
