@@ -21,6 +21,8 @@
 //!   re-resolution, health watching, power-of-two-choices balancing,
 //!   retries when a barista goes away, and deadline propagation.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
+//! - [`store`]: where orders are kept beyond memory; [`store::shared`] is
+//!   several cafés sharing one line in PostgreSQL.
 //!
 //! The signals that close it (SIGINT, SIGTERM) are the shared
 //! [`cafe_core::shutdown`]'s, as the barista backend's are.
@@ -39,6 +41,7 @@ pub mod error;
 pub mod remote;
 pub mod service;
 pub mod startup;
+pub mod store;
 
 pub use config::Config;
 pub use startup::Application;

@@ -12,7 +12,9 @@
 //! - `cafe` (feature `cafe`): `spawn_cafe` and its configs;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
-//! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive.
+//! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive;
+//! - `postgres` (feature `postgres`): a fresh PostgreSQL database per test,
+//!   from `CAFE_TEST_DATABASE_URL`, or a "skipped" line where it is unset.
 //!
 //! A crate's tests turn on the servers they need, so the barista's tests do
 //! not build the café, nor the café's the barista.
@@ -22,6 +24,8 @@ pub mod barista;
 #[cfg(feature = "cafe")]
 pub mod cafe;
 pub mod otlp;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 #[cfg(feature = "cafe")]
 pub use cafe::{Config, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe};
