@@ -54,4 +54,8 @@ pub enum StartupError {
     /// The transport failed.
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// Something the service itself needs could not be opened (the café's
+    /// order store); the error says what and why.
+    #[error(transparent)]
+    Service(Box<dyn std::error::Error + Send + Sync>),
 }

@@ -47,6 +47,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue_capacity: u32,
 
+    /// With a PostgreSQL --database-url (a line shared by several cafés):
+    /// how long a café may go without a heartbeat (it writes one every
+    /// second) before the other cafés take the drinks it was brewing back to
+    /// the line and brew them themselves.
+    #[arg(long, env = "CAFE_LEASE", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
     /// A remote barista backend (`cafe-barista`) to brew on, e.g.
     /// http://127.0.0.1:50061 or barista:50061. Repeat it, or give a DNS name
     /// with several addresses (`docker compose --scale barista=3`): brews are
@@ -72,6 +80,14 @@ pub struct Config {
     #[arg(long, env = "CAFE_BARISTA_WAIT", default_value = "5s",
           value_parser = humantime::parse_duration)]
     pub barista_wait: Duration,
+
+    /// Where the café keeps its orders, so that they survive a restart:
+    /// `sqlite://FILE` (created on first start, WAL mode), or
+    /// `postgres://USER:PASSWORD@HOST/DATABASE` (no TLS: reach it over
+    /// loopback or a private network), or `memory` (orders are lost when the
+    /// café stops) [default: sqlite://<--data-dir>/cafe.db]
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// The café's names and words for the flags every server has.

@@ -57,6 +57,10 @@ pub enum CafeError {
     #[error("no barista is available ({0}): try again in a moment")]
     NoBarista(String),
 
+    /// The order store cannot be written, so no order could be kept.
+    #[error("the order store is not writable ({0}): try again in a moment")]
+    StoreUnwritable(String),
+
     // How an order waited for at the counter ended, when not READY.
     /// The order was cancelled (the customer cancelled it with its claim
     /// token from elsewhere).
@@ -101,6 +105,7 @@ impl From<CafeError> for Status {
             CafeError::Cancelled { .. } => Status::cancelled(message),
             CafeError::Closing
             | CafeError::NoBarista(_)
+            | CafeError::StoreUnwritable(_)
             | CafeError::CancelledByClosing { .. }
             | CafeError::Failed { .. } => Status::unavailable(message),
         }

@@ -17,28 +17,37 @@
 //! transport is dropped. tonic's own graceful shutdown waits for every open
 //! stream to end, however long that takes; the grace is what bounds it.
 //!
+//! With a PostgreSQL `--database-url` the café shares its line with every
+//! café on that database ([`crate::book::mirror`]): it joins the line
+//! (listening, then loading every open order), keeps a heartbeat, and on
+//! closing cancels nothing: its baristas stop claiming, finish the drinks
+//! in hand within the grace, and hand back to the line whatever they could
+//! not finish. The other cafés brew the rest.
+//!
 //! With `--barista-endpoint`, the baristas are remote (see
 //! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
 //! while none is reachable.
 //!
 //! [`serve`]: cafe_core::serving::Application::serve
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use cafe_core::{
     proto::v1::cafe_server::CafeServer,
     serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
 };
-use tokio::time::Instant;
+use tokio::{task::JoinHandle, time::Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
     availability::Availability,
     baristas::{self, Brewers},
-    book::OrderBook,
+    book::{FINISHED_ORDERS_KEPT, OrderBook, mirror},
     config::Config,
     remote::{RemoteBaristas, RemoteConfig},
     service::{CLOSING_NOTE, CafeService},
+    store::shared::{self, SharedLine},
 };
 
 /// What the customer of a drink still brewing when the shutdown grace runs
@@ -59,10 +68,38 @@ impl Serve for Config {
     /// docs say.
     async fn serve(self, server: Server) -> Result<(), StartupError> {
         let availability = Arc::new(Availability::new());
-        let book = Arc::new(OrderBook::new(
-            self.queue_capacity as usize,
-            Arc::clone(&availability),
-        ));
+        let shared = match self.database_url.as_deref() {
+            Some(url) if is_postgres(url) => {
+                if !self.barista_endpoints.is_empty() {
+                    return Err(StartupError::Service(
+                        "a line shared in PostgreSQL is brewed by each café's own baristas: \
+                         --barista-endpoint cannot be used with a postgres:// --database-url yet"
+                            .into(),
+                    ));
+                }
+                Some(SharedLine::open(url).await.map_err(StartupError::Service)?)
+            }
+            _ => None,
+        };
+        let (book, following) = match shared {
+            Some(shared) => {
+                let book = Arc::new(OrderBook::on_shared_line(
+                    self.queue_capacity as usize,
+                    Arc::clone(&availability),
+                    FINISHED_ORDERS_KEPT,
+                    shared,
+                ));
+                let following = Following::start(&book, self.lease).await?;
+                (book, Some(following))
+            }
+            None => (
+                Arc::new(OrderBook::new(
+                    self.queue_capacity as usize,
+                    Arc::clone(&availability),
+                )),
+                None,
+            ),
+        };
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
                 time_scale: self.server.time_scale,
@@ -106,13 +143,73 @@ impl Serve for Config {
             let shift_over = async { while baristas.join_next().await.is_some() {} };
             if tokio::time::timeout_at(deadline, shift_over).await.is_err() {
                 baristas.abort_all();
-                let failed = book.fail_unfinished(GRACE_OVER_NOTE);
-                warn!(
-                    failed,
-                    "shutdown grace over with drinks still brewing: failed them"
-                );
+                if following.is_some() {
+                    // Not failed: the other cafés brew them.
+                    let handed_back = book.hand_back_unfinished().await;
+                    warn!(
+                        handed_back,
+                        "shutdown grace over with drinks still brewing: handed them back to the shared line"
+                    );
+                } else {
+                    let failed = book.fail_unfinished(GRACE_OVER_NOTE);
+                    warn!(
+                        failed,
+                        "shutdown grace over with drinks still brewing: failed them"
+                    );
+                }
+            }
+            if let Some(following) = following {
+                following.leave(&book).await;
             }
         };
         server.serve(cafe, closing).await
+    }
+}
+
+/// Whether `url` names a PostgreSQL database.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The café's part in a shared line while it runs: the task that follows
+/// the other cafés' news and keeps this café's heartbeat.
+struct Following {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Following {
+    /// Listens, then loads the line (in that order: see
+    /// [`crate::store::shared`]), then follows it in a task of its own.
+    async fn start(book: &Arc<OrderBook>, lease: Duration) -> Result<Self, StartupError> {
+        let line = book.shared_line().expect("a book on a shared line");
+        let listener = shared::listen(line.pool())
+            .await
+            .map_err(|error| StartupError::Service(error.into()))?;
+        let open = mirror::join(book, FINISHED_ORDERS_KEPT)
+            .await
+            .map_err(|error| StartupError::Service(error.into()))?;
+        info!(cafe = line.cafe(), open, ?lease, "joined the shared line");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(mirror::follow_the_line(
+            Arc::clone(book),
+            listener,
+            lease,
+            FINISHED_ORDERS_KEPT,
+            stop.clone(),
+        ));
+        Ok(Following { stop, task })
+    }
+
+    /// Stops following (this café has nothing in hand any more) and leaves
+    /// the line, so no other café waits out a lease for it.
+    async fn leave(self, book: &OrderBook) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        if let Some(line) = book.shared_line()
+            && let Err(error) = line.leave().await
+        {
+            warn!(%error, "could not leave the shared line; the lease will tell the others");
+        }
     }
 }

@@ -20,6 +20,12 @@ impl ClaimToken {
         ClaimToken(Uuid::new_v4())
     }
 
+    /// A token as it was handed out (read back from the order store);
+    /// `None` if `written` is not one.
+    pub(crate) fn parse(written: &str) -> Option<Self> {
+        Uuid::try_parse(written).ok().map(ClaimToken)
+    }
+
     /// Whether `presented` is this token, written as the customer got it.
     pub fn matches(&self, presented: &str) -> bool {
         // Only the exact form the customer was given: 32 lower-case hex
@@ -68,5 +74,10 @@ mod tests {
         assert!(!token.matches(&given.to_uppercase()));
         assert!(!token.matches(&token.0.hyphenated().to_string()));
         assert_eq!(format!("{token:?}"), "ClaimToken(…)");
+        assert_eq!(
+            ClaimToken::parse(&given),
+            Some(token),
+            "as the store keeps it"
+        );
     }
 }

@@ -22,12 +22,12 @@
 //! # Tickets that arrive out of order
 //!
 //! A café alone hands out its own tickets, so orders join at the end
-//! ([`Line::push`]). Cafés sharing one line in PostgreSQL get their tickets
+//! (`Line::push`). Cafés sharing one line in PostgreSQL get their tickets
 //! from a database sequence, and hear of each other's orders a moment later:
 //! ticket 41 (placed at another café) may arrive after this café's own 42,
 //! and an order handed back to the line (its café stopped before brewing
 //! it) comes back with the ticket it always had, ahead of everyone who came
-//! after it. [`Line::insert`] puts an order at its ticket, wherever that
+//! after it. `Line::insert` puts an order at its ticket, wherever that
 //! is: a ticket past the end leaves a gap of empty slots for the tickets in
 //! between (their orders may still arrive, or never: a sequence skips
 //! numbers), and a ticket before the front becomes the new front. Either
@@ -104,7 +104,7 @@ impl<T> Line<T> {
     /// out (see the module's docs): after the last ticket (with a gap, if
     /// tickets in between have not arrived), in a gap, or before the first.
     /// Gives `item` back if an order with `ticket` is already waiting.
-    /// Tickets given out by [`Line::push`] from then on come after it.
+    /// Tickets given out by `Line::push` from then on come after it.
     pub(crate) fn insert(&mut self, ticket: Ticket, item: T) -> Result<(), T> {
         let end = self.first + self.slots.len() as u64;
         if self.slots.is_empty() {

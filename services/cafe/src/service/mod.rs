@@ -78,7 +78,7 @@ impl CafeService {
     /// Places an order for a customer who waits until `deadline` at most,
     /// and records what it is on the handler's span, `span`. The order
     /// keeps `span`'s trace: its brew's spans will be children of it.
-    fn place(
+    async fn place(
         &self,
         request: &pb::OrderRequest,
         deadline: Option<Instant>,
@@ -90,7 +90,7 @@ impl CafeService {
             // Only names the span: the order may outlive it (see `Origin`).
             trace: span.context(),
         };
-        let placed = self.book.place(new, origin)?;
+        let placed = self.book.place_order(new, origin).await?;
         let entry = &placed.entry;
         let request = entry.request();
         span.record("order.id", entry.id().as_str());
@@ -130,11 +130,13 @@ impl Cafe for CafeService {
         // The customer's deadline travels with the order to the barista
         // (the `DeadlineLayer` in startup also ends this call with
         // DEADLINE_EXCEEDED when it passes, which cancels the order below).
-        let placed = self.place(
-            request.get_ref(),
-            CallerDeadline::of(&request),
-            &Span::current(),
-        )?;
+        let placed = self
+            .place(
+                request.get_ref(),
+                CallerDeadline::of(&request),
+                &Span::current(),
+            )
+            .await?;
         let claim_token = placed.entry.claim_token().to_string();
         let order = counter::wait(&self.book, placed).await?;
         Ok(Response::new(pb::OrderCoffeeResponse {
@@ -159,7 +161,9 @@ impl Cafe for CafeService {
     ) -> Result<Response<EventStream>, Status> {
         // A buzzer customer's deadline only bounds getting the ticket: the
         // order goes on, and they can come back with WatchOrder.
-        let placed = self.place(request.get_ref(), None, &Span::current())?;
+        let placed = self
+            .place(request.get_ref(), None, &Span::current())
+            .await?;
         let ticket_token = placed.entry.claim_token().to_string();
         // A new order's buzzer replays its life from the start, so the first
         // event is the QUEUED ticket even if a barista has already taken it.
@@ -180,7 +184,7 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::WatchOrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let entry = self.book.get(&request.get_ref().order_id)?;
+        let entry = self.book.find(&request.get_ref().order_id).await?;
         let follower = self.book.follow(entry, Replay::FromNow);
         Ok(Response::new(buzzer::events(follower, None)))
     }
@@ -189,7 +193,7 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let entry = self.book.get(&request.get_ref().order_id)?;
+        let entry = self.book.find(&request.get_ref().order_id).await?;
         Ok(Response::new((&entry.snapshot()).into()))
     }
 
@@ -204,7 +208,8 @@ impl Cafe for CafeService {
         } = request.get_ref();
         let order = self
             .book
-            .cancel(order_id, claim_token, "cancelled by the customer")?;
+            .cancel_order(order_id, claim_token, "cancelled by the customer")
+            .await?;
         info!("order cancelled");
         Ok(Response::new((&order).into()))
     }

@@ -52,7 +52,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cafe_core::{order::OrderStatus, proto::v1 as pb};
 use serde::Deserialize;
-use sqlx::{PgPool, postgres::PgListener};
+use sqlx::{
+    PgPool,
+    migrate::Migrator,
+    postgres::{PgListener, PgPoolOptions},
+};
+
+/// The PostgreSQL migrations, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The `NOTIFY` channel every café listens on.
 pub const CHANNEL: &str = "cafe_orders";
@@ -193,6 +200,26 @@ pub struct SharedLine {
 }
 
 impl SharedLine {
+    /// Connects to the database at `url`, brings its schema up to date
+    /// (every café runs the migrations; sqlx takes a lock, so two starting
+    /// at once run them once), and joins it as a new café with a fresh id.
+    pub async fn open(url: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        // A process, not a machine: a restarted café is a new café (its
+        // old self's drinks in hand come back through the lease).
+        let cafe = format!(
+            "cafe-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Ok(SharedLine::new(pool, cafe))
+    }
+
     /// The shared line in the database `pool` reaches (already migrated),
     /// as the café `cafe`.
     pub fn new(pool: PgPool, cafe: impl Into<String>) -> Self {
@@ -447,6 +474,20 @@ impl SharedLine {
         .bind(i64::try_from(count).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
+    }
+
+    /// Deletes the finished orders older than the newest `kept`: retention
+    /// in the database, as each café's book forgets them. Returns how many.
+    pub async fn prune(&self, kept: usize) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "DELETE FROM orders WHERE finished_at <= \
+             (SELECT finished_at FROM orders WHERE finished_at IS NOT NULL \
+              ORDER BY finished_at DESC OFFSET $1 LIMIT 1)",
+        )
+        .bind(i64::try_from(kept).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// One order by id, whatever its status.
