@@ -342,8 +342,11 @@ async fn run_block(block: &Block, scratch: &Path) -> Result<(), String> {
                 Program::CafeServer => {
                     let mut argv = vec!["cafe-server".to_owned()];
                     argv.extend(args);
-                    let config = cafe_server::Config::try_parse_from(&argv)
+                    let mut config = cafe_server::Config::try_parse_from(&argv)
                         .map_err(|e| format!("{at}: `{line}`: {e}"))?;
+                    // As if run in the scratch directory: the café's data
+                    // directory (its SQLite orders) goes there too.
+                    config.data_dir = scratch.join(&config.data_dir);
                     let documented = config.server.listen.to_string();
                     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                     let app = cafe_server::Application::with_listener(config, listener);

@@ -9,10 +9,13 @@
 //!
 //! ```text
 //!   Open ⇄ NoBarista(why) ──close()──► Closed   (Closed is for good)
+//!   Open ⇄ StoreUnwritable(why) ─┘
 //! ```
 //!
-//! The remote baristas' registry moves it between `Open` and `NoBarista`;
-//! closing moves it to `Closed`, and nothing moves it back: a late "a
+//! The remote baristas' registry moves it between `Open` and `NoBarista`,
+//! the order store's writer between `Open` and `StoreUnwritable` (the two
+//! are kept apart, so one coming back does not hide the other); closing
+//! moves it to `Closed`, and nothing moves it back: a late "a
 //! barista is up" is ignored inside the channel's own lock
 //! (`send_if_modified`), so there is no order of calls to get wrong. The
 //! health reporter ([`Availability::report_health`]) only follows the
@@ -24,15 +27,23 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::error::CafeError;
 
-/// Whether the café takes orders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    /// Taking orders.
-    Open,
-    /// No barista can be reached (remote baristas only), for this reason.
-    NoBarista(String),
+/// Whether the café takes orders: open unless closed or something it
+/// needs is missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct State {
     /// Closing or closed: no new orders, ever again.
-    Closed,
+    closed: bool,
+    /// No barista can be reached (remote baristas only), for this reason.
+    no_barista: Option<String>,
+    /// The order store cannot be written, for this reason: an order could
+    /// not be kept, so none is taken.
+    store_unwritable: Option<String>,
+}
+
+impl State {
+    fn is_open(&self) -> bool {
+        !self.closed && self.no_barista.is_none() && self.store_unwritable.is_none()
+    }
 }
 
 /// The café's availability, shared by the book, the remote baristas and the
@@ -52,39 +63,60 @@ impl Availability {
     /// An open café.
     pub fn new() -> Self {
         Availability {
-            state: watch::Sender::new(State::Open),
+            state: watch::Sender::new(State::default()),
         }
     }
 
     /// Whether a new order may be taken; if not, what its customer is told.
     pub fn check(&self) -> Result<(), CafeError> {
-        match &*self.state.borrow() {
-            State::Open => Ok(()),
-            State::NoBarista(why) => Err(CafeError::NoBarista(why.clone())),
-            State::Closed => Err(CafeError::Closing),
+        let state = self.state.borrow();
+        if state.closed {
+            Err(CafeError::Closing)
+        } else if let Some(why) = &state.store_unwritable {
+            Err(CafeError::StoreUnwritable(why.clone()))
+        } else if let Some(why) = &state.no_barista {
+            Err(CafeError::NoBarista(why.clone()))
+        } else {
+            Ok(())
         }
     }
 
     /// Some barista can be reached again: orders are taken (unless the café
     /// has closed meanwhile).
     pub fn barista_reachable(&self) {
-        self.set(State::Open);
+        self.set(|state| &mut state.no_barista, None);
     }
 
     /// No barista can be reached: new orders are refused with `why`
     /// (unless the café has closed meanwhile).
     pub fn no_barista(&self, why: String) {
-        self.set(State::NoBarista(why));
+        self.set(|state| &mut state.no_barista, Some(why));
     }
 
-    fn set(&self, new: State) {
+    /// The order store cannot be written: new orders are refused with
+    /// `why` until it can (unless the café has closed meanwhile).
+    pub fn store_unwritable(&self, why: String) {
+        self.set(|state| &mut state.store_unwritable, Some(why));
+    }
+
+    /// The order store can be written again.
+    pub fn store_writable(&self) {
+        self.set(|state| &mut state.store_unwritable, None);
+    }
+
+    /// Sets one of the reasons not to take orders.
+    fn set(&self, reason: impl FnOnce(&mut State) -> &mut Option<String>, new: Option<String>) {
         // Checked and changed under the channel's lock: a change that races
         // with `close` either lands before it or is dropped, never after.
         self.state.send_if_modified(|state| {
-            if *state == State::Closed || *state == new {
+            if state.closed {
                 return false;
             }
-            *state = new;
+            let reason = reason(state);
+            if *reason == new {
+                return false;
+            }
+            *reason = new;
             true
         });
     }
@@ -93,15 +125,15 @@ impl Availability {
     /// Returns false if it was closed already.
     pub fn close(&self) -> bool {
         self.state.send_if_modified(|state| {
-            let was_open = *state != State::Closed;
-            *state = State::Closed;
+            let was_open = !state.closed;
+            state.closed = true;
             was_open
         })
     }
 
     /// Whether the café has closed.
     pub fn is_closed(&self) -> bool {
-        *self.state.borrow() == State::Closed
+        self.state.borrow().closed
     }
 
     /// Resolves once the café has closed.
@@ -109,7 +141,7 @@ impl Availability {
         let mut state = self.state.subscribe();
         // `wait_for` looks at the current value first; the sender lives in
         // `self`, so the channel cannot close while we wait.
-        let _ = state.wait_for(|state| *state == State::Closed).await;
+        let _ = state.wait_for(|state| state.closed).await;
     }
 
     /// Makes `health` follow the café's availability: `SERVING` while open,
@@ -144,13 +176,14 @@ impl Availability {
 
 /// Writes one state to `health`; true once it said the café is closed.
 async fn report(health: &HealthReporter, state: &State) -> bool {
-    let status = match state {
-        State::Open => ServingStatus::Serving,
-        State::NoBarista(_) | State::Closed => ServingStatus::NotServing,
+    let status = if state.is_open() {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
     };
     health.set_service_status(CAFE_SERVICE, status).await;
     health.set_service_status("", status).await;
-    *state == State::Closed
+    state.closed
 }
 
 #[cfg(test)]
@@ -164,6 +197,17 @@ mod tests {
         availability.no_barista("none up".into());
         assert!(matches!(availability.check(), Err(CafeError::NoBarista(why)) if why == "none up"));
         availability.barista_reachable();
+        assert!(availability.check().is_ok());
+
+        // The store and the baristas are separate reasons: one coming back
+        // does not hide the other.
+        availability.store_unwritable("disk full".into());
+        availability.no_barista("none up".into());
+        availability.barista_reachable();
+        assert!(
+            matches!(availability.check(), Err(CafeError::StoreUnwritable(why)) if why == "disk full")
+        );
+        availability.store_writable();
         assert!(availability.check().is_ok());
 
         assert!(availability.close());

@@ -9,12 +9,12 @@
 //! Tests build a [`Config`] directly (`Config::default()` and struct update
 //! syntax) instead of setting environment variables.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use cafe_core::serving::{self, ServerEnv, ServerFlags};
 use clap::Parser;
 
-use crate::remote::BaristaEndpoint;
+use crate::{book::FINISHED_ORDERS_KEPT, remote::BaristaEndpoint};
 
 /// The most `--baristas` a café may have. A barista waiting for an order is
 /// a parked task of about 1 KiB (100,000 of them: 100 MB resident, measured)
@@ -88,6 +88,28 @@ pub struct Config {
     /// café stops) [default: sqlite://<--data-dir>/cafe.db]
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+
+    /// The directory of the café's own files: its SQLite database when no
+    /// --database-url is given. Created on first start.
+    #[arg(long, env = "CAFE_DATA_DIR", default_value = "cafe-data")]
+    pub data_dir: PathBuf,
+
+    /// How many finished orders the café remembers (and keeps in its
+    /// store) for GetOrder and WatchOrder; older ones are forgotten, oldest
+    /// first.
+    #[arg(long, env = "CAFE_FINISHED_ORDERS_KEPT", default_value_t = FINISHED_ORDERS_KEPT as u32)]
+    pub finished_orders_kept: u32,
+}
+
+impl Config {
+    /// The order store's URL: `--database-url`, or the SQLite file in
+    /// `--data-dir`.
+    pub fn store_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("cafe.db").display()),
+        }
+    }
 }
 
 /// The café's names and words for the flags every server has.
@@ -108,10 +130,15 @@ impl ServerEnv for CafeEnv {
 }
 
 impl Default for Config {
-    /// The flags' defaults: what the binary runs with when given no flags
-    /// and no variables (see [`serving::flags::defaults`]).
+    /// The flags' defaults (see [`serving::flags::defaults`]), except the
+    /// order store: `memory`, so that tests, `cafe demo` and other users of
+    /// the library leave no files behind. The binary, given no
+    /// `--database-url`, keeps its orders in `--data-dir`.
     fn default() -> Self {
-        serving::flags::defaults()
+        Config {
+            database_url: Some("memory".into()),
+            ..serving::flags::defaults()
+        }
     }
 }
 
@@ -141,6 +168,14 @@ mod tests {
     fn a_hundred_thousand_baristas_are_fine() {
         let config = Config::try_parse_from(["cafe-server", "--baristas", "100000"]).unwrap();
         assert_eq!(config.baristas, 100_000);
+    }
+
+    #[test]
+    fn the_binary_keeps_orders_in_its_data_dir_and_the_library_in_memory() {
+        let binary =
+            Config::try_parse_from(["cafe-server", "--data-dir", "/var/lib/cafe"]).unwrap();
+        assert_eq!(binary.store_url(), "sqlite:///var/lib/cafe/cafe.db");
+        assert_eq!(Config::default().store_url(), "memory");
     }
 
     #[test]

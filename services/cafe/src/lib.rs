@@ -20,6 +20,9 @@
 //! - [`remote`]: the café as a client of `cafe-barista` replicas: DNS
 //!   re-resolution, health watching, power-of-two-choices balancing,
 //!   retries when a barista goes away, and deadline propagation.
+//! - [`store`]: where orders outlive the process: the book's journal,
+//!   written by one task with group commit to SQLite or PostgreSQL, and
+//!   read back at a restart.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //! - [`store`]: where orders are kept beyond memory; [`store::shared`] is
 //!   several cafés sharing one line in PostgreSQL.

@@ -17,6 +17,14 @@
 //! transport is dropped. tonic's own graceful shutdown waits for every open
 //! stream to end, however long that takes; the grace is what bounds it.
 //!
+//! Before any of that, the café opens its order store (`--database-url`,
+//! see [`crate::store`]), brings its schema up to date, and rebuilds the
+//! book from the orders it held when it last stopped
+//! ([`OrderBook::restore`]); the journal's writer then runs for the café's
+//! whole life, and is flushed after the transport has shut down, so the
+//! last changes (a counter customer's order cancelled as their call was
+//! cut) are kept too.
+//!
 //! With a PostgreSQL `--database-url` the café shares its line with every
 //! café on that database ([`crate::book::mirror`]): it joins the line
 //! (listening, then loading every open order), keeps a heartbeat, and on
@@ -43,12 +51,19 @@ use tracing::{info, warn};
 use crate::{
     availability::Availability,
     baristas::{self, Brewers},
-    book::{FINISHED_ORDERS_KEPT, OrderBook, mirror},
+    book::{OrderBook, mirror},
     config::Config,
     remote::{RemoteBaristas, RemoteConfig},
     service::{CLOSING_NOTE, CafeService},
-    store::shared::{self, SharedLine},
+    store::{
+        self, Journal, Store,
+        shared::{self as shared_line, SharedLine},
+    },
 };
+
+/// How long the café waits, after its transport has shut down, for the
+/// journal's last changes to be written.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 /// What the customer of a drink still brewing when the shutdown grace runs
 /// out is told.
@@ -68,37 +83,59 @@ impl Serve for Config {
     /// docs say.
     async fn serve(self, server: Server) -> Result<(), StartupError> {
         let availability = Arc::new(Availability::new());
-        let shared = match self.database_url.as_deref() {
-            Some(url) if is_postgres(url) => {
-                if !self.barista_endpoints.is_empty() {
-                    return Err(StartupError::Service(
-                        "a line shared in PostgreSQL is brewed by each café's own baristas: \
-                         --barista-endpoint cannot be used with a postgres:// --database-url yet"
-                            .into(),
-                    ));
-                }
-                Some(SharedLine::open(url).await.map_err(StartupError::Service)?)
-            }
-            _ => None,
-        };
-        let (book, following) = match shared {
-            Some(shared) => {
-                let book = Arc::new(OrderBook::on_shared_line(
-                    self.queue_capacity as usize,
-                    Arc::clone(&availability),
-                    FINISHED_ORDERS_KEPT,
-                    shared,
+        let url = self.store_url();
+        let finished_kept = self.finished_orders_kept as usize;
+        let (book, following, journal, writer) = if is_postgres(&url) {
+            // A line shared with every café on this database: the database
+            // is written first, so there is no journal (see `book::mirror`).
+            if !self.barista_endpoints.is_empty() {
+                return Err(StartupError::Service(
+                    "a line shared in PostgreSQL is brewed by each café's own baristas: \
+                     --barista-endpoint cannot be used with a postgres:// --database-url yet"
+                        .into(),
                 ));
-                let following = Following::start(&book, self.lease).await?;
-                (book, Some(following))
             }
-            None => (
-                Arc::new(OrderBook::new(
-                    self.queue_capacity as usize,
+            let shared = SharedLine::open(&url)
+                .await
+                .map_err(StartupError::Service)?;
+            let book = Arc::new(OrderBook::on_shared_line(
+                self.queue_capacity as usize,
+                Arc::clone(&availability),
+                finished_kept,
+                shared,
+            ));
+            let following = Following::start(&book, self.lease, finished_kept).await?;
+            (book, Some(following), None, None)
+        } else {
+            let store = Store::open(&url)
+                .await
+                .map_err(|error| StartupError::Service(error.into()))?;
+            let recovered = store
+                .recover()
+                .await
+                .map_err(|error| StartupError::Service(error.into()))?;
+            // No journal for the memory store: nothing is written, nothing
+            // waits.
+            let journal = store.is_durable().then(|| Arc::new(Journal::new()));
+            let book = Arc::new(OrderBook::with_journal(
+                self.queue_capacity as usize,
+                Arc::clone(&availability),
+                finished_kept,
+                journal.clone(),
+            ));
+            let restored = book.restore(recovered);
+            info!(store = %store.describe(), queued = restored.queued, rebrewed = restored.rebrewed,
+                  finished = restored.finished, unreadable = restored.unreadable, "order store open");
+            // The writer owns the store from here; it ends once the journal
+            // is closed and written out (below, after the transport is down).
+            let writer = journal.as_ref().map(|journal| {
+                tokio::spawn(store::journal::write(
+                    Arc::clone(journal),
+                    store,
                     Arc::clone(&availability),
-                )),
-                None,
-            ),
+                ))
+            });
+            (book, None, journal, writer)
         };
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
@@ -162,7 +199,17 @@ impl Serve for Config {
                 following.leave(&book).await;
             }
         };
-        server.serve(cafe, closing).await
+        let served = server.serve(cafe, closing).await;
+        if let (Some(journal), Some(writer)) = (journal, writer) {
+            journal.close();
+            if tokio::time::timeout(FINAL_FLUSH, writer).await.is_err() {
+                warn!(
+                    ?FINAL_FLUSH,
+                    "the order store's last changes could not be written in time"
+                );
+            }
+        }
+        served
     }
 }
 
@@ -181,12 +228,16 @@ struct Following {
 impl Following {
     /// Listens, then loads the line (in that order: see
     /// [`crate::store::shared`]), then follows it in a task of its own.
-    async fn start(book: &Arc<OrderBook>, lease: Duration) -> Result<Self, StartupError> {
+    async fn start(
+        book: &Arc<OrderBook>,
+        lease: Duration,
+        finished_kept: usize,
+    ) -> Result<Self, StartupError> {
         let line = book.shared_line().expect("a book on a shared line");
-        let listener = shared::listen(line.pool())
+        let listener = shared_line::listen(line.pool())
             .await
             .map_err(|error| StartupError::Service(error.into()))?;
-        let open = mirror::join(book, FINISHED_ORDERS_KEPT)
+        let open = mirror::join(book, finished_kept)
             .await
             .map_err(|error| StartupError::Service(error.into()))?;
         info!(cafe = line.cafe(), open, ?lease, "joined the shared line");
@@ -195,7 +246,7 @@ impl Following {
             Arc::clone(book),
             listener,
             lease,
-            FINISHED_ORDERS_KEPT,
+            finished_kept,
             stop.clone(),
         ));
         Ok(Following { stop, task })

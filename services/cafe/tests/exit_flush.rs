@@ -54,7 +54,11 @@ fn wait_for_log(lines: &mpsc::Receiver<Value>, message: &str) -> Value {
 #[tokio::test]
 async fn ctrl_c_still_delivers_the_last_spans() {
     let collector = Collector::start();
+    let data_dir = tempfile::tempdir().unwrap();
     let mut cafe = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
+        // The binary's default store, in a directory of this test's own.
+        .arg("--data-dir")
+        .arg(data_dir.path())
         .args(["--listen", "127.0.0.1:0", "--time-scale", "0.005"])
         .args([
             "--log-format",
@@ -147,7 +151,11 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
         .unwrap()
         .local_addr()
         .unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
     let mut cafe = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
+        // The binary's default store, in a directory of this test's own.
+        .arg("--data-dir")
+        .arg(data_dir.path())
         .args(["--listen", "127.0.0.1:0", "--time-scale", "0.005"])
         .args([
             "--log-format",

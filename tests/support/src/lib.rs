@@ -118,13 +118,16 @@ pub fn test_console_filter() -> &'static str {
 }
 
 /// The variables of this process's environment that would change what a
-/// binary under test does (`CAFE_*`, `OTEL_*`, `RUST_LOG`): a test that runs
+/// binary under test does (`CAFE_*`, `OTEL_*`, `RUST_LOG`, `DATABASE_URL`): a test that runs
 /// the `cafe` binary removes them, so a developer's settings (a collector
 /// endpoint, a default server) cannot leak into its output.
 pub fn leaky_env() -> impl Iterator<Item = std::ffi::OsString> {
     std::env::vars_os().map(|(key, _)| key).filter(|key| {
         let name = key.to_string_lossy();
-        name.starts_with("CAFE_") || name.starts_with("OTEL_") || name == "RUST_LOG"
+        name.starts_with("CAFE_")
+            || name.starts_with("OTEL_")
+            || name == "RUST_LOG"
+            || name == "DATABASE_URL"
     })
 }
 

@@ -27,6 +27,7 @@ use cafe_core::order::{NewOrder, Order, OrderId, OrderStatus};
 use tokio::{sync::watch, time::Instant};
 
 use super::{claim::ClaimToken, line::Ticket};
+use crate::store::Seq;
 
 /// The call an order came from, kept with the order for whoever brews it:
 /// a barista picks the order up in another task, long after the call's
@@ -59,6 +60,10 @@ pub struct Change {
     pub note: Option<Arc<str>>,
     /// Its place in line at that moment (0 once it left the line).
     pub queue_position: u32,
+    /// The journal's number for the write that recorded this change (see
+    /// [`crate::store::journal`]): what to wait for before telling a
+    /// customer of it. 0 with the memory store.
+    pub seq: Seq,
 }
 
 /// An order as it is shown to a customer or on the board: the order after
@@ -113,6 +118,7 @@ impl OrderEntry {
             ready_at: None,
             note: None,
             queue_position,
+            seq: 0,
         });
         OrderEntry {
             id,
@@ -126,8 +132,30 @@ impl OrderEntry {
         }
     }
 
-    /// An order another café placed, or one this café placed and the
-    /// shared line numbered: as the database has it, `now`.
+    /// An order read back from the store after a restart: its history
+    /// starts at the state it was restored in, and it has no trace parent
+    /// (the call that placed it is long gone).
+    pub(super) fn restored(
+        id: OrderId,
+        ticket: Ticket,
+        request: NewOrder,
+        placed_at: SystemTime,
+        claim: ClaimToken,
+        now: Change,
+    ) -> Self {
+        Self::mirrored(
+            id,
+            ticket,
+            request,
+            placed_at,
+            claim,
+            now,
+            Origin::default(),
+        )
+    }
+
+    /// An order as the database has it, `now`: another café's, or one this
+    /// café placed and the shared line numbered (with `origin`, its call).
     pub(super) fn mirrored(
         id: OrderId,
         ticket: Ticket,
@@ -149,6 +177,12 @@ impl OrderEntry {
         }
     }
 
+    /// Sets the journal number of the placing, before anyone follows the
+    /// order.
+    pub(super) fn placed_as(&self, seq: Seq) {
+        self.history.send_modify(|history| history[0].seq = seq);
+    }
+
     /// Sets the place in line of the first change, once the entry has
     /// joined the line (before anyone follows it).
     pub(super) fn joined_at(&self, queue_position: u32) {
@@ -164,6 +198,11 @@ impl OrderEntry {
     /// Notes that this entry now holds the row's `version`.
     pub(super) fn set_version(&self, version: i64) {
         self.version.store(version, Ordering::Relaxed);
+    }
+
+    /// When it was placed.
+    pub(crate) fn placed_at(&self) -> SystemTime {
+        self.placed_at
     }
 
     /// The order's id.
@@ -262,11 +301,13 @@ impl OrderEntry {
     /// false to leave the order as it is), and wakes the order's
     /// followers. The book calls this under its lock, so changes to one
     /// order never interleave and `queue_position` is read from the line
-    /// in the same moment. Returns the change made.
+    /// in the same moment; `journal` writes the change down and returns its
+    /// number. Returns the change made.
     pub(super) fn record(
         &self,
         change: impl FnOnce(&mut Change) -> bool,
         queue_position: impl FnOnce(OrderStatus) -> u32,
+        journal: impl FnOnce(&Change) -> Seq,
     ) -> Option<Change> {
         let mut made = None;
         self.history.send_if_modified(|history| {
@@ -275,6 +316,7 @@ impl OrderEntry {
                 return false;
             }
             next.queue_position = queue_position(next.status);
+            next.seq = journal(&next);
             made = Some(next.clone());
             history.push(next);
             true

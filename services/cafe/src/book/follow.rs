@@ -11,6 +11,12 @@
 //! [`super::line_moves`] tells it the line moved: at every move in a short
 //! line, a few times a second in a long one. A counter customer's follower
 //! does not: it is woken by changes to its own order and nothing else.
+//!
+//! With a durable store, the first change a follower yields (a buzzer's
+//! ticket) and the final status wait until their change is in the store
+//! ([`OrderBook::durable`]): a customer never holds a ticket, or sees
+//! READY, for an order the café could forget. The changes in between
+//! (BREWING, places in line) do not wait.
 
 use std::sync::Arc;
 
@@ -43,6 +49,14 @@ pub struct Follower {
     line_moves: Option<watch::Receiver<u64>>,
     /// The place in line last yielded.
     shown_position: Option<u32>,
+    /// Whether anything has been yielded yet.
+    yielded: bool,
+}
+
+/// Whether a change must be in the store before it is yielded: the first
+/// one a follower yields, and a final status.
+fn must_be_durable(first: bool, status: OrderStatus) -> bool {
+    first || status.is_final()
 }
 
 impl Follower {
@@ -60,6 +74,7 @@ impl Follower {
             shown,
             line_moves: None,
             shown_position: None,
+            yielded: false,
         }
     }
 
@@ -98,6 +113,14 @@ impl Follower {
                 }
             };
             if let Some(mut change) = change {
+                if must_be_durable(!self.yielded, change.status)
+                    && !self.book.is_durable(change.seq)
+                {
+                    // Waited for before anything is marked shown, so this
+                    // stays cancel-safe; then the change is read again.
+                    self.book.durable(change.seq).await;
+                    continue;
+                }
                 self.shown += 1;
                 // The latest change of a queued order shows where it is now,
                 // which may be further up than when the change was made.
@@ -110,6 +133,7 @@ impl Follower {
                 if change.status == OrderStatus::Queued {
                     self.shown_position = Some(change.queue_position);
                 }
+                self.yielded = true;
                 return Some(Update {
                     order: self.entry.order_at(&change),
                     queue_position: change.queue_position,

@@ -69,18 +69,24 @@ pub(crate) struct Line<T> {
 
 impl<T> Default for Line<T> {
     fn default() -> Self {
-        Line {
-            slots: VecDeque::new(),
-            first: 0,
-            next: 0,
-            len: 0,
-            waiting: Fenwick::new(MIN_WINDOW),
-            origin: 0,
-        }
+        Self::starting_at(0)
     }
 }
 
 impl<T> Line<T> {
+    /// An empty line whose first ticket is `first`: a café restarting
+    /// carries on numbering where it stopped.
+    pub(crate) fn starting_at(first: Ticket) -> Self {
+        Line {
+            slots: VecDeque::new(),
+            first,
+            next: first,
+            len: 0,
+            waiting: Fenwick::new(MIN_WINDOW),
+            origin: first,
+        }
+    }
+
     /// How many orders wait.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -93,7 +99,14 @@ impl<T> Line<T> {
 
     /// Puts `item` at the end of the line; returns its ticket.
     pub(crate) fn push(&mut self, item: T) -> Ticket {
-        let ticket = self.next;
+        self.push_at(self.next, item)
+    }
+
+    /// Puts `item` at the end of the line with `ticket`, which must not be
+    /// before the next one: the tickets skipped are gaps (orders that
+    /// finished before a restart), as if they had left the line.
+    pub(crate) fn push_at(&mut self, ticket: Ticket, item: T) -> Ticket {
+        assert!(ticket >= self.next, "tickets join the line in order");
         if self.insert(ticket, item).is_err() {
             unreachable!("no ticket at or after `next` is in the line");
         }
@@ -168,6 +181,12 @@ impl<T> Line<T> {
         self.len -= 1;
         self.drop_empty_front();
         Some(item)
+    }
+
+    /// Makes the next order's ticket `next` (at least the next one already):
+    /// tickets given out before a restart are not given again.
+    pub(crate) fn skip_to(&mut self, next: Ticket) {
+        self.next = self.next.max(next);
     }
 
     /// The place in line of the order with `ticket` (1 is next), if it is
@@ -392,6 +411,34 @@ mod tests {
         for (place, ticket) in (9_000..10_100).enumerate() {
             assert_eq!(line.position(ticket), Some(place as u32 + 1));
         }
+    }
+
+    #[test]
+    fn a_restarted_line_starts_where_it_stopped_and_keeps_its_gaps() {
+        // Tickets 5, 7 and 10 were waiting when the café stopped; 6, 8 and
+        // 9 had finished, and 11 was the last ticket given.
+        let mut line = Line::starting_at(5);
+        for ticket in [5, 7, 10] {
+            line.push_at(ticket, ticket);
+        }
+        line.skip_to(12);
+        assert_eq!(line.len(), 3);
+        assert_eq!(line.position(10), Some(3));
+        assert_eq!(line.position(6), None);
+        assert_eq!(line.push("new".len() as u64), 12, "no ticket given twice");
+        assert_eq!(line.position(12), Some(4));
+        assert_eq!(line.pop_front(), Some((5, 5)));
+        assert_eq!(line.position(10), Some(2));
+        assert_eq!(line.remove(7), Some(7));
+        assert_eq!(line.pop_front(), Some((10, 10)));
+        assert_eq!(line.pop_front(), Some((12, 3)));
+        assert_eq!(line.pop_front(), None);
+
+        // An empty line restarted far on: the window follows.
+        let mut line: Line<u8> = Line::starting_at(1_000_000);
+        line.skip_to(2_000_000);
+        assert_eq!(line.push(1), 2_000_000);
+        assert_eq!(line.position(2_000_000), Some(1));
     }
 
     /// A tiny deterministic generator (xorshift64*), so the random walk

@@ -50,8 +50,11 @@ use super::{
 };
 use crate::{
     error::CafeError,
-    store::shared::{
-        HANDED_BACK_NOTE, HEARTBEAT_INTERVAL, NewRow, Notice, OrderRow, SharedLine, micros,
+    store::{
+        Seq,
+        shared::{
+            HANDED_BACK_NOTE, HEARTBEAT_INTERVAL, NewRow, Notice, OrderRow, SharedLine, micros,
+        },
     },
 };
 
@@ -231,13 +234,15 @@ impl OrderBook {
     }
 
     /// Cancels an order for the customer holding `claim_token`: on a
-    /// shared line, in the database first (any café may cancel any order).
+    /// shared line, in the database first (any café may cancel any order;
+    /// the cancel is durable when this returns, so its number is 0).
+    /// Otherwise [`OrderBook::cancel`].
     pub async fn cancel_order(
         &self,
         id: &str,
         claim_token: &str,
         reason: &str,
-    ) -> Result<Order, CafeError> {
+    ) -> Result<(Order, Seq), CafeError> {
         let Some(shared) = &self.shared else {
             return self.cancel(id, claim_token, reason);
         };
@@ -257,7 +262,7 @@ impl OrderBook {
         }
         let order = entry.snapshot();
         match order.status {
-            OrderStatus::Cancelled => Ok(order),
+            OrderStatus::Cancelled => Ok((order, 0)),
             status => Err(CafeError::NotCancellable {
                 id: order.id,
                 status,
@@ -321,7 +326,7 @@ impl OrderBook {
                 }
                 book.registry.insert(Arc::clone(&entry));
                 if status.is_final() {
-                    book.registry.finished(entry.id());
+                    self.finished(book, &entry);
                 }
                 self.tell_board(&entry, || entry.latest());
                 return Ok(entry);
@@ -348,7 +353,7 @@ impl OrderBook {
             true
         });
         if status.is_final() && !was_final {
-            book.registry.finished(entry.id());
+            self.finished(book, &entry);
         }
         Ok(entry)
     }
@@ -426,6 +431,8 @@ fn entry_from(
         note: row.note.as_deref().map(Arc::from),
         // Set as the entry joins the line ([`OrderEntry::joined_at`]).
         queue_position: 0,
+        // In the database before it is taken in: nothing to wait for.
+        seq: 0,
     };
     Ok(OrderEntry::mirrored(
         OrderId::from(row.id.as_str()),

@@ -14,6 +14,8 @@
 //! - [`claim`]: the claim token that lets a customer cancel their order.
 //! - [`mirror`]: a book on a line shared by several cafés (PostgreSQL):
 //!   the database decides, the book mirrors every café's changes.
+//! - [`stored`]: the book's orders as the order store's rows, and the book
+//!   rebuilt from them after a restart.
 //!
 //! Whether new orders are taken at all (open, no barista, closed) is not
 //! the book's to decide: it asks [`Availability`], which also drives the
@@ -43,16 +45,24 @@
 //! buzzer pays for the places it is shown: a few a second while it waits
 //! in a long line, which is the news it asked for.)
 //!
-//! # Where a durable store would go
+//! # The order store under the book
 //!
 //! Every change already happens in one critical section that knows what
 //! changed: placing (a new order, a ticket, maybe a request id), a change
-//! of status (a row in the order's history), leaving the line. A store
-//! (SQLite, PostgreSQL) would be written in those same places, as one
-//! transaction each, with the book's maps as its cache: the registry's
-//! maps are an orders table with two unique indexes, the line's tickets a
-//! sequence, and [`entry::Change`] a row of an order-changes table. No
-//! store is implemented here.
+//! of status (a row in the order's history), leaving the line, forgetting
+//! an old order. With a durable store (`--database-url`, see
+//! [`crate::store`]) each of those also appends a record to the journal,
+//! in the same critical section, and the change carries the record's
+//! number ([`Change::seq`]). The book stays the authority and the store its
+//! journal: the maps here are never read back from the database while the
+//! café runs, only at a restart ([`OrderBook::restore`]).
+//!
+//! What a customer is told waits until its change is durable
+//! ([`OrderBook::durable`]): the ticket and every final status a
+//! [`Follower`] yields, a cancel's answer, `GetOrder`. Places in line and
+//! BREWING do not wait: a restart can only take an order back to the line.
+//! With the memory store there is no journal: nothing is built, and
+//! nothing waits.
 
 pub mod claim;
 pub mod entry;
@@ -61,6 +71,7 @@ pub mod line;
 pub mod line_moves;
 pub mod mirror;
 mod registry;
+pub mod stored;
 
 use std::{
     sync::{Arc, Mutex, MutexGuard},
@@ -70,7 +81,11 @@ use std::{
 use cafe_core::order::{FieldViolation, NewOrder, Order, OrderStatus};
 use tokio::sync::{Notify, broadcast};
 
-use crate::{availability::Availability, error::CafeError, store::shared::SharedLine};
+use crate::{
+    availability::Availability,
+    error::CafeError,
+    store::{Journal, Record, Seq, shared::SharedLine},
+};
 
 pub use claim::ClaimToken;
 pub use entry::{Change, OrderEntry, Origin, Update};
@@ -80,9 +95,11 @@ pub use line::Ticket;
 use line_moves::LineMoves;
 pub use line_moves::{POSITION_INTERVAL, SHORT_LINE};
 use registry::Registry;
+pub use stored::{REBREW_NOTE, Restored};
 
 /// How many finished orders the café remembers for `GetOrder` and
-/// `WatchOrder`; older ones are forgotten so memory stays bounded.
+/// `WatchOrder` by default (`--finished-orders-kept`); older ones are
+/// forgotten, by the store too, so memory and the database stay bounded.
 pub const FINISHED_ORDERS_KEPT: usize = 10_000;
 
 /// How many board updates a slow board watcher may fall behind before it
@@ -126,6 +143,9 @@ pub struct OrderBook {
     /// database decides placing, claiming and ending orders, and the book
     /// mirrors it (see [`mirror`]).
     shared: Option<SharedLine>,
+    /// Where every change is written down, with a durable store; `None`
+    /// with the memory store.
+    journal: Option<Arc<Journal>>,
 }
 
 #[derive(Debug)]
@@ -149,23 +169,42 @@ impl OrderBook {
         availability: Arc<Availability>,
         finished_kept: usize,
     ) -> Self {
-        Self::build(queue_capacity, availability, finished_kept, None)
+        Self::build(queue_capacity, availability, finished_kept, None, None)
     }
 
-    /// A book on the line `shared` with other cafés (see [`mirror`]).
+    /// Like [`OrderBook::with_retention`], writing every change to
+    /// `journal` (a durable store's; `None` for the memory store).
+    pub fn with_journal(
+        queue_capacity: usize,
+        availability: Arc<Availability>,
+        finished_kept: usize,
+        journal: Option<Arc<Journal>>,
+    ) -> Self {
+        Self::build(queue_capacity, availability, finished_kept, journal, None)
+    }
+
+    /// A book on the line `shared` with other cafés (see [`mirror`]): no
+    /// journal, the database is written first.
     pub fn on_shared_line(
         queue_capacity: usize,
         availability: Arc<Availability>,
         finished_kept: usize,
         shared: SharedLine,
     ) -> Self {
-        Self::build(queue_capacity, availability, finished_kept, Some(shared))
+        Self::build(
+            queue_capacity,
+            availability,
+            finished_kept,
+            None,
+            Some(shared),
+        )
     }
 
     fn build(
         queue_capacity: usize,
         availability: Arc<Availability>,
         finished_kept: usize,
+        journal: Option<Arc<Journal>>,
         shared: Option<SharedLine>,
     ) -> Self {
         OrderBook {
@@ -179,6 +218,7 @@ impl OrderBook {
             line_moves: LineMoves::new(),
             queue_capacity,
             shared,
+            journal,
         }
     }
 
@@ -219,7 +259,11 @@ impl OrderBook {
         let id = book.registry.fresh_id();
         let queue_position = u32::try_from(book.line.len() + 1).unwrap_or(u32::MAX);
         let ticket = book.line.next_ticket();
-        let entry = Arc::new(OrderEntry::new(id, ticket, request, origin, queue_position));
+        let entry = OrderEntry::new(id, ticket, request, origin, queue_position);
+        if let Some(journal) = &self.journal {
+            entry.placed_as(journal.append(stored::placed(&entry, &entry.latest())));
+        }
+        let entry = Arc::new(entry);
         book.line.push(Arc::clone(&entry));
         book.registry.insert(Arc::clone(&entry));
         self.tell_board(&entry, || entry.latest());
@@ -305,7 +349,7 @@ impl OrderBook {
             true
         });
         if ready {
-            book.registry.finished(entry.id());
+            self.finished(&mut book, entry);
         }
         ready
     }
@@ -317,21 +361,27 @@ impl OrderBook {
 
     /// Cancels an order on behalf of the customer holding `claim_token`.
     /// A queued order leaves the line; a brewing one is stopped and its
-    /// barista freed. A finished order cannot be cancelled.
-    pub fn cancel(&self, id: &str, claim_token: &str, reason: &str) -> Result<Order, CafeError> {
+    /// barista freed. A finished order cannot be cancelled. Returns the
+    /// cancelled order and the journal number to wait for
+    /// ([`OrderBook::durable`]) before saying so.
+    pub fn cancel(
+        &self,
+        id: &str,
+        claim_token: &str,
+        reason: &str,
+    ) -> Result<(Order, Seq), CafeError> {
         let entry = self.get(id)?;
         if !entry.claim_token().matches(claim_token) {
             return Err(CafeError::WrongClaimToken(entry.id().clone()));
         }
-        if self.end(&mut self.lock(), &entry, OrderStatus::Cancelled, reason) {
-            return Ok(entry.snapshot());
-        }
-        let order = entry.snapshot();
-        if order.status == OrderStatus::Cancelled {
+        self.end(&mut self.lock(), &entry, OrderStatus::Cancelled, reason);
+        let now = entry.latest();
+        if now.status == OrderStatus::Cancelled {
             // Cancelling twice is not an error: the customer gets what they
             // asked for.
-            return Ok(order);
+            return Ok((entry.order_at(&now), now.seq));
         }
+        let order = entry.order_at(&now);
         Err(CafeError::NotCancellable {
             id: order.id,
             status: order.status,
@@ -371,9 +421,36 @@ impl OrderBook {
             if book.line.remove(entry.ticket()).is_some() {
                 self.line_moves.moved(book.line.len());
             }
-            book.registry.finished(entry.id());
+            self.finished(book, entry);
         }
         ended
+    }
+
+    /// Notes that `entry` has ended; the oldest finished orders beyond
+    /// retention are forgotten, by the store too.
+    fn finished(&self, book: &mut BookState, entry: &OrderEntry) {
+        let journal = &self.journal;
+        book.registry.finished(entry.id(), |forgotten| {
+            if let Some(journal) = journal {
+                journal.append(Record::Forgotten(forgotten.to_string()));
+            }
+        });
+    }
+
+    /// Waits until the change numbered `seq` ([`Change::seq`]) is in the
+    /// store: what to await before telling a customer of it. Immediate
+    /// with the memory store.
+    pub async fn durable(&self, seq: Seq) {
+        if let Some(journal) = &self.journal {
+            journal.durable(seq).await;
+        }
+    }
+
+    /// Whether the change numbered `seq` is in the store.
+    pub fn is_durable(&self, seq: Seq) -> bool {
+        self.journal
+            .as_ref()
+            .is_none_or(|journal| journal.is_durable(seq))
     }
 
     /// Applies `change` to the order's latest state if it returns true:
@@ -387,12 +464,19 @@ impl OrderBook {
         entry: &OrderEntry,
         change: impl FnOnce(&mut Change) -> bool,
     ) -> bool {
-        let made = entry.record(change, |status| match status {
-            // Still queued (a remote barista left before starting it): its
-            // place, or 1 if a dispatcher already holds it.
-            OrderStatus::Queued => book.line.position(entry.ticket()).unwrap_or(1),
-            _ => 0,
-        });
+        let made = entry.record(
+            change,
+            |status| match status {
+                // Still queued (a remote barista left before starting it):
+                // its place, or 1 if a dispatcher already holds it.
+                OrderStatus::Queued => book.line.position(entry.ticket()).unwrap_or(1),
+                _ => 0,
+            },
+            |made| match &self.journal {
+                Some(journal) => journal.append(stored::changed(entry, made)),
+                None => 0,
+            },
+        );
         match made {
             Some(made) => {
                 self.tell_board(entry, || made);

@@ -10,9 +10,10 @@
 //!   still look theirs up, then forgotten oldest first, so memory stays
 //!   bounded however long the café runs.
 //!
-//! It is plain data, changed only under the book's lock; in a durable
-//! store these would be a table of orders with two unique indexes and a
-//! clean-up job.
+//! It is plain data, changed only under the book's lock. In the order
+//! store it is the `orders` table: the primary key, the unique index on
+//! (customer, request id), and retention as a `DELETE` journalled when an
+//! order is forgotten here.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -86,18 +87,20 @@ impl Registry {
     }
 
     /// Notes that an order has ended, and forgets the oldest ended orders
-    /// beyond what the café keeps.
-    pub(super) fn finished(&mut self, id: &OrderId) {
+    /// beyond what the café keeps, telling `forgot` each one (the store
+    /// forgets them too).
+    pub(super) fn finished(&mut self, id: &OrderId, mut forgot: impl FnMut(&OrderId)) {
         self.finished.push_back(id.clone());
         while self.finished.len() > self.finished_kept {
             let Some(old) = self.finished.pop_front() else {
                 break;
             };
-            if let Some(forgotten) = self.orders.remove(&old)
-                && let Some(request_id) = &forgotten.request().request_id
-            {
-                self.by_request
-                    .remove(&(forgotten.request().customer.clone(), request_id.clone()));
+            if let Some(forgotten) = self.orders.remove(&old) {
+                if let Some(request_id) = &forgotten.request().request_id {
+                    self.by_request
+                        .remove(&(forgotten.request().customer.clone(), request_id.clone()));
+                }
+                forgot(&old);
             }
         }
     }

@@ -171,12 +171,12 @@ fn cancelling_needs_the_token_and_an_unfinished_order() {
         Err(CafeError::WrongClaimToken(_))
     ));
     let token = entry.claim_token().to_string();
-    let cancelled = book.cancel(&id, &token, "changed my mind").unwrap();
+    let cancelled = book.cancel(&id, &token, "changed my mind").unwrap().0;
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     assert_eq!(cancelled.note.as_deref(), Some("changed my mind"));
     assert_eq!(book.queue_len(), 0);
     assert_eq!(
-        book.cancel(&id, &token, "again").unwrap().status,
+        book.cancel(&id, &token, "again").unwrap().0.status,
         OrderStatus::Cancelled,
         "cancelling twice is harmless"
     );

@@ -194,7 +194,11 @@ impl Cafe for CafeService {
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
         let entry = self.book.find(&request.get_ref().order_id).await?;
-        Ok(Response::new((&entry.snapshot()).into()))
+        // Shown as the store has it: a change not yet durable (READY a
+        // moment ago) is waited for, never shown before it is kept.
+        let now = entry.latest();
+        self.book.durable(now.seq).await;
+        Ok(Response::new((&entry.order_at(&now)).into()))
     }
 
     #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
@@ -206,10 +210,13 @@ impl Cafe for CafeService {
             order_id,
             claim_token,
         } = request.get_ref();
-        let order = self
+        let (order, seq) = self
             .book
             .cancel_order(order_id, claim_token, "cancelled by the customer")
             .await?;
+        // Answered once the cancel is kept: a cancelled order must not come
+        // back after a restart.
+        self.book.durable(seq).await;
         info!("order cancelled");
         Ok(Response::new((&order).into()))
     }

@@ -1,8 +1,315 @@
-//! The order store: where the café's orders are kept beyond its memory.
+//! The order store: where the café's orders outlive its process.
 //!
-//! - [`shared`]: several cafés sharing one line in PostgreSQL.
+//! The [book](crate::book) stays the authority while the café runs: every
+//! order, its line and its followers live in memory, and every change is
+//! made there first, under the book's one lock. The store is the book's
+//! **journal**: each change the book makes is appended as a [`Record`]
+//! (in the same critical section, so the journal's order is the book's),
+//! and one writer task ([`journal`]) writes them in batches, one
+//! transaction each (group commit). What a customer is told waits for its
+//! record to be durable (see [`journal::Journal::durable`]); a restart reads
+//! the rows back ([`Store::recover`]) and the book rebuilds itself from them.
 //!
-//! (The single café's store, its journal and restart recovery are built
-//! beside this on the `store` branch; this module grows with them.)
+//! # Layout
+//! - this module: [`Store`] (memory, SQLite or PostgreSQL, chosen by URL),
+//!   one order as a row ([`StoredOrder`]), the changes the book journals
+//!   ([`Record`]), how statuses, sizes and times are written, and
+//!   [`StoreError`].
+//! - [`journal`]: the journal and its writer task (group commit, retries,
+//!   the durable mark acknowledgements wait on).
+//! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode).
+//! - `postgres`: the PostgreSQL backend, the same writes in its dialect.
+//! - [`shared`]: several cafés sharing one line in PostgreSQL: there the
+//!   database decides placing and claiming, and each café's book mirrors
+//!   every café's changes (no journal: see [`crate::book::mirror`]).
+//!
+//! # The schema
+//! One table, `orders`, one row per order the café remembers (open or
+//! finished), in `services/cafe/migrations/{sqlite,postgres}`. The
+//! migrations are embedded in the binary and run on start, versioned by
+//! sqlx (`_sqlx_migrations`), so a café upgrades its own database.
+//! Times are microseconds since the Unix epoch, sizes and statuses their
+//! `cafe.v1` numbers: both dialects read them the same way, and a person
+//! can query them with `sqlite3`.
+//!
+//! The store holds exactly what the book remembers: when the book forgets
+//! an old finished order (retention), it journals [`Record::Forgotten`],
+//! so after a restart the café knows what it knew before.
 
+pub mod journal;
+mod postgres;
 pub mod shared;
+mod sqlite;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cafe_core::{
+    convert::{size_from_wire, status_from_wire},
+    menu::Size,
+    order::OrderStatus,
+    proto::v1 as pb,
+};
+
+pub use journal::{Journal, Seq};
+
+/// Where the café keeps its orders.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Nowhere but the book: a restart forgets everything. For `cafe demo`,
+    /// tests and the library's default; costs nothing.
+    Memory,
+    /// A SQLite file.
+    Sqlite(sqlite::SqliteStore),
+    /// A PostgreSQL database.
+    Postgres(postgres::PostgresStore),
+}
+
+/// What a café finds in its store when it starts.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Orders queued or brewing, in ticket order (the line's order).
+    pub open: Vec<StoredOrder>,
+    /// Finished orders still remembered, oldest first.
+    pub finished: Vec<StoredOrder>,
+    /// The ticket the next order gets: one past every ticket ever given.
+    pub next_ticket: i64,
+}
+
+impl Store {
+    /// Opens the store `url` names and brings its schema up to date:
+    /// `memory` (or `memory:`) for none, `sqlite://FILE` (the file is
+    /// created if missing, with its directory), `postgres://…`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if url == "memory" || url == "memory:" {
+            Ok(Store::Memory)
+        } else if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(postgres::PostgresStore::open(url).await?))
+        } else {
+            Err(StoreError::UnknownUrl(redact(url)))
+        }
+    }
+
+    /// Whether orders outlive the process (false for the memory store).
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, Store::Memory)
+    }
+
+    /// What the store says in logs: its kind and where, without a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Memory => "memory (orders are lost when the café stops)".into(),
+            Store::Sqlite(store) => store.describe(),
+            Store::Postgres(store) => store.describe(),
+        }
+    }
+
+    /// Every order the store holds: the open ones in ticket order, the
+    /// finished ones oldest first.
+    pub async fn recover(&self) -> Result<Recovered, StoreError> {
+        let rows = match self {
+            Store::Memory => return Ok(Recovered::default()),
+            Store::Sqlite(store) => store.all_orders().await?,
+            Store::Postgres(store) => store.all_orders().await?,
+        };
+        Ok(Recovered::from_rows(rows))
+    }
+
+    /// Closes the store's connections (and lets go of a SQLite file's
+    /// lock), waiting for them to finish.
+    pub async fn close(&self) {
+        match self {
+            Store::Memory => {}
+            Store::Sqlite(store) => store.close().await,
+            Store::Postgres(store) => store.close().await,
+        }
+    }
+
+    /// Writes `records` in one transaction: all of them, or none.
+    pub async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+        match self {
+            Store::Memory => Ok(()),
+            Store::Sqlite(store) => store.write(records).await,
+            Store::Postgres(store) => store.write(records).await,
+        }
+    }
+}
+
+impl Recovered {
+    /// Sorts rows read in any order into the open line and the finished.
+    fn from_rows(rows: Vec<StoredOrder>) -> Self {
+        let next_ticket = rows.iter().map(|row| row.ticket + 1).max().unwrap_or(0);
+        let (mut open, mut finished): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|row| matches!(row.status(), Some(status) if !status.is_final()));
+        open.sort_by_key(|row| row.ticket);
+        finished.sort_by_key(|row| (row.finished_at.unwrap_or(row.placed_at), row.ticket));
+        Recovered {
+            open,
+            finished,
+            next_ticket,
+        }
+    }
+}
+
+/// The columns of `orders`, in [`StoredOrder`]'s order, for `SELECT`s.
+pub(crate) const COLUMNS: &str = "id, ticket, customer, drink, size, request_id, claim_token, \
+    placed_at, status, barista, started_at, ready_at, note, finished_at, cafe_id";
+
+/// One order as a row of `orders` (see the migrations for each column).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredOrder {
+    /// The order's id.
+    pub id: String,
+    /// Its number in the line.
+    pub ticket: i64,
+    /// Who ordered.
+    pub customer: String,
+    /// The menu id of the drink.
+    pub drink: String,
+    /// The `cafe.v1.Size` number.
+    pub size: i32,
+    /// The customer's idempotency key, if they gave one.
+    pub request_id: Option<String>,
+    /// The claim token, as handed to the customer (32 hex digits).
+    pub claim_token: String,
+    /// When it was placed ([`micros`]).
+    pub placed_at: i64,
+    /// The `cafe.v1.OrderStatus` number.
+    pub status: i32,
+    /// Who is brewing or brewed it.
+    pub barista: Option<String>,
+    /// When a barista started on it.
+    pub started_at: Option<i64>,
+    /// When it was ready.
+    pub ready_at: Option<i64>,
+    /// Why its latest change happened, when that needs saying.
+    pub note: Option<String>,
+    /// When it reached its final status.
+    pub finished_at: Option<i64>,
+    /// PostgreSQL's shared line: the café brewing it.
+    pub cafe_id: Option<String>,
+}
+
+impl StoredOrder {
+    /// Its status, if the number is one.
+    pub fn status(&self) -> Option<OrderStatus> {
+        status_from_wire(self.status)
+    }
+
+    /// Its size, if the number is one (0, unspecified, is medium).
+    pub fn size(&self) -> Option<Size> {
+        size_from_wire(self.size)
+            .ok()
+            .map(|size| size.unwrap_or(Size::Medium))
+    }
+}
+
+/// What changed about one order after it was placed: the columns a change
+/// writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    /// The order's id.
+    pub id: String,
+    /// The `cafe.v1.OrderStatus` number.
+    pub status: i32,
+    /// Who is brewing or brewed it.
+    pub barista: Option<String>,
+    /// When a barista started on it.
+    pub started_at: Option<i64>,
+    /// When it was ready.
+    pub ready_at: Option<i64>,
+    /// Why this change happened.
+    pub note: Option<String>,
+    /// When it reached its final status.
+    pub finished_at: Option<i64>,
+}
+
+/// One change the book made, as the journal carries it to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A new order (an `INSERT`).
+    Placed(StoredOrder),
+    /// A change of status, barista, times or note (an `UPDATE`).
+    Changed(StoredChange),
+    /// A finished order the book no longer remembers (a `DELETE`).
+    Forgotten(String),
+}
+
+/// A time as written: microseconds since the Unix epoch (0 before it).
+pub fn micros(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A time as read back.
+pub fn from_micros(micros: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+/// A status as written: its `cafe.v1.OrderStatus` number.
+pub fn status_number(status: OrderStatus) -> i32 {
+    pb::OrderStatus::from(status) as i32
+}
+
+/// A size as written: its `cafe.v1.Size` number.
+pub fn size_number(size: Size) -> i32 {
+    pb::Size::from(size) as i32
+}
+
+/// What can go wrong with the store. The messages are for the operator
+/// reading the café's log or its exit message.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no store the café knows.
+    #[error(
+        "cannot use the order store {0:?}: give sqlite://FILE, postgres://USER@HOST/DATABASE or memory"
+    )]
+    UnknownUrl(String),
+
+    /// The database could not be opened or reached.
+    #[error("cannot open the order store {url}: {source}")]
+    Open {
+        /// Where (without a password).
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+
+    /// The SQLite file's directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// The schema could not be brought up to date.
+    #[error("cannot bring the order store's schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// A read or write failed.
+    #[error("the order store failed: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// `url` with any password replaced, fit for a log line.
+pub(crate) fn redact(url: &str) -> String {
+    // scheme://user:password@host… → scheme://user:***@host…
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

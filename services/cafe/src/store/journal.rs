@@ -1,0 +1,200 @@
+//! The journal: the book's changes on their way to the store, and the mark
+//! of how far they are durable.
+//!
+//! The book appends a [`Record`] for every change it makes, under its own
+//! lock, so the journal's order is the order things happened; each append
+//! gets a sequence number ([`Seq`]), kept with the change. One writer task
+//! ([`write`]) takes every record appended so far and writes them in one
+//! transaction: **group commit**. While one commit is on its way to disk,
+//! the next batch gathers behind it, so a busy café pays one commit for
+//! many orders rather than one each, and a quiet one commits each change
+//! at once.
+//!
+//! After each commit the writer publishes the highest sequence number now
+//! durable, in a `watch` channel. Whatever tells a customer something they
+//! may rely on (the ticket, the counter's answer, a cancel, READY) waits
+//! for its change's number first ([`Journal::durable`]): a customer is
+//! never told of an order the café could forget.
+//!
+//! Appending takes a small lock of its own, never held across `.await`,
+//! inside the book's lock; the writer takes it only to swap the batch out.
+
+use std::{
+    mem,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use super::{Record, Store};
+use crate::availability::Availability;
+
+/// A change's number in the journal; 0 is "nothing to wait for" (the
+/// memory store, or an order restored as it was).
+pub type Seq = u64;
+
+/// After this many failed attempts in a row, the café stops taking orders
+/// until a write succeeds again.
+const FAILURES_BEFORE_REFUSING: u32 = 3;
+
+/// The longest pause between two attempts at a failing write.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The book's changes not yet written, and how far writing has come.
+#[derive(Debug)]
+pub struct Journal {
+    pending: Mutex<Pending>,
+    /// Wakes the writer for the first record of a batch.
+    wake: Notify,
+    /// The highest sequence number durable.
+    durable: watch::Sender<Seq>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// Appended, not yet taken by the writer.
+    records: Vec<Record>,
+    /// The number of the last record appended.
+    last: Seq,
+    /// No more records will come: the writer ends once it has written
+    /// what is here.
+    closed: bool,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Journal {
+    /// An empty journal.
+    pub fn new() -> Self {
+        Journal {
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+            durable: watch::Sender::new(0),
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        // Appending cannot leave the batch half-changed: a poisoned lock is
+        // used as it is.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends `record`; returns its number.
+    pub fn append(&self, record: Record) -> Seq {
+        let mut pending = self.pending();
+        pending.last += 1;
+        let first_of_batch = pending.records.is_empty();
+        pending.records.push(record);
+        let seq = pending.last;
+        drop(pending);
+        // The writer takes the whole batch, so only its first record needs
+        // to wake it (a permit is kept if it is busy writing).
+        if first_of_batch {
+            self.wake.notify_one();
+        }
+        seq
+    }
+
+    /// Whether the change numbered `seq` is durable.
+    pub fn is_durable(&self, seq: Seq) -> bool {
+        *self.durable.borrow() >= seq
+    }
+
+    /// Waits until the change numbered `seq` is durable. While the store
+    /// cannot be written, that is until it can: an acknowledgement is
+    /// never sent for a change that is not on disk.
+    pub async fn durable(&self, seq: Seq) {
+        if self.is_durable(seq) {
+            return;
+        }
+        let mut durable = self.durable.subscribe();
+        // The sender lives in `self`, which the caller holds.
+        let _ = durable.wait_for(|durable| *durable >= seq).await;
+    }
+
+    /// Waits until everything appended so far is durable.
+    pub async fn flushed(&self) {
+        let last = self.pending().last;
+        self.durable(last).await;
+    }
+
+    /// No more records will be appended: the writer writes what is left
+    /// and ends.
+    pub fn close(&self) {
+        self.pending().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// The next batch, or `None` once closed and empty.
+    fn take(&self) -> Option<(Vec<Record>, Seq)> {
+        let mut pending = self.pending();
+        if pending.records.is_empty() && pending.closed {
+            return None;
+        }
+        Some((mem::take(&mut pending.records), pending.last))
+    }
+}
+
+/// The writer: takes each batch the book appended and writes it to
+/// `store` in one transaction, then marks it durable. Spawned once per
+/// café; ends after [`Journal::close`], once the last batch is written,
+/// and closes the store.
+///
+/// A failing write is logged and tried again, with a growing pause, for as
+/// long as it takes: nothing is acknowledged meanwhile. After
+/// [`FAILURES_BEFORE_REFUSING`] failures in a row the café refuses new
+/// orders (UNAVAILABLE, through `availability`) until a write succeeds.
+pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availability>) {
+    loop {
+        // Registered before looking, so an append between the look and the
+        // wait is not missed.
+        let woken = journal.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let Some((batch, last)) = journal.take() else {
+            store.close().await;
+            return;
+        };
+        if batch.is_empty() {
+            woken.await;
+            continue;
+        }
+        write_batch(&store, &batch, &availability).await;
+        journal.durable.send_replace(last);
+    }
+}
+
+/// Writes one batch, retrying until it is written.
+async fn write_batch(store: &Store, batch: &[Record], availability: &Availability) {
+    let mut failures = 0u32;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match store.write(batch).await {
+            Ok(()) => {
+                if failures >= FAILURES_BEFORE_REFUSING {
+                    info!(failures, "the order store is writable again");
+                    availability.store_writable();
+                }
+                return;
+            }
+            Err(error) => {
+                failures += 1;
+                warn!(%error, failures, records = batch.len(), ?pause,
+                      "cannot write to the order store; trying again");
+                if failures == FAILURES_BEFORE_REFUSING {
+                    availability.store_unwritable(error.to_string());
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}

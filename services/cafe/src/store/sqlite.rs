@@ -1,0 +1,164 @@
+//! The SQLite backend: the binary's default store, one file beside the café.
+//!
+//! The file is opened in WAL mode with `synchronous=NORMAL`: a commit is in
+//! the write-ahead log before it returns, so it survives the café's process
+//! dying (`kill -9`, a panic, an out-of-memory kill); only the machine
+//! losing power could lose the last commits, which `synchronous=FULL`
+//! would keep at the price of an `fsync` per commit. Group commit (see
+//! [`super::journal`]) makes either affordable: one commit covers every
+//! change made while the previous one was written.
+//!
+//! One connection, holding the file's lock for the café's whole life
+//! (`locking_mode=EXCLUSIVE`): the journal's writer is the only writer, and
+//! a second café started on the same file by mistake fails to start
+//! ("database is locked") instead of handing out the same tickets. (So
+//! `sqlite3` can read the file only while the café is stopped; several
+//! cafés share orders through PostgreSQL.)
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    Sqlite, Transaction,
+    migrate::Migrator,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
+        SqliteSynchronous,
+    },
+};
+
+use super::{COLUMNS, Record, StoreError, StoredOrder};
+
+/// The SQLite migrations, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// An open SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// The file, for logs.
+    path: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its directory) the file `url`
+    /// names, and runs the migrations it has not had yet.
+    pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .locking_mode(SqliteLockingMode::Exclusive)
+            // A café that is stopping may hold the file a moment longer.
+            .busy_timeout(Duration::from_secs(5));
+        let path = options.get_filename().to_owned();
+        create_parent(&path)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore {
+            pool,
+            path: path.display().to_string(),
+        })
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!("SQLite {}", self.path)
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Every row.
+    pub(super) async fn all_orders(&self) -> Result<Vec<StoredOrder>, StoreError> {
+        let rows = sqlx::query_as::<_, StoredOrder>(&format!("SELECT {COLUMNS} FROM orders"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+
+    /// Writes `records` in one transaction.
+    pub(super) async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for record in records {
+            apply(&mut tx, record).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One record as SQL. The statements are prepared once per connection and
+/// cached by sqlx.
+async fn apply(tx: &mut Transaction<'static, Sqlite>, record: &Record) -> Result<(), sqlx::Error> {
+    match record {
+        Record::Placed(order) => {
+            sqlx::query(
+                "INSERT INTO orders (id, ticket, customer, drink, size, request_id, claim_token, \
+                 placed_at, status, barista, started_at, ready_at, note, finished_at, cafe_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&order.id)
+            .bind(order.ticket)
+            .bind(&order.customer)
+            .bind(&order.drink)
+            .bind(order.size)
+            .bind(&order.request_id)
+            .bind(&order.claim_token)
+            .bind(order.placed_at)
+            .bind(order.status)
+            .bind(&order.barista)
+            .bind(order.started_at)
+            .bind(order.ready_at)
+            .bind(&order.note)
+            .bind(order.finished_at)
+            .bind(&order.cafe_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Record::Changed(change) => {
+            sqlx::query(
+                "UPDATE orders SET status = ?, barista = ?, started_at = ?, ready_at = ?, \
+                 note = ?, finished_at = ? WHERE id = ?",
+            )
+            .bind(change.status)
+            .bind(&change.barista)
+            .bind(change.started_at)
+            .bind(change.ready_at)
+            .bind(&change.note)
+            .bind(change.finished_at)
+            .bind(&change.id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Record::Forgotten(id) => {
+            sqlx::query("DELETE FROM orders WHERE id = ?")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the directory the database file goes in (the data directory,
+/// on a café's first start).
+fn create_parent(file: &Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,324 @@
+//! The store's tests, on SQLite files in a temporary directory: the schema,
+//! the journal's writer, and a book written down and rebuilt from what it
+//! wrote (the restart semantics, without a process to kill; the real
+//! `kill -9` is in `tests/restart.rs`).
+
+use std::sync::Arc;
+
+use cafe_core::order::{NewOrder, OrderStatus};
+use tempfile::TempDir;
+
+use super::*;
+use crate::{
+    availability::Availability,
+    book::{OrderBook, Origin, REBREW_NOTE, Replay},
+};
+
+/// A fresh SQLite store in its own directory (kept as long as the
+/// `TempDir`), at a path whose directory does not exist yet.
+async fn sqlite() -> (TempDir, String, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/cafe.db", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    (dir, url, store)
+}
+
+fn row(id: &str, ticket: i64, status: OrderStatus) -> StoredOrder {
+    StoredOrder {
+        id: id.into(),
+        ticket,
+        customer: "Ada".into(),
+        drink: "latte".into(),
+        size: 2,
+        request_id: None,
+        claim_token: "0123456789abcdef0123456789abcdef".into(),
+        placed_at: 1_000 + ticket,
+        status: status_number(status),
+        barista: None,
+        started_at: None,
+        ready_at: None,
+        note: None,
+        finished_at: status.is_final().then_some(5_000 - ticket),
+        cafe_id: None,
+    }
+}
+
+#[tokio::test]
+async fn a_store_is_created_with_its_directory_and_opened_again() {
+    let (dir, url, store) = sqlite().await;
+    assert!(dir.path().join("data/cafe.db").exists());
+    assert!(store.is_durable());
+    assert!(store.describe().contains("cafe.db"));
+    drop(store);
+    // The migrations are versioned: a second start runs none again.
+    let again = Store::open(&url).await.unwrap();
+    assert!(again.recover().await.unwrap().open.is_empty());
+}
+
+#[tokio::test]
+async fn one_cafe_per_file() {
+    let (_dir, url, first) = sqlite().await;
+    // A second café on the same file would hand out the same tickets: it
+    // cannot open it while the first holds it.
+    let second = Store::open(&url).await;
+    assert!(second.is_err(), "the file is the first café's");
+    drop(first);
+}
+
+#[tokio::test]
+async fn urls_name_the_store() {
+    assert!(!Store::open("memory").await.unwrap().is_durable());
+    assert!(!Store::open("memory:").await.unwrap().is_durable());
+    let error = Store::open("mysql://root@db/cafe").await.unwrap_err();
+    assert!(
+        error.to_string().contains("sqlite://FILE"),
+        "says what to give: {error}"
+    );
+    assert_eq!(
+        redact("postgres://cafe:secret@db:5432/cafe"),
+        "postgres://cafe:***@db:5432/cafe"
+    );
+    assert_eq!(redact("postgres://cafe@db/cafe"), "postgres://cafe@db/cafe");
+}
+
+#[tokio::test]
+async fn rows_come_back_open_in_ticket_order_and_finished_oldest_first() {
+    let (_dir, _url, store) = sqlite().await;
+    let mut rows = [
+        row("ord-c", 7, OrderStatus::Queued),
+        row("ord-a", 2, OrderStatus::Brewing),
+        row("ord-r", 3, OrderStatus::Ready),
+        row("ord-x", 4, OrderStatus::Cancelled),
+        row("ord-gone", 5, OrderStatus::Failed),
+    ];
+    rows[0].request_id = Some("retry-1".into());
+    let mut records: Vec<Record> = rows.iter().cloned().map(Record::Placed).collect();
+    records.push(Record::Changed(StoredChange {
+        id: "ord-a".into(),
+        status: status_number(OrderStatus::Brewing),
+        barista: Some("Ana".into()),
+        started_at: Some(1_500),
+        ready_at: None,
+        note: None,
+        finished_at: None,
+    }));
+    records.push(Record::Forgotten("ord-gone".into()));
+    store.write(&records).await.unwrap();
+
+    let recovered = store.recover().await.unwrap();
+    let ids = |rows: &[StoredOrder]| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&recovered.open), ["ord-a", "ord-c"]);
+    // ord-x finished at 4996, ord-r at 4997.
+    assert_eq!(ids(&recovered.finished), ["ord-x", "ord-r"]);
+    assert_eq!(recovered.open[0].barista.as_deref(), Some("Ana"));
+    assert_eq!(recovered.open[1], rows[0], "a row reads back as written");
+    // Ticket 5 was forgotten, but 7 was the highest given.
+    assert_eq!(recovered.next_ticket, 8);
+}
+
+#[tokio::test]
+async fn a_failed_batch_writes_nothing() {
+    let (_dir, _url, store) = sqlite().await;
+    store
+        .write(&[Record::Placed(row("ord-a", 1, OrderStatus::Queued))])
+        .await
+        .unwrap();
+    // The second insert reuses the ticket: the whole batch is refused.
+    let batch = [
+        Record::Placed(row("ord-b", 2, OrderStatus::Queued)),
+        Record::Placed(row("ord-c", 1, OrderStatus::Queued)),
+    ];
+    assert!(store.write(&batch).await.is_err());
+    assert_eq!(store.recover().await.unwrap().open.len(), 1);
+}
+
+/// A book writing to `store`, its journal's writer running (until the
+/// journal is closed).
+fn durable_book(store: &Store, finished_kept: usize) -> (Arc<OrderBook>, Arc<Journal>) {
+    let availability = Arc::new(Availability::new());
+    let journal = Arc::new(Journal::new());
+    let book = Arc::new(OrderBook::with_journal(
+        100,
+        Arc::clone(&availability),
+        finished_kept,
+        Some(Arc::clone(&journal)),
+    ));
+    tokio::spawn(journal::write(
+        Arc::clone(&journal),
+        store.clone(),
+        availability,
+    ));
+    (book, journal)
+}
+
+fn latte(customer: &str, request_id: &str) -> NewOrder {
+    NewOrder::parse(customer, "latte", Ok(None), request_id).unwrap()
+}
+
+#[tokio::test]
+async fn the_journal_numbers_changes_and_marks_them_durable_once_written() {
+    let (_dir, _url, store) = sqlite().await;
+    let (book, journal) = durable_book(&store, 100);
+    let placed = book.place(latte("Ada", ""), Origin::default()).unwrap();
+    let seq = placed.entry.latest().seq;
+    assert!(seq > 0, "a durable store numbers every change");
+    book.durable(seq).await;
+    assert!(book.is_durable(seq));
+    assert_eq!(store.recover().await.unwrap().open.len(), 1);
+
+    // Many changes at once are written together (group commit); every one
+    // is durable once the last is.
+    let entries: Vec<_> = (0..90)
+        .map(|i| {
+            book.place(latte(&format!("c{i}"), ""), Origin::default())
+                .unwrap()
+                .entry
+        })
+        .collect();
+    journal.flushed().await;
+    assert!(entries.iter().all(|e| book.is_durable(e.latest().seq)));
+    assert_eq!(store.recover().await.unwrap().open.len(), 91);
+}
+
+#[tokio::test]
+async fn a_follower_sees_the_ticket_and_ready_only_once_durable() {
+    let (_dir, _url, store) = sqlite().await;
+    let (book, _journal) = durable_book(&store, 100);
+    let placed = book.place(latte("Ada", ""), Origin::default()).unwrap();
+    let entry = Arc::clone(&placed.entry);
+    let mut follower = book.follow(Arc::clone(&entry), Replay::FromPlacement);
+    let ticket = follower.next().await.unwrap();
+    assert_eq!(ticket.order.status, OrderStatus::Queued);
+    assert!(book.is_durable(entry.latest().seq), "the ticket waited");
+
+    assert!(book.start_brewing(&entry, "Ana".into()));
+    assert!(book.mark_ready(&entry));
+    let mut last = None;
+    while let Some(update) = follower.next().await {
+        last = Some(update.order.status);
+    }
+    assert_eq!(last, Some(OrderStatus::Ready));
+    assert!(book.is_durable(entry.latest().seq), "READY waited");
+    let stored = store.recover().await.unwrap();
+    assert_eq!(stored.finished[0].status, status_number(OrderStatus::Ready));
+    assert!(stored.finished[0].finished_at.is_some());
+}
+
+/// The restart semantics on a book rebuilt from what another wrote.
+#[tokio::test]
+async fn a_rebuilt_book_keeps_every_orders_promise() {
+    let (_dir, url, store) = sqlite().await;
+    let (book, journal) = durable_book(&store, 100);
+    let place = |customer: &str, request_id: &str| {
+        book.place(latte(customer, request_id), Origin::default())
+            .unwrap()
+            .entry
+    };
+    let ready = place("Ready", "");
+    let brewing = place("Brewing", "");
+    let queued: Vec<_> = ["Q1", "Q2", "Q3"].map(|c| place(c, "")).to_vec();
+    let retried = place("Retry", "key-1");
+    let cancelled = place("Cancel", "");
+
+    let first = book.next_in_line().await.unwrap();
+    assert!(book.start_brewing(&first, "Ana".into()));
+    assert!(book.mark_ready(&first));
+    let second = book.next_in_line().await.unwrap();
+    assert!(book.start_brewing(&second, "Ben".into()));
+    let (_, seq) = book
+        .cancel(
+            cancelled.id().as_str(),
+            &cancelled.claim_token().to_string(),
+            "changed my mind",
+        )
+        .unwrap();
+    book.durable(seq).await;
+    // The café stops: its writer writes what is left and lets go of the file.
+    journal.close();
+    journal.flushed().await;
+    drop(book);
+    store.close().await;
+
+    // The "restart": a new book from the same file.
+    let reopened = Store::open(&url).await.unwrap();
+    let (book, journal) = durable_book(&reopened, 100);
+    let restored = book.restore(reopened.recover().await.unwrap());
+    assert_eq!(restored.queued, 4);
+    assert_eq!(restored.rebrewed, 1);
+    assert_eq!(restored.finished, 2);
+
+    // The brewing order is first in line again, with a note.
+    let again = book.get(brewing.id().as_str()).unwrap();
+    let now = again.snapshot();
+    assert_eq!(now.status, OrderStatus::Queued);
+    assert_eq!(now.note.as_deref(), Some(REBREW_NOTE));
+    assert_eq!(now.barista, None);
+    assert_eq!(book.position(&again), Some(1));
+    // The queued ones behind it, in their order.
+    for (i, entry) in queued.iter().enumerate() {
+        let entry = book.get(entry.id().as_str()).unwrap();
+        assert_eq!(book.position(&entry), Some(i as u32 + 2));
+    }
+    // Finished orders as they were.
+    assert_eq!(
+        book.get(ready.id().as_str()).unwrap().status(),
+        OrderStatus::Ready
+    );
+    assert_eq!(
+        book.get(cancelled.id().as_str()).unwrap().status(),
+        OrderStatus::Cancelled
+    );
+    // A retry gets the same order; a new order gets a new ticket, last.
+    let retry = book
+        .place(latte("Retry", "key-1"), Origin::default())
+        .unwrap();
+    assert!(!retry.is_new);
+    assert_eq!(retry.entry.id(), retried.id());
+    let newcomer = book.place(latte("New", ""), Origin::default()).unwrap();
+    assert_eq!(newcomer.queue_position, 6);
+    assert!(newcomer.entry.ticket() > cancelled.ticket());
+    // The claim token still cancels.
+    let (order, _) = book
+        .cancel(
+            queued[2].id().as_str(),
+            &queued[2].claim_token().to_string(),
+            "gone",
+        )
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    // The baristas start from the head.
+    assert_eq!(book.next_in_line().await.unwrap().id(), brewing.id());
+
+    // The rebrew's note was written down: a second restart shows it too.
+    journal.flushed().await;
+    let third = reopened.recover().await.unwrap();
+    let row = third
+        .open
+        .iter()
+        .find(|r| r.id == brewing.id().as_str())
+        .unwrap();
+    assert_eq!(row.status, status_number(OrderStatus::Queued));
+    assert_eq!(row.note.as_deref(), Some(REBREW_NOTE));
+    assert_eq!(row.barista, None);
+}
+
+#[tokio::test]
+async fn forgotten_orders_leave_the_store_too() {
+    let (_dir, _url, store) = sqlite().await;
+    let (book, journal) = durable_book(&store, 2);
+    for i in 0..5 {
+        let entry = book
+            .place(latte(&format!("c{i}"), ""), Origin::default())
+            .unwrap()
+            .entry;
+        book.mark_failed(&entry, "out of milk");
+    }
+    journal.flushed().await;
+    let stored = store.recover().await.unwrap();
+    assert_eq!(
+        stored.finished.len(),
+        2,
+        "the store holds what the book does"
+    );
+    assert_eq!(stored.next_ticket, 5);
+}

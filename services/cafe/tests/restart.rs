@@ -1,0 +1,261 @@
+//! Orders survive a crash: the real `cafe-server` binary, on a SQLite file,
+//! is killed with `kill -9` (SIGKILL: no shutdown, no flush, nothing runs)
+//! and started again on the same file. Every promise the café made before
+//! it died is kept after:
+//!
+//! - the order that was brewing is brewed again, first;
+//! - the queued orders are still in line, in their order;
+//! - a finished order is still visible to `GetOrder`;
+//! - a retry with the same `request_id` gets the same order;
+//! - a claim token still cancels;
+//! - a buzzer cut by the crash re-attaches with `WatchOrder` and sees its
+//!   order through to READY.
+
+#![cfg(unix)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use cafe_core::proto::v1::{
+    CancelOrderRequest, GetOrderRequest, Order, OrderStatus, WatchOrderRequest,
+    cafe_client::CafeClient,
+};
+use cafe_testkit::{LIMIT, connect, leaky_env, order, status_of, until_brewing};
+use serde_json::Value;
+use tonic::transport::Channel;
+
+/// A `cafe-server` process and its JSON log.
+struct CafeProcess {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    addr: SocketAddr,
+}
+
+impl CafeProcess {
+    /// Starts the binary on the SQLite file in `dir` with one barista
+    /// brewing at `time_scale`, and waits until it listens.
+    fn start(dir: &Path, time_scale: &str) -> CafeProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cafe-server"));
+        for key in leaky_env() {
+            command.env_remove(key);
+        }
+        let mut child = command
+            .arg("--database-url")
+            .arg(format!("sqlite://{}/cafe.db", dir.display()))
+            .args(["--listen", "127.0.0.1:0", "--baristas", "1"])
+            .args(["--time-scale", time_scale, "--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start cafe-server");
+        let lines = log_lines(child.stderr.take().unwrap());
+        let mut cafe = CafeProcess {
+            child,
+            lines,
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let open = cafe.wait_for_log("café open");
+        cafe.addr = open["fields"]["address"].as_str().unwrap().parse().unwrap();
+        cafe
+    }
+
+    /// The first log line from now on whose message is `message`.
+    fn wait_for_log(&self, message: &str) -> Value {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line {message:?} from the café"));
+            if line["fields"]["message"] == message {
+                return line;
+            }
+        }
+    }
+
+    async fn client(&self) -> CafeClient<Channel> {
+        connect(self.addr).await
+    }
+
+    /// `kill -9`: the process ends at once, in the middle of whatever it
+    /// was doing.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for CafeProcess {
+    fn drop(&mut self) {
+        // A failing test must not leave a café running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the child's JSON log lines as they come, on a thread.
+fn log_lines(stderr: std::process::ChildStderr) -> mpsc::Receiver<Value> {
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<Value>(&line)
+                && lines.send(value).is_err()
+            {
+                return;
+            }
+        }
+    });
+    received
+}
+
+async fn get(client: &mut CafeClient<Channel>, id: &str) -> Order {
+    client
+        .get_order(GetOrderRequest {
+            order_id: id.into(),
+        })
+        .await
+        .expect("the café knows the order")
+        .into_inner()
+}
+
+fn at(time: Option<&prost_types::Timestamp>) -> SystemTime {
+    let time = time.expect("a time");
+    SystemTime::UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(time.seconds).unwrap(),
+            u32::try_from(time.nanos).unwrap(),
+        )
+}
+
+#[tokio::test]
+async fn a_killed_cafe_keeps_every_promise_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // Before: real brew times (a latte takes 40 s), so the first order is
+    // still brewing, and the rest waiting, when the café dies.
+    let cafe = CafeProcess::start(dir.path(), "1");
+    let mut client = cafe.client().await;
+    let mut first_request = order("Ada", "latte");
+    first_request.request_id = "ada-1".into();
+    let mut first = client
+        .order_with_buzzer(first_request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let brewing = until_brewing(&mut first).await;
+    let first_id = brewing.order.unwrap().id;
+
+    // Three more wait in line; a fourth is cancelled (finished); a fifth
+    // waits, its claim token kept for later. Each ticket arrived, so each
+    // order is in the store.
+    let mut queued = Vec::new();
+    let mut buzzers = Vec::new();
+    for customer in ["Bo", "Cy", "Di", "Ed", "Flo"] {
+        let mut buzzer = client
+            .order_with_buzzer(order(customer, "latte"))
+            .await
+            .unwrap()
+            .into_inner();
+        let ticket = buzzer.message().await.unwrap().unwrap();
+        assert_eq!(status_of(&ticket), OrderStatus::Queued);
+        queued.push((ticket.order.unwrap().id, ticket.claim_token));
+        buzzers.push(buzzer);
+    }
+    let (cancelled_id, cancelled_token) = queued.remove(3);
+    let cancelled = client
+        .cancel_order(CancelOrderRequest {
+            order_id: cancelled_id.clone(),
+            claim_token: cancelled_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled as i32);
+
+    cafe.kill();
+    let killed_at = SystemTime::now();
+    // The buzzers were cut: their streams end in an error, not READY.
+    let cut = buzzers[0].message().await;
+    assert!(
+        !matches!(&cut, Ok(Some(event)) if status_of(event) == OrderStatus::Ready),
+        "{cut:?}"
+    );
+
+    // After: the same file, fast brewing (a latte in 1 s).
+    let cafe = CafeProcess::start(dir.path(), "0.025");
+    let restored = cafe.wait_for_log("order store open");
+    assert_eq!(restored["fields"]["rebrewed"], 1, "{restored}");
+    assert_eq!(restored["fields"]["queued"], 4, "{restored}");
+    assert_eq!(restored["fields"]["finished"], 1, "{restored}");
+    let mut client = cafe.client().await;
+
+    // The finished order, as it was.
+    assert_eq!(
+        get(&mut client, &cancelled_id).await.status,
+        OrderStatus::Cancelled as i32
+    );
+    // A retry of the first order gets it back, not a second drink.
+    let mut retry = client
+        .order_with_buzzer(first_request)
+        .await
+        .unwrap()
+        .into_inner();
+    let again = retry.message().await.unwrap().unwrap();
+    assert_eq!(again.order.unwrap().id, first_id);
+    // The last order's claim token still cancels it.
+    let (last_id, last_token) = queued.pop().unwrap();
+    let last = client
+        .cancel_order(CancelOrderRequest {
+            order_id: last_id,
+            claim_token: last_token,
+        })
+        .await
+        .expect("the claim token works after a restart")
+        .into_inner();
+    assert_eq!(last.status, OrderStatus::Cancelled as i32);
+
+    // A buzzer cut by the crash comes back with WatchOrder and sees its
+    // order through.
+    let (watched_id, _) = queued.last().unwrap().clone();
+    let mut watch = client
+        .watch_order(WatchOrderRequest {
+            order_id: watched_id.clone(),
+        })
+        .await
+        .expect("the order is known after the restart")
+        .into_inner();
+    let mut seen = Vec::new();
+    while let Some(event) = tokio::time::timeout(LIMIT, watch.message())
+        .await
+        .expect("the order goes on")
+        .expect("the stream is OK")
+    {
+        seen.push(status_of(&event));
+    }
+    assert_eq!(seen.last(), Some(&OrderStatus::Ready), "{seen:?}");
+
+    // The first order was brewed again (after the crash), then the queued
+    // ones, in their order.
+    let first = get(&mut client, &first_id).await;
+    assert_eq!(first.status, OrderStatus::Ready as i32);
+    let mut ready_times = vec![at(first.ready_at.as_ref())];
+    assert!(at(first.started_at.as_ref()) > killed_at, "brewed again");
+    for (id, _) in &queued {
+        let order = get(&mut client, id).await;
+        assert_eq!(order.status, OrderStatus::Ready as i32, "{order:?}");
+        ready_times.push(at(order.ready_at.as_ref()));
+    }
+    assert!(
+        ready_times.is_sorted(),
+        "brewed in line order: {ready_times:?}"
+    );
+    cafe.kill();
+}
