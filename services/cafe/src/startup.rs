@@ -97,7 +97,7 @@ impl Serve for Config {
             }
             let shared = SharedLine::open(&url)
                 .await
-                .map_err(StartupError::Service)?;
+                .map_err(|error| StartupError::Service(error.into()))?;
             let book = Arc::new(OrderBook::on_shared_line(
                 self.queue_capacity as usize,
                 Arc::clone(&availability),
@@ -164,7 +164,10 @@ impl Serve for Config {
 
         let cafe = CafeServer::new(CafeService::new(Arc::clone(&book), self.server.time_scale));
         let grace = self.server.shutdown_grace;
+        let on_shared_line = following.is_some();
+        let closing_book = Arc::clone(&book);
         let closing = async move |deadline: Instant| {
+            let book = closing_book;
             info!(
                 ?grace,
                 "closing: no new orders, finishing the drinks being brewed"
@@ -180,7 +183,7 @@ impl Serve for Config {
             let shift_over = async { while baristas.join_next().await.is_some() {} };
             if tokio::time::timeout_at(deadline, shift_over).await.is_err() {
                 baristas.abort_all();
-                if following.is_some() {
+                if on_shared_line {
                     // Not failed: the other cafés brew them.
                     let handed_back = book.hand_back_unfinished().await;
                     warn!(
@@ -195,11 +198,13 @@ impl Serve for Config {
                     );
                 }
             }
-            if let Some(following) = following {
-                following.leave(&book).await;
-            }
         };
         let served = server.serve(cafe, closing).await;
+        // Only now: until the transport was down, open buzzers and watches
+        // here were still told of their orders' progress at the other cafés.
+        if let Some(following) = following {
+            following.leave(&book).await;
+        }
         if let (Some(journal), Some(writer)) = (journal, writer) {
             journal.close();
             if tokio::time::timeout(FINAL_FLUSH, writer).await.is_err() {

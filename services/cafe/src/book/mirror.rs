@@ -525,10 +525,15 @@ pub async fn follow_the_line(
                 }
             },
             _ = beat.tick() => {
+                // The heartbeat doubles as the check that the database can
+                // be written: while it cannot, new orders are refused (and
+                // health says NOT_SERVING), and taken again once it can.
                 if let Err(error) = shared.heartbeat().await {
                     warn!(%error, "could not write this café's heartbeat");
+                    book.availability.store_unwritable(error.to_string());
                     continue;
                 }
+                book.availability.store_writable();
                 match shared.expire_leases(lease).await {
                     Ok(rows) if !rows.is_empty() => {
                         info!(orders = rows.len(), "a café stopped answering: its drinks in hand are back in line");

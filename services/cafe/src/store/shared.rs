@@ -51,6 +51,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cafe_core::{order::OrderStatus, proto::v1 as pb};
+
+use super::{StoreError, redact};
 use serde::Deserialize;
 use sqlx::{
     PgPool,
@@ -203,12 +205,16 @@ impl SharedLine {
     /// Connects to the database at `url`, brings its schema up to date
     /// (every café runs the migrations; sqlx takes a lock, so two starting
     /// at once run them once), and joins it as a new café with a fresh id.
-    pub async fn open(url: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
-            .await?;
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact(url),
+                source,
+            })?;
         MIGRATOR.run(&pool).await?;
         // A process, not a machine: a restarted café is a new café (its
         // old self's drinks in hand come back through the lease).
