@@ -10,7 +10,8 @@
 #            file, nothing else, so the recipe only changes when they do
 #   builder  builds every dependency from the recipe (a layer Docker keeps
 #            until Cargo.toml or Cargo.lock change), then our own crates
-#   runtime  Debian slim with the three binaries, running as a non-root user
+#   runtime  Debian slim with the three binaries, running as a non-root user,
+#            and a volume for the café's orders (/var/lib/cafe)
 #
 # No protoc is installed: build.rs compiles proto/ with protox, in Rust.
 # `cargo chef cook` swaps build.rs for an empty `fn main() {}` (as it does
@@ -59,12 +60,19 @@ LABEL org.opencontainers.image.title="rust-grpc-cafe" \
 RUN groupadd --system --gid 10001 cafe \
     && useradd --system --uid 10001 --gid cafe --no-create-home --shell /usr/sbin/nologin cafe
 COPY --from=builder /app/target/release/cafe-server /app/target/release/cafe-barista /app/target/release/cafe /usr/local/bin/
+# The café's data directory (its SQLite order store), owned by the user that
+# runs it: a volume mounted here starts with this ownership.
+RUN mkdir -p /var/lib/cafe && chown 10001:10001 /var/lib/cafe
+VOLUME /var/lib/cafe
 USER 10001:10001
 # Inside a container a server must listen on every interface to be reachable
 # from the host or another container; 127.0.0.1 (the binaries' default) is
 # the container's own loopback.
+# The café keeps its orders under /var/lib/cafe (the working directory, /,
+# is not the user's to write).
 ENV CAFE_LISTEN=0.0.0.0:50051 \
-    BARISTA_LISTEN=0.0.0.0:50061
+    BARISTA_LISTEN=0.0.0.0:50061 \
+    CAFE_DATA_DIR=/var/lib/cafe
 EXPOSE 50051 50061
 # No HEALTHCHECK here: one image runs the café, the baristas and the CLI, so
 # each service in docker-compose.yml has its own (`cafe health`).

@@ -73,6 +73,11 @@ fn assert_one_line_error(output: &Output, code: u8) -> String {
     err
 }
 
+/// Port 0 on 127.0.0.1: any free port.
+fn unused_port_zero() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
 /// A port where nothing listens.
 fn unused_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -422,6 +427,69 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
         cafe_core::proto::v1::OrderStatus::Brewing as i32
     );
     test_cafe.begin_shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_buzzer_cut_by_a_crash_follows_its_order_again_once_the_cafe_is_back() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}/cafe.db", dir.path().display());
+    let config = move || Config {
+        baristas: 1,
+        database_url: Some(store.clone()),
+        ..config_at_scale(0.05) // a latte takes 2 s
+    };
+    let cafe = cafe_testkit::spawn_killable_cafe(config(), unused_port_zero());
+    let url = cafe.url();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cafe"))
+            .args(["--server", &url, "order", "latte", "--buzzer"])
+            .env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        // Once the drink is brewing, the café crashes, and comes back on
+        // the same address and the same order store.
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let brewing = line.contains("brewing");
+            seen.push(line);
+            if brewing {
+                break;
+            }
+        }
+        let addr = cafe.addr;
+        cafe.kill();
+        let back = cafe_testkit::spawn_killable_cafe(config(), addr);
+        seen.extend(lines.map(Result::unwrap));
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        drop(back);
+        (status.code(), seen.join("\n"), stderr)
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let id = stdout
+        .lines()
+        .next()
+        .and_then(|ticket| ticket.split_whitespace().nth(1))
+        .unwrap()
+        .trim_end_matches(':');
+    // One line says what happened; the order is then seen through.
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("following order {id} again with WatchOrder")),
+        "{stderr}"
+    );
+    assert!(stdout.lines().last().unwrap().contains("ready"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

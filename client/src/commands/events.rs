@@ -4,25 +4,39 @@
 //! Shared by `cafe order --buzzer` and `cafe watch`. The stream is read in a
 //! `select!` with Ctrl-C and the deadline, so leaving drops the stream (the
 //! café notices and stops sending) without cancelling the order.
+//!
+//! A stream **cut** by the café going away (a crash, a restart) is not the
+//! end of the order: the café keeps its orders (see the README's "Orders
+//! that survive"), so the follower says so in one line and re-attaches
+//! with `WatchOrder`, trying again with a growing pause until the café is
+//! back, the deadline passes or [`REATTACH_LIMIT`] runs out.
 
 use std::{future::Future, time::Duration};
 
 use cafe_core::{
     convert::status_from_wire,
     order::OrderStatus,
-    proto::v1::{self as pb},
+    proto::v1::{self as pb, WatchOrderRequest},
 };
 use serde::Serialize;
 use tokio::time::Instant;
-use tonic::Streaming;
+use tonic::{Code, Status, Streaming};
 use tracing::{Instrument, info, info_span};
 
 use super::Finished;
 use crate::{
+    connection::Cafe,
     error::ClientError,
     output::{Output, human, millis},
     view::{OrderView, what},
 };
+
+/// With no `--deadline`, how long a follower keeps trying to re-attach to
+/// a café that went away before it gives up (and says how to come back).
+pub const REATTACH_LIMIT: Duration = Duration::from_secs(60);
+
+/// The longest pause between two attempts to re-attach.
+const REATTACH_MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// One event, for `--json`.
 #[derive(Debug, Serialize)]
@@ -56,9 +70,11 @@ pub struct Followed {
 /// changes are dots along the bar, at the moment the customer saw them. `started` is time zero for the `+1.2s`
 /// stamps. The ticket (first event with a claim token) is shown with the
 /// commands to cancel and re-watch, which mention `server` unless it is the
-/// default.
+/// default. A stream cut by the café going away is followed again through
+/// `cafe`, with `WatchOrder` (see the module docs).
 pub async fn follow(
     stream: Streaming<pb::OrderEvent>,
+    cafe: Cafe,
     started: Instant,
     out: &Output,
     server: &str,
@@ -66,13 +82,14 @@ pub async fn follow(
     interrupt: impl Future<Output = ()>,
 ) -> Result<Followed, ClientError> {
     let span = info_span!("buzzer");
-    following(stream, started, out, server, deadline, interrupt)
+    following(stream, cafe, started, out, server, deadline, interrupt)
         .instrument(span)
         .await
 }
 
 async fn following(
     mut stream: Streaming<pb::OrderEvent>,
+    mut cafe: Cafe,
     started: Instant,
     out: &Output,
     server: &str,
@@ -100,6 +117,37 @@ async fn following(
             }
             message = stream.message() => match message {
                 Ok(Some(event)) => event,
+                Err(status) if is_cut(&status) && let Some(order) = &last => {
+                    // The café went away with the order unfinished: it is
+                    // kept, so follow it again once the café is back.
+                    eprintln!(
+                        "the café went away; following order {} again with WatchOrder…",
+                        order.id
+                    );
+                    let order_id = order.id.clone();
+                    let limit = tokio::time::sleep(REATTACH_LIMIT);
+                    stream = tokio::select! {
+                        () = &mut interrupt => {
+                            left(last.as_ref(), server);
+                            return Ok(Followed { finished: Finished::Interrupted, last });
+                        }
+                        () = &mut expiry => {
+                            return Err(walked_away(deadline, last.as_ref(), server));
+                        }
+                        () = limit, if deadline.is_none() => {
+                            return Err(ClientError::Unavailable {
+                                url: server.into(),
+                                detail: format!(
+                                    "the café has been gone for {}; order {order_id} is kept: follow it later with `cafe{} watch {order_id}`",
+                                    human(REATTACH_LIMIT),
+                                    server_flag(server),
+                                ),
+                            });
+                        }
+                        stream = reattach(&mut cafe, &order_id, server) => stream?,
+                    };
+                    continue;
+                }
                 Ok(None) => break,
                 // The café enforces the same deadline (`grpc-timeout`) and
                 // may notice first.
@@ -184,11 +232,18 @@ fn print_event(
         queue.position = event.queue_position,
         "buzz"
     );
+    // A queued order's note says why it is (back) in line: "brewed again:
+    // the café restarted before it was ready".
+    let why = if order.note.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", order.note)
+    };
     let text = match status {
         Some(OrderStatus::Queued) if event.queue_position > 0 => {
-            format!("queued, position {} in line", event.queue_position)
+            format!("queued, position {} in line{why}", event.queue_position)
         }
-        Some(OrderStatus::Queued) => "queued".to_owned(),
+        Some(OrderStatus::Queued) => format!("queued{why}"),
         Some(OrderStatus::Brewing) => format!("brewing, by {}", order.barista),
         Some(OrderStatus::Ready) => format!("ready ☕ (brewed by {})", order.barista),
         Some(other) if !order.note.is_empty() => format!("{other}: {}", order.note),
@@ -207,6 +262,40 @@ fn print_event(
         claim_token: (!event.claim_token.is_empty()).then(|| event.claim_token.clone()),
         order: OrderView::from(order),
     })
+}
+
+/// Whether a stream error means the connection to the café was cut (the
+/// café crashed or restarted), rather than an answer from the café.
+fn is_cut(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::Aborted
+    )
+}
+
+/// Asks for the order's changes again until the café answers: a café
+/// restarting refuses connections for a moment.
+async fn reattach(
+    cafe: &mut Cafe,
+    order_id: &str,
+    server: &str,
+) -> Result<Streaming<pb::OrderEvent>, ClientError> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let request = WatchOrderRequest {
+            order_id: order_id.to_owned(),
+        };
+        match cafe.watch_order(request).await {
+            Ok(response) => return Ok(response.into_inner()),
+            Err(status) if is_cut(&status) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(REATTACH_MAX_PAUSE);
+            }
+            // NOT_FOUND: the café came back without the order (it keeps its
+            // orders in memory only).
+            Err(status) => return Err(ClientError::from_status(status, server, None)),
+        }
+    }
 }
 
 /// The error for a buzzer whose `--deadline` passed: the order carries on.

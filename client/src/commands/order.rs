@@ -5,6 +5,9 @@
 //! - With a buzzer ([`buzzer`]): a server stream whose first message is the
 //!   ticket, sent before any brewing; every change follows as it happens.
 //!
+//! A buzzer whose stream is cut (the café crashed or restarted) follows
+//! its order again with `WatchOrder` by itself (see [`events`]).
+//!
 //! A `--deadline` travels to the café as the `grpc-timeout` header, so the
 //! café cancels the order when it passes. tonic's client only *sends* that
 //! header; it does not stop waiting by itself, so the CLI also bounds the
@@ -178,6 +181,7 @@ pub async fn buzzer(
     let trace_url = out.trace_url(propagation::trace_id_from(response.metadata()).as_deref());
     let Followed { finished, .. } = events::follow(
         response.into_inner(),
+        connection.cafe.clone(),
         started,
         out,
         &connection.url,

@@ -28,7 +28,16 @@ pub async fn watch(
         .await
         .map_err(|s| ClientError::from_status(s, &connection.url, None))?
         .into_inner();
-    let followed = events::follow(stream, started, out, &connection.url, None, ctrl_c()).await?;
+    let followed = events::follow(
+        stream,
+        connection.cafe.clone(),
+        started,
+        out,
+        &connection.url,
+        None,
+        ctrl_c(),
+    )
+    .await?;
     Ok(followed.finished)
 }
 

@@ -11,7 +11,12 @@ use cafe_core::{
 };
 use cafe_server::Application;
 pub use cafe_server::Config;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    runtime::Runtime,
+    sync::oneshot,
+    task::JoinHandle,
+};
 use tonic::{Streaming, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -133,5 +138,69 @@ impl TestCafe {
             .expect("the server task panicked")
             .expect("the server failed");
         started.elapsed()
+    }
+}
+
+/// A café on a runtime of its own, so a test can kill it like a crashed
+/// process (every task and connection ends at once, nothing is flushed)
+/// and start another where it was, on the same order store.
+pub struct KillableCafe {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    runtime: Option<Runtime>,
+}
+
+/// Starts a café with `config` on `addr` (port 0 for any), on its own
+/// runtime.
+pub fn spawn_killable_cafe(config: Config, addr: SocketAddr) -> KillableCafe {
+    init_test_log();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("test-cafe")
+        .enable_all()
+        .build()
+        .expect("a runtime for the café");
+    // Sockets are registered with the runtime they are created in.
+    let listener = {
+        let _inside = runtime.enter();
+        let socket = TcpSocket::new_v4().expect("a socket");
+        // SO_REUSEADDR, as every server sets it: bind again at once where a
+        // killed café listened.
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket.bind(addr).expect("bind the café's address");
+        socket.listen(1024).expect("listen")
+    };
+    let app = Application::with_listener(config, listener);
+    let addr = app.local_addr();
+    runtime.spawn(app.serve(std::future::pending()));
+    KillableCafe {
+        addr,
+        runtime: Some(runtime),
+    }
+}
+
+impl KillableCafe {
+    /// The café's URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Kills it: its runtime stops at once, with every task on it, and
+    /// this returns once they are dropped (its listener closed), so another
+    /// café can bind its address. It blocks: call it from a blocking thread
+    /// (`spawn_blocking`), not from async code.
+    pub fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+impl Drop for KillableCafe {
+    fn drop(&mut self) {
+        // Dropping a runtime inside async code would panic; this does not.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }

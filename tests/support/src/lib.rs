@@ -9,7 +9,8 @@
 //! # Layout
 //! - this root: clients, order requests, reading a buzzer, test logs, and
 //!   a server's refused flags;
-//! - `cafe` (feature `cafe`): `spawn_cafe` and its configs;
+//! - `cafe` (feature `cafe`): `spawn_cafe` and its configs, and
+//!   `spawn_killable_cafe`, on a runtime of its own to crash it;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
 //! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive;
@@ -28,7 +29,10 @@ pub mod otlp;
 pub mod postgres;
 
 #[cfg(feature = "cafe")]
-pub use cafe::{Config, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe};
+pub use cafe::{
+    Config, KillableCafe, TestCafe, config_at_scale, fast_config, remote_config, spawn_cafe,
+    spawn_killable_cafe,
+};
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -198,6 +198,16 @@ impl StoredOrder {
         status_from_wire(self.status)
     }
 
+    /// Applies a later change to this row (the columns a change writes).
+    pub fn apply(&mut self, change: StoredChange) {
+        self.status = change.status;
+        self.barista = change.barista;
+        self.started_at = change.started_at;
+        self.ready_at = change.ready_at;
+        self.note = change.note;
+        self.finished_at = change.finished_at;
+    }
+
     /// Its size, if the number is one (0, unspecified, is medium).
     pub fn size(&self) -> Option<Size> {
         size_from_wire(self.size)
