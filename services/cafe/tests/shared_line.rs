@@ -26,12 +26,13 @@ use sqlx::{PgPool, Row};
 use tonic::{Code, Streaming, transport::Channel};
 
 /// A café on the shared line in `db`, brewing at `scale`, taking the
-/// drinks of a café silent for a second.
+/// drinks of a café silent for 3 s (three heartbeats: a loaded machine
+/// may delay one, and a live café must not be taken for dead here).
 fn on_the_line(db: &TestDatabase, scale: f64) -> Config {
     let config = config_at_scale(scale);
     Config {
         database_url: Some(db.url.clone()),
-        lease: Duration::from_secs(1),
+        lease: Duration::from_secs(3),
         server: ServerFlags {
             shutdown_grace: Duration::from_secs(5),
             ..config.server

@@ -472,6 +472,31 @@ pub async fn join(book: &OrderBook, finished_kept: usize) -> Result<usize, sqlx:
     Ok(open.len())
 }
 
+/// Reads the line again after notifications were lost: every open order,
+/// and every order this book still has open that is not (it ended, or was
+/// forgotten, meanwhile).
+async fn catch_up(book: &OrderBook, shared: &SharedLine) -> Result<(), sqlx::Error> {
+    let open = shared.open_orders().await?;
+    for row in &open {
+        let _ = book.mirror(row);
+    }
+    let still_open: std::collections::HashSet<&str> =
+        open.iter().map(|row| row.id.as_str()).collect();
+    let stale: Vec<OrderId> = book
+        .lock()
+        .registry
+        .iter()
+        .filter(|entry| !entry.status().is_final() && !still_open.contains(entry.id().as_str()))
+        .map(|entry| entry.id().clone())
+        .collect();
+    for id in stale {
+        if let Some(row) = shared.order(id.as_str()).await? {
+            let _ = book.mirror(&row);
+        }
+    }
+    Ok(())
+}
+
 /// The café's part in the shared line, until `stop`: applies every café's
 /// notifications to `book`; every [`HEARTBEAT_INTERVAL`] says this café is
 /// alive and returns the orders of cafés silent past `lease`; now and then
@@ -507,13 +532,10 @@ pub async fn follow_the_line(
                 Ok(None) => {
                     // The connection dropped (and is made again on the next
                     // call): what was said meanwhile is lost, so read the
-                    // open orders again.
+                    // line again.
                     warn!("lost the shared line's notifications for a moment; reading it again");
-                    match shared.open_orders().await {
-                        Ok(rows) => for row in &rows {
-                            let _ = book.mirror(row);
-                        },
-                        Err(error) => warn!(%error, "could not read the shared line"),
+                    if let Err(error) = catch_up(&book, &shared).await {
+                        warn!(%error, "could not read the shared line");
                     }
                 }
                 Err(error) => {
@@ -638,6 +660,51 @@ mod tests {
         use OrderStatus::*;
         assert_eq!(statuses, [Queued, Brewing, Queued, Ready]);
         assert_eq!(book.queue_len(), 1);
+    }
+
+    #[tokio::test]
+    async fn catching_up_takes_in_what_was_missed() {
+        let Some(db) = cafe_testkit::postgres::database().await else {
+            return;
+        };
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .unwrap();
+        let here = OrderBook::on_shared_line(
+            100,
+            Arc::new(Availability::new()),
+            10,
+            SharedLine::new(pool.clone(), "here"),
+        );
+        let there = SharedLine::new(pool, "there");
+        let new = |id: &str| NewRow {
+            id: id.into(),
+            customer: "ann".into(),
+            drink: "latte".into(),
+            size: 2,
+            request_id: None,
+            claim_token: ClaimToken::random().to_string(),
+            placed_at: micros(SystemTime::now()),
+        };
+        for id in ["a", "b"] {
+            let row = there.place(&new(id)).await.unwrap().row;
+            here.mirror(&row).unwrap();
+        }
+        // Missed while the notifications were cut: "a" was cancelled, "c"
+        // placed.
+        there
+            .end("a", OrderStatus::Cancelled, "gone", SystemTime::now())
+            .await
+            .unwrap()
+            .unwrap();
+        there.place(&new("c")).await.unwrap();
+
+        catch_up(&here, &there).await.unwrap();
+        assert_eq!(here.get("a").unwrap().status(), OrderStatus::Cancelled);
+        assert_eq!(here.position(&here.get("b").unwrap()), Some(1));
+        assert_eq!(here.position(&here.get("c").unwrap()), Some(2));
     }
 
     #[tokio::test]
