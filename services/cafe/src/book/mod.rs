@@ -63,6 +63,11 @@
 //! BREWING do not wait: a restart can only take an order back to the line.
 //! With the memory store there is no journal: nothing is built, and
 //! nothing waits.
+//!
+//! On a line shared by several cafés (PostgreSQL) there is no journal
+//! either, for the opposite reason: the database is written *first*, and
+//! the book takes in the row it returns ([`mirror`]), so what the book
+//! shows is already durable.
 
 pub mod claim;
 pub mod entry;

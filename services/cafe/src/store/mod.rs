@@ -18,7 +18,9 @@
 //! - [`journal`]: the journal and its writer task (group commit, retries,
 //!   the durable mark acknowledgements wait on).
 //! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode).
-//! - `postgres`: the PostgreSQL backend, the same writes in its dialect.
+//! - `postgres`: the journal's writes in PostgreSQL's dialect. (`cafe-server`
+//!   given a `postgres://` URL joins the shared line below instead; this
+//!   backend is the journal's, kept and tested beside SQLite's.)
 //! - [`shared`]: several cafés sharing one line in PostgreSQL: there the
 //!   database decides placing and claiming, and each café's book mirrors
 //!   every café's changes (no journal: see [`crate::book::mirror`]).
