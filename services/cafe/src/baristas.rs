@@ -21,7 +21,8 @@
 //! On a line shared by several cafés (PostgreSQL) an embedded barista
 //! claims its next order in the database instead
 //! ([`OrderBook::claim_next`]), so two cafés' baristas never brew one
-//! order twice, and writes READY there first.
+//! order twice, and writes READY there first; a remote dispatcher claims
+//! the same way before it hands the order to a replica.
 
 use std::sync::Arc;
 
@@ -89,16 +90,26 @@ pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u32) -> Join
 }
 
 async fn work(book: Arc<OrderBook>, brewer: Brewer, index: usize) {
-    if let (
-        Some(_),
-        Brewer::Embedded {
-            name,
-            time_scale,
-            brew_mode,
-        },
-    ) = (book.shared_line(), &brewer)
-    {
-        return work_on_shared_line(book, name, *time_scale, *brew_mode).await;
+    match (book.shared_line(), &brewer) {
+        (
+            Some(_),
+            Brewer::Embedded {
+                name,
+                time_scale,
+                brew_mode,
+            },
+        ) => return work_on_shared_line(book, name, *time_scale, *brew_mode).await,
+        (Some(_), Brewer::Remote(remote)) => {
+            // Claimed in the database, then handed to a replica as below;
+            // the replica's barista is recorded when it starts.
+            let claimer: Arc<str> = Arc::from(format!("dispatcher {index}").as_str());
+            while let Some(entry) = book.claim_next(&claimer).await {
+                Box::pin(remote.brew(&book, &entry)).await;
+            }
+            info!(dispatcher = index, "shift over");
+            return;
+        }
+        (None, _) => {}
     }
     while let Some(entry) = book.next_in_line().await {
         match &brewer {
@@ -148,7 +159,7 @@ async fn work_on_shared_line(
             info!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
             tokio::select! {
                 () = brewing::brew(brew_mode, brew_time) => {
-                    if book.ready_on_shared_line(&entry).await {
+                    if book.ready_order(&entry).await {
                         info!(order.id = %id, "ready");
                     }
                 }

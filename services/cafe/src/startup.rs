@@ -88,13 +88,6 @@ impl Serve for Config {
         let (book, following, journal, writer) = if is_postgres(&url) {
             // A line shared with every café on this database: the database
             // is written first, so there is no journal (see `book::mirror`).
-            if !self.barista_endpoints.is_empty() {
-                return Err(StartupError::Service(
-                    "a line shared in PostgreSQL is brewed by each café's own baristas: \
-                     --barista-endpoint cannot be used with a postgres:// --database-url yet"
-                        .into(),
-                ));
-            }
             let shared = SharedLine::open(&url)
                 .await
                 .map_err(|error| StartupError::Service(error.into()))?;

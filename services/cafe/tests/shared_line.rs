@@ -417,21 +417,3 @@ async fn a_rolling_restart_under_load_brews_every_accepted_order() {
         "[open, ready, cancelled, failed]"
     );
 }
-
-#[test]
-fn remote_baristas_on_a_shared_line_are_refused_with_a_reason() {
-    // Refused before any connection is made: no database is needed.
-    let output = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(["--database-url", "postgres://nobody@127.0.0.1:1/none"])
-        .args(["--barista-endpoint", "http://127.0.0.1:50061"])
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run cafe-server");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("--barista-endpoint cannot be used with a postgres:// --database-url"),
-        "{stderr}"
-    );
-}

@@ -14,7 +14,10 @@
 //!   the database (`FOR UPDATE SKIP LOCKED`); what it gets may not be what
 //!   it saw first (another café's barista was quicker), and that is fine;
 //! - **ready, cancel, fail, hand back**: guarded updates; the loser of a
-//!   race changes nothing and takes in the row as it is.
+//!   race changes nothing and takes in the row as it is. A remote barista
+//!   (`--barista-endpoint`) reports through the same calls
+//!   ([`OrderBook::brewing_by`], [`OrderBook::ready_order`],
+//!   [`OrderBook::fail_order`], [`OrderBook::note_order`]).
 //!
 //! Each café writes, then applies the row its statement returned
 //! ([`OrderBook::mirror`]); every other café applies the same row when its
@@ -212,7 +215,7 @@ impl OrderBook {
     /// Marks an order this café brews as ready, in the database first.
     /// False if it is not this café's to finish any more (cancelled
     /// meanwhile, or taken back because this café was thought dead).
-    pub async fn ready_on_shared_line(&self, entry: &OrderEntry) -> bool {
+    pub async fn ready_order(&self, entry: &OrderEntry) -> bool {
         let Some(shared) = &self.shared else {
             return self.mark_ready(entry);
         };
@@ -229,6 +232,74 @@ impl OrderBook {
                     warn!(%error, order.id = %entry.id(), "could not write READY; trying again");
                     tokio::time::sleep(RETRY).await;
                 }
+            }
+        }
+    }
+
+    /// A remote barista started on an order this café claimed: on a shared
+    /// line, written first (the order must still be this café's to brew);
+    /// otherwise [`OrderBook::start_brewing`]. False if it must not be
+    /// brewed.
+    pub async fn brewing_by(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
+        let Some(shared) = &self.shared else {
+            return self.start_brewing(entry, barista);
+        };
+        match shared
+            .rebrew(entry.id().as_str(), &barista, SystemTime::now())
+            .await
+        {
+            Ok(Some(row)) => self.mirror(&row).is_ok(),
+            Ok(None) => {
+                self.refresh(shared, entry.id().as_str()).await;
+                false
+            }
+            Err(error) => {
+                warn!(%error, order.id = %entry.id(), "could not write who brews an order");
+                false
+            }
+        }
+    }
+
+    /// Fails an order with `reason`: on a shared line, written first, and
+    /// while this café closes the order is handed back to the line instead
+    /// (another café can still brew it); otherwise [`OrderBook::mark_failed`].
+    pub async fn fail_order(&self, entry: &OrderEntry, reason: &str) -> bool {
+        let Some(shared) = &self.shared else {
+            return self.mark_failed(entry, reason);
+        };
+        let id = entry.id().as_str();
+        let written = if self.availability.is_closed() {
+            shared
+                .hand_back(Some(id), HANDED_BACK_NOTE)
+                .await
+                .map(|rows| rows.into_iter().next())
+        } else {
+            shared
+                .end(id, OrderStatus::Failed, reason, SystemTime::now())
+                .await
+        };
+        match written {
+            Ok(Some(row)) => self.mirror(&row).is_ok(),
+            Ok(None) => false,
+            Err(error) => {
+                warn!(%error, order.id = id, "could not write a failed order; the lease will return it");
+                false
+            }
+        }
+    }
+
+    /// Notes why an open order waits longer (its barista went away): on a
+    /// shared line, written first; otherwise [`OrderBook::barista_left`].
+    pub async fn note_order(&self, entry: &OrderEntry, note: &str) -> bool {
+        let Some(shared) = &self.shared else {
+            return self.barista_left(entry, note);
+        };
+        match shared.note(entry.id().as_str(), note).await {
+            Ok(Some(row)) => self.mirror(&row).is_ok(),
+            Ok(None) => false,
+            Err(error) => {
+                warn!(%error, order.id = %entry.id(), "could not write an order's note");
+                false
             }
         }
     }
