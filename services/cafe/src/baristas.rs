@@ -17,6 +17,12 @@
 //! thousand baristas: each is a small parked task, and an order placed
 //! wakes exactly one idle barista (see [`OrderBook::next_in_line`]), so idle
 //! ones cost nothing while they wait.
+//!
+//! On a line shared by several cafés (PostgreSQL) an embedded barista
+//! claims its next order in the database instead
+//! ([`OrderBook::claim_next`]), so two cafés' baristas never brew one
+//! order twice, and writes READY there first; a remote dispatcher claims
+//! the same way before it hands the order to a replica.
 
 use std::sync::Arc;
 
@@ -84,6 +90,27 @@ pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u32) -> Join
 }
 
 async fn work(book: Arc<OrderBook>, brewer: Brewer, index: usize) {
+    match (book.shared_line(), &brewer) {
+        (
+            Some(_),
+            Brewer::Embedded {
+                name,
+                time_scale,
+                brew_mode,
+            },
+        ) => return work_on_shared_line(book, name, *time_scale, *brew_mode).await,
+        (Some(_), Brewer::Remote(remote)) => {
+            // Claimed in the database, then handed to a replica as below;
+            // the replica's barista is recorded when it starts.
+            let claimer: Arc<str> = Arc::from(format!("dispatcher {index}").as_str());
+            while let Some(entry) = book.claim_next(&claimer).await {
+                Box::pin(remote.brew(&book, &entry)).await;
+            }
+            info!(dispatcher = index, "shift over");
+            return;
+        }
+        (None, _) => {}
+    }
     while let Some(entry) = book.next_in_line().await {
         match &brewer {
             Brewer::Embedded {
@@ -112,6 +139,37 @@ async fn work(book: Arc<OrderBook>, brewer: Brewer, index: usize) {
         Brewer::Embedded { name, .. } => info!(barista = %name, "shift over"),
         Brewer::Remote(_) => info!(dispatcher = index, "shift over"),
     }
+}
+
+/// An embedded barista on a shared line: claims, brews, writes READY, until
+/// the café closes.
+async fn work_on_shared_line(
+    book: Arc<OrderBook>,
+    name: &Arc<str>,
+    time_scale: TimeScale,
+    brew_mode: BrewMode,
+) {
+    while let Some(entry) = book.claim_next(name).await {
+        let span = info_span!("brew", order.id = %entry.id(), barista = %name);
+        join_trace(&span, entry.trace_context().clone());
+        async {
+            let cup = entry.request();
+            let brew_time = cup.drink.brew_time_for(cup.size, time_scale);
+            let id = entry.id();
+            info!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
+            tokio::select! {
+                () = brewing::brew(brew_mode, brew_time) => {
+                    if book.ready_order(&entry).await {
+                        info!(order.id = %id, "ready");
+                    }
+                }
+                () = entry.stopped() => info!(order.id = %id, "stopped: the order ended elsewhere"),
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+    info!(barista = %name, "shift over");
 }
 
 /// An embedded barista brews one order.

@@ -55,6 +55,14 @@ pub struct Config {
           value_parser = humantime::parse_duration)]
     pub max_counter_wait: Duration,
 
+    /// With a PostgreSQL --database-url (a line shared by several cafés):
+    /// how long a café may go without a heartbeat (it writes one every
+    /// second) before the other cafés take the drinks it was brewing back to
+    /// the line and brew them themselves.
+    #[arg(long, env = "CAFE_LEASE", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
     /// A remote barista backend (`cafe-barista`) to brew on, e.g.
     /// http://127.0.0.1:50061 or barista:50061. Repeat it, or give a DNS name
     /// with several addresses (`docker compose --scale barista=3`): brews are

@@ -27,6 +27,8 @@
 //!   written by one task with group commit to SQLite or PostgreSQL, and
 //!   read back at a restart.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
+//! - [`store`]: where orders are kept beyond memory; [`store::shared`] is
+//!   several cafés sharing one line in PostgreSQL.
 //!
 //! The signals that close it (SIGINT, SIGTERM) are the shared
 //! [`cafe_core::shutdown`]'s, as the barista backend's are.

@@ -28,6 +28,13 @@
 //! last changes (a counter customer's order cancelled as their call was
 //! cut) are kept too.
 //!
+//! With a PostgreSQL `--database-url` the café shares its line with every
+//! café on that database ([`crate::book::mirror`]): it joins the line
+//! (listening, then loading every open order), keeps a heartbeat, and on
+//! closing cancels nothing: its baristas stop claiming, finish the drinks
+//! in hand within the grace, and hand back to the line whatever they could
+//! not finish. The other cafés brew the rest.
+//!
 //! With `--barista-endpoint`, the baristas are remote (see
 //! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
 //! while none is reachable.
@@ -40,18 +47,22 @@ use cafe_core::{
     proto::v1::cafe_server::CafeServer,
     serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
 };
-use tokio::time::Instant;
+use tokio::{task::JoinHandle, time::Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
     availability::Availability,
     baristas::{self, Brewers},
-    book::OrderBook,
+    book::{OrderBook, mirror},
     config::Config,
     metrics::CafeCollector,
     remote::{RemoteBaristas, RemoteConfig},
     service::{CLOSING_NOTE, CafeService},
-    store::{self, Journal, Store},
+    store::{
+        self, Journal, Store,
+        shared::{self as shared_line, SharedLine},
+    },
 };
 
 /// How long the café waits, after its transport has shut down, for the
@@ -76,33 +87,53 @@ impl Serve for Config {
     /// docs say.
     async fn serve(self, mut server: Server) -> Result<(), StartupError> {
         let availability = Arc::new(Availability::new());
-        let store = Store::open(&self.store_url())
-            .await
-            .map_err(|error| StartupError::Service(error.into()))?;
-        let recovered = store
-            .recover()
-            .await
-            .map_err(|error| StartupError::Service(error.into()))?;
-        // No journal for the memory store: nothing is written, nothing waits.
-        let journal = store.is_durable().then(|| Arc::new(Journal::new()));
-        let book = Arc::new(OrderBook::with_journal(
-            self.queue_capacity as usize,
-            Arc::clone(&availability),
-            self.finished_orders_kept as usize,
-            journal.clone(),
-        ));
-        let restored = book.restore(recovered);
-        info!(store = %store.describe(), queued = restored.queued, rebrewed = restored.rebrewed,
-              finished = restored.finished, unreadable = restored.unreadable, "order store open");
-        // The writer owns the store from here; it ends once the journal is
-        // closed and written out (below, after the transport is down).
-        let writer = journal.as_ref().map(|journal| {
-            tokio::spawn(store::journal::write(
-                Arc::clone(journal),
-                store,
+        let url = self.store_url();
+        let finished_kept = self.finished_orders_kept as usize;
+        let (book, following, journal, writer) = if is_postgres(&url) {
+            // A line shared with every café on this database: the database
+            // is written first, so there is no journal (see `book::mirror`).
+            let shared = SharedLine::open(&url)
+                .await
+                .map_err(|error| StartupError::Service(error.into()))?;
+            let book = Arc::new(OrderBook::on_shared_line(
+                self.queue_capacity as usize,
                 Arc::clone(&availability),
-            ))
-        });
+                finished_kept,
+                shared,
+            ));
+            let following = Following::start(&book, self.lease, finished_kept).await?;
+            (book, Some(following), None, None)
+        } else {
+            let store = Store::open(&url)
+                .await
+                .map_err(|error| StartupError::Service(error.into()))?;
+            let recovered = store
+                .recover()
+                .await
+                .map_err(|error| StartupError::Service(error.into()))?;
+            // No journal for the memory store: nothing is written, nothing
+            // waits.
+            let journal = store.is_durable().then(|| Arc::new(Journal::new()));
+            let book = Arc::new(OrderBook::with_journal(
+                self.queue_capacity as usize,
+                Arc::clone(&availability),
+                finished_kept,
+                journal.clone(),
+            ));
+            let restored = book.restore(recovered);
+            info!(store = %store.describe(), queued = restored.queued, rebrewed = restored.rebrewed,
+                  finished = restored.finished, unreadable = restored.unreadable, "order store open");
+            // The writer owns the store from here; it ends once the journal
+            // is closed and written out (below, after the transport is down).
+            let writer = journal.as_ref().map(|journal| {
+                tokio::spawn(store::journal::write(
+                    Arc::clone(journal),
+                    store,
+                    Arc::clone(&availability),
+                ))
+            });
+            (book, None, journal, writer)
+        };
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
                 time_scale: self.server.time_scale,
@@ -139,7 +170,10 @@ impl Serve for Config {
             .with_max_counter_wait(self.max_counter_wait);
         let cafe = CafeServer::new(service).max_decoding_message_size(server.max_message_size());
         let grace = self.server.shutdown_grace;
+        let on_shared_line = following.is_some();
+        let closing_book = Arc::clone(&book);
         let closing = async move |deadline: Instant| {
+            let book = closing_book;
             info!(
                 ?grace,
                 "closing: no new orders, finishing the drinks being brewed"
@@ -155,14 +189,28 @@ impl Serve for Config {
             let shift_over = async { while baristas.join_next().await.is_some() {} };
             if tokio::time::timeout_at(deadline, shift_over).await.is_err() {
                 baristas.abort_all();
-                let failed = book.fail_unfinished(GRACE_OVER_NOTE);
-                warn!(
-                    failed,
-                    "shutdown grace over with drinks still brewing: failed them"
-                );
+                if on_shared_line {
+                    // Not failed: the other cafés brew them.
+                    let handed_back = book.hand_back_unfinished().await;
+                    warn!(
+                        handed_back,
+                        "shutdown grace over with drinks still brewing: handed them back to the shared line"
+                    );
+                } else {
+                    let failed = book.fail_unfinished(GRACE_OVER_NOTE);
+                    warn!(
+                        failed,
+                        "shutdown grace over with drinks still brewing: failed them"
+                    );
+                }
             }
         };
         let served = server.serve(cafe, closing).await;
+        // Only now: until the transport was down, open buzzers and watches
+        // here were still told of their orders' progress at the other cafés.
+        if let Some(following) = following {
+            following.leave(&book).await;
+        }
         if let (Some(journal), Some(writer)) = (journal, writer) {
             journal.close();
             if tokio::time::timeout(FINAL_FLUSH, writer).await.is_err() {
@@ -173,5 +221,57 @@ impl Serve for Config {
             }
         }
         served
+    }
+}
+
+/// Whether `url` names a PostgreSQL database.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The café's part in a shared line while it runs: the task that follows
+/// the other cafés' news and keeps this café's heartbeat.
+struct Following {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Following {
+    /// Listens, then loads the line (in that order: see
+    /// [`crate::store::shared`]), then follows it in a task of its own.
+    async fn start(
+        book: &Arc<OrderBook>,
+        lease: Duration,
+        finished_kept: usize,
+    ) -> Result<Self, StartupError> {
+        let line = book.shared_line().expect("a book on a shared line");
+        let listener = shared_line::listen(line.pool())
+            .await
+            .map_err(|error| StartupError::Service(error.into()))?;
+        let open = mirror::join(book, finished_kept)
+            .await
+            .map_err(|error| StartupError::Service(error.into()))?;
+        info!(cafe = line.cafe(), open, ?lease, "joined the shared line");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(mirror::follow_the_line(
+            Arc::clone(book),
+            listener,
+            lease,
+            finished_kept,
+            stop.clone(),
+        ));
+        Ok(Following { stop, task })
+    }
+
+    /// Stops following (this café has nothing in hand any more) and leaves
+    /// the line, so no other café waits out a lease for it.
+    async fn leave(self, book: &OrderBook) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        if let Some(line) = book.shared_line()
+            && let Err(error) = line.leave().await
+        {
+            warn!(%error, "could not leave the shared line; the lease will tell the others");
+        }
     }
 }

@@ -13,8 +13,10 @@
 //!   `spawn_killable_cafe`, on a runtime of its own to crash it;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
-//! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive.
-//! - [`metrics`]: a server's `/metrics` scraped over HTTP, and its values.
+//! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive;
+//! - [`metrics`]: a server's `/metrics` scraped over HTTP, and its values;
+//! - `postgres` (feature `postgres`): a fresh PostgreSQL database per test,
+//!   from `CAFE_TEST_DATABASE_URL`, or a "skipped" line where it is unset.
 //!
 //! A crate's tests turn on the servers they need, so the barista's tests do
 //! not build the café, nor the café's the barista.
@@ -25,6 +27,8 @@ pub mod barista;
 pub mod cafe;
 pub mod metrics;
 pub mod otlp;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 #[cfg(feature = "cafe")]
 pub use cafe::{

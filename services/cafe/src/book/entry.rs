@@ -15,7 +15,13 @@
 //! is kept per order; in a durable store the history would be a table of
 //! changes beside a table of orders.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::SystemTime,
+};
 
 use cafe_core::order::{NewOrder, Order, OrderId, OrderStatus};
 use tokio::{sync::watch, time::Instant};
@@ -87,6 +93,11 @@ pub struct OrderEntry {
     claim: ClaimToken,
     history: watch::Sender<History>,
     origin: Origin,
+    /// On a shared line, the version of the database row this entry last
+    /// took in (see [`crate::store::shared`]); unused otherwise. Read and
+    /// written under the book's lock: the atomic only lets it sit in an
+    /// `Arc`.
+    version: AtomicI64,
 }
 
 impl OrderEntry {
@@ -117,6 +128,7 @@ impl OrderEntry {
             claim: ClaimToken::random(),
             history: watch::Sender::new(history),
             origin,
+            version: AtomicI64::new(0),
         }
     }
 
@@ -137,6 +149,28 @@ impl OrderEntry {
         claim: ClaimToken,
         now: Change,
     ) -> Self {
+        Self::mirrored(
+            id,
+            ticket,
+            request,
+            placed_at,
+            claim,
+            now,
+            Origin::default(),
+        )
+    }
+
+    /// An order as the database has it, `now`: another café's, or one this
+    /// café placed and the shared line numbered (with `origin`, its call).
+    pub(super) fn mirrored(
+        id: OrderId,
+        ticket: Ticket,
+        request: NewOrder,
+        placed_at: SystemTime,
+        claim: ClaimToken,
+        now: Change,
+        origin: Origin,
+    ) -> Self {
         OrderEntry {
             id,
             ticket,
@@ -144,7 +178,8 @@ impl OrderEntry {
             placed_at,
             claim,
             history: watch::Sender::new(vec![now]),
-            origin: Origin::default(),
+            origin,
+            version: AtomicI64::new(0),
         }
     }
 
@@ -152,6 +187,23 @@ impl OrderEntry {
     /// order.
     pub(super) fn placed_as(&self, seq: Seq) {
         self.history.send_modify(|history| history[0].seq = seq);
+    }
+
+    /// Sets the place in line of the first change, once the entry has
+    /// joined the line (before anyone follows it).
+    pub(super) fn joined_at(&self, queue_position: u32) {
+        self.history
+            .send_modify(|history| history[0].queue_position = queue_position);
+    }
+
+    /// The shared line's row version this entry has taken in.
+    pub(super) fn version(&self) -> i64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    /// Notes that this entry now holds the row's `version`.
+    pub(super) fn set_version(&self, version: i64) {
+        self.version.store(version, Ordering::Relaxed);
     }
 
     /// When it was placed.

@@ -19,8 +19,24 @@
 //! least twice as large as they need, so a rebuild (O(window)) happens at
 //! most once per window's worth of new tickets.
 //!
-//! A durable store would number its orders the same way: a ticket is what a
-//! database sequence gives out, and the line is "tickets not yet taken".
+//! # Tickets that arrive out of order
+//!
+//! A café alone hands out its own tickets, so orders join at the end
+//! (`Line::push`). Cafés sharing one line in PostgreSQL get their tickets
+//! from a database sequence, and hear of each other's orders a moment later:
+//! ticket 41 (placed at another café) may arrive after this café's own 42,
+//! and an order handed back to the line (its café stopped before brewing
+//! it) comes back with the ticket it always had, ahead of everyone who came
+//! after it. `Line::insert` puts an order at its ticket, wherever that
+//! is: a ticket past the end leaves a gap of empty slots for the tickets in
+//! between (their orders may still arrive, or never: a sequence skips
+//! numbers), and a ticket before the front becomes the new front. Either
+//! costs the gap it spans, plus O(log n); a ticket before the tree's window
+//! rebuilds the tree with as much room again before the front, so a run of
+//! late arrivals pays for at most one rebuild per window's worth of them.
+//!
+//! A ticket is what a database sequence gives out, and the line is "tickets
+//! not yet taken": the store numbers its orders the same way.
 //!
 //! [Fenwick tree]: https://en.wikipedia.org/wiki/Fenwick_tree
 
@@ -91,22 +107,54 @@ impl<T> Line<T> {
     /// finished before a restart), as if they had left the line.
     pub(crate) fn push_at(&mut self, ticket: Ticket, item: T) -> Ticket {
         assert!(ticket >= self.next, "tickets join the line in order");
-        if self.slots.is_empty() {
-            // Nobody waits: the line starts at this ticket.
-            self.first = ticket;
-        } else {
-            let end = self.first + self.slots.len() as u64;
-            self.slots.extend((end..ticket).map(|_| None));
+        if self.insert(ticket, item).is_err() {
+            unreachable!("no ticket at or after `next` is in the line");
         }
-        self.next = ticket + 1;
-        debug_assert_eq!(self.first + self.slots.len() as u64, ticket);
-        if ticket - self.origin >= self.waiting.len() as u64 {
-            self.rebuild();
-        }
-        self.slots.push_back(Some(item));
-        self.waiting.add(self.index(ticket), 1);
-        self.len += 1;
         ticket
+    }
+
+    /// Puts `item` in line at `ticket`, which another café may have handed
+    /// out (see the module's docs): after the last ticket (with a gap, if
+    /// tickets in between have not arrived), in a gap, or before the first.
+    /// Gives `item` back if an order with `ticket` is already waiting.
+    /// Tickets given out by `Line::push` from then on come after it.
+    pub(crate) fn insert(&mut self, ticket: Ticket, item: T) -> Result<(), T> {
+        let end = self.first + self.slots.len() as u64;
+        if self.slots.is_empty() {
+            // Nothing waits: the line starts again at this ticket.
+            self.first = ticket;
+            self.slots.push_back(Some(item));
+        } else if ticket >= end {
+            // At the end, or past it: empty slots for the tickets between.
+            self.slots
+                .resize_with((ticket - self.first) as usize, || None);
+            self.slots.push_back(Some(item));
+        } else if let Some(offset) = ticket.checked_sub(self.first) {
+            // Into a gap.
+            let slot = &mut self.slots[offset as usize];
+            if slot.is_some() {
+                return Err(item);
+            }
+            *slot = Some(item);
+        } else {
+            // Before the first: the new front, with empty slots up to the
+            // old one.
+            for _ in ticket + 1..self.first {
+                self.slots.push_front(None);
+            }
+            self.slots.push_front(Some(item));
+            self.first = ticket;
+        }
+        self.next = self.next.max(ticket + 1);
+        self.len += 1;
+        if self.first < self.origin
+            || self.first + self.slots.len() as u64 > self.origin + self.waiting.len() as u64
+        {
+            self.rebuild();
+        } else {
+            self.waiting.add(self.index(ticket), 1);
+        }
+        Ok(())
     }
 
     /// Takes the first order out of the line.
@@ -168,18 +216,23 @@ impl<T> Line<T> {
         }
     }
 
-    /// Moves the tree's window to start at the first ticket still held,
-    /// at least twice as large as the tickets held (and the one joining)
-    /// need.
+    /// Moves the tree's window over the tickets held, at least twice as
+    /// large as they need. A window that had to move back (a ticket arrived
+    /// before it) gets as much room again before the first ticket, so the
+    /// late arrivals after it fit without another rebuild.
     fn rebuild(&mut self) {
-        self.origin = self.first;
-        let size = ((self.slots.len() + 1) * 2)
+        let room_before = if self.first < self.origin {
+            self.first.min(self.slots.len() as u64)
+        } else {
+            0
+        };
+        self.origin = self.first - room_before;
+        let size = (room_before as usize + self.slots.len() * 2)
             .max(MIN_WINDOW)
             .next_power_of_two();
-        self.waiting = Fenwick::from_counts(
-            size,
-            self.slots.iter().map(|slot| u32::from(slot.is_some())),
-        );
+        let counts = std::iter::repeat_n(0, room_before as usize)
+            .chain(self.slots.iter().map(|slot| u32::from(slot.is_some())));
+        self.waiting = Fenwick::from_counts(size, counts);
     }
 }
 
@@ -294,6 +347,73 @@ mod tests {
     }
 
     #[test]
+    fn tickets_that_arrive_out_of_order_take_their_place() {
+        let mut line = Line::default();
+        // Another café's 11 has not arrived yet when ours, 12, joins.
+        line.insert(10, "a").unwrap();
+        line.insert(12, "c").unwrap();
+        assert_eq!(line.position(12), Some(2));
+        line.insert(11, "b").unwrap();
+        assert_eq!(line.position(11), Some(2));
+        assert_eq!(line.position(12), Some(3));
+        assert_eq!(line.insert(11, "again"), Err("again"), "11 already waits");
+
+        // 10 is served; 9 comes back (handed back by a café that stopped)
+        // and is first again, ahead of everyone who came after it.
+        assert_eq!(line.pop_front(), Some((10, "a")));
+        line.insert(9, "z").unwrap();
+        assert_eq!(line.iter().copied().collect::<Vec<_>>(), ["z", "b", "c"]);
+        assert_eq!(line.position(12), Some(3));
+        assert_eq!(line.pop_front(), Some((9, "z")));
+        assert_eq!(line.pop_front(), Some((11, "b")));
+
+        // A ticket far ahead leaves a gap; `push` carries on after it.
+        line.insert(1_000, "far").unwrap();
+        assert_eq!(line.position(1_000), Some(2));
+        assert_eq!(line.push("next"), 1_001);
+        assert_eq!(line.len(), 3);
+        assert_eq!(line.remove(12), Some("c"));
+        assert_eq!(line.pop_front(), Some((1_000, "far")));
+        assert_eq!(line.position(1_001), Some(1));
+    }
+
+    #[test]
+    fn an_empty_line_starts_again_at_any_ticket() {
+        let mut line = Line::default();
+        assert_eq!(line.push("a"), 0);
+        assert_eq!(line.pop_front(), Some((0, "a")));
+        // A restart, or a shared line: the first ticket is whatever the
+        // store says, before or after the window the tree covers.
+        line.insert(5_000_000, "b").unwrap();
+        assert_eq!(line.position(5_000_000), Some(1));
+        assert_eq!(line.pop_front(), Some((5_000_000, "b")));
+        line.insert(3, "c").unwrap();
+        assert_eq!(line.position(3), Some(1));
+        assert_eq!(line.push("d"), 5_000_001);
+        assert_eq!(line.position(5_000_001), Some(2));
+    }
+
+    #[test]
+    fn late_arrivals_before_the_front_rebuild_the_tree_rarely() {
+        // Orders handed back in reverse ticket order, each before the
+        // front: the window makes room before it, so most need no rebuild.
+        let mut line = Line::default();
+        for ticket in 10_000..10_100 {
+            line.insert(ticket, ticket).unwrap();
+        }
+        let mut rebuilds = 0;
+        for ticket in (9_000..10_000).rev() {
+            let origin = line.origin;
+            line.insert(ticket, ticket).unwrap();
+            rebuilds += usize::from(line.origin != origin);
+        }
+        assert!(rebuilds <= 5, "{rebuilds} rebuilds for 1,000 late arrivals");
+        for (place, ticket) in (9_000..10_100).enumerate() {
+            assert_eq!(line.position(ticket), Some(place as u32 + 1));
+        }
+    }
+
+    #[test]
     fn a_restarted_line_starts_where_it_stopped_and_keeps_its_gaps() {
         // Tickets 5, 7 and 10 were waiting when the café stopped; 6, 8 and
         // 9 had finished, and 11 was the last ticket given.
@@ -389,6 +509,68 @@ mod tests {
                     );
                 }
             }
+            assert_eq!(line.iter().copied().collect::<Vec<_>>(), model);
+        }
+    }
+
+    /// The same, for a shared line: tickets come from a sequence but arrive
+    /// late and out of order, some never (a sequence skips numbers), and
+    /// served ones come back (a café handing back what it did not brew).
+    #[test]
+    fn matches_a_naive_model_when_tickets_arrive_out_of_order() {
+        use std::collections::BTreeSet;
+        for seed in 1..=12u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut line = Line::default();
+            let mut model = BTreeSet::new();
+            let mut sequence: Ticket = rng.below(1_000);
+            // Given out by the sequence, not arrived yet.
+            let mut on_the_way: Vec<Ticket> = Vec::new();
+            let mut served: Vec<Ticket> = Vec::new();
+            for _ in 0..3_000 {
+                match rng.below(12) {
+                    0..=3 => {
+                        sequence += 1 + rng.below(2); // sometimes skips one
+                        on_the_way.push(sequence);
+                    }
+                    4..=6 if !on_the_way.is_empty() => {
+                        let i = rng.below(on_the_way.len() as u64) as usize;
+                        let ticket = on_the_way.swap_remove(i);
+                        assert_eq!(line.insert(ticket, ticket), Ok(()));
+                        model.insert(ticket);
+                    }
+                    7 | 8 => {
+                        let got = line.pop_front().map(|(ticket, item)| {
+                            assert_eq!(ticket, item);
+                            ticket
+                        });
+                        assert_eq!(got, model.pop_first());
+                        served.extend(got);
+                    }
+                    9 if !served.is_empty() => {
+                        let i = rng.below(served.len() as u64) as usize;
+                        let ticket = served.swap_remove(i);
+                        assert_eq!(line.insert(ticket, ticket), Ok(()));
+                        model.insert(ticket);
+                    }
+                    10 | 11 if !model.is_empty() => {
+                        let nth = rng.below(model.len() as u64) as usize;
+                        let ticket = *model.iter().nth(nth).unwrap();
+                        assert_eq!(line.remove(ticket), Some(ticket));
+                        model.remove(&ticket);
+                    }
+                    _ => {}
+                }
+                assert_eq!(line.len(), model.len());
+                for _ in 0..20 {
+                    let ticket = line.first + rng.below(line.slots.len() as u64 + 2);
+                    let expected = model
+                        .contains(&ticket)
+                        .then(|| model.range(..=ticket).count() as u32);
+                    assert_eq!(line.position(ticket), expected, "seed {seed}");
+                }
+            }
+            let model: Vec<Ticket> = model.into_iter().collect();
             assert_eq!(line.iter().copied().collect::<Vec<_>>(), model);
         }
     }

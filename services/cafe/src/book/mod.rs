@@ -13,6 +13,8 @@
 //! - [`line_moves`]: telling buzzers their line moved, at a bounded rate.
 //! - [`claim`]: the claim token that lets a customer cancel their order.
 //! - [`census`]: the book counted, for the café's metrics.
+//! - [`mirror`]: a book on a line shared by several cafés (PostgreSQL):
+//!   the database decides, the book mirrors every café's changes.
 //! - [`stored`]: the book's orders as the order store's rows, and the book
 //!   rebuilt from them after a restart.
 //!
@@ -62,6 +64,11 @@
 //! BREWING do not wait: a restart can only take an order back to the line.
 //! With the memory store there is no journal: nothing is built, and
 //! nothing waits.
+//!
+//! On a line shared by several cafés (PostgreSQL) there is no journal
+//! either, for the opposite reason: the database is written *first*, and
+//! the book takes in the row it returns ([`mirror`]), so what the book
+//! shows is already durable.
 
 pub mod census;
 pub mod claim;
@@ -69,6 +76,7 @@ pub mod entry;
 pub mod follow;
 pub mod line;
 pub mod line_moves;
+pub mod mirror;
 mod registry;
 pub mod stored;
 
@@ -83,7 +91,7 @@ use tokio::sync::{Notify, broadcast};
 use crate::{
     availability::Availability,
     error::CafeError,
-    store::{Journal, Record, Seq},
+    store::{Journal, Record, Seq, shared::SharedLine},
 };
 
 pub use census::Census;
@@ -141,6 +149,10 @@ pub struct OrderBook {
     queue_capacity: usize,
     /// How many orders ended, and how (for the metrics: see `census`).
     tally: census::Tally,
+    /// The line shared with other cafés, when there is one: then the
+    /// database decides placing, claiming and ending orders, and the book
+    /// mirrors it (see [`mirror`]).
+    shared: Option<SharedLine>,
     /// Where every change is written down, with a durable store; `None`
     /// with the memory store.
     journal: Option<Arc<Journal>>,
@@ -167,7 +179,7 @@ impl OrderBook {
         availability: Arc<Availability>,
         finished_kept: usize,
     ) -> Self {
-        Self::with_journal(queue_capacity, availability, finished_kept, None)
+        Self::build(queue_capacity, availability, finished_kept, None, None)
     }
 
     /// Like [`OrderBook::with_retention`], writing every change to
@@ -177,6 +189,33 @@ impl OrderBook {
         availability: Arc<Availability>,
         finished_kept: usize,
         journal: Option<Arc<Journal>>,
+    ) -> Self {
+        Self::build(queue_capacity, availability, finished_kept, journal, None)
+    }
+
+    /// A book on the line `shared` with other cafés (see [`mirror`]): no
+    /// journal, the database is written first.
+    pub fn on_shared_line(
+        queue_capacity: usize,
+        availability: Arc<Availability>,
+        finished_kept: usize,
+        shared: SharedLine,
+    ) -> Self {
+        Self::build(
+            queue_capacity,
+            availability,
+            finished_kept,
+            None,
+            Some(shared),
+        )
+    }
+
+    fn build(
+        queue_capacity: usize,
+        availability: Arc<Availability>,
+        finished_kept: usize,
+        journal: Option<Arc<Journal>>,
+        shared: Option<SharedLine>,
     ) -> Self {
         OrderBook {
             state: Mutex::new(BookState {
@@ -189,6 +228,7 @@ impl OrderBook {
             line_moves: LineMoves::new(),
             queue_capacity,
             tally: census::Tally::default(),
+            shared,
             journal,
         }
     }
@@ -214,26 +254,7 @@ impl OrderBook {
         if let Some(request_id) = &request.request_id
             && let Some(entry) = book.registry.placed_with(&request.customer, request_id)
         {
-            // ... unless the key is being reused for a different drink.
-            let earlier = entry.request();
-            if earlier.drink.id != request.drink.id || earlier.size != request.size {
-                return Err(CafeError::InvalidRequest(vec![FieldViolation {
-                    field: "request_id",
-                    description: format!(
-                        "request_id {request_id:?} was already used for order {} ({} {}): use a new request_id for a different drink",
-                        entry.id(),
-                        earlier.size,
-                        earlier.drink.id
-                    ),
-                }]));
-            }
-            let entry = Arc::clone(entry);
-            let queue_position = book.line.position(entry.ticket()).unwrap_or(0);
-            return Ok(Placed {
-                entry,
-                is_new: false,
-                queue_position,
-            });
+            return placed_earlier(&book, entry, &request);
         }
 
         // Asked under the book's lock: `close` marks the café closed before
@@ -270,6 +291,7 @@ impl OrderBook {
     }
 
     /// Waits for the next order in line and takes it out of the line.
+    /// (On a shared line, baristas claim with [`OrderBook::claim_next`].)
     /// Returns `None` once the café is closed and the line is empty: the
     /// barista's shift is over.
     pub async fn next_in_line(&self) -> Option<Arc<OrderEntry>> {
@@ -378,8 +400,13 @@ impl OrderBook {
     }
 
     /// Cancels an order without a claim token, because its customer left
-    /// (a counter customer whose call was cancelled or timed out).
+    /// (a counter customer whose call was cancelled or timed out). On a
+    /// shared line the cancel is written in the background and mirrored
+    /// back (it is called from a drop guard, which cannot wait).
     pub fn abandon(&self, entry: &OrderEntry, reason: &str) -> bool {
+        if let Some(shared) = &self.shared {
+            return mirror::abandon(shared, self.availability.is_closed(), entry, reason);
+        }
         self.end(&mut self.lock(), entry, OrderStatus::Cancelled, reason)
     }
 
@@ -586,10 +613,17 @@ impl OrderBook {
     /// cancelled (its customer is told why); idle baristas go home, busy ones
     /// finish their drink first; board streams end. Returns how many queued
     /// orders were cancelled.
+    ///
+    /// On a shared line nothing is cancelled: the line is every café's, and
+    /// the others brew what waits in it.
     pub fn close(&self, reason: &str) -> usize {
         // Closed first, then the line emptied under the lock: an order
         // placed meanwhile is either refused or in the line emptied here.
         self.availability.close();
+        if self.shared.is_some() {
+            self.work.notify_waiters();
+            return 0;
+        }
         let cancelled = {
             let mut book = self.lock();
             let waiting: Vec<Arc<OrderEntry>> = book.line.iter().cloned().collect();
@@ -601,6 +635,34 @@ impl OrderBook {
         self.work.notify_waiters();
         cancelled
     }
+}
+
+/// The answer to a retry of `request`, which `entry` was placed with
+/// earlier: that order, unless the request id is being reused for a
+/// different drink.
+fn placed_earlier(
+    book: &BookState,
+    entry: &Arc<OrderEntry>,
+    request: &NewOrder,
+) -> Result<Placed, CafeError> {
+    let earlier = entry.request();
+    if earlier.drink.id != request.drink.id || earlier.size != request.size {
+        return Err(CafeError::InvalidRequest(vec![FieldViolation {
+            field: "request_id",
+            description: format!(
+                "request_id {:?} was already used for order {} ({} {}): use a new request_id for a different drink",
+                request.request_id.as_deref().unwrap_or_default(),
+                entry.id(),
+                earlier.size,
+                earlier.drink.id
+            ),
+        }]));
+    }
+    Ok(Placed {
+        entry: Arc::clone(entry),
+        is_new: false,
+        queue_position: book.line.position(entry.ticket()).unwrap_or(0),
+    })
 }
 
 #[cfg(test)]

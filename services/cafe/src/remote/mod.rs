@@ -179,7 +179,8 @@ impl RemoteBaristas {
                 biased;
                 () = entry.stopped() => return,
                 () = book.closed() => {
-                    book.mark_failed(entry, "the café closed before a barista could take this order");
+                    // On a shared line: handed back, for another café.
+                    book.fail_order(entry, "the café closed before a barista could take this order").await;
                     return;
                 }
                 call = self.pick(job.clone()) => call,
@@ -195,7 +196,7 @@ impl RemoteBaristas {
                     None => self.inner.no_barista_reason(),
                 };
                 warn!(order.id = %id, %reason, "no barista: order failed");
-                book.mark_failed(entry, &reason);
+                book.fail_order(entry, &reason).await;
                 return;
             };
 
@@ -235,7 +236,7 @@ impl RemoteBaristas {
                 Err(Failure::Final(reason)) => {
                     span.record("otel.status_code", "error");
                     span.record("otel.status_description", reason.as_str());
-                    book.mark_failed(entry, &reason);
+                    book.fail_order(entry, &reason).await;
                     return;
                 }
                 Err(Failure::DeadlinePassed) => {
@@ -247,7 +248,7 @@ impl RemoteBaristas {
                     tokio::select! {
                         () = entry.stopped() => {}
                         () = tokio::time::sleep(DEADLINE_SETTLE) => {
-                            book.mark_failed(entry, "the customer's deadline passed before the drink was finished");
+                            book.fail_order(entry, "the customer's deadline passed before the drink was finished").await;
                         }
                     }
                     return;
@@ -263,10 +264,11 @@ impl RemoteBaristas {
                     // retry cannot land on it again.
                     self.inner.registry.suspect(&replica, &why);
                     if attempt < MAX_ATTEMPTS {
-                        book.barista_left(
+                        book.note_order(
                             entry,
                             &format!("{who} went away; retrying on another barista"),
-                        );
+                        )
+                        .await;
                     }
                     last_failure = Some(format!("{who} went away ({why})"));
                 }
@@ -276,7 +278,7 @@ impl RemoteBaristas {
             "{MAX_ATTEMPTS} baristas went away while making it; the last one: {}",
             last_failure.unwrap_or_default()
         );
-        book.mark_failed(entry, &reason);
+        book.fail_order(entry, &reason).await;
     }
 
     /// How many replicas are up, for the metrics. The count holds only the
@@ -343,7 +345,10 @@ async fn follow(
             Ok(Some(pb::BrewEvent {
                 event: Some(Event::Started(started)),
             })) => {
-                if !book.start_brewing(entry, Arc::from(started.barista.as_str())) {
+                if !book
+                    .brewing_by(entry, Arc::from(started.barista.as_str()))
+                    .await
+                {
                     return Ok(()); // the order ended meanwhile
                 }
                 Span::current().record("barista", started.barista.as_str());
@@ -353,7 +358,7 @@ async fn follow(
             Ok(Some(pb::BrewEvent {
                 event: Some(Event::Finished(_)),
             })) => {
-                if book.mark_ready(entry) {
+                if book.ready_order(entry).await {
                     info!(order.id = %entry.id(), "ready");
                 }
                 // The customer has their drink; now read the stream to its

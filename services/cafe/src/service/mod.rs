@@ -94,7 +94,7 @@ impl CafeService {
     /// Places an order for a customer who waits until `deadline` at most,
     /// and records what it is on the handler's span, `span`. The order
     /// keeps `span`'s trace: its brew's spans will be children of it.
-    fn place(
+    async fn place(
         &self,
         request: &pb::OrderRequest,
         deadline: Option<Instant>,
@@ -106,7 +106,7 @@ impl CafeService {
             // Only names the span: the order may outlive it (see `Origin`).
             trace: span.context(),
         };
-        let placed = self.book.place(new, origin)?;
+        let placed = self.book.place_order(new, origin).await?;
         let entry = &placed.entry;
         let request = entry.request();
         span.record("order.id", entry.id().as_str());
@@ -146,11 +146,13 @@ impl Cafe for CafeService {
         // The customer's deadline travels with the order to the barista
         // (the `DeadlineLayer` in startup also ends this call with
         // DEADLINE_EXCEEDED when it passes, which cancels the order below).
-        let placed = self.place(
-            request.get_ref(),
-            CallerDeadline::of(&request),
-            &Span::current(),
-        )?;
+        let placed = self
+            .place(
+                request.get_ref(),
+                CallerDeadline::of(&request),
+                &Span::current(),
+            )
+            .await?;
         let claim_token = placed.entry.claim_token().to_string();
         // The café's own bound on the wait. Past it the wait is dropped, and
         // with it the guard that cancels the order (see `counter`).
@@ -180,7 +182,9 @@ impl Cafe for CafeService {
     ) -> Result<Response<EventStream>, Status> {
         // A buzzer customer's deadline only bounds getting the ticket: the
         // order goes on, and they can come back with WatchOrder.
-        let placed = self.place(request.get_ref(), None, &Span::current())?;
+        let placed = self
+            .place(request.get_ref(), None, &Span::current())
+            .await?;
         let ticket_token = placed.entry.claim_token().to_string();
         // A new order's buzzer replays its life from the start, so the first
         // event is the QUEUED ticket even if a barista has already taken it.
@@ -201,7 +205,7 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::WatchOrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let entry = self.book.get(&request.get_ref().order_id)?;
+        let entry = self.book.find(&request.get_ref().order_id).await?;
         let follower = self.book.follow(entry, Replay::FromNow);
         Ok(Response::new(buzzer::events(follower, None)))
     }
@@ -210,7 +214,7 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let entry = self.book.get(&request.get_ref().order_id)?;
+        let entry = self.book.find(&request.get_ref().order_id).await?;
         // Shown as the store has it: a change not yet durable (READY a
         // moment ago) is waited for, never shown before it is kept.
         let now = entry.latest();
@@ -229,7 +233,8 @@ impl Cafe for CafeService {
         } = request.get_ref();
         let (order, seq) = self
             .book
-            .cancel(order_id, claim_token, "cancelled by the customer")?;
+            .cancel_order(order_id, claim_token, "cancelled by the customer")
+            .await?;
         // Answered once the cancel is kept: a cancelled order must not come
         // back after a restart.
         self.book.durable(seq).await;

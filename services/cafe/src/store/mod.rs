@@ -11,14 +11,18 @@
 //! the rows back ([`Store::recover`]) and the book rebuilds itself from them.
 //!
 //! # Layout
-//! - this module: [`Store`] (memory, SQLite or PostgreSQL, chosen by URL),
+//! - this module: [`Store`] (memory or SQLite, chosen by URL),
 //!   one order as a row ([`StoredOrder`]), the changes the book journals
 //!   ([`Record`]), how statuses, sizes and times are written, and
 //!   [`StoreError`].
 //! - [`journal`]: the journal and its writer task (group commit, retries,
 //!   the durable mark acknowledgements wait on).
 //! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode).
-//! - `postgres`: the PostgreSQL backend, the same writes in its dialect.
+//! - [`shared`]: several cafés sharing one line in PostgreSQL: there the
+//!   database decides placing and claiming, and each café's book mirrors
+//!   every café's changes (no journal: see [`crate::book::mirror`]). A
+//!   `postgres://` URL always means this, even for one café: a journal
+//!   beside the shared line would write every change twice.
 //!
 //! # The schema
 //! One table, `orders`, one row per order the café remembers (open or
@@ -34,7 +38,7 @@
 //! so after a restart the café knows what it knew before.
 
 pub mod journal;
-mod postgres;
+pub mod shared;
 mod sqlite;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -56,8 +60,6 @@ pub enum Store {
     Memory,
     /// A SQLite file.
     Sqlite(sqlite::SqliteStore),
-    /// A PostgreSQL database.
-    Postgres(postgres::PostgresStore),
 }
 
 /// What a café finds in its store when it starts.
@@ -74,14 +76,13 @@ pub struct Recovered {
 impl Store {
     /// Opens the store `url` names and brings its schema up to date:
     /// `memory` (or `memory:`) for none, `sqlite://FILE` (the file is
-    /// created if missing, with its directory), `postgres://…`.
+    /// created if missing, with its directory). A `postgres://` URL is a
+    /// line shared by several cafés: [`shared::SharedLine::open`] opens it.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         if url == "memory" || url == "memory:" {
             Ok(Store::Memory)
         } else if url.starts_with("sqlite:") {
             Ok(Store::Sqlite(sqlite::SqliteStore::open(url).await?))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(postgres::PostgresStore::open(url).await?))
         } else {
             Err(StoreError::UnknownUrl(redact(url)))
         }
@@ -97,7 +98,6 @@ impl Store {
         match self {
             Store::Memory => "memory (orders are lost when the café stops)".into(),
             Store::Sqlite(store) => store.describe(),
-            Store::Postgres(store) => store.describe(),
         }
     }
 
@@ -107,7 +107,6 @@ impl Store {
         let rows = match self {
             Store::Memory => return Ok(Recovered::default()),
             Store::Sqlite(store) => store.all_orders().await?,
-            Store::Postgres(store) => store.all_orders().await?,
         };
         Ok(Recovered::from_rows(rows))
     }
@@ -118,7 +117,6 @@ impl Store {
         match self {
             Store::Memory => {}
             Store::Sqlite(store) => store.close().await,
-            Store::Postgres(store) => store.close().await,
         }
     }
 
@@ -127,7 +125,6 @@ impl Store {
         match self {
             Store::Memory => Ok(()),
             Store::Sqlite(store) => store.write(records).await,
-            Store::Postgres(store) => store.write(records).await,
         }
     }
 }

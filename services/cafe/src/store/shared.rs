@@ -1,0 +1,531 @@
+//! Several cafés on one line: the SQL that lets `cafe-server` processes
+//! share one PostgreSQL database, and the news they send each other.
+//!
+//! Each café keeps its own book in memory (that is where `GetOrder`,
+//! `WatchOrder` and the buzzers look), but where several cafés could
+//! disagree the **database decides**, in one statement each:
+//!
+//! - **Placing** ([`SharedLine::place`]): `INSERT … RETURNING ticket`, the
+//!   ticket from one sequence for every café, so the line is first come,
+//!   first served across them. `ON CONFLICT (customer, request_id) DO
+//!   NOTHING` makes a retry at *another* café get the order placed the
+//!   first time, not a second drink.
+//! - **Taking the next order** ([`SharedLine::claim`]): `UPDATE … WHERE id =
+//!   (SELECT … ORDER BY ticket FOR UPDATE SKIP LOCKED LIMIT 1)`. Two
+//!   baristas claiming at once lock different rows (`SKIP LOCKED` passes over
+//!   a row another transaction holds instead of waiting for it), so no
+//!   drink is brewed twice and nobody queues behind a lock.
+//! - **Every other change** is an `UPDATE` guarded by what must still be
+//!   true (`READY` only by the café brewing it, a cancel only while the
+//!   order is open): the loser of a race changes nothing and learns so.
+//!
+//! # News: `LISTEN`/`NOTIFY`
+//!
+//! Every write also calls `pg_notify('cafe_orders', …)` in the *same*
+//! statement, with the writing café's id and the row as it now is
+//! ([`Notice`]). PostgreSQL delivers a notification only when its
+//! transaction commits, and to each listener in commit order: a café hears
+//! exactly the changes that happened, never one that was rolled back. Each
+//! café listens ([`listen`]) *before* it loads the open orders, so nothing
+//! committed between the load and the first notification is missed (what
+//! is heard twice is told apart by the row's `version`, which every write
+//! raises by one: a café applies only what is newer than what it has).
+//!
+//! # Liveness: heartbeats and leases
+//!
+//! A café that is killed (`kill -9`, a lost machine) cannot hand back the
+//! drinks it was brewing. Each café writes a heartbeat in `cafes` every
+//! second ([`SharedLine::heartbeat`]); any café may return to the line the
+//! brewing orders of a café silent for longer than the lease
+//! ([`SharedLine::expire_leases`]), with a note, so another brews them. The
+//! times compared are the database's clock, so the cafés' clocks need not
+//! agree. The price of a lease is the usual one: a café paused longer than
+//! the lease (but alive) loses its orders to others, and its own `READY`
+//! for them is refused (its guard no longer holds).
+//!
+//! A café that stops on SIGTERM stops claiming, leaves its queued orders to
+//! the others (they are the shared line's, not its own), and hands back
+//! whatever it could not finish within its grace
+//! ([`SharedLine::hand_back`]) before it leaves ([`SharedLine::leave`]).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cafe_core::{order::OrderStatus, proto::v1 as pb};
+
+use super::{StoreError, redact};
+use serde::Deserialize;
+use sqlx::{
+    PgPool,
+    migrate::Migrator,
+    postgres::{PgListener, PgPoolOptions},
+};
+
+/// The PostgreSQL migrations, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The most connections one café keeps to the database (its listener
+/// holds one more). Every barista waits for one to claim and to write
+/// READY, and every order placed for one to insert: too few, and baristas
+/// queue for a connection between drinks (two cafés of 20 baristas on
+/// 100 ms brews, measured on a busy 2-core machine: 151 orders/s with 8
+/// connections each, 207 with 32).
+/// Kept well under PostgreSQL's default `max_connections` (100), so that
+/// several cafés fit.
+const POOL_SIZE: u32 = 16;
+
+/// The `NOTIFY` channel every café listens on.
+pub const CHANNEL: &str = "cafe_orders";
+
+/// How often a café says it is alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a café may be silent before its brewing orders go back to the
+/// line.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
+
+/// The note on an order whose café went silent while brewing it.
+pub const LEASE_EXPIRED_NOTE: &str =
+    "brewed again: the café brewing it stopped answering before it was ready";
+
+/// The note on an order a stopping café could not finish in time.
+pub const HANDED_BACK_NOTE: &str = "brewed again: the café brewing it closed before it was ready";
+
+/// Wraps one write (`INSERT`/`UPDATE` without `RETURNING`) so that it
+/// returns the rows it wrote and notifies every café of each, in one
+/// statement (so in one transaction). `$1` is always the writing café.
+macro_rules! notified {
+    ($write:expr) => {
+        concat!(
+            "WITH changed AS (",
+            $write,
+            " RETURNING *) SELECT changed.*, pg_notify('cafe_orders', \
+             json_build_object('cafe', $1::text, 'order', row_to_json(changed))::text)::text \
+             AS notified FROM changed"
+        )
+    };
+}
+
+/// The database's clock, in microseconds since the Unix epoch: heartbeats
+/// and leases are compared on one clock, whatever the cafés' say.
+const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+
+/// One row of `orders`, as the database has it (times in microseconds since
+/// the Unix epoch, size and status as their `cafe.v1` numbers).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Deserialize)]
+pub struct OrderRow {
+    /// The order's id.
+    pub id: String,
+    /// Its place in the shared numbering.
+    pub ticket: i64,
+    /// Who ordered.
+    pub customer: String,
+    /// The menu id of the drink.
+    pub drink: String,
+    /// `cafe.v1.Size`.
+    pub size: i32,
+    /// The customer's idempotency key, if they gave one.
+    pub request_id: Option<String>,
+    /// The token that lets its customer cancel it.
+    pub claim_token: String,
+    /// When it was placed.
+    pub placed_at: i64,
+    /// `cafe.v1.OrderStatus`.
+    pub status: i32,
+    /// Who is brewing or brewed it.
+    pub barista: Option<String>,
+    /// When the latest barista started.
+    pub started_at: Option<i64>,
+    /// When it was ready.
+    pub ready_at: Option<i64>,
+    /// Why the latest change happened, when that needs saying.
+    pub note: Option<String>,
+    /// When it reached a final status.
+    pub finished_at: Option<i64>,
+    /// The café brewing it (while BREWING).
+    pub cafe_id: Option<String>,
+    /// How many writes it has had: what a café compares to tell news from
+    /// an echo of what it already has.
+    pub version: i64,
+}
+
+/// A new order, before the database numbers it.
+#[derive(Debug, Clone)]
+pub struct NewRow {
+    /// The id the placing café made for it.
+    pub id: String,
+    /// Who orders.
+    pub customer: String,
+    /// The menu id of the drink.
+    pub drink: String,
+    /// `cafe.v1.Size`.
+    pub size: i32,
+    /// The customer's idempotency key, if any.
+    pub request_id: Option<String>,
+    /// The claim token, as the customer will get it.
+    pub claim_token: String,
+    /// When it was placed.
+    pub placed_at: i64,
+}
+
+/// What placing gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedRow {
+    /// The order: the new one, or the one placed earlier (at any café) with
+    /// the same customer and request id.
+    pub row: OrderRow,
+    /// False when it is the earlier one.
+    pub is_new: bool,
+}
+
+/// One notification: a café wrote an order.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Notice {
+    /// The café that wrote it (a café skips its own: it applied them as it
+    /// wrote them).
+    pub cafe: String,
+    /// The row as it was written.
+    pub order: OrderRow,
+}
+
+impl Notice {
+    /// Reads a notification's payload.
+    pub fn decode(payload: &str) -> Result<Notice, serde_json::Error> {
+        serde_json::from_str(payload)
+    }
+}
+
+/// Microseconds since the Unix epoch (0 before it, saturating far after).
+pub fn micros(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+    })
+}
+
+/// A connection to the shared line, as one café.
+#[derive(Debug, Clone)]
+pub struct SharedLine {
+    pool: PgPool,
+    /// This café's id in `cafes` and `orders.cafe_id`: unique per process
+    /// (a restarted café is a new one; its old self's orders are returned
+    /// by the lease).
+    cafe: String,
+}
+
+impl SharedLine {
+    /// Connects to the database at `url`, brings its schema up to date
+    /// (every café runs the migrations; sqlx takes a lock, so two starting
+    /// at once run them once), and joins it as a new café with a fresh id.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact(url),
+                source,
+            })?;
+        MIGRATOR.run(&pool).await?;
+        // A process, not a machine: a restarted café is a new café (its
+        // old self's drinks in hand come back through the lease).
+        let cafe = format!(
+            "cafe-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Ok(SharedLine::new(pool, cafe))
+    }
+
+    /// The shared line in the database `pool` reaches (already migrated),
+    /// as the café `cafe`.
+    pub fn new(pool: PgPool, cafe: impl Into<String>) -> Self {
+        SharedLine {
+            pool,
+            cafe: cafe.into(),
+        }
+    }
+
+    /// This café's id.
+    pub fn cafe(&self) -> &str {
+        &self.cafe
+    }
+
+    /// The pool, for a listener.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Says this café is alive: joins the cafés sharing the line, or
+    /// refreshes its heartbeat (joining again if another café took it for
+    /// dead and removed it).
+    pub async fn heartbeat(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!(
+            "INSERT INTO cafes (id, started_at, heartbeat_at) VALUES ($1, {DB_NOW}, {DB_NOW}) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at"
+        ))
+        .bind(&self.cafe)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Leaves the cafés sharing the line (a clean stop, after handing
+    /// back what it had).
+    pub async fn leave(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM cafes WHERE id = $1")
+            .bind(&self.cafe)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Places an order at the end of the shared line, or returns the order
+    /// the same customer placed earlier with the same request id, at
+    /// whichever café.
+    pub async fn place(&self, new: &NewRow) -> Result<PlacedRow, sqlx::Error> {
+        // Twice at most: the earlier order may be forgotten (deleted)
+        // between our conflicting insert and our look for it.
+        for _ in 0..2 {
+            let inserted: Option<OrderRow> = sqlx::query_as(notified!(
+                "INSERT INTO orders \
+                 (id, customer, drink, size, request_id, claim_token, placed_at, status) \
+                 VALUES ($2, $3, $4, $5, $6, $7, $8, 1) \
+                 ON CONFLICT (customer, request_id) WHERE request_id IS NOT NULL DO NOTHING"
+            ))
+            .bind(&self.cafe)
+            .bind(&new.id)
+            .bind(&new.customer)
+            .bind(&new.drink)
+            .bind(new.size)
+            .bind(&new.request_id)
+            .bind(&new.claim_token)
+            .bind(new.placed_at)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = inserted {
+                return Ok(PlacedRow { row, is_new: true });
+            }
+            // A conflict: ON CONFLICT waited for the other insert to
+            // commit, so its row is there to read.
+            let earlier: Option<OrderRow> =
+                sqlx::query_as("SELECT * FROM orders WHERE customer = $1 AND request_id = $2")
+                    .bind(&new.customer)
+                    .bind(&new.request_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(row) = earlier {
+                return Ok(PlacedRow { row, is_new: false });
+            }
+        }
+        Err(sqlx::Error::Protocol(format!(
+            "order {} conflicts with an order that keeps disappearing",
+            new.id
+        )))
+    }
+
+    /// Takes the first queued order of the shared line for `barista` of
+    /// this café, or `None` if nothing is queued (or every queued order is
+    /// being claimed by someone else this moment).
+    pub async fn claim(
+        &self,
+        barista: &str,
+        now: SystemTime,
+    ) -> Result<Option<OrderRow>, sqlx::Error> {
+        sqlx::query_as(notified!(
+            "UPDATE orders SET status = 2, cafe_id = $1, barista = $2, started_at = $3, \
+             note = NULL, version = version + 1 \
+             WHERE id = (SELECT id FROM orders WHERE status = 1 ORDER BY ticket \
+                         FOR UPDATE SKIP LOCKED LIMIT 1)"
+        ))
+        .bind(&self.cafe)
+        .bind(barista)
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Another barista of this café takes over an order it is brewing (a
+    /// remote barista went away). `None` if it is no longer this café's.
+    pub async fn rebrew(
+        &self,
+        id: &str,
+        barista: &str,
+        now: SystemTime,
+    ) -> Result<Option<OrderRow>, sqlx::Error> {
+        sqlx::query_as(notified!(
+            "UPDATE orders SET barista = $3, started_at = $4, note = NULL, \
+             version = version + 1 \
+             WHERE id = $2 AND status = 2 AND cafe_id = $1"
+        ))
+        .bind(&self.cafe)
+        .bind(id)
+        .bind(barista)
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Marks an order this café is brewing as ready. `None` if it is not
+    /// brewing here any more (cancelled meanwhile, or returned to the line
+    /// because this café was taken for dead).
+    pub async fn ready(&self, id: &str, now: SystemTime) -> Result<Option<OrderRow>, sqlx::Error> {
+        sqlx::query_as(notified!(
+            "UPDATE orders SET status = 3, ready_at = $3, finished_at = $3, \
+             version = version + 1 \
+             WHERE id = $2 AND status = 2 AND cafe_id = $1"
+        ))
+        .bind(&self.cafe)
+        .bind(id)
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Ends an open order (queued or brewing, at any café) with `status`
+    /// (CANCELLED or FAILED: READY is [`SharedLine::ready`]'s) and `note`.
+    /// `None` if it had already ended.
+    pub async fn end(
+        &self,
+        id: &str,
+        status: OrderStatus,
+        note: &str,
+        now: SystemTime,
+    ) -> Result<Option<OrderRow>, sqlx::Error> {
+        debug_assert!(matches!(
+            status,
+            OrderStatus::Cancelled | OrderStatus::Failed
+        ));
+        let status = pb::OrderStatus::from(status) as i32;
+        sqlx::query_as(notified!(
+            "UPDATE orders SET status = $3, note = $4, finished_at = $5, \
+             version = version + 1 \
+             WHERE id = $2 AND status IN (1, 2)"
+        ))
+        .bind(&self.cafe)
+        .bind(id)
+        .bind(status)
+        .bind(note)
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Notes why an open order waits longer (its barista went away), its
+    /// status unchanged. `None` if it has ended.
+    pub async fn note(&self, id: &str, note: &str) -> Result<Option<OrderRow>, sqlx::Error> {
+        sqlx::query_as(notified!(
+            "UPDATE orders SET note = $3, version = version + 1 \
+             WHERE id = $2 AND status IN (1, 2)"
+        ))
+        .bind(&self.cafe)
+        .bind(id)
+        .bind(note)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Returns to the line the orders this café is brewing (`only`: just
+    /// that one), with `note`: they keep their tickets, so they are ahead
+    /// of everything placed after them. Returns the orders handed back.
+    pub async fn hand_back(
+        &self,
+        only: Option<&str>,
+        note: &str,
+    ) -> Result<Vec<OrderRow>, sqlx::Error> {
+        sqlx::query_as(notified!(
+            "UPDATE orders SET status = 1, cafe_id = NULL, barista = NULL, started_at = NULL, \
+             note = $2, version = version + 1 \
+             WHERE status = 2 AND cafe_id = $1 AND ($3::text IS NULL OR id = $3)"
+        ))
+        .bind(&self.cafe)
+        .bind(note)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Returns to the line the brewing orders of every café silent for
+    /// longer than `lease` (or gone from `cafes` altogether), and forgets
+    /// those cafés. Any café may run it, as often as it likes: two running
+    /// it at once return each order once (the second finds it queued).
+    pub async fn expire_leases(&self, lease: Duration) -> Result<Vec<OrderRow>, sqlx::Error> {
+        let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
+        // The data-modifying CTEs all see the table as it was when the
+        // statement began: the `NOT EXISTS` finds cafés gone before it, the
+        // `IN (dead)` the ones it removes.
+        sqlx::query_as(&format!(
+            "WITH dead AS (DELETE FROM cafes WHERE heartbeat_at < {DB_NOW} - $2 AND id <> $1 \
+                           RETURNING id), \
+             changed AS (UPDATE orders SET status = 1, cafe_id = NULL, barista = NULL, \
+                         started_at = NULL, note = $3, version = version + 1 \
+                         WHERE status = 2 AND cafe_id <> $1 \
+                           AND (cafe_id IN (SELECT id FROM dead) \
+                                OR NOT EXISTS (SELECT 1 FROM cafes WHERE cafes.id = orders.cafe_id)) \
+                         RETURNING *) \
+             SELECT changed.*, pg_notify('{CHANNEL}', json_build_object('cafe', $1::text, \
+                    'order', row_to_json(changed))::text)::text AS notified FROM changed"
+        ))
+        .bind(&self.cafe)
+        .bind(lease)
+        .bind(LEASE_EXPIRED_NOTE)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Every open order (queued or brewing, at any café), in ticket order:
+    /// what a café joining the line loads, after it has started to listen.
+    pub async fn open_orders(&self) -> Result<Vec<OrderRow>, sqlx::Error> {
+        sqlx::query_as("SELECT * FROM orders WHERE status IN (1, 2) ORDER BY ticket")
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// The newest `count` finished orders, newest first: what a joining
+    /// café remembers for `GetOrder`.
+    pub async fn finished_orders(&self, count: usize) -> Result<Vec<OrderRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM orders WHERE finished_at IS NOT NULL \
+             ORDER BY finished_at DESC LIMIT $1",
+        )
+        .bind(i64::try_from(count).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Deletes the finished orders older than the newest `kept`: retention
+    /// in the database, as each café's book forgets them. Returns how many.
+    pub async fn prune(&self, kept: usize) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "DELETE FROM orders WHERE finished_at <= \
+             (SELECT finished_at FROM orders WHERE finished_at IS NOT NULL \
+              ORDER BY finished_at DESC OFFSET $1 LIMIT 1)",
+        )
+        .bind(i64::try_from(kept).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// One order by id, whatever its status.
+    pub async fn order(&self, id: &str) -> Result<Option<OrderRow>, sqlx::Error> {
+        sqlx::query_as("SELECT * FROM orders WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+}
+
+/// A listener on [`CHANNEL`], on a connection of its own from `pool`.
+/// Start it *before* loading the open orders (see the module's docs).
+///
+/// Read it with [`PgListener::try_recv`]: `Ok(None)` means the connection
+/// was lost (and will be made again on the next call), so notifications may
+/// have been missed: load the open orders again.
+pub async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests;
