@@ -493,6 +493,81 @@ async fn a_buzzer_cut_by_a_crash_follows_its_order_again_once_the_cafe_is_back()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_buzzer_told_the_cafe_is_restarting_follows_its_order_again_once_it_is_back() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}/cafe.db", dir.path().display());
+    let config = move || {
+        let mut config = Config {
+            baristas: 1,
+            database_url: Some(store.clone()),
+            ..config_at_scale(0.05) // a latte takes 2 s
+        };
+        config.server.shutdown_grace = Duration::from_millis(300);
+        config
+    };
+    // One latte brewing, so the CLI's order waits in line.
+    let mut cafe = spawn_cafe(config()).await;
+    let mut first = cafe.buzzer("Ada", "latte").await;
+    until_brewing(&mut first).await;
+    let (addr, url) = (cafe.addr, cafe.url());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cafe"))
+        .args(["--server", &url, "order", "latte", "--buzzer"])
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut seen, lines) = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let queued = line.contains("queued");
+            seen.push(line);
+            if queued {
+                break;
+            }
+        }
+        (seen, lines)
+    })
+    .await
+    .unwrap();
+
+    // A polite restart: SIGTERM (the order is kept, its buzzer told
+    // UNAVAILABLE), then the café back on the same address and store.
+    cafe.shutdown_within(Duration::from_secs(30)).await;
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let back = cafe_testkit::spawn_killable_cafe(config(), addr);
+        seen.extend(lines.map(Result::unwrap));
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        back.kill();
+        (status.code(), seen.join("\n"), stderr)
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let id = stdout
+        .lines()
+        .next()
+        .and_then(|ticket| ticket.split_whitespace().nth(1))
+        .unwrap()
+        .trim_end_matches(':');
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("following order {id} again with WatchOrder")),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("cancelled"), "{stdout}");
+    assert!(stdout.lines().last().unwrap().contains("ready"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_buzzer_deadline_leaves_the_order_brewing() {
     let test_cafe = spawn_cafe(Config {
         baristas: 1,

@@ -5,9 +5,11 @@
 //! `select!` with Ctrl-C and the deadline, so leaving drops the stream (the
 //! café notices and stops sending) without cancelling the order.
 //!
-//! A stream **cut** by the café going away (a crash, a restart) is not the
-//! end of the order: the café keeps its orders (see the README's "Orders
-//! that survive"), so the follower says so in one line and re-attaches
+//! A stream **cut** by the café going away (a crash), or ended
+//! `UNAVAILABLE` by a café closing for a restart ("the café is restarting:
+//! order … keeps its place in line"), is not the end of the order: the café
+//! keeps its orders (see the README's "Orders that survive"), so the
+//! follower says so in one line and re-attaches
 //! with `WatchOrder`, trying again with a growing pause until the café is
 //! back, the deadline passes or [`REATTACH_LIMIT`] runs out.
 

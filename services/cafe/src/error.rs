@@ -70,6 +70,15 @@ pub enum CafeError {
     #[error("the order store is not writable ({0}): try again in a moment")]
     StoreUnwritable(String),
 
+    /// The café is restarting and left the order, still open, in its store:
+    /// it keeps its place and is brewed once the café is back.
+    #[error(
+        "the café is restarting: order {0} keeps its place in line and is brewed once the café \
+         is back; follow it then with WatchOrder (order_id {0}), or retry OrderCoffee with the \
+         same request_id"
+    )]
+    KeptForRestart(OrderId),
+
     // How an order waited for at the counter ended, when not READY.
     /// The order was cancelled (the customer cancelled it with its claim
     /// token from elsewhere).
@@ -116,6 +125,7 @@ impl From<CafeError> for Status {
             CafeError::Closing
             | CafeError::NoBarista(_)
             | CafeError::StoreUnwritable(_)
+            | CafeError::KeptForRestart(_)
             | CafeError::CancelledByClosing { .. }
             | CafeError::Failed { .. } => Status::unavailable(message),
         }

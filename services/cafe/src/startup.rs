@@ -7,26 +7,37 @@
 //! then runs until the shutdown future resolves and closes in order:
 //!
 //! 1. new orders get `UNAVAILABLE` with a hint to retry on another
-//!    replica, or here once the grace is over; orders still in line are
-//!    cancelled and their customers told, board streams end;
+//!    replica, or here once the grace is over; board streams end; the
+//!    orders still in line are kept or cancelled, by the store (below);
 //! 2. health turns `NOT_SERVING`;
 //! 3. drinks being brewed are finished (their buzzers get `READY`);
 //! 4. the transport closes: GOAWAY on every connection, the last answers
 //!    sent, then the connections closed;
 //!
-//! all within `--shutdown-grace`. If the grace runs out first, the drinks
-//! still brewing are marked `FAILED` (their customers told) and the
+//! all within `--shutdown-grace`. If the grace runs out first, the
 //! connections still open are dropped. Every call the café receives while
 //! closing is answered; see [`cafe_core::serving::server`] for why GOAWAY
 //! comes last.
+//!
+//! With a durable store of its own (SQLite, the binary's default) closing
+//! loses nothing, as a `kill -9` would not: a rolling restart on the same
+//! file brews everything. The orders in line stay `QUEUED` in the store, in
+//! their order; drinks the grace cuts short stay `BREWING` there, and the
+//! restart brews them again first. Their customers (buzzers, `WatchOrder`,
+//! the counter) get `UNAVAILABLE` saying the café is restarting and how to
+//! come back: `WatchOrder`, or the same `request_id` at the counter. With
+//! the memory store (`cafe demo`) nothing would survive, so the orders in
+//! line are cancelled, and drinks the grace cuts short are marked
+//! `FAILED`: in both cases their customers are told.
 //!
 //! Before any of that, the café opens its order store (`--database-url`,
 //! see [`crate::store`]), brings its schema up to date, and rebuilds the
 //! book from the orders it held when it last stopped
 //! ([`OrderBook::restore`]); the journal's writer then runs for the café's
 //! whole life, and is flushed after the transport has shut down, so the
-//! last changes (a counter customer's order cancelled as their call was
-//! cut) are kept too.
+//! last changes (a drink made READY at the end of the grace) are kept too.
+//! Nothing is appended after the transport is down: a call cut by the
+//! closing cancels no order ([`OrderBook::abandon`]).
 //!
 //! With a PostgreSQL `--database-url` the café shares its line with every
 //! café on that database ([`crate::book::mirror`]): it joins the line
@@ -171,6 +182,7 @@ impl Serve for Config {
         let cafe = CafeServer::new(service).max_decoding_message_size(server.max_message_size());
         let grace = self.server.shutdown_grace;
         let on_shared_line = following.is_some();
+        let keeps_line = journal.is_some();
         let closing_book = Arc::clone(&book);
         let closing = async move |deadline: Instant| {
             let book = closing_book;
@@ -195,6 +207,14 @@ impl Serve for Config {
                     warn!(
                         handed_back,
                         "shutdown grace over with drinks still brewing: handed them back to the shared line"
+                    );
+                } else if keeps_line {
+                    // Not failed: left BREWING in the store, so the restart
+                    // brews them again first.
+                    let kept = book.keep_unfinished();
+                    warn!(
+                        kept,
+                        "shutdown grace over with drinks still brewing: kept them for the restart"
                     );
                 } else {
                     let failed = book.fail_unfinished(GRACE_OVER_NOTE);

@@ -10,6 +10,10 @@
 //! - a claim token still cancels;
 //! - a buzzer cut by the crash re-attaches with `WatchOrder` and sees its
 //!   order through to READY.
+//!
+//! A polite SIGTERM loses nothing either (a rolling restart): the line is
+//! kept in the store, not cancelled, and a drink the shutdown grace cuts
+//! short is brewed again first, not failed.
 
 #![cfg(unix)]
 
@@ -22,13 +26,16 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use cafe_core::proto::v1::{
-    CancelOrderRequest, GetOrderRequest, Order, OrderStatus, WatchOrderRequest,
-    cafe_client::CafeClient,
+use cafe_core::{
+    proto::v1::{
+        CancelOrderRequest, GetOrderRequest, Order, OrderEvent, OrderStatus, WatchBoardRequest,
+        WatchOrderRequest, cafe_client::CafeClient,
+    },
+    serving::retry_hint::PUSHBACK,
 };
 use cafe_testkit::{LIMIT, connect, leaky_env, order, status_of, until_brewing};
 use serde_json::Value;
-use tonic::transport::Channel;
+use tonic::{Code, Status, transport::Channel};
 
 /// A `cafe-server` process and its JSON log.
 struct CafeProcess {
@@ -41,6 +48,11 @@ impl CafeProcess {
     /// Starts the binary on the SQLite file in `dir` with one barista
     /// brewing at `time_scale`, and waits until it listens.
     fn start(dir: &Path, time_scale: &str) -> CafeProcess {
+        Self::start_with(dir, time_scale, &[])
+    }
+
+    /// Like [`CafeProcess::start`], with more flags.
+    fn start_with(dir: &Path, time_scale: &str, flags: &[&str]) -> CafeProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cafe-server"));
         for key in leaky_env() {
             command.env_remove(key);
@@ -50,6 +62,7 @@ impl CafeProcess {
             .arg(format!("sqlite://{}/cafe.db", dir.display()))
             .args(["--listen", "127.0.0.1:0", "--baristas", "1"])
             .args(["--time-scale", time_scale, "--log-format", "json"])
+            .args(flags)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -83,6 +96,28 @@ impl CafeProcess {
 
     async fn client(&self) -> CafeClient<Channel> {
         connect(self.addr).await
+    }
+
+    /// SIGTERM: the café closes politely, as on a rolling restart.
+    fn terminate(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "SIGTERM sent");
+    }
+
+    /// Waits for the process to exit by itself, and says whether it
+    /// exited cleanly.
+    fn wait_exit(mut self) -> bool {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "the café did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `kill -9`: the process ends at once, in the middle of whatever it
@@ -249,6 +284,147 @@ async fn a_killed_cafe_keeps_every_promise_after_a_restart() {
     let mut ready_times = vec![at(first.ready_at.as_ref())];
     assert!(at(first.started_at.as_ref()) > killed_at, "brewed again");
     for (id, _) in &queued {
+        let order = get(&mut client, id).await;
+        assert_eq!(order.status, OrderStatus::Ready as i32, "{order:?}");
+        ready_times.push(at(order.ready_at.as_ref()));
+    }
+    assert!(
+        ready_times.is_sorted(),
+        "brewed in line order: {ready_times:?}"
+    );
+    cafe.kill();
+}
+
+/// Reads a stream to its end: the events it showed, and how it ended.
+async fn to_the_end(buzzer: &mut tonic::Streaming<OrderEvent>) -> (Vec<OrderStatus>, Status) {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(LIMIT, buzzer.message())
+            .await
+            .expect("the stream ends")
+        {
+            Ok(Some(event)) => seen.push(status_of(&event)),
+            Ok(None) => return (seen, Status::ok("ended OK")),
+            Err(status) => return (seen, status),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rolling_restart_keeps_the_line_and_the_drink_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // Before: real brew times (a latte takes 40 s) and a 1 s grace, so the
+    // first order is cut short and the rest still wait when the café closes.
+    let cafe = CafeProcess::start_with(dir.path(), "1", &["--shutdown-grace", "1s"]);
+    let mut client = cafe.client().await;
+    let mut first = client
+        .order_with_buzzer(order("Ada", "latte"))
+        .await
+        .unwrap()
+        .into_inner();
+    let first_id = until_brewing(&mut first).await.order.unwrap().id;
+    let mut queued = Vec::new();
+    let mut buzzers = Vec::new();
+    for customer in ["Bo", "Cy", "Di"] {
+        let mut buzzer = client
+            .order_with_buzzer(order(customer, "latte"))
+            .await
+            .unwrap()
+            .into_inner();
+        let ticket = buzzer.message().await.unwrap().unwrap();
+        assert_eq!(status_of(&ticket), OrderStatus::Queued);
+        queued.push(ticket.order.unwrap().id);
+        buzzers.push(buzzer);
+    }
+    // A counter customer waits last in line; the board says when the
+    // order is in.
+    let mut board = client
+        .watch_board(WatchBoardRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut counter_request = order("Eve", "latte");
+    counter_request.request_id = "eve-1".into();
+    let counter = tokio::spawn({
+        let (mut client, request) = (client.clone(), counter_request.clone());
+        async move { client.order_coffee(request).await }
+    });
+    let counter_id = loop {
+        let update = board.message().await.unwrap().expect("the board goes on");
+        let order = update.order.unwrap();
+        if order.customer == "Eve" {
+            break order.id;
+        }
+    };
+    queued.push(counter_id.clone());
+
+    cafe.terminate();
+    let terminated_at = SystemTime::now();
+
+    // Every customer is told to come back, none that their order ended.
+    let mut buzzers: Vec<_> = std::iter::once(first).chain(buzzers).collect();
+    for buzzer in &mut buzzers {
+        let (seen, end) = to_the_end(buzzer).await;
+        assert!(
+            seen.iter().all(|status| !matches!(
+                status,
+                OrderStatus::Cancelled | OrderStatus::Failed | OrderStatus::Ready
+            )),
+            "{seen:?}"
+        );
+        assert_eq!(end.code(), Code::Unavailable, "{end:?}");
+        assert!(end.message().contains("restarting"), "{end:?}");
+    }
+    let at_the_counter = counter.await.unwrap().expect_err("not served");
+    assert_eq!(
+        at_the_counter.code(),
+        Code::Unavailable,
+        "{at_the_counter:?}"
+    );
+    assert!(
+        at_the_counter.message().contains("same request_id"),
+        "{at_the_counter:?}"
+    );
+    // The scaffold's retry hint: come back once the café has gone.
+    assert!(
+        at_the_counter.metadata().get(PUSHBACK).is_some(),
+        "{at_the_counter:?}"
+    );
+    let kept = cafe
+        .wait_for_log("shutdown grace over with drinks still brewing: kept them for the restart");
+    assert_eq!(kept["fields"]["kept"], 5, "{kept}");
+    assert!(cafe.wait_exit(), "a clean exit");
+
+    // After: the same file, fast brewing (a latte in 1 s).
+    let cafe = CafeProcess::start(dir.path(), "0.025");
+    let restored = cafe.wait_for_log("order store open");
+    assert_eq!(restored["fields"]["rebrewed"], 1, "{restored}");
+    assert_eq!(restored["fields"]["queued"], 4, "{restored}");
+    assert_eq!(restored["fields"]["finished"], 0, "{restored}");
+    let mut client = cafe.client().await;
+
+    // The counter customer retries with the same request id: the same
+    // order, last in line, so every order before it is ready by then.
+    let served = client
+        .order_coffee(counter_request)
+        .await
+        .expect("served after the restart")
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(served.id, counter_id);
+    assert_eq!(served.status, OrderStatus::Ready as i32);
+
+    // The drink cut short was brewed again, first; then the line, in order.
+    let first = get(&mut client, &first_id).await;
+    assert_eq!(first.status, OrderStatus::Ready as i32);
+    assert!(
+        at(first.started_at.as_ref()) > terminated_at,
+        "brewed again"
+    );
+    let mut ready_times = vec![at(first.ready_at.as_ref())];
+    for id in &queued {
         let order = get(&mut client, id).await;
         assert_eq!(order.status, OrderStatus::Ready as i32, "{order:?}");
         ready_times.push(at(order.ready_at.as_ref()));

@@ -17,13 +17,19 @@
 //! ([`OrderBook::durable`]): a customer never holds a ticket, or sees
 //! READY, for an order the café could forget. The changes in between
 //! (BREWING, places in line) do not wait.
+//!
+//! A café with a durable store that closes leaves its open orders in the
+//! store for its restart instead of ending them
+//! ([`OrderBook::left_for_restart`]): a follower of such an order ends
+//! with the order still open, and the handler tells its customer to come
+//! back once the café is.
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use super::{
-    OrderBook,
+    Kept, OrderBook,
     entry::{History, OrderEntry, Update},
 };
 use cafe_core::order::OrderStatus;
@@ -51,6 +57,8 @@ pub struct Follower {
     shown_position: Option<u32>,
     /// Whether anything has been yielded yet.
     yielded: bool,
+    /// Woken when the closing café leaves more orders for its restart.
+    kept: watch::Receiver<Kept>,
 }
 
 /// Whether a change must be in the store before it is yielded: the first
@@ -67,9 +75,11 @@ impl Follower {
             Replay::FromPlacement => 0,
             Replay::FromNow => history.borrow().len() - 1,
         };
+        let kept = book.kept_changes();
         Follower {
             book,
             entry,
+            kept,
             history,
             shown,
             line_moves: None,
@@ -89,7 +99,9 @@ impl Follower {
         &self.entry
     }
 
-    /// The next change, or `None` once the final status has been yielded.
+    /// The next change, or `None` once the final status has been yielded,
+    /// or once the closing café left the order, still open, in its store
+    /// for the restart ([`OrderBook::left_for_restart`]).
     ///
     /// Cancel-safe: it only waits at its `.await`s, after every yield's
     /// bookkeeping is done, so dropping it mid-wait (a `select!` on the
@@ -164,15 +176,28 @@ impl Follower {
                 }
             }
 
-            // 3. Wait for news: a change to this order, or (in line, for a
-            // follower that shows the line) the line moving.
+            // 3. Nothing new to show. Marked seen *before* asking, so the
+            // café leaving more orders after the question wakes us again.
+            self.kept.borrow_and_update();
+            if self.book.left_for_restart(&self.entry) {
+                return None;
+            }
+
+            // 4. Wait for news: a change to this order, (in line, for a
+            // follower that shows the line) the line moving, or the closing
+            // café leaving orders for its restart. The sender lives in the
+            // book we hold, so `kept` never closes under us.
             let line_moves = self.line_moves.as_mut().filter(|_| in_line);
             let changed = match line_moves {
                 Some(line_moves) => tokio::select! {
                     changed = self.history.changed() => changed.is_ok(),
                     moved = line_moves.changed() => moved.is_ok(),
+                    kept = self.kept.changed() => kept.is_ok(),
                 },
-                None => self.history.changed().await.is_ok(),
+                None => tokio::select! {
+                    changed = self.history.changed() => changed.is_ok(),
+                    kept = self.kept.changed() => kept.is_ok(),
+                },
             };
             if !changed {
                 // Cannot happen while we hold the entry (it owns the history's

@@ -69,6 +69,20 @@
 //! either, for the opposite reason: the database is written *first*, and
 //! the book takes in the row it returns ([`mirror`]), so what the book
 //! shows is already durable.
+//!
+//! # Closing keeps the line (with a durable store)
+//!
+//! A café that closes (SIGTERM) with a journal ends no open order: a
+//! rolling restart on the same store must lose nothing, as a `kill -9`
+//! does not. [`OrderBook::close`] stops the baristas taking from the line
+//! and leaves the queued orders as they are in the store; if the grace
+//! runs out, [`OrderBook::keep_unfinished`] leaves the drinks still
+//! brewing as BREWING, which the restart brews again first. Either way the
+//! order's followers end with the order still open
+//! ([`OrderBook::left_for_restart`]) and the handlers answer `UNAVAILABLE`
+//! saying how to come back. With the memory store nothing would survive,
+//! so closing cancels the line and the grace's end fails what is left
+//! ([`OrderBook::fail_unfinished`]), and the customers are told so.
 
 pub mod census;
 pub mod claim;
@@ -86,7 +100,7 @@ use std::{
 };
 
 use cafe_core::order::{FieldViolation, NewOrder, Order, OrderStatus};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 
 use crate::{
     availability::Availability,
@@ -156,6 +170,22 @@ pub struct OrderBook {
     /// Where every change is written down, with a durable store; `None`
     /// with the memory store.
     journal: Option<Arc<Journal>>,
+    /// Which open orders a closing café with a durable store leaves in the
+    /// store for its restart (see [`OrderBook::close`]); their followers
+    /// are woken by it and end.
+    kept: watch::Sender<Kept>,
+}
+
+/// Which open orders a closing café leaves in its store for the restart,
+/// rather than ending them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// None: the café is open, or ends what it cannot finish.
+    Nothing,
+    /// The orders still in line (from closing on).
+    Line,
+    /// Every open order: the grace ran out with drinks still brewing.
+    Unfinished,
 }
 
 #[derive(Debug)]
@@ -230,6 +260,7 @@ impl OrderBook {
             tally: census::Tally::default(),
             shared,
             journal,
+            kept: watch::channel(Kept::Nothing).0,
         }
     }
 
@@ -303,6 +334,11 @@ impl OrderBook {
             notified.as_mut().enable();
             {
                 let mut book = self.lock();
+                // A café keeping its line for the restart takes nothing
+                // more out of it once closed.
+                if self.keeps_line() && self.availability.is_closed() {
+                    return None;
+                }
                 if let Some((_, entry)) = book.line.pop_front() {
                     self.line_moves.moved(book.line.len());
                     return Some(entry);
@@ -406,6 +442,12 @@ impl OrderBook {
     pub fn abandon(&self, entry: &OrderEntry, reason: &str) -> bool {
         if let Some(shared) = &self.shared {
             return mirror::abandon(shared, self.availability.is_closed(), entry, reason);
+        }
+        // A call cut because the café is closing is not a customer leaving:
+        // the order keeps its place for the restart, and a retry with the
+        // same request id finds it there.
+        if self.keeps_line() && self.availability.is_closed() {
+            return false;
         }
         self.end(&mut self.lock(), entry, OrderStatus::Cancelled, reason)
     }
@@ -609,18 +651,68 @@ impl OrderBook {
             .count()
     }
 
-    /// Closes the café: no new orders; every order still in line is
-    /// cancelled (its customer is told why); idle baristas go home, busy ones
-    /// finish their drink first; board streams end. Returns how many queued
-    /// orders were cancelled.
+    /// Whether closing keeps the open orders for a restart rather than
+    /// ending them: with a durable store of this café's own (a journal).
+    /// (On a shared line the other cafés brew them instead.)
+    fn keeps_line(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Whether `entry` is left in the store for the café's restart: the
+    /// café closed keeping its line and the order is still in it, or the
+    /// grace ran out before it was finished. Its followers end here
+    /// ([`Follower::next`] returns `None` with the order still open).
+    pub fn left_for_restart(&self, entry: &OrderEntry) -> bool {
+        match *self.kept.borrow() {
+            Kept::Nothing => false,
+            Kept::Line => self.position(entry).is_some(),
+            Kept::Unfinished => !entry.status().is_final(),
+        }
+    }
+
+    /// Woken whenever more orders are left for the restart: what a
+    /// follower waits on beside its own order.
+    fn kept_changes(&self) -> watch::Receiver<Kept> {
+        self.kept.subscribe()
+    }
+
+    /// Leaves every order that has not ended in the store, as it is, for
+    /// the café's restart (a drink still brewing is brewed again first),
+    /// and ends their followers: the last step of a shutdown with a
+    /// durable store whose grace ran out. Returns how many were left.
+    pub fn keep_unfinished(&self) -> usize {
+        self.kept.send_replace(Kept::Unfinished);
+        self.lock()
+            .registry
+            .iter()
+            .filter(|entry| !entry.status().is_final())
+            .count()
+    }
+
+    /// Closes the café: no new orders; idle baristas go home, busy ones
+    /// finish their drink first; board streams end. Returns how many
+    /// queued orders were cancelled.
     ///
-    /// On a shared line nothing is cancelled: the line is every café's, and
-    /// the others brew what waits in it.
+    /// What becomes of the orders still in line depends on the store:
+    /// - with the memory store, they are cancelled (their customers are
+    ///   told why): nothing would survive the process anyway;
+    /// - with a durable store (a journal), nothing is cancelled: they stay
+    ///   QUEUED in the store, in their order, and the restart brews them
+    ///   ([`OrderBook::restore`]). Their followers end at once
+    ///   ([`OrderBook::left_for_restart`]), and the handlers tell the
+    ///   customers to come back (`UNAVAILABLE`);
+    /// - on a shared line, nothing is cancelled either: the line is every
+    ///   café's, and the others brew what waits in it.
     pub fn close(&self, reason: &str) -> usize {
         // Closed first, then the line emptied under the lock: an order
         // placed meanwhile is either refused or in the line emptied here.
         self.availability.close();
         if self.shared.is_some() {
+            self.work.notify_waiters();
+            return 0;
+        }
+        if self.keeps_line() {
+            self.kept.send_replace(Kept::Line);
             self.work.notify_waiters();
             return 0;
         }

@@ -494,3 +494,71 @@ async fn in_a_long_line_moves_are_told_a_few_times_a_second_not_once_per_order()
         );
     }
 }
+
+/// The status of the follower's next change; `None` once it has ended.
+async fn next_status(follower: &mut Follower) -> Option<OrderStatus> {
+    tokio::time::timeout(Duration::from_secs(10), follower.next())
+        .await
+        .expect("the follower does not hang")
+        .map(|update| update.order.status)
+}
+
+#[tokio::test]
+async fn a_cafe_with_a_journal_closes_keeping_its_line_for_the_restart() {
+    let availability = Arc::new(Availability::new());
+    let journal = Arc::new(Journal::new());
+    // The memory store writes nothing, but the writer marks each batch
+    // durable, as a real store's would.
+    let writer = tokio::spawn(crate::store::journal::write(
+        Arc::clone(&journal),
+        crate::store::Store::Memory,
+        Arc::clone(&availability),
+    ));
+    let book = Arc::new(OrderBook::with_journal(
+        10,
+        availability,
+        FINISHED_ORDERS_KEPT,
+        Some(Arc::clone(&journal)),
+    ));
+    let brewing = place(&book, "Ada");
+    let queued = place(&book, "Bo");
+    assert!(book.start_brewing(&take(&book), "barista".into()));
+    let mut buzzer = book.follow(Arc::clone(&queued), Replay::FromPlacement);
+    let mut at_the_bar = book.follow(Arc::clone(&brewing), Replay::FromNow);
+    assert_eq!(next_status(&mut buzzer).await, Some(OrderStatus::Queued));
+    assert_eq!(
+        next_status(&mut at_the_bar).await,
+        Some(OrderStatus::Brewing)
+    );
+
+    // Closing cancels nothing: the queued order stays queued, its follower
+    // ends with the order open, and no barista takes it any more.
+    assert_eq!(book.close("closing"), 0);
+    assert!(book.left_for_restart(&queued));
+    assert!(!book.left_for_restart(&brewing), "still in hand");
+    assert_eq!(next_status(&mut buzzer).await, None);
+    assert_eq!(queued.status(), OrderStatus::Queued);
+    assert!(book.next_in_line().now_or_never().flatten().is_none());
+    // A call cut by the closing is not a customer leaving.
+    assert!(!book.abandon(&queued, "the customer left"));
+    assert_eq!(queued.status(), OrderStatus::Queued);
+
+    // The grace runs out: the drink in hand stays BREWING, for the restart
+    // to brew again, and its follower ends too.
+    assert_eq!(book.keep_unfinished(), 2);
+    assert!(book.left_for_restart(&brewing));
+    assert_eq!(next_status(&mut at_the_bar).await, None);
+    assert_eq!(brewing.status(), OrderStatus::Brewing);
+
+    journal.close();
+    writer.await.unwrap();
+}
+
+#[test]
+fn the_memory_store_cancels_its_line_when_it_closes() {
+    let book = open_book(10);
+    let queued = place(&book, "Bo");
+    assert_eq!(book.close("closing"), 1);
+    assert_eq!(queued.status(), OrderStatus::Cancelled);
+    assert!(!book.left_for_restart(&queued));
+}

@@ -7,6 +7,12 @@
 //! `tx.closed()` fires and the task ends: no orphaned work. The buzzer
 //! shows the line moving too, at the rate the book tells it (see
 //! [`crate::book::Follower::with_positions`]).
+//!
+//! A café with a durable store that closes keeps the order for its restart
+//! ([`crate::book::OrderBook::left_for_restart`]): the stream then ends
+//! `UNAVAILABLE` saying so (not with an event: the order has not changed),
+//! and the customer follows it again with `WatchOrder` once the café is
+//! back.
 
 use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
@@ -15,7 +21,7 @@ use tracing::{Instrument, Span, field::Empty, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{EventStream, STREAM_BUFFER, event, phases::Phases};
-use crate::book::Follower;
+use crate::{book::Follower, error::CafeError};
 
 /// The buzzer: the followed order's changes as a stream that ends OK once
 /// the order has ended. The first event carries `ticket_token` if given.
@@ -35,9 +41,17 @@ pub(super) fn events(follower: Follower, ticket_token: Option<String>) -> EventS
                 update = follower.next() => update,
                 () = tx.closed() => return, // the customer hung up
             };
-            // `None`: the order has ended and its last change was sent.
-            // Dropping `tx` ends the stream with status OK.
-            let Some(update) = update else { return };
+            // `None`: the order has ended and its last change was sent, so
+            // dropping `tx` ends the stream with status OK; or the closing
+            // café kept the order, still open, for its restart.
+            let Some(update) = update else {
+                let entry = follower.entry();
+                if !entry.status().is_final() {
+                    let kept = CafeError::KeptForRestart(entry.id().clone());
+                    let _ = tx.send(Err(kept.into())).await;
+                }
+                return;
+            };
             phases.observe(&update.order, update.queue_position);
             Span::current().add_event(
                 "buzz",

@@ -9,6 +9,11 @@
 //! mid-await, and with it a guard that cancels the order, so no barista
 //! brews for nobody. A buzzer customer, by contrast, can come back with
 //! `WatchOrder`, so their order carries on.
+//!
+//! A café with a durable store that closes keeps the order for its restart
+//! rather than cancelling it: the customer is told `UNAVAILABLE`, and a
+//! retry with the same `request_id` once the café is back finds the order
+//! (the guard cancels nothing while the café closes).
 
 use cafe_core::order::{Order, OrderStatus};
 use tracing::info;
@@ -44,8 +49,12 @@ pub(super) async fn wait(book: &Arc<OrderBook>, placed: Placed) -> Result<Order,
         phases.observe(&update.order, update.queue_position);
         order = Some(update.order);
     }
-    // The order has ended, so the guard has nothing left to cancel.
+    // The order has ended, or the closing café kept it for its restart
+    // (then the guard cancels nothing: see `OrderBook::abandon`).
     drop(leaving);
+    if !placed.entry.status().is_final() {
+        return Err(CafeError::KeptForRestart(placed.entry.id().clone()));
+    }
     let order = order.unwrap_or_else(|| placed.entry.snapshot());
     outcome(order, book.is_closed())
 }

@@ -206,6 +206,11 @@ impl Cafe for CafeService {
         request: Request<pb::WatchOrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let entry = self.book.find(&request.get_ref().order_id).await?;
+        // Kept for the restart of a closing café: come back once it is
+        // (answered before the stream starts, so the retry hint goes with it).
+        if self.book.left_for_restart(&entry) {
+            return Err(CafeError::KeptForRestart(entry.id().clone()).into());
+        }
         let follower = self.book.follow(entry, Replay::FromNow);
         Ok(Response::new(buzzer::events(follower, None)))
     }
