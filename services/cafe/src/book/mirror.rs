@@ -182,10 +182,10 @@ impl OrderBook {
                     Err(why) => {
                         // Claimed, but this café cannot brew it (a drink it
                         // does not know): say so rather than hold it.
-                        warn!(order.id = %row.id, why, "claimed an order this café cannot read");
+                        warn!(order.id = %row.order.id, why, "claimed an order this café cannot read");
                         let note = format!("this order cannot be brewed: {why}");
                         if let Ok(Some(row)) = shared
-                            .end(&row.id, OrderStatus::Failed, &note, SystemTime::now())
+                            .end(&row.order.id, OrderStatus::Failed, &note, SystemTime::now())
                             .await
                         {
                             let _ = self.mirror(&row);
@@ -379,10 +379,11 @@ impl OrderBook {
         row: &OrderRow,
         origin: Origin,
     ) -> Result<Arc<OrderEntry>, String> {
-        let status = status_from_wire(row.status)
-            .ok_or_else(|| format!("status {} is no status", row.status))?;
-        let ticket = Ticket::try_from(row.ticket).map_err(|_| "a negative ticket".to_owned())?;
-        let known = book.registry.get(row.id.as_str()).cloned();
+        let status = status_from_wire(row.order.status)
+            .ok_or_else(|| format!("status {} is no status", row.order.status))?;
+        let ticket =
+            Ticket::try_from(row.order.ticket).map_err(|_| "a negative ticket".to_owned())?;
+        let known = book.registry.get(row.order.id.as_str()).cloned();
         let entry = match known {
             Some(entry) if row.version <= entry.version() => return Ok(entry),
             Some(entry) => entry,
@@ -414,12 +415,12 @@ impl OrderBook {
             self.line_moves.moved(book.line.len());
         }
         let was_final = entry.status().is_final();
-        let (barista, note) = (row.barista.as_deref(), row.note.as_deref());
+        let (barista, note) = (row.order.barista.as_deref(), row.order.note.as_deref());
         self.change(book, &entry, |order| {
             order.status = status;
             order.barista = barista.map(Arc::from);
-            order.started_at = row.started_at.map(from_micros);
-            order.ready_at = row.ready_at.map(from_micros);
+            order.started_at = row.order.started_at.map(from_micros);
+            order.ready_at = row.order.ready_at.map(from_micros);
             order.note = note.map(Arc::from);
             true
         });
@@ -483,33 +484,33 @@ fn entry_from(
     origin: Origin,
 ) -> Result<OrderEntry, String> {
     let request = NewOrder {
-        customer: Customer::parse(&row.customer).map_err(|bad| bad.to_string())?,
-        drink: menu::find(&row.drink)
-            .ok_or_else(|| format!("{:?} is not on this café's menu", row.drink))?,
-        size: size_from_wire(row.size)
+        customer: Customer::parse(&row.order.customer).map_err(|bad| bad.to_string())?,
+        drink: menu::find(&row.order.drink)
+            .ok_or_else(|| format!("{:?} is not on this café's menu", row.order.drink))?,
+        size: size_from_wire(row.order.size)
             .ok()
             .map(|size| size.unwrap_or(Size::Medium))
-            .ok_or_else(|| format!("size {} is no size", row.size))?,
-        request_id: row.request_id.clone(),
+            .ok_or_else(|| format!("size {} is no size", row.order.size))?,
+        request_id: row.order.request_id.clone(),
     };
-    let claim = ClaimToken::parse(&row.claim_token)
+    let claim = ClaimToken::parse(&row.order.claim_token)
         .ok_or_else(|| "the claim token is unreadable".to_owned())?;
     let now = Change {
         status,
-        barista: row.barista.as_deref().map(Arc::from),
-        started_at: row.started_at.map(from_micros),
-        ready_at: row.ready_at.map(from_micros),
-        note: row.note.as_deref().map(Arc::from),
+        barista: row.order.barista.as_deref().map(Arc::from),
+        started_at: row.order.started_at.map(from_micros),
+        ready_at: row.order.ready_at.map(from_micros),
+        note: row.order.note.as_deref().map(Arc::from),
         // Set as the entry joins the line ([`OrderEntry::joined_at`]).
         queue_position: 0,
         // In the database before it is taken in: nothing to wait for.
         seq: 0,
     };
     Ok(OrderEntry::mirrored(
-        OrderId::from(row.id.as_str()),
+        OrderId::from(row.order.id.as_str()),
         ticket,
         request,
-        from_micros(row.placed_at),
+        from_micros(row.order.placed_at),
         claim,
         now,
         origin,
@@ -531,13 +532,13 @@ pub async fn join(book: &OrderBook, finished_kept: usize) -> Result<usize, sqlx:
     // Oldest first, so retention forgets the oldest.
     for row in finished.iter().rev() {
         if let Err(why) = book.mirror(row) {
-            warn!(order.id = %row.id, why, "cannot take in an order of the shared line");
+            warn!(order.id = %row.order.id, why, "cannot take in an order of the shared line");
         }
     }
     let open = shared.open_orders().await?;
     for row in &open {
         if let Err(why) = book.mirror(row) {
-            warn!(order.id = %row.id, why, "cannot take in an order of the shared line");
+            warn!(order.id = %row.order.id, why, "cannot take in an order of the shared line");
         }
     }
     Ok(open.len())
@@ -552,7 +553,7 @@ async fn catch_up(book: &OrderBook, shared: &SharedLine) -> Result<(), sqlx::Err
         let _ = book.mirror(row);
     }
     let still_open: std::collections::HashSet<&str> =
-        open.iter().map(|row| row.id.as_str()).collect();
+        open.iter().map(|row| row.order.id.as_str()).collect();
     let stale: Vec<OrderId> = book
         .lock()
         .registry
@@ -595,7 +596,7 @@ pub async fn follow_the_line(
                 Ok(Some(notification)) => match Notice::decode(notification.payload()) {
                     Ok(notice) => {
                         if let Err(why) = book.mirror(&notice.order) {
-                            warn!(order.id = %notice.order.id, why, "cannot take in an order of the shared line");
+                            warn!(order.id = %notice.order.order.id, why, "cannot take in an order of the shared line");
                         }
                     }
                     Err(error) => warn!(%error, "an unreadable notification on the shared line"),
@@ -668,21 +669,23 @@ mod tests {
 
     fn row(id: &str, ticket: i64, status: i32, version: i64) -> OrderRow {
         OrderRow {
-            id: id.into(),
-            ticket,
-            customer: "ann".into(),
-            drink: "latte".into(),
-            size: 2,
-            request_id: None,
-            claim_token: ClaimToken::random().to_string(),
-            placed_at: micros(SystemTime::now()),
-            status,
-            barista: (status == 2).then(|| "Ana".into()),
-            started_at: None,
-            ready_at: None,
-            note: None,
-            finished_at: None,
-            cafe_id: None,
+            order: crate::store::StoredOrder {
+                id: id.into(),
+                ticket,
+                customer: "ann".into(),
+                drink: "latte".into(),
+                size: 2,
+                request_id: None,
+                claim_token: ClaimToken::random().to_string(),
+                placed_at: micros(SystemTime::now()),
+                status,
+                barista: (status == 2).then(|| "Ana".into()),
+                started_at: None,
+                ready_at: None,
+                note: None,
+                finished_at: None,
+                cafe_id: None,
+            },
             version,
         }
     }
@@ -713,7 +716,7 @@ mod tests {
 
         // Handed back: first in line again, ahead of the later ticket.
         let mut back = row("o5", 5, 1, 2);
-        back.note = Some(HANDED_BACK_NOTE.into());
+        back.order.note = Some(HANDED_BACK_NOTE.into());
         book.mirror(&back).unwrap();
         assert_eq!(book.position(&first), Some(1));
         assert_eq!(book.position(&later), Some(2));
@@ -782,12 +785,12 @@ mod tests {
     async fn a_row_this_cafe_cannot_read_is_refused() {
         let book = book();
         let mut unknown = row("o1", 1, 1, 0);
-        unknown.drink = "pumpkin-spice".into();
+        unknown.order.drink = "pumpkin-spice".into();
         assert!(book.mirror(&unknown).unwrap_err().contains("menu"));
         let mut bad = row("o2", 2, 9, 0);
         assert!(book.mirror(&bad).is_err());
-        bad.status = 1;
-        bad.claim_token = "not a token".into();
+        bad.order.status = 1;
+        bad.order.claim_token = "not a token".into();
         assert!(book.mirror(&bad).is_err());
         assert_eq!(book.queue_len(), 0);
     }

@@ -52,7 +52,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cafe_core::{order::OrderStatus, proto::v1 as pb};
 
-use super::{StoreError, redact};
+use super::{StoreError, StoredOrder, redact};
 use serde::Deserialize;
 use sqlx::{
     PgPool,
@@ -109,40 +109,15 @@ macro_rules! notified {
 /// and leases are compared on one clock, whatever the cafés' say.
 const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
 
-/// One row of `orders`, as the database has it (times in microseconds since
-/// the Unix epoch, size and status as their `cafe.v1` numbers).
+/// One row of `orders`, as the database has it: the order as every store
+/// writes it ([`StoredOrder`]), and the shared line's own column.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Deserialize)]
 pub struct OrderRow {
-    /// The order's id.
-    pub id: String,
-    /// Its place in the shared numbering.
-    pub ticket: i64,
-    /// Who ordered.
-    pub customer: String,
-    /// The menu id of the drink.
-    pub drink: String,
-    /// `cafe.v1.Size`.
-    pub size: i32,
-    /// The customer's idempotency key, if they gave one.
-    pub request_id: Option<String>,
-    /// The token that lets its customer cancel it.
-    pub claim_token: String,
-    /// When it was placed.
-    pub placed_at: i64,
-    /// `cafe.v1.OrderStatus`.
-    pub status: i32,
-    /// Who is brewing or brewed it.
-    pub barista: Option<String>,
-    /// When the latest barista started.
-    pub started_at: Option<i64>,
-    /// When it was ready.
-    pub ready_at: Option<i64>,
-    /// Why the latest change happened, when that needs saying.
-    pub note: Option<String>,
-    /// When it reached a final status.
-    pub finished_at: Option<i64>,
-    /// The café brewing it (while BREWING).
-    pub cafe_id: Option<String>,
+    /// The order (times in microseconds since the Unix epoch, size and
+    /// status as their `cafe.v1` numbers).
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub order: StoredOrder,
     /// How many writes it has had: what a café compares to tell news from
     /// an echo of what it already has.
     pub version: i64,

@@ -50,10 +50,10 @@ async fn tickets_are_one_numbering_and_a_retry_at_another_cafe_gets_the_first_or
     let first = a.place(&new_order("o1", "ann", Some("r1"))).await.unwrap();
     let second = b.place(&new_order("o2", "bob", None)).await.unwrap();
     assert!(first.is_new && second.is_new);
-    assert!(first.row.ticket < second.row.ticket);
-    assert_eq!(first.row.status, 1);
+    assert!(first.row.order.ticket < second.row.order.ticket);
+    assert_eq!(first.row.order.status, 1);
     assert_eq!(first.row.version, 0);
-    assert_eq!(first.row.claim_token, "token-of-o1");
+    assert_eq!(first.row.order.claim_token, "token-of-o1");
 
     // Ann retries at café B with the same request id: the order placed at A.
     let retry = b.place(&new_order("o3", "ann", Some("r1"))).await.unwrap();
@@ -68,7 +68,7 @@ async fn tickets_are_one_numbering_and_a_retry_at_another_cafe_gets_the_first_or
         .await
         .unwrap()
         .into_iter()
-        .map(|o| o.id)
+        .map(|o| o.order.id)
         .collect();
     assert_eq!(open, ["o1", "o2", "o4"]);
 }
@@ -98,9 +98,9 @@ async fn many_baristas_at_two_cafes_never_claim_one_order_twice() {
                 .await
                 .unwrap()
             {
-                assert_eq!(row.status, 2);
-                assert_eq!(row.cafe_id.as_deref(), Some(cafe.cafe()));
-                mine.push((row.ticket, row.id));
+                assert_eq!(row.order.status, 2);
+                assert_eq!(row.order.cafe_id.as_deref(), Some(cafe.cafe()));
+                mine.push((row.order.ticket, row.order.id));
             }
             mine
         });
@@ -171,10 +171,13 @@ async fn every_write_is_heard_by_the_other_cafes_once_committed() {
         ]
     );
     assert_eq!((claimed.version, ready.version), (1, 2));
-    assert_eq!(ready.status, 3);
-    assert_eq!(ready.ready_at, ready.finished_at);
-    assert_eq!(cancelled_queued.1.status, 4);
-    assert_eq!(cancelled_queued.1.note.as_deref(), Some("changed my mind"));
+    assert_eq!(ready.order.status, 3);
+    assert_eq!(ready.order.ready_at, ready.order.finished_at);
+    assert_eq!(cancelled_queued.1.order.status, 4);
+    assert_eq!(
+        cancelled_queued.1.order.note.as_deref(),
+        Some("changed my mind")
+    );
 }
 
 #[tokio::test]
@@ -200,16 +203,16 @@ async fn a_write_whose_guard_no_longer_holds_changes_nothing() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(rebrewed.barista.as_deref(), Some("Abe"));
+    assert_eq!(rebrewed.order.barista.as_deref(), Some("Abe"));
 
     // Any café may cancel it while it is open; once, and then nothing else.
     let cancelled = b.end("o1", OrderStatus::Cancelled, "gone", SystemTime::now());
-    assert_eq!(cancelled.await.unwrap().unwrap().status, 4);
+    assert_eq!(cancelled.await.unwrap().unwrap().order.status, 4);
     let again = b.end("o1", OrderStatus::Failed, "too late", SystemTime::now());
     assert_eq!(again.await.unwrap(), None);
     assert_eq!(a.ready("o1", SystemTime::now()).await.unwrap(), None);
     assert_eq!(a.note("o1", "late news").await.unwrap(), None);
-    assert_eq!(a.order("o1").await.unwrap().unwrap().status, 4);
+    assert_eq!(a.order("o1").await.unwrap().unwrap().order.status, 4);
 }
 
 #[tokio::test]
@@ -244,25 +247,34 @@ async fn a_silent_cafes_brewing_orders_go_back_to_the_head_of_the_line() {
         .await
         .unwrap();
     let back = b.expire_leases(DEFAULT_LEASE).await.unwrap();
-    let mut back_ids: Vec<&str> = back.iter().map(|row| row.id.as_str()).collect();
+    let mut back_ids: Vec<&str> = back.iter().map(|row| row.order.id.as_str()).collect();
     back_ids.sort_unstable();
-    assert_eq!(back_ids, [taken[0].id.as_str(), taken[1].id.as_str()]);
+    assert_eq!(
+        back_ids,
+        [taken[0].order.id.as_str(), taken[1].order.id.as_str()]
+    );
     for row in &back {
         assert_eq!(
-            (row.status, row.cafe_id.as_deref(), row.barista.as_deref()),
+            (
+                row.order.status,
+                row.order.cafe_id.as_deref(),
+                row.order.barista.as_deref()
+            ),
             (1, None, None)
         );
-        assert_eq!(row.note.as_deref(), Some(LEASE_EXPIRED_NOTE));
+        assert_eq!(row.order.note.as_deref(), Some(LEASE_EXPIRED_NOTE));
     }
     // A second café running the same sweep finds nothing more to do.
     assert!(b.expire_leases(DEFAULT_LEASE).await.unwrap().is_empty());
 
     // They kept their tickets: B's next claims take them first.
     let next = b.claim("Ben", SystemTime::now()).await.unwrap().unwrap();
-    assert_eq!(next.id, taken[0].id);
+    assert_eq!(next.order.id, taken[0].order.id);
     // A, alive after all, may no longer finish what it lost.
     assert_eq!(
-        a.ready(&taken[1].id, SystemTime::now()).await.unwrap(),
+        a.ready(&taken[1].order.id, SystemTime::now())
+            .await
+            .unwrap(),
         None
     );
     // Its next heartbeat joins it again.
@@ -290,7 +302,7 @@ async fn orders_of_a_cafe_that_left_without_handing_back_are_returned() {
     a.leave().await.unwrap();
     let back = b.expire_leases(DEFAULT_LEASE).await.unwrap();
     assert_eq!(back.len(), 1);
-    assert_eq!(back[0].status, 1);
+    assert_eq!(back[0].order.status, 1);
 }
 
 #[tokio::test]
@@ -312,25 +324,40 @@ async fn a_stopping_cafe_hands_back_what_it_could_not_finish() {
     let third = b.claim("Ben", SystemTime::now()).await.unwrap().unwrap();
 
     let one = a
-        .hand_back(Some(&second.id), HANDED_BACK_NOTE)
+        .hand_back(Some(&second.order.id), HANDED_BACK_NOTE)
         .await
         .unwrap();
     assert_eq!(one.len(), 1);
-    assert_eq!(one[0].ticket, second.ticket);
+    assert_eq!(one[0].order.ticket, second.order.ticket);
     let rest = a.hand_back(None, HANDED_BACK_NOTE).await.unwrap();
     assert_eq!(rest.len(), 1);
-    assert_eq!(rest[0].id, first.id);
-    assert_eq!(rest[0].note.as_deref(), Some(HANDED_BACK_NOTE));
+    assert_eq!(rest[0].order.id, first.order.id);
+    assert_eq!(rest[0].order.note.as_deref(), Some(HANDED_BACK_NOTE));
     // B's order is not A's to hand back.
-    assert_eq!(a.order(&third.id).await.unwrap().unwrap().status, 2);
+    assert_eq!(
+        a.order(&third.order.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .order
+            .status,
+        2
+    );
     let open: Vec<(String, i32)> = b
         .open_orders()
         .await
         .unwrap()
         .into_iter()
-        .map(|row| (row.id, row.status))
+        .map(|row| (row.order.id, row.order.status))
         .collect();
-    assert_eq!(open, [(first.id, 1), (second.id, 1), (third.id, 2)]);
+    assert_eq!(
+        open,
+        [
+            (first.order.id, 1),
+            (second.order.id, 1),
+            (third.order.id, 2)
+        ]
+    );
 }
 
 #[test]
@@ -340,7 +367,7 @@ fn a_notice_is_read_from_the_json_postgres_writes() {
     let payload = r#"{"cafe" : "a", "order" : {"id":"o1","ticket":7,"customer":"ann","drink":"latte","size":2,"request_id":null,"claim_token":"t","placed_at":1764640000000000,"status":1,"barista":null,"started_at":null,"ready_at":null,"note":null,"finished_at":null,"cafe_id":null,"version":0}}"#;
     let notice = Notice::decode(payload).unwrap();
     assert_eq!(notice.cafe, "a");
-    assert_eq!(notice.order.ticket, 7);
-    assert_eq!(notice.order.placed_at, 1_764_640_000_000_000);
+    assert_eq!(notice.order.order.ticket, 7);
+    assert_eq!(notice.order.order.placed_at, 1_764_640_000_000_000);
     assert!(Notice::decode(r#"{"cafe":"a"}"#).is_err());
 }
