@@ -45,6 +45,8 @@ use prost::Message;
 use tonic::Code;
 use tower::{Layer, Service};
 
+use crate::convert::code_name;
+
 /// Upper bounds of the duration buckets, in seconds: from a `GetMenu`
 /// (well under a millisecond) to a buzzer waiting for a large tea at real
 /// time (four and a half minutes). Longer streams (a board watched for an
@@ -53,33 +55,6 @@ pub const BUCKETS: [f64; 18] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 120.0, 300.0,
 ];
-
-/// The status codes by number, as the gRPC spec names them: the values of
-/// the `grpc_code` label.
-const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
-/// The name of a status code in the `grpc_code` label, e.g. `DEADLINE_EXCEEDED`.
-pub fn code_name(code: Code) -> &'static str {
-    CODE_NAMES[code as usize]
-}
 
 /// The header (or trailer) with a call's status code. A `HeaderName` made
 /// once: looking a `&str` up parses and checks it on every call.

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use cafe_core::proto::v1::OrderStatus;
+use cafe_core::{convert::CODE_NAMES, proto::v1::OrderStatus};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tonic::Code;
@@ -53,27 +53,6 @@ impl Outcome {
         }
     }
 }
-
-/// The gRPC status codes, in their numeric order, as the spec names them.
-const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 /// An OK call whose order ended in another status than READY, by the
 /// `OrderStatus` numbers.
