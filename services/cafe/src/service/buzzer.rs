@@ -1,11 +1,13 @@
 //! The buzzer (`OrderWithBuzzer`, and `WatchOrder` to come back to one):
 //! the asynchronous way.
 //!
-//! The handler returns a stream at once; a spawned task follows the order
-//! and writes each change into a channel whose other end is the response
-//! stream. When the customer hangs up, tonic drops the receiver,
-//! `tx.closed()` fires and the task ends: no orphaned work. The buzzer
-//! shows the line moving too, at the rate the book tells it (see
+//! The handler returns a stream at once. The stream *is* the follower: each
+//! time tonic asks for the next event, it waits for the order's next change
+//! (see [`Follower::next`]) and turns it into an event. No task is spawned
+//! and no channel sits between the two, so an open buzzer costs only its
+//! state (the follower, the span, the phases); when the customer hangs up,
+//! tonic drops the stream and all of it goes at once: no orphaned work. The
+//! buzzer shows the line moving too, at the rate the book tells it (see
 //! [`crate::book::Follower::with_positions`]).
 //!
 //! A café with a durable store that closes keeps the order for its restart
@@ -14,45 +16,54 @@
 //! and the customer follows it again with `WatchOrder` once the café is
 //! back.
 
+use futures::stream;
 use opentelemetry::KeyValue;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::{Instrument, Span, field::Empty, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{EventStream, STREAM_BUFFER, event, phases::Phases};
+use super::{EventStream, event, phases::Phases};
 use crate::{book::Follower, error::CafeError};
+
+/// What an open buzzer holds between two events.
+struct Buzzer {
+    /// `None` once the stream has said its last word.
+    follower: Option<Follower>,
+    phases: Phases,
+    /// Sent with the first event only.
+    ticket_token: Option<String>,
+    /// The `buzzer` span: it ends when the stream is dropped.
+    span: Span,
+}
 
 /// The buzzer: the followed order's changes as a stream that ends OK once
 /// the order has ended. The first event carries `ticket_token` if given.
 ///
-/// The producing task runs in a `buzzer` span, child of the call's span,
+/// The stream's work runs in a `buzzer` span, child of the call's span,
 /// that ends with the stream; each event sent is a span event on it, and
 /// the order's `queue.wait` and `brewing` phases are spans under it.
 pub(super) fn events(follower: Follower, ticket_token: Option<String>) -> EventStream {
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    let buzzer = info_span!("buzzer", order.id = %follower.entry().id(), barista = Empty);
-    let task = async move {
-        let mut follower = follower.with_positions();
-        let mut phases = Phases::default();
-        let mut ticket_token = ticket_token;
-        loop {
-            let update = tokio::select! {
-                update = follower.next() => update,
-                () = tx.closed() => return, // the customer hung up
-            };
-            // `None`: the order has ended and its last change was sent, so
-            // dropping `tx` ends the stream with status OK; or the closing
-            // café kept the order, still open, for its restart.
-            let Some(update) = update else {
-                let entry = follower.entry();
-                if !entry.status().is_final() {
-                    let kept = CafeError::KeptForRestart(entry.id().clone());
-                    let _ = tx.send(Err(kept.into())).await;
-                }
-                return;
-            };
-            phases.observe(&update.order, update.queue_position);
+    let span = info_span!("buzzer", order.id = %follower.entry().id(), barista = Empty);
+    let buzzer = Buzzer {
+        follower: Some(follower.with_positions()),
+        phases: Phases::default(),
+        ticket_token,
+        span,
+    };
+    Box::pin(stream::unfold(buzzer, |mut buzzer| async move {
+        let follower = buzzer.follower.as_mut()?;
+        let update = follower.next().instrument(buzzer.span.clone()).await;
+        // `None`: the order has ended and its last change was sent, so the
+        // stream ends with status OK; or the closing café kept the order,
+        // still open, for its restart, and the customer is told so.
+        let Some(update) = update else {
+            let entry = follower.entry();
+            let kept =
+                (!entry.status().is_final()).then(|| CafeError::KeptForRestart(entry.id().clone()));
+            buzzer.follower = None;
+            return kept.map(|kept| (Err(kept.into()), buzzer));
+        };
+        let mut event = buzzer.span.in_scope(|| {
+            buzzer.phases.observe(&update.order, update.queue_position);
             Span::current().add_event(
                 "buzz",
                 vec![
@@ -60,15 +71,9 @@ pub(super) fn events(follower: Follower, ticket_token: Option<String>) -> EventS
                     KeyValue::new("queue.position", i64::from(update.queue_position)),
                 ],
             );
-            let mut event = event(&update);
-            event.claim_token = ticket_token.take().unwrap_or_default();
-            if tx.send(Ok(event)).await.is_err() {
-                return; // the customer hung up
-            }
-        }
-    };
-    // The span goes with the task: whichever way the task ends (order
-    // finished, customer hung up), the span ends with it.
-    tokio::spawn(task.instrument(buzzer));
-    Box::pin(ReceiverStream::new(rx))
+            event(&update)
+        });
+        event.claim_token = buzzer.ticket_token.take().unwrap_or_default();
+        Some((Ok(event), buzzer))
+    }))
 }
