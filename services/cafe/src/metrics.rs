@@ -84,7 +84,7 @@ impl Collector for CafeCollector {
         gauge(
             &mut encoder,
             "cafe_buzzers_open",
-            "Buzzer and WatchOrder streams whose task is still following its order.",
+            "Buzzer and WatchOrder streams still following their order.",
             census.buzzers as u64,
         )?;
         gauge(

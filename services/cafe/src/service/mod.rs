@@ -8,8 +8,8 @@
 //!   The await parks this request's task (no thread is held), but the
 //!   *caller* waits.
 //! - `buzzer.rs`: `OrderWithBuzzer` and `WatchOrder` return a stream at
-//!   once; a spawned task forwards the order's changes into it. The caller
-//!   has the ticket straight away and is free to do other things.
+//!   once; the stream itself follows the order, one change per event. The
+//!   caller has the ticket straight away and is free to do other things.
 //! - `board.rs`: `WatchBoard`, every order's changes as they happen.
 //! - `phases.rs`: the spans that show an order's waiting in a trace.
 //!
@@ -55,8 +55,8 @@ use crate::{
 
 pub use counter::CLOSING_NOTE;
 
-/// How many events a stream may buffer for a slow client before the
-/// producing task waits for it.
+/// How many events the board's stream may buffer for a slow watcher
+/// before its producing task waits for it.
 const STREAM_BUFFER: usize = 16;
 
 /// A stream of order events, as the streaming RPCs return them.
