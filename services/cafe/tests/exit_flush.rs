@@ -9,7 +9,6 @@
 #![cfg(unix)]
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -19,36 +18,15 @@ use cafe_core::{
     propagation,
     proto::v1::{OrderRequest, cafe_client::CafeClient},
 };
-use cafe_testkit::otlp::{Collector, KIND_SERVER};
+use cafe_testkit::{
+    child_log,
+    otlp::{Collector, KIND_SERVER},
+};
 use serde_json::Value;
-
-/// Reads the child's JSON log lines as they come, on a thread.
-fn log_lines(stderr: std::process::ChildStderr) -> mpsc::Receiver<Value> {
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(value) = serde_json::from_str::<Value>(&line)
-                && lines.send(value).is_err()
-            {
-                return;
-            }
-        }
-    });
-    received
-}
 
 /// The first log line whose message is `message`, within 10 s.
 fn wait_for_log(lines: &mpsc::Receiver<Value>, message: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no log line {message:?} from the café"));
-        if line["fields"]["message"] == message {
-            return line;
-        }
-    }
+    child_log::wait_for(lines, message, Duration::from_secs(10))
 }
 
 #[tokio::test]
@@ -73,7 +51,7 @@ async fn ctrl_c_still_delivers_the_last_spans() {
         .stdout(Stdio::null())
         .spawn()
         .expect("start cafe-server");
-    let lines = log_lines(cafe.stderr.take().unwrap());
+    let lines = child_log::json_lines(cafe.stderr.take().unwrap());
     let open = wait_for_log(&lines, "café open");
     let address = open["fields"]["address"].as_str().unwrap().to_owned();
 
@@ -170,7 +148,7 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
         .stdout(Stdio::null())
         .spawn()
         .expect("start cafe-server");
-    let lines = log_lines(cafe.stderr.take().unwrap());
+    let lines = child_log::json_lines(cafe.stderr.take().unwrap());
     let open = wait_for_log(&lines, "café open");
     let address = open["fields"]["address"].as_str().unwrap().to_owned();
 

@@ -18,7 +18,6 @@
 #![cfg(unix)]
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
     path::Path,
     process::{Child, Command, Stdio},
@@ -33,7 +32,7 @@ use cafe_core::{
     },
     serving::retry_hint::PUSHBACK,
 };
-use cafe_testkit::{LIMIT, connect, leaky_env, order, status_of, until_brewing};
+use cafe_testkit::{LIMIT, child_log, connect, leaky_env, order, status_of, until_brewing};
 use serde_json::Value;
 use tonic::{Code, Status, transport::Channel};
 
@@ -68,7 +67,7 @@ impl CafeProcess {
             .stdout(Stdio::null())
             .spawn()
             .expect("start cafe-server");
-        let lines = log_lines(child.stderr.take().unwrap());
+        let lines = child_log::json_lines(child.stderr.take().unwrap());
         let mut cafe = CafeProcess {
             child,
             lines,
@@ -81,17 +80,7 @@ impl CafeProcess {
 
     /// The first log line from now on whose message is `message`.
     fn wait_for_log(&self, message: &str) -> Value {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line {message:?} from the café"));
-            if line["fields"]["message"] == message {
-                return line;
-            }
-        }
+        child_log::wait_for(&self.lines, message, LIMIT)
     }
 
     async fn client(&self) -> CafeClient<Channel> {
@@ -134,21 +123,6 @@ impl Drop for CafeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Reads the child's JSON log lines as they come, on a thread.
-fn log_lines(stderr: std::process::ChildStderr) -> mpsc::Receiver<Value> {
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(value) = serde_json::from_str::<Value>(&line)
-                && lines.send(value).is_err()
-            {
-                return;
-            }
-        }
-    });
-    received
 }
 
 async fn get(client: &mut CafeClient<Channel>, id: &str) -> Order {

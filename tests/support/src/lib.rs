@@ -9,6 +9,7 @@
 //! # Layout
 //! - this root: clients, order requests, reading a buzzer, test logs, and
 //!   a server's refused flags;
+//! - [`child_log`]: the JSON log of a server run as a real process;
 //! - `cafe` (feature `cafe`): `spawn_cafe` and its configs, and
 //!   `spawn_killable_cafe`, on a runtime of its own to crash it;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
@@ -25,6 +26,7 @@
 pub mod barista;
 #[cfg(feature = "cafe")]
 pub mod cafe;
+pub mod child_log;
 pub mod metrics;
 pub mod otlp;
 #[cfg(feature = "postgres")]
