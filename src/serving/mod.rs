@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 
 pub use application::{Application, Serve, run_main};
 pub use flags::{ServerEnv, ServerFlags};
-pub use server::{Server, bind, not_serving};
+pub use server::{LIVENESS, Server, bind, not_serving};
 pub use transport::Limits;
 
 /// Why a server could not start, or stopped badly.

@@ -67,6 +67,16 @@ use crate::{
 /// the whole grace: time to send the responses they just finished.
 pub const LAST_RESPONSES: Duration = Duration::from_millis(100);
 
+/// The health name a liveness check asks about (`grpc.health.v1` Check
+/// with `service: "liveness"`): SERVING for as long as the server answers
+/// gRPC at all, from its start to its exit. Readiness is the empty name and
+/// the service's own, which say NOT_SERVING while a café has no barista or
+/// while a server closes; a liveness probe that asked those would restart
+/// every café of a cluster whose baristas are down, or kill one that is
+/// draining. This one fails only when the process no longer answers (its
+/// runtime wedged, its threads all blocked): what a restart cures.
+pub const LIVENESS: &str = "liveness";
+
 /// What is kept of the grace, after the last GOAWAY, for the calls already
 /// sent to be answered: a client that keeps sending new calls while the
 /// server closes gets GOAWAY this long before the end of the grace, not at
@@ -180,6 +190,10 @@ impl Server {
         F: Future<Output = ()>,
     {
         let (reflection_v1, reflection_v1alpha) = reflection(S::NAME, self.max_message_size)?;
+        // Never changed after this: see [`LIVENESS`].
+        self.health
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         let health = HealthServer::new(HealthService::from_health_reporter(self.health))
             .max_decoding_message_size(self.max_message_size);
         let routes = Routes::new(health)

@@ -585,7 +585,7 @@ async fn health_is_serving_then_not_serving_while_closing() {
     let check = |service: &str| HealthCheckRequest {
         service: service.into(),
     };
-    for service in ["", "cafe.v1.Cafe"] {
+    for service in ["", "cafe.v1.Cafe", cafe_core::serving::LIVENESS] {
         let status = health
             .check(check(service))
             .await
@@ -614,6 +614,19 @@ async fn health_is_serving_then_not_serving_while_closing() {
         assert!(Instant::now() < deadline, "health never turned NOT_SERVING");
         tokio::task::yield_now().await;
     }
+    // Not ready, but alive: a liveness probe must not kill a café that
+    // drains.
+    let alive = health
+        .check(check(cafe_core::serving::LIVENESS))
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        alive,
+        ServingStatus::Serving as i32,
+        "liveness while closing"
+    );
     // While closing, new orders are refused.
     let refused = cafe
         .client

@@ -1,0 +1,441 @@
+//! `deploy/envoy/envoy.yaml` on its own: what makes a proxy right for the
+//! café's gRPC, whatever cafés it fronts (the compose test checks the
+//! cafés it names):
+//! - each cluster is `STRICT_DNS` (one name, an address per replica),
+//!   speaks HTTP/2, asks each café's `grpc.health.v1` health for the café's
+//!   own service and never sends to one that says NOT_SERVING (no panic
+//!   mode);
+//! - nothing cuts a long call short: no route timeout, the client's
+//!   `grpc-timeout` as the deadline, and a stream idle timeout longer than
+//!   the longest drink at real time (a buzzer may hear nothing while it
+//!   brews);
+//! - every route names a real method (read from `cafe.proto`) and a real
+//!   cluster, every method is routed, and `UNAVAILABLE` is retried only on
+//!   calls that change nothing (an order answered `UNAVAILABLE` may already
+//!   be in line).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde_norway::Value;
+
+const ENVOY: &str = include_str!("../../deploy/envoy/envoy.yaml");
+const CAFE_PROTO: &str = include_str!("../../proto/cafe/v1/cafe.proto");
+
+/// The calls a retry would repeat with an effect: each may have placed or
+/// cancelled an order before its café answered `UNAVAILABLE`.
+const CHANGES_SOMETHING: [&str; 3] = ["OrderCoffee", "OrderWithBuzzer", "CancelOrder"];
+
+/// Retry conditions that may repeat a call the café has already read.
+const AFTER_THE_CAFE_READ_IT: [&str; 6] = [
+    "unavailable",
+    "reset",
+    "5xx",
+    "gateway-error",
+    "retriable-status-codes",
+    "internal",
+];
+
+#[test]
+fn envoy_is_configured_for_grpc() {
+    let envoy = Envoy::parse(ENVOY).expect("deploy/envoy/envoy.yaml");
+    let problems = problems(&envoy);
+    assert!(
+        problems.is_empty(),
+        "deploy/envoy/envoy.yaml:\n- {}",
+        problems.join("\n- ")
+    );
+}
+
+#[test]
+fn each_kind_of_envoy_drift_is_caught() {
+    let breakages = [
+        (
+            "a route timeout",
+            "timeout: 0s\n                            max_stream_duration:\n                              # The",
+            "timeout: 15s\n                            max_stream_duration:\n                              # The",
+        ),
+        (
+            "buzzers cut after a minute of silence",
+            "stream_idle_timeout: 3600s",
+            "stream_idle_timeout: 60s",
+        ),
+        (
+            "orders retried on UNAVAILABLE",
+            "retry_on: \"connect-failure,refused-stream\"",
+            "retry_on: \"unavailable,connect-failure,refused-stream\"",
+        ),
+        (
+            "the client's deadline ignored",
+            "grpc_timeout_header_max: 0s\n                            retry_policy: &read_retry",
+            "grpc_timeout_max: 0s\n                            retry_policy: &read_retry",
+        ),
+        ("one address only", "type: STRICT_DNS", "type: LOGICAL_DNS"),
+        (
+            "HTTP/1.1 to the cafés",
+            "explicit_http_config:\n            http2_protocol_options:",
+            "explicit_http_config:\n            http_protocol_options:",
+        ),
+        (
+            "a health check for a service the café does not report",
+            "service_name: cafe.v1.Cafe",
+            "service_name: cafe.Cafe",
+        ),
+        (
+            "panic mode left on",
+            "healthy_panic_threshold: { value: 0 }",
+            "healthy_panic_threshold: { value: 50 }",
+        ),
+        (
+            "a route to a method that does not exist",
+            "\"/cafe.v1.Cafe/GetOrder\"",
+            "\"/cafe.v1.Cafe/GetOrders\"",
+        ),
+        (
+            "a route to no cluster",
+            "cluster: cafe\n                            timeout: 0s\n                            max_stream_duration:\n                              grpc_timeout_header_max: 0s\n                            retry_policy:\n",
+            "cluster: cafes\n                            timeout: 0s\n                            max_stream_duration:\n                              grpc_timeout_header_max: 0s\n                            retry_policy:\n",
+        ),
+        (
+            "a method left unrouted",
+            "- match: { prefix: \"/\" }",
+            "- match: { prefix: \"/cafe.v1.Cafe/GetStats\" }",
+        ),
+    ];
+    for (what, from, to) in breakages {
+        assert!(
+            ENVOY.contains(from),
+            "{what}: {from:?} is no longer in envoy.yaml; update this test"
+        );
+        let broken = ENVOY.replacen(from, to, 1);
+        let problems = match Envoy::parse(&broken) {
+            Ok(envoy) => problems(&envoy),
+            Err(error) => vec![error],
+        };
+        assert!(
+            !problems.is_empty(),
+            "{what} ({from} -> {to}) went unnoticed"
+        );
+        eprintln!("{what}: {}", problems.join("; "));
+    }
+}
+
+/// Envoy's configuration, as far as these checks need it.
+#[derive(Debug, Default)]
+pub(crate) struct Envoy {
+    pub(crate) admin_port: Option<u16>,
+    listeners: Vec<Listener>,
+    pub(crate) clusters: BTreeMap<String, Cluster>,
+}
+
+#[derive(Debug)]
+struct Listener {
+    name: String,
+    port: u16,
+    /// None: Envoy's default (5 minutes).
+    stream_idle_timeout: Option<Duration>,
+    routes: Vec<Route>,
+}
+
+#[derive(Debug)]
+struct Route {
+    prefix: String,
+    cluster: String,
+    /// None: Envoy's default (15 s).
+    timeout: Option<Duration>,
+    follows_grpc_timeout: bool,
+    retry_on: Vec<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    pub(crate) name: String,
+    kind: String,
+    pub(crate) endpoints: Vec<(String, u16)>,
+    http2: bool,
+    grpc_health_service: Option<String>,
+    panic_threshold: Option<f64>,
+}
+
+impl Envoy {
+    pub(crate) fn parse(text: &str) -> Result<Envoy, String> {
+        let root: Value = serde_norway::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+        let mut envoy = Envoy {
+            admin_port: root
+                .get("admin")
+                .and_then(|admin| port_of(admin.get("address")?)),
+            ..Envoy::default()
+        };
+        let resources = root.get("static_resources").ok_or("no static_resources")?;
+        for listener in seq(resources.get("listeners")) {
+            let name = text_at(&listener, &["name"]).unwrap_or_default();
+            let port = listener
+                .get("address")
+                .and_then(port_of)
+                .ok_or(format!("listener {name}: no port"))?;
+            let mut parsed = Listener {
+                name: name.clone(),
+                port,
+                stream_idle_timeout: None,
+                routes: Vec::new(),
+            };
+            for chain in seq(listener.get("filter_chains")) {
+                for filter in seq(chain.get("filters")) {
+                    let Some(hcm) = filter.get("typed_config") else {
+                        continue;
+                    };
+                    parsed.stream_idle_timeout = hcm.get("stream_idle_timeout").and_then(duration);
+                    let hosts = hcm
+                        .get("route_config")
+                        .and_then(|config| config.get("virtual_hosts"));
+                    for host in seq(hosts) {
+                        for route in seq(host.get("routes")) {
+                            let prefix = route
+                                .get("match")
+                                .and_then(|m| m.get("prefix"))
+                                .and_then(Value::as_str)
+                                .ok_or(format!("listener {name}: a route without a prefix"))?;
+                            let action = route
+                                .get("route")
+                                .ok_or(format!("route {prefix}: no route action"))?;
+                            parsed.routes.push(Route {
+                                prefix: prefix.to_owned(),
+                                cluster: text_at(action, &["cluster"]).unwrap_or_default(),
+                                timeout: action.get("timeout").and_then(duration),
+                                follows_grpc_timeout: action
+                                    .get("max_stream_duration")
+                                    .and_then(|m| m.get("grpc_timeout_header_max"))
+                                    .is_some(),
+                                retry_on: text_at(action, &["retry_policy", "retry_on"])
+                                    .unwrap_or_default()
+                                    .split(',')
+                                    .map(|s| s.trim().to_owned())
+                                    .filter(|s| !s.is_empty())
+                                    .collect(),
+                            });
+                        }
+                    }
+                }
+            }
+            envoy.listeners.push(parsed);
+        }
+        for cluster in seq(resources.get("clusters")) {
+            let name = text_at(&cluster, &["name"]).ok_or("a cluster without a name")?;
+            let mut endpoints = Vec::new();
+            for group in seq(cluster
+                .get("load_assignment")
+                .and_then(|a| a.get("endpoints")))
+            {
+                for endpoint in seq(group.get("lb_endpoints")) {
+                    let address = endpoint
+                        .get("endpoint")
+                        .and_then(|e| e.get("address"))
+                        .and_then(|a| a.get("socket_address"))
+                        .ok_or(format!("cluster {name}: an endpoint without an address"))?;
+                    let host = text_at(address, &["address"]).unwrap_or_default();
+                    let port = address
+                        .get("port_value")
+                        .and_then(Value::as_u64)
+                        .and_then(|p| u16::try_from(p).ok())
+                        .ok_or(format!("cluster {name}: {host} without a port"))?;
+                    endpoints.push((host, port));
+                }
+            }
+            let http2 = cluster
+                .get("typed_extension_protocol_options")
+                .and_then(|o| o.get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions"))
+                .and_then(|o| o.get("explicit_http_config"))
+                .and_then(|o| o.get("http2_protocol_options"))
+                .is_some();
+            let grpc_health_service = seq(cluster.get("health_checks")).iter().find_map(|check| {
+                let grpc = check.get("grpc_health_check")?;
+                Some(text_at(grpc, &["service_name"]).unwrap_or_default())
+            });
+            let panic_threshold = cluster
+                .get("common_lb_config")
+                .and_then(|c| c.get("healthy_panic_threshold"))
+                .and_then(|t| t.get("value"))
+                .and_then(Value::as_f64);
+            envoy.clusters.insert(
+                name.clone(),
+                Cluster {
+                    name,
+                    kind: text_at(&cluster, &["type"]).unwrap_or_default(),
+                    endpoints,
+                    http2,
+                    grpc_health_service,
+                    panic_threshold,
+                },
+            );
+        }
+        Ok(envoy)
+    }
+
+    pub(crate) fn listener_ports(&self) -> Vec<u16> {
+        self.listeners.iter().map(|l| l.port).collect()
+    }
+}
+
+/// What is wrong with Envoy's configuration for the café's gRPC.
+pub(crate) fn problems(envoy: &Envoy) -> Vec<String> {
+    let mut problems = Vec::new();
+    let methods: Vec<String> = CAFE_PROTO
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("rpc "))
+        .filter_map(|rest| rest.split('(').next())
+        .map(|name| {
+            format!(
+                "/{}/{}",
+                cafe_core::proto::v1::cafe_server::SERVICE_NAME,
+                name.trim()
+            )
+        })
+        .collect();
+    assert!(methods.len() >= 8, "no rpc read from cafe.proto");
+    let longest_real_brew = cafe_core::menu::MENU
+        .iter()
+        .flat_map(|drink| {
+            drink
+                .sizes
+                .iter()
+                .map(move |size| drink.brew_time_for(*size, cafe_core::menu::TimeScale::REAL))
+        })
+        .max()
+        .unwrap_or_default();
+    if envoy.listeners.is_empty() {
+        problems.push("no listener".into());
+    }
+    for listener in &envoy.listeners {
+        let name = &listener.name;
+        match listener.stream_idle_timeout {
+            Some(timeout) if timeout.is_zero() || timeout > longest_real_brew => {}
+            timeout => problems.push(format!(
+                "listener {name}: stream_idle_timeout {timeout:?} (None: 5 min) cuts a buzzer waiting for a drink of {longest_real_brew:?}"
+            )),
+        }
+        for route in &listener.routes {
+            let prefix = &route.prefix;
+            if !envoy.clusters.contains_key(&route.cluster) {
+                problems.push(format!("route {prefix}: no cluster {}", route.cluster));
+            }
+            if route.timeout != Some(Duration::ZERO) {
+                problems.push(format!(
+                    "route {prefix}: timeout {:?} (None: 15 s) would cut counter waits and buzzers; set 0s",
+                    route.timeout
+                ));
+            }
+            if !route.follows_grpc_timeout {
+                problems.push(format!(
+                    "route {prefix}: set max_stream_duration.grpc_timeout_header_max, so the client's deadline holds"
+                ));
+            }
+            let Some(method_or_service) = prefix.strip_prefix('/').filter(|p| !p.is_empty()) else {
+                // The catch-all.
+                check_retry(route, &methods, &mut problems);
+                continue;
+            };
+            let names_a_method = methods.iter().any(|method| method == prefix);
+            let names_a_service = method_or_service.ends_with('/')
+                && !method_or_service.starts_with(cafe_core::proto::v1::cafe_server::SERVICE_NAME);
+            if !names_a_method && !names_a_service {
+                problems.push(format!("route {prefix}: no such method in cafe.proto"));
+            }
+            check_retry(route, &methods, &mut problems);
+        }
+        for method in &methods {
+            if !listener
+                .routes
+                .iter()
+                .any(|r| method.starts_with(&r.prefix))
+            {
+                problems.push(format!("listener {name}: no route for {method}"));
+            }
+        }
+    }
+    if envoy.clusters.is_empty() {
+        problems.push("no cluster".into());
+    }
+    for cluster in envoy.clusters.values() {
+        let name = &cluster.name;
+        if cluster.kind != "STRICT_DNS" {
+            problems.push(format!(
+                "cluster {name}: type {}; STRICT_DNS makes a host of every address the name resolves to (every café replica)",
+                cluster.kind
+            ));
+        }
+        if cluster.endpoints.is_empty() {
+            problems.push(format!("cluster {name}: no endpoint"));
+        }
+        if !cluster.http2 {
+            problems.push(format!(
+                "cluster {name}: gRPC needs HTTP/2 upstream (explicit_http_config.http2_protocol_options)"
+            ));
+        }
+        match &cluster.grpc_health_service {
+            Some(service) if service == cafe_core::proto::v1::cafe_server::SERVICE_NAME => {}
+            other => problems.push(format!(
+                "cluster {name}: grpc_health_check for {other:?}; the café reports {}",
+                cafe_core::proto::v1::cafe_server::SERVICE_NAME
+            )),
+        }
+        if cluster.panic_threshold != Some(0.0) {
+            problems.push(format!(
+                "cluster {name}: healthy_panic_threshold {:?} (None: 50 %); set 0, so no call goes to a café that says NOT_SERVING",
+                cluster.panic_threshold
+            ));
+        }
+    }
+    problems
+}
+
+/// A route that retries after the café read the call matches no call that
+/// changes something.
+fn check_retry(route: &Route, methods: &[String], problems: &mut Vec<String>) {
+    let risky: Vec<&String> = route
+        .retry_on
+        .iter()
+        .filter(|on| AFTER_THE_CAFE_READ_IT.contains(&on.as_str()))
+        .collect();
+    if risky.is_empty() {
+        return;
+    }
+    for method in methods {
+        let changes = CHANGES_SOMETHING
+            .iter()
+            .any(|name| method.ends_with(&format!("/{name}")));
+        if changes && method.starts_with(&route.prefix) {
+            problems.push(format!(
+                "route {}: retries {method} on {risky:?}; it may already have changed the line",
+                route.prefix
+            ));
+        }
+    }
+}
+
+fn seq(value: Option<&Value>) -> Vec<Value> {
+    value
+        .and_then(Value::as_sequence)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn text_at(value: &Value, path: &[&str]) -> Option<String> {
+    let mut value = value;
+    for key in path {
+        value = value.get(*key)?;
+    }
+    value.as_str().map(str::to_owned)
+}
+
+fn port_of(address: &Value) -> Option<u16> {
+    address
+        .get("socket_address")?
+        .get("port_value")?
+        .as_u64()
+        .and_then(|port| u16::try_from(port).ok())
+}
+
+/// Envoy's durations are protobuf `Duration`s in JSON form: "3600s", "0.5s".
+fn duration(value: &Value) -> Option<Duration> {
+    let seconds: f64 = value.as_str()?.strip_suffix('s')?.parse().ok()?;
+    Some(Duration::from_secs_f64(seconds))
+}
