@@ -19,7 +19,6 @@
 //! - **Untraced connections of its own.** The other commands wrap their
 //!   channel in the tracing layer; a span per call here would measure the
 //!   generator's tracing, not the café.
-//!
 //! - **A well-behaved client.** After `UNAVAILABLE` a worker waits before
 //!   its next call: as long as the café's retry hint says, or an
 //!   exponential backoff (see [`backoff`]). A worker that sent again at
