@@ -152,6 +152,11 @@ pub enum Command {
     /// warm-up are counted, and those still in flight at its end are
     /// abandoned (cancelled, reported apart). With --requests, exactly that
     /// many calls are sent after the warm-up and all of them are awaited.
+    ///
+    /// After UNAVAILABLE a worker waits before its next call, as a
+    /// well-behaved gRPC client does: as long as a closing café's retry
+    /// hint says (grpc-retry-pushback-ms), or else a backoff from 100 ms
+    /// doubling to 2 s; the connection is dialled again if it has gone.
     Bench(BenchArgs),
 }
 

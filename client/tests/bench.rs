@@ -1,7 +1,8 @@
 //! `cafe bench` against a real café on port 0: its counts add up, a full
-//! line shows up as RESOURCE_EXHAUSTED, buzzers count only when READY, and
-//! the binary's `--json` is one object a program can read. Nothing here
-//! asserts a speed: that is the benchmark's job (`bench/run`), not a test's.
+//! line shows up as RESOURCE_EXHAUSTED, buzzers count only when READY, a
+//! closing café's retry hint is honoured, and the binary's `--json` is one
+//! object a program can read. Nothing here asserts a speed: that is the
+//! benchmark's job (`bench/run`), not a test's.
 
 use std::{process::Output, time::Duration};
 
@@ -11,9 +12,9 @@ use cafe_client::{
     commands::bench::{Bound, Plan, Report, bench},
     error::exit,
 };
-use cafe_core::menu::Size;
+use cafe_core::{menu::Size, proto::v1::GetStatsRequest};
 use cafe_server::Config;
-use cafe_testkit::{TestCafe, config_at_scale, spawn_cafe};
+use cafe_testkit::{LIMIT, TestCafe, config_at_scale, spawn_cafe};
 use serde_json::Value;
 
 /// A café whose medium latte takes `brew`.
@@ -118,6 +119,54 @@ async fn a_full_line_is_counted_as_resource_exhausted() {
         .unwrap_or(0);
     assert!(refused > 0, "{report:#?}");
     assert_eq!(report.ok + refused, 10, "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closing_cafe_is_left_alone_as_long_as_its_retry_hint_says() {
+    // One barista brewing a 1 s latte, and the other customers in line
+    // when the café is told to close: they are all told UNAVAILABLE with
+    // a hint, and so is every call sent while it closes.
+    let mut cafe = spawn_cafe(cafe_config(1, Duration::from_secs(1))).await;
+    let url = cafe.url();
+    let timed = plan(BenchRpc::Counter, 12, Bound::Duration(LIMIT));
+    let (interrupt, interrupted) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        bench(&url, &timed, async {
+            let _ = interrupted.await;
+        })
+        .await
+    });
+    let in_line = async {
+        loop {
+            let stats = cafe.client.get_stats(GetStatsRequest {}).await.unwrap();
+            if stats.into_inner().orders_queued >= 6 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, in_line)
+        .await
+        .expect("orders in line");
+    cafe.shutdown_within(LIMIT).await;
+    interrupt.send(()).unwrap();
+    let report = running.await.unwrap().expect("the bench runs");
+
+    assert_counts_add_up(&report);
+    // A worker that sent again at once could be caught by the café's
+    // GOAWAY with a call queued in hyper's client: CANCELLED or INTERNAL.
+    // Waiting as the hint says, every call ends OK or UNAVAILABLE.
+    let others: Vec<_> = report
+        .results
+        .keys()
+        .filter(|&&code| code != "OK" && code != "UNAVAILABLE")
+        .collect();
+    assert!(others.is_empty(), "{report:#?}");
+    assert!(report.retry_hints > 0, "{report:#?}");
+    assert!(
+        report.retry_hints <= report.results["UNAVAILABLE"],
+        "{report:#?}"
+    );
 }
 
 /// Runs the `cafe` binary against `cafe` with `args` (on a blocking

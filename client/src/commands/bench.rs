@@ -19,10 +19,15 @@
 //! - **Untraced connections of its own.** The other commands wrap their
 //!   channel in the tracing layer; a span per call here would measure the
 //!   generator's tracing, not the café.
+//! - **A well-behaved client.** After `UNAVAILABLE` a worker waits before
+//!   its next call: as long as the café's retry hint says, or an
+//!   exponential backoff (see [`backoff`]). A worker that sent again at
+//!   once would make errors of its own while a café closes.
 //!
 //! [`procfs`] reads the CPU and memory of this process and of the café
 //! (`--server-pid`); [`tally`] counts.
 
+pub mod backoff;
 pub mod procfs;
 pub mod tally;
 
@@ -42,9 +47,10 @@ use cafe_core::{
 use serde::Serialize;
 use tokio::{task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, Request, Status, transport::Channel};
 
 use self::{
+    backoff::Backoff,
     procfs::{Memory, Process},
     tally::{Latency, Outcome, Tally},
 };
@@ -177,6 +183,9 @@ pub struct Report {
     /// Measured calls by outcome: a gRPC code, or `OK_BUT_<status>` for an
     /// order that ended OK without a drink.
     pub results: std::collections::BTreeMap<&'static str, u64>,
+    /// Measured `UNAVAILABLE` calls whose answer carried a retry hint (a
+    /// café closing); each worker waited as long as it said.
+    pub retry_hints: u64,
     /// Calls that ended during the warm-up (not measured).
     pub warmup_calls: u64,
     /// Calls in flight when the window ended (cancelled, or ended after
@@ -240,12 +249,28 @@ impl Shared {
 /// One worker: one call after another on its own handle to a shared
 /// connection, until the run says stop. Returns nothing; what it saw is in
 /// its shard.
-async fn worker(mut cafe: CafeClient<Channel>, shared: Arc<Shared>, shard: usize) {
+async fn worker(
+    mut cafe: CafeClient<Channel>,
+    shared: Arc<Shared>,
+    shard: usize,
+    mut backoff: Backoff,
+) {
     // Made once and polled again at every call: one registration with the
     // token for the worker's whole life, not one per call.
     let stopped = shared.stop.cancelled();
     tokio::pin!(stopped);
+    // How long to wait before the next call, after an `UNAVAILABLE`.
+    let mut wait: Option<Duration> = None;
     loop {
+        if let Some(wait) = wait.take() {
+            // The stop ends the wait too: a worker backing off is not a
+            // call in flight, so nothing is abandoned.
+            tokio::select! {
+                biased;
+                () = &mut stopped => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
         if shared.stop.is_cancelled() {
             return;
         }
@@ -269,7 +294,7 @@ async fn worker(mut cafe: CafeClient<Channel>, shared: Arc<Shared>, shard: usize
             }
             _ => false,
         };
-        let outcome = tokio::select! {
+        let (outcome, failure) = tokio::select! {
             // The stop first: once the window is over, a call that happens
             // to end in the same instant is abandoned, not counted late.
             biased;
@@ -277,9 +302,13 @@ async fn worker(mut cafe: CafeClient<Channel>, shared: Arc<Shared>, shard: usize
                 shared.tally(shard).abandoned += 1;
                 return;
             }
-            outcome = call(&mut cafe, &shared) => outcome,
+            ended = call(&mut cafe, &shared) => ended,
         };
         let ended = Instant::now();
+        let hinted = failure.as_ref().is_some_and(|status| {
+            status.code() == Code::Unavailable && backoff::retry_hint(status).is_some()
+        });
+        wait = backoff.after(failure.as_ref());
         let measured = match shared.window_end {
             Some(window_end) => ended >= shared.warmup_end && ended < window_end,
             None => ticketed,
@@ -287,6 +316,7 @@ async fn worker(mut cafe: CafeClient<Channel>, shared: Arc<Shared>, shard: usize
         let mut tally = shared.tally(shard);
         if measured {
             tally.record(outcome, ended - started);
+            tally.hinted += u64::from(hinted);
         } else if shared
             .window_end
             .is_some_and(|window_end| ended >= window_end)
@@ -300,18 +330,21 @@ async fn worker(mut cafe: CafeClient<Channel>, shared: Arc<Shared>, shard: usize
     }
 }
 
-/// Makes one call and says how it ended.
-async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> Outcome {
+/// Makes one call and says how it ended, with the failed call's status
+/// (the worker reads its retry hint).
+async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> (Outcome, Option<Status>) {
+    let failed = |status: Status| (Outcome::Status(status.code()), Some(status));
     let calling = async {
         match shared.rpc {
             BenchRpc::Counter => match cafe
                 .order_coffee(shared.with_deadline(shared.request.clone()))
                 .await
             {
-                Ok(response) => {
-                    Outcome::of_order(response.into_inner().order.map_or(0, |order| order.status))
-                }
-                Err(status) => Outcome::Status(status.code()),
+                Ok(response) => (
+                    Outcome::of_order(response.into_inner().order.map_or(0, |order| order.status)),
+                    None,
+                ),
+                Err(status) => failed(status),
             },
             BenchRpc::Buzzer => {
                 let mut buzzer = match cafe
@@ -319,7 +352,7 @@ async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> Outcome {
                     .await
                 {
                     Ok(response) => response.into_inner(),
-                    Err(status) => return Outcome::Status(status.code()),
+                    Err(status) => return failed(status),
                 };
                 // Read every event; only the last one's status matters,
                 // and only if the stream then ends OK.
@@ -329,14 +362,14 @@ async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> Outcome {
                         Ok(Some(event)) => {
                             last = event.order.map_or(last, |order| order.status);
                         }
-                        Ok(None) => return Outcome::of_order(last),
-                        Err(status) => return Outcome::Status(status.code()),
+                        Ok(None) => return (Outcome::of_order(last), None),
+                        Err(status) => return failed(status),
                     }
                 }
             }
             BenchRpc::Menu => match cafe.get_menu(shared.with_deadline(GetMenuRequest {})).await {
-                Ok(_) => Outcome::Status(Code::Ok),
-                Err(status) => Outcome::Status(status.code()),
+                Ok(_) => (Outcome::Status(Code::Ok), None),
+                Err(status) => failed(status),
             },
         }
     };
@@ -345,7 +378,7 @@ async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> Outcome {
         // itself stop waiting; a café that ignores it must not hang the run.
         Some(timeout) => tokio::time::timeout(timeout, calling)
             .await
-            .unwrap_or(Outcome::Status(Code::DeadlineExceeded)),
+            .unwrap_or((Outcome::Status(Code::DeadlineExceeded), None)),
         None => calling.await,
     }
 }
@@ -454,7 +487,12 @@ pub async fn bench(
     let mut workers = JoinSet::new();
     for index in 0..concurrency {
         let cafe = CafeClient::new(channels[index % channels.len()].clone());
-        workers.spawn(worker(cafe, Arc::clone(&shared), index % shard_count));
+        workers.spawn(worker(
+            cafe,
+            Arc::clone(&shared),
+            index % shard_count,
+            Backoff::new(index),
+        ));
     }
 
     let mut peak_rss = server_before.map_or(0, |memory| memory.rss_kib);
@@ -573,6 +611,7 @@ pub async fn bench(
         ok: tally.ok(),
         errors: requests - tally.ok(),
         results: tally.results(),
+        retry_hints: tally.hinted,
         warmup_calls: tally.warmup,
         abandoned: tally.abandoned,
         throughput_per_s: ratio(tally.ok() as f64, window.as_secs_f64()),
@@ -670,6 +709,15 @@ pub fn table(report: &Report) -> Vec<String> {
             results.join(" · ")
         },
     ));
+    if report.retry_hints > 0 {
+        lines.push(row(
+            "retry hints",
+            format!(
+                "{} UNAVAILABLE said when to come back; the workers waited that long",
+                thousands(report.retry_hints)
+            ),
+        ));
+    }
     if report.warmup_calls + report.abandoned > 0 {
         lines.push(row(
             "not counted",

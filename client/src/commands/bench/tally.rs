@@ -86,6 +86,8 @@ pub struct Tally {
     latency: Histogram<u64>,
     /// Measured calls by outcome.
     results: [u64; SLOTS],
+    /// Measured `UNAVAILABLE` calls that carried a retry hint.
+    pub hinted: u64,
     /// Calls that ended during the warm-up (not measured).
     pub warmup: u64,
     /// Calls still in flight when the window ended or the run stopped (not
@@ -100,6 +102,7 @@ impl Default for Tally {
             latency: Histogram::new_with_bounds(1, LONGEST_MICROS, 3)
                 .expect("constant bounds are valid"),
             results: [0; SLOTS],
+            hinted: 0,
             warmup: 0,
             abandoned: 0,
         }
@@ -124,6 +127,7 @@ impl Tally {
         for (mine, theirs) in self.results.iter_mut().zip(other.results) {
             *mine += theirs;
         }
+        self.hinted += other.hinted;
         self.warmup += other.warmup;
         self.abandoned += other.abandoned;
     }
