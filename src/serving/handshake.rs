@@ -250,4 +250,50 @@ mod tests {
         client.write_all(&PREFACE[10..]).await.unwrap();
         assert_eq!(waiting.await.unwrap().unwrap(), PREFACE);
     }
+
+    /// An acceptor with a self-signed certificate made now.
+    fn acceptor() -> TlsAcceptor {
+        use rustls::{ServerConfig, pki_types::PrivateKeyDer};
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let key = PrivateKeyDer::try_from(made.key_pair.serialize_der()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .unwrap();
+        TlsAcceptor::from(std::sync::Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn a_tls_handshake_that_stalls_is_closed_at_the_timeout() {
+        let (mut client, server) = pair().await;
+        // The first byte of a ClientHello, and nothing more.
+        client.write_all(&[TLS_HANDSHAKE_RECORD]).await.unwrap();
+        let error = tls_within(acceptor(), server, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_plaintext_http2_client_is_handed_back_to_be_told() {
+        let (mut client, server) = pair().await;
+        client.write_all(PREFACE).await.unwrap();
+        let began = tls_within(acceptor(), server, Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert!(matches!(began, Began::Plaintext(_)), "{began:?}");
+    }
+
+    #[tokio::test]
+    async fn neither_tls_nor_http2_is_refused() {
+        let (mut client, server) = pair().await;
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let error = tls_within(acceptor(), server, Duration::from_secs(20))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
 }
