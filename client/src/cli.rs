@@ -24,9 +24,32 @@ Exit codes:
 #[derive(Debug, Clone, Parser)]
 #[command(name = "cafe", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The café's gRPC address (`host:port` works too).
+    /// The café's gRPC address: http://host:port, https://host:port for
+    /// TLS (see --ca), or host:port.
     #[arg(long, global = true, env = "CAFE_SERVER", default_value = crate::DEFAULT_SERVER)]
     pub server: String,
+
+    /// Trust the café's TLS certificate if this CA (PEM) signed it: dial
+    /// over TLS (a bare host:port then means https://) [default: none,
+    /// plaintext; an https:// address without it trusts no certificate].
+    #[arg(long, global = true, env = "CAFE_CA", value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+
+    /// Mutual TLS: the certificate (PEM) to present to a server started
+    /// with --tls-client-ca; needs --client-key and --ca [default: none].
+    #[arg(long, global = true, env = "CAFE_CLIENT_CERT", value_name = "PEM",
+          requires_all = ["client_key", "ca"])]
+    pub client_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --client-cert [default: none].
+    #[arg(
+        long,
+        global = true,
+        env = "CAFE_CLIENT_KEY",
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
 
     /// Print one JSON object per result, one per line, instead of text.
     #[arg(long, global = true, env = "CAFE_JSON", default_value_t = false)]
@@ -46,6 +69,16 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Where the café is and how to trust it (`--server`, `--ca`, and
+    /// `--client-cert`/`--client-key` for mutual TLS).
+    pub fn dial(&self) -> crate::connection::Dial {
+        crate::connection::Dial {
+            server: self.server.clone(),
+            ca: self.ca.clone(),
+            identity: self.client_cert.clone().zip(self.client_key.clone()),
+        }
+    }
+
     /// Whether traces are exported (an endpoint is configured), and so
     /// whether a link to the trace leads anywhere.
     pub fn exports_traces(&self) -> bool {

@@ -8,6 +8,7 @@
 
 use std::{process::ExitCode, time::Duration};
 
+use cafe_core::serving::transport::PLAINTEXT_ON_TLS;
 use tonic::{Code, Status};
 
 use crate::output::human;
@@ -55,6 +56,42 @@ pub enum ClientError {
         "no café at {url}: is cafe-server running? (start it with `cargo run --release --bin cafe-server`, or try `cafe demo`)"
     )]
     NoCafe {
+        /// The `--server` URL.
+        url: String,
+    },
+
+    /// `--ca` with an `http://` address: TLS was asked for and not used.
+    #[error("--ca is for TLS but {url} is plaintext: use https:// in --server, or drop --ca")]
+    CaWithoutTls {
+        /// The `--server` URL.
+        url: String,
+    },
+
+    /// A `--ca`, `--client-cert` or `--client-key` file cannot be read or
+    /// used.
+    #[error("cannot use the TLS file {}: {detail} (--ca, --client-cert and --client-key take PEM files)", path.display())]
+    CaFile {
+        /// `--ca`.
+        path: std::path::PathBuf,
+        /// Why.
+        detail: String,
+    },
+
+    /// The TLS handshake with the café failed; `reason` says how and what
+    /// to do.
+    #[error("cannot talk TLS to the café at {url}: {reason}")]
+    Tls {
+        /// The `--server` URL.
+        url: String,
+        /// What failed, and what to do.
+        reason: String,
+    },
+
+    /// A plaintext client reached a café that speaks only TLS.
+    #[error(
+        "the café at {url} speaks TLS only: use https:// in --server, with --ca and its CA certificate"
+    )]
+    NeedsTls {
         /// The `--server` URL.
         url: String,
     },
@@ -161,8 +198,17 @@ impl ClientError {
             Code::PermissionDenied => ClientError::PermissionDenied(message),
             Code::ResourceExhausted => ClientError::Busy(message),
             Code::FailedPrecondition | Code::Cancelled => ClientError::OrderState(message),
+            Code::Unavailable if message == PLAINTEXT_ON_TLS => {
+                ClientError::NeedsTls { url: url.into() }
+            }
             Code::Unavailable if is_connect_failure(&status) => {
-                ClientError::NoCafe { url: url.into() }
+                match std::error::Error::source(&status).and_then(crate::connection::tls_failure) {
+                    Some(reason) => ClientError::Tls {
+                        url: url.into(),
+                        reason,
+                    },
+                    None => ClientError::NoCafe { url: url.into() },
+                }
             }
             Code::Unavailable => ClientError::Unavailable {
                 url: url.into(),
@@ -175,8 +221,13 @@ impl ClientError {
     /// The process exit code for this error (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::BadAddress { .. } | ClientError::NoSuchProcess { .. } => exit::USAGE,
+            ClientError::BadAddress { .. }
+            | ClientError::NoSuchProcess { .. }
+            | ClientError::CaWithoutTls { .. }
+            | ClientError::CaFile { .. } => exit::USAGE,
             ClientError::NoCafe { .. }
+            | ClientError::Tls { .. }
+            | ClientError::NeedsTls { .. }
             | ClientError::NotServing { .. }
             | ClientError::Unavailable { .. }
             | ClientError::Demo(_) => exit::UNAVAILABLE,

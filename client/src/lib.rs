@@ -133,17 +133,17 @@ pub async fn dispatch(cli: &Cli, out: &Output) -> Result<Finished, ClientError> 
         #[cfg(feature = "demo")]
         Command::Demo(args) => return demo::run(out, args).await,
         Command::Health(args) => {
-            return health::run(&cli.server, &args.service, args.timeout, out).await;
+            return health::run(&cli.dial(), &args.service, args.timeout, out).await;
         }
         // No café needed: these print what the clap definitions say.
         Command::Completions(args) => return manual::completions(args.shell),
         Command::Man(args) => return manual::man(args.command.as_deref()),
         // Its own connections, untraced: a span per call would measure the
         // generator's tracing, not the café.
-        Command::Bench(args) => return bench::run(&cli.server, out, args).await,
+        Command::Bench(args) => return bench::run(&cli.dial(), out, args).await,
         _ => {}
     }
-    let mut connection = connection::connect(&cli.server).await?;
+    let mut connection = connection::connect_to(&cli.dial()).await?;
     match &cli.command {
         Command::Menu => menu::run(&mut connection, out).await,
         Command::Order(args) => order::run(&mut connection, out, args).await,

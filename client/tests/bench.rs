@@ -10,6 +10,7 @@ use assert_cmd::Command;
 use cafe_client::{
     cli::BenchRpc,
     commands::bench::{Bound, Plan, Report, bench},
+    connection::Dial,
     error::exit,
 };
 use cafe_core::{menu::Size, proto::v1::GetStatsRequest};
@@ -40,7 +41,7 @@ fn plan(rpc: BenchRpc, concurrency: usize, bound: Bound) -> Plan {
 }
 
 async fn run(cafe: &TestCafe, plan: &Plan) -> Report {
-    bench(&cafe.url(), plan, std::future::pending())
+    bench(&Dial::plaintext(&cafe.url()), plan, std::future::pending())
         .await
         .expect("the bench runs")
 }

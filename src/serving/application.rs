@@ -4,7 +4,7 @@
 //! body of every server binary's `main`. What is one server's own comes from
 //! its [`Serve`] implementation, in its `startup.rs`.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use tokio::net::TcpListener;
 
@@ -12,6 +12,7 @@ use super::{
     StartupError,
     flags::{ServerEnv, ServerFlags},
     server::{Server, bind},
+    tls::{self, ServerTls},
 };
 use crate::{
     shutdown,
@@ -38,14 +39,23 @@ pub struct Application<C> {
     listener: TcpListener,
     /// `--metrics-listen`, bound.
     metrics_listener: Option<TcpListener>,
+    /// `--tls-cert` and `--tls-key`, read (and `--tls-client-ca`).
+    tls: Option<Arc<ServerTls>>,
     config: C,
 }
 
 impl<C: Serve> Application<C> {
-    /// Binds `--listen`, and `--metrics-listen` if given.
+    /// Reads the TLS files if given (an error names the file), then binds
+    /// `--listen`, and `--metrics-listen` if given.
     pub async fn build(config: C) -> Result<Self, StartupError> {
+        let tls = config
+            .flags()
+            .tls_files()
+            .map(ServerTls::load)
+            .transpose()?;
         let listener = bind(config.flags().listen).await?;
         let mut app = Self::with_listener(config, listener);
+        app.tls = tls.map(Arc::new);
         if let Some(address) = app.config.flags().metrics_listen {
             let metrics = TcpListener::bind(address)
                 .await
@@ -57,13 +67,28 @@ impl<C: Serve> Application<C> {
 
     /// Uses a listener bound elsewhere (tests bind `127.0.0.1:0`);
     /// `--listen` is ignored, and so is `--metrics-listen` (see
-    /// [`Application::with_metrics_listener`]).
+    /// [`Application::with_metrics_listener`]), and so are the TLS flags
+    /// (see [`Application::with_tls`]).
     pub fn with_listener(config: C, listener: TcpListener) -> Self {
         Application {
             listener,
             metrics_listener: None,
+            tls: None,
             config,
         }
+    }
+
+    /// Serves over TLS with `tls` (read already, e.g. by a test that
+    /// reloads it): what [`Application::build`] does with the TLS flags.
+    pub fn with_tls(mut self, tls: Arc<ServerTls>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The server's TLS, if it has any: [`ServerTls::reload`] swaps the
+    /// certificate for new connections (`run_main` does it on SIGHUP).
+    pub fn tls(&self) -> Option<&Arc<ServerTls>> {
+        self.tls.as_ref()
     }
 
     /// Serves metrics on a listener bound elsewhere (tests bind
@@ -113,6 +138,9 @@ impl<C: Serve> Application<C> {
         if let Some(metrics) = self.metrics_listener {
             server = server.with_metrics(metrics);
         }
+        if let Some(tls) = self.tls {
+            server = server.with_tls(tls);
+        }
         self.config.serve(server).await
     }
 }
@@ -127,7 +155,9 @@ impl<C: Serve> Application<C> {
 ///    `--runtime-workers` can set how many threads it has;
 /// 3. bind, then `opened` says where the server listens and with what (and
 ///    the metrics endpoint, if any, is logged);
-/// 4. serve until SIGINT or SIGTERM ([`shutdown::signal`]), then close
+/// 4. with TLS, reload the certificate on every SIGHUP
+///    ([`tls::reload_on_sighup`]);
+/// 5. serve until SIGINT or SIGTERM ([`shutdown::signal`]), then close
 ///    within the grace.
 ///
 /// `service_name` names the process in logs and traces (`cafe`, `barista`).
@@ -149,6 +179,11 @@ pub fn run_main<C: Serve>(
         opened(app.config(), app.local_addr());
         if let Some(address) = app.metrics_addr() {
             tracing::info!(%address, "metrics for Prometheus at http://{address}/metrics");
+        }
+        #[cfg(unix)]
+        if let Some(tls) = app.tls() {
+            // For the life of the process: the runtime ends it on exit.
+            tokio::spawn(tls::reload_on_sighup(Arc::clone(tls)));
         }
         app.serve(shutdown::signal()).await
     })

@@ -32,6 +32,9 @@
 //! | `--keepalive-interval` | `<PREFIX>_KEEPALIVE_INTERVAL` | `60s` |
 //! | `--keepalive-timeout` | `<PREFIX>_KEEPALIVE_TIMEOUT` | `20s` |
 //! | `--max-message-size` | `<PREFIX>_MAX_MESSAGE_SIZE` | `65536` (bytes) |
+//! | `--tls-cert` | `<PREFIX>_TLS_CERT` | none (plaintext) |
+//! | `--tls-key` | `<PREFIX>_TLS_KEY` | none |
+//! | `--tls-client-ca` | `<PREFIX>_TLS_CLIENT_CA` | none (no client certificate asked) |
 //!
 //! (The names are built at run time, which is what clap's `string` feature
 //! allows.)
@@ -41,11 +44,11 @@
 //! server's `Config::default()`, is [`defaults`]: what clap makes of no
 //! arguments and no environment, so it cannot drift from `--help`.
 
-use std::{fmt::Debug, marker::PhantomData, net::SocketAddr, time::Duration};
+use std::{fmt::Debug, marker::PhantomData, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Command, FromArgMatches};
 
-use super::transport::Limits;
+use super::{tls::TlsFiles, transport::Limits};
 use crate::{brewing::BrewMode, menu::TimeScale, telemetry::LogFormat};
 
 /// Which server a [`ServerFlags`] belongs to: how its variables are named,
@@ -161,6 +164,25 @@ pub struct ServerFlags<E: ServerEnv> {
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub max_message_size: u32,
 
+    // TLS (`serving::tls`): both files, or neither.
+    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first);
+    /// needs --tls-key. Reloaded with the key on SIGHUP, without dropping
+    /// connections. The metrics endpoint stays plain HTTP [default: none,
+    /// plaintext].
+    #[arg(long, env = E::env_name("TLS_CERT"), requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    /// [default: none].
+    #[arg(long, env = E::env_name("TLS_KEY"), requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: refuse any client without a certificate signed by one of
+    /// these CAs (PEM); needs --tls-cert [default: none, no client
+    /// certificate asked].
+    #[arg(long, env = E::env_name("TLS_CLIENT_CA"), requires = "tls_cert", value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Which server these flags are for: a type only, it holds nothing.
     #[arg(skip)]
     pub env: PhantomData<E>,
@@ -207,6 +229,16 @@ impl<E: ServerEnv> ServerFlags<E> {
             builder.worker_threads(usize::from(workers));
         }
         builder.enable_all().build()
+    }
+
+    /// The TLS files, if the server serves TLS (clap makes sure that
+    /// `--tls-cert` and `--tls-key` come together).
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
     }
 
     /// The limits the transport enforces, from these flags.
@@ -275,6 +307,9 @@ mod tests {
             ("keepalive_interval", "TEST_KEEPALIVE_INTERVAL"),
             ("keepalive_timeout", "TEST_KEEPALIVE_TIMEOUT"),
             ("max_message_size", "TEST_MAX_MESSAGE_SIZE"),
+            ("tls_cert", "TEST_TLS_CERT"),
+            ("tls_key", "TEST_TLS_KEY"),
+            ("tls_client_ca", "TEST_TLS_CLIENT_CA"),
         ] {
             assert_eq!(env_of(id).as_deref(), Some(env), "--{id}");
         }
@@ -311,6 +346,8 @@ mod tests {
         assert_eq!(default.keepalive_interval, Duration::from_secs(60));
         assert_eq!(default.keepalive_timeout, Duration::from_secs(20));
         assert_eq!(default.max_message_size, 64 * 1024);
+        assert_eq!(default.tls_files(), None);
+        assert_eq!(default.tls_client_ca, None);
     }
 
     #[test]
@@ -335,6 +372,10 @@ mod tests {
             ["test", "--idle-timeout", "0s"],
             ["test", "--max-streams-per-connection", "0"],
             ["test", "--max-message-size", "10"],
+            // TLS needs both files; mutual TLS needs TLS.
+            ["test", "--tls-cert", "cert.pem"],
+            ["test", "--tls-key", "key.pem"],
+            ["test", "--tls-client-ca", "ca.pem"],
         ] {
             assert!(
                 TestConfig::try_parse_from(args).is_err(),

@@ -18,6 +18,9 @@
 //!   (connections, handshake and idle timeouts, streams, keepalive) and the
 //!   HTTP/2 settings, with [`handshake`] (the preface deadline) and
 //!   [`calls`] (the calls open on a connection, for the idle timeout).
+//! - [`tls`]: TLS and mutual TLS on the accept loop (`--tls-cert`,
+//!   `--tls-key`, `--tls-client-ca`), and the certificate swapped on SIGHUP
+//!   without dropping a connection.
 //! - [`retry_hint`]: while closing, `UNAVAILABLE` says when to come back.
 //! - [`application`]: [`Application`] (build, learn the port, serve) over a
 //!   server's [`Serve`] implementation, and [`run_main`], the body of every
@@ -33,6 +36,7 @@ pub mod handshake;
 pub mod retry_hint;
 pub mod server;
 pub mod status;
+pub mod tls;
 pub mod transport;
 
 use std::net::SocketAddr;
@@ -42,7 +46,8 @@ pub use flags::{ServerEnv, ServerFlags};
 pub use server::{LIVENESS, Server, bind, not_serving};
 pub use transport::Limits;
 
-/// Why a server could not start, or stopped badly.
+/// Why a server could not start, or stopped badly; or why a TLS reload
+/// was refused (the server then goes on with the certificate it had).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The address could not be bound.
@@ -74,6 +79,37 @@ pub enum StartupError {
     /// The transport failed.
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// A TLS file could not be read (at start, or on a reload).
+    #[error("cannot read the {what} {}: {source}", path.display())]
+    TlsRead {
+        /// Which flag's file: "certificate (--tls-cert)".
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A TLS file was read but holds no PEM item of the kind expected.
+    #[error("the {what} {} holds no {expected} in PEM: {reason}", path.display())]
+    TlsPem {
+        /// Which flag's file.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What it should hold: "CERTIFICATE", "PRIVATE KEY".
+        expected: &'static str,
+        /// What the PEM reader said.
+        reason: String,
+    },
+    /// rustls refused the files together: a key that does not match the
+    /// certificate, a client CA that is not a CA.
+    #[error("cannot use {} for TLS: {reason}", path.display())]
+    TlsRefused {
+        /// The file the problem is about.
+        path: std::path::PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
     /// Something the service itself needs could not be opened (the café's
     /// order store); the error says what and why.
     #[error(transparent)]

@@ -39,7 +39,7 @@
 //! server has gone, so a client that honours it has nothing in flight when
 //! GOAWAY comes.
 
-use std::{convert::Infallible, future::Future, pin::Pin, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, time::Instant};
 use tonic::{body::Body, server::NamedService, service::Routes};
@@ -54,6 +54,7 @@ use tracing::{info, warn};
 use super::{
     StartupError,
     retry_hint::{self, RetryHintLayer},
+    tls::ServerTls,
     transport::{Limits, Transport},
 };
 use crate::{
@@ -106,6 +107,8 @@ pub struct Server {
     metrics: Option<MetricsServer>,
     limits: Limits,
     max_message_size: usize,
+    /// `--tls-cert` and `--tls-key`: every connection is TLS.
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -114,6 +117,7 @@ impl std::fmt::Debug for Server {
             .field("listener", &self.listener)
             .field("grace", &self.grace)
             .field("limits", &self.limits)
+            .field("tls", &self.tls.as_ref().map(|tls| tls.files()))
             .finish_non_exhaustive()
     }
 }
@@ -139,7 +143,15 @@ impl Server {
             limits,
             max_message_size,
             metrics: None,
+            tls: None,
         }
+    }
+
+    /// Serves every connection over TLS with `tls` (see [`super::tls`]);
+    /// the metrics endpoint stays plain HTTP.
+    pub fn with_tls(mut self, tls: Arc<ServerTls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Also serves metrics for Prometheus on `listener` (`--metrics-listen`),
@@ -225,7 +237,7 @@ impl Server {
         // The connections are served in a task of their own, so that
         // closing can go on beside them: calls keep being answered while the
         // server closes.
-        let transport = Transport::start(self.listener, stack, self.limits);
+        let transport = Transport::start(self.listener, stack, self.limits, self.tls);
 
         self.shutdown.await;
 

@@ -26,7 +26,7 @@
 //! | limit | where |
 //! | --- | --- |
 //! | most connections | the accept loop: a semaphore permit per connection; without one, the socket is closed at once |
-//! | handshake timeout | [`handshake::preface_within`]: the socket is closed if the 24-byte HTTP/2 preface has not arrived in time |
+//! | handshake timeout | [`handshake::preface_within`]: the socket is closed if the 24-byte HTTP/2 preface has not arrived in time; with TLS, [`handshake::tls_within`] bounds the TLS handshake and the preface together |
 //! | idle timeout | [`OpenCalls`]: GOAWAY once no call has been open for that long |
 //! | streams per connection, keepalive | hyper's HTTP/2 settings, sent to the client |
 //! | a flood of resets | h2 sends GOAWAY (`ENHANCE_YOUR_CALM`) to a client that resets streams faster than they are accepted |
@@ -49,7 +49,8 @@ use tracing::{debug, warn};
 
 use super::{
     calls::{CountCalls, OpenCalls},
-    handshake,
+    handshake::{self, Began},
+    tls::ServerTls,
 };
 
 /// What the transport bounds, from the flags (see `serving::flags`).
@@ -112,8 +113,13 @@ pub struct Transport {
 
 impl Transport {
     /// Starts accepting on `listener` and serving `service` on every
-    /// connection, within `limits`.
-    pub fn start<S, B>(listener: TcpListener, service: S, limits: Limits) -> Transport
+    /// connection, within `limits`; over TLS with `tls`.
+    pub fn start<S, B>(
+        listener: TcpListener,
+        service: S,
+        limits: Limits,
+        tls: Option<Arc<ServerTls>>,
+    ) -> Transport
     where
         S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
             + Clone
@@ -124,7 +130,7 @@ impl Transport {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (closing, closed) = watch::channel(None);
-        let task = tokio::spawn(accept_loop(listener, service, limits, closed));
+        let task = tokio::spawn(accept_loop(listener, service, limits, tls, closed));
         Transport { closing, task }
     }
 
@@ -163,6 +169,7 @@ async fn accept_loop<S, B>(
     listener: TcpListener,
     service: S,
     limits: Limits,
+    tls: Option<Arc<ServerTls>>,
     mut closed: watch::Receiver<Option<Instant>>,
 ) where
     S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -216,6 +223,7 @@ async fn accept_loop<S, B>(
             service.clone(),
             http2.clone(),
             limits,
+            tls.clone(),
             closed.clone(),
         ));
     }
@@ -250,13 +258,15 @@ fn settings(limits: &Limits) -> http2::Builder<TokioExecutor> {
 
 /// Serves one connection until it closes: on its own, by GOAWAY once idle,
 /// or by GOAWAY when the server closes. `_slot` is its place under
-/// `--max-connections`, given back when this ends.
+/// `--max-connections`, given back when this ends. With `tls`, the TLS
+/// handshake comes first, within the handshake timeout.
 async fn connection<S, B>(
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
     service: S,
     http2: http2::Builder<TokioExecutor>,
     limits: Limits,
+    tls: Option<Arc<ServerTls>>,
     mut closed: watch::Receiver<Option<Instant>>,
 ) where
     S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -269,18 +279,82 @@ async fn connection<S, B>(
 {
     // TCP_NODELAY: tiny buzzer events go out at once, not held back by Nagle's algorithm.
     let _ = stream.set_nodelay(true);
-    // A socket that never speaks HTTP/2 goes no further, and gives its slot
-    // back; nor does one still silent when the server closes.
-    tokio::select! {
-        began = handshake::preface_within(&stream, limits.handshake_timeout) => {
-            if let Err(error) = began {
-                debug!(%error, "connection closed before HTTP/2 began");
-                return;
+    let Some(tls) = tls else {
+        // A socket that never speaks HTTP/2 goes no further, and gives its
+        // slot back; nor does one still silent when the server closes.
+        tokio::select! {
+            began = handshake::preface_within(&stream, limits.handshake_timeout) => {
+                if let Err(error) = began {
+                    debug!(%error, "connection closed before HTTP/2 began");
+                    return;
+                }
             }
+            _ = closed.wait_for(Option::is_some) => return,
         }
+        return serve(TokioIo::new(stream), service, http2, limits, closed).await;
+    };
+    // The same bound, over the TLS handshake and then the preface. The
+    // acceptor is taken now: a reload from here on is for the next
+    // connection, this one keeps the certificate it was offered.
+    let began = tokio::select! {
+        began = handshake::tls_within(tls.acceptor(), stream, limits.handshake_timeout) => began,
         _ = closed.wait_for(Option::is_some) => return,
+    };
+    match began {
+        Ok(Began::Tls(stream)) => {
+            serve(TokioIo::new(*stream), service, http2, limits, closed).await;
+        }
+        Ok(Began::Plaintext(stream)) => {
+            debug!("plaintext HTTP/2 on the TLS port: answering that TLS is needed");
+            refuse_plaintext(stream, http2, limits.handshake_timeout).await;
+        }
+        Err(error) => debug!(%error, "connection closed before TLS and HTTP/2 began"),
     }
-    let io = TokioIo::new(stream);
+}
+
+/// What a plaintext gRPC client on a TLS port is told, as the status of
+/// every call it makes there: in words, so that `cafe`, grpcurl or any other
+/// client shows the fix rather than a protocol error.
+pub const PLAINTEXT_ON_TLS: &str = "this server speaks TLS only: connect with https:// (and --ca if its certificate is from a private CA)";
+
+/// Answers every call of a plaintext HTTP/2 client `UNAVAILABLE` with
+/// [`PLAINTEXT_ON_TLS`], for at most `timeout` (the handshake timeout: this
+/// connection never gets further, so it is bounded as a handshake is).
+/// Nothing of the service is reachable this way.
+async fn refuse_plaintext(
+    stream: TcpStream,
+    http2: http2::Builder<TokioExecutor>,
+    timeout: Duration,
+) {
+    let refuse = hyper::service::service_fn(|_request: Request<Incoming>| async {
+        let status = tonic::Status::unavailable(PLAINTEXT_ON_TLS);
+        Ok::<_, Infallible>(status.into_http::<tonic::body::Body>())
+    });
+    let connection = http2.serve_connection(TokioIo::new(stream), refuse);
+    if let Ok(ended) = tokio::time::timeout(timeout, connection).await {
+        log_end(ended);
+    }
+}
+
+/// Serves HTTP/2 on an established connection (TCP, or TLS over it) until
+/// it closes: on its own, by GOAWAY once idle, or by GOAWAY when the server
+/// closes.
+async fn serve<I, S, B>(
+    io: I,
+    service: S,
+    http2: http2::Builder<TokioExecutor>,
+    limits: Limits,
+    mut closed: watch::Receiver<Option<Instant>>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = hyper::body::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let calls = OpenCalls::default();
     let service = TowerToHyperService::new(CountCalls::new(service, calls.clone()));
     let connection = http2.serve_connection(io, service);

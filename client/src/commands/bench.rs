@@ -57,7 +57,7 @@ use self::{
 use super::{Finished, ctrl_c};
 use crate::{
     cli::{BenchArgs, BenchRpc},
-    connection::{self, CONNECT_TIMEOUT},
+    connection::{self, CONNECT_TIMEOUT, Dial},
     error::ClientError,
     output::{Output, human, millis},
 };
@@ -405,9 +405,11 @@ impl Snapshot {
     }
 }
 
-/// Connects `connections` HTTP/2 connections to `url`, all at once.
-async fn connect_all(url: &str, connections: usize) -> Result<Vec<Channel>, ClientError> {
-    let endpoint = connection::endpoint(url, CONNECT_TIMEOUT)?;
+/// Connects `connections` HTTP/2 connections to the café `dial` names, all
+/// at once (over TLS for `https://`).
+async fn connect_all(dial: &Dial, connections: usize) -> Result<Vec<Channel>, ClientError> {
+    let url = &dial.url();
+    let endpoint = connection::endpoint(dial, CONNECT_TIMEOUT)?;
     let mut dialing = JoinSet::new();
     for _ in 0..connections {
         // Each `connect` opens its own TCP connection (a clone of one
@@ -420,20 +422,21 @@ async fn connect_all(url: &str, connections: usize) -> Result<Vec<Channel>, Clie
     while let Some(dialed) = dialing.join_next().await {
         match dialed.expect("connecting does not panic") {
             Ok(Ok(channel)) => channels.push(channel),
-            Ok(Err(_)) | Err(_) => return Err(ClientError::NoCafe { url: url.into() }),
+            Ok(Err(error)) => return Err(connection::connect_failure(url, &error)),
+            Err(_) => return Err(ClientError::NoCafe { url: url.into() }),
         }
     }
     Ok(channels)
 }
 
-/// Runs one benchmark against the café at `url` and returns its report.
-/// Stops early (with `interrupted` set) when `interrupt` resolves.
+/// Runs one benchmark against the café `dial` names and returns its
+/// report. Stops early (with `interrupted` set) when `interrupt` resolves.
 pub async fn bench(
-    url: &str,
+    dial: &Dial,
     plan: &Plan,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Report, ClientError> {
-    let url = connection::normalise(url);
+    let url = dial.url();
     let server = plan.server_pid.map(Process::Pid);
     // Read the café once before anything else: a wrong pid is a usage
     // error now, not a column of blanks at the end.
@@ -451,7 +454,7 @@ pub async fn bench(
         _ => None,
     };
     let concurrency = plan.concurrency.max(1);
-    let channels = connect_all(&url, plan.connections.clamp(1, concurrency)).await?;
+    let channels = connect_all(dial, plan.connections.clamp(1, concurrency)).await?;
 
     let shard_count = std::thread::available_parallelism()
         .map_or(4, |cores| cores.get() * 4)
@@ -637,15 +640,15 @@ fn ratio(a: f64, b: f64) -> f64 {
 
 /// Runs `cafe bench` and prints its report: a short table, or one JSON
 /// object with `--json`.
-pub async fn run(server: &str, out: &Output, args: &BenchArgs) -> Result<Finished, ClientError> {
+pub async fn run(dial: &Dial, out: &Output, args: &BenchArgs) -> Result<Finished, ClientError> {
     let plan = Plan::from_args(args);
     let spinner = out.spinner(format!(
         "{} {} in flight against {}…",
         plan.rpc.as_str(),
         plan.concurrency,
-        connection::normalise(server)
+        dial.url()
     ));
-    let report = bench(server, &plan, ctrl_c()).await;
+    let report = bench(dial, &plan, ctrl_c()).await;
     out.clear_spinner(&spinner);
     let report = report?;
     for line in table(&report) {

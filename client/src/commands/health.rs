@@ -11,7 +11,11 @@ use tonic_health::pb::{
 };
 
 use super::Finished;
-use crate::{connection, error::ClientError, output::Output};
+use crate::{
+    connection::{self, Dial},
+    error::ClientError,
+    output::Output,
+};
 
 #[derive(Debug, Serialize)]
 struct HealthLine<'a> {
@@ -20,14 +24,14 @@ struct HealthLine<'a> {
     status: &'a str,
 }
 
-/// Checks `service` ("" for the whole server) at `url`.
+/// Checks `service` ("" for the whole server) at the café `dial` names.
 pub async fn run(
-    url: &str,
+    dial: &Dial,
     service: &str,
     timeout: Duration,
     out: &Output,
 ) -> Result<Finished, ClientError> {
-    let connection = connection::connect_within(url, timeout).await?;
+    let connection = connection::connect_within(dial, timeout).await?;
     let mut health = HealthClient::new(connection.channel);
     let answer = tokio::time::timeout(
         timeout,

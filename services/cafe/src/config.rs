@@ -11,8 +11,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use cafe_core::serving::{self, ServerEnv, ServerFlags};
+use cafe_core::serving::{self, ServerEnv, ServerFlags, StartupError, tls};
 use clap::Parser;
+use tonic::transport::ClientTlsConfig;
 
 use crate::{book::FINISHED_ORDERS_KEPT, remote::BaristaEndpoint};
 
@@ -89,6 +90,28 @@ pub struct Config {
           value_parser = humantime::parse_duration)]
     pub barista_wait: Duration,
 
+    /// Talk TLS to the barista backends, trusting the certificates this CA
+    /// (PEM) signed; each must be for the host name in --barista-endpoint
+    /// [default: none, plaintext].
+    #[arg(long, env = "CAFE_BARISTA_CA", value_name = "PEM")]
+    pub barista_ca: Option<PathBuf>,
+
+    /// Mutual TLS: the client certificate (PEM) the café presents to the
+    /// baristas, for those started with --tls-client-ca; needs --barista-ca
+    /// and --barista-tls-key [default: none].
+    #[arg(long, env = "CAFE_BARISTA_TLS_CERT", value_name = "PEM",
+          requires_all = ["barista_tls_key", "barista_ca"])]
+    pub barista_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --barista-tls-cert [default: none].
+    #[arg(
+        long,
+        env = "CAFE_BARISTA_TLS_KEY",
+        value_name = "PEM",
+        requires = "barista_tls_cert"
+    )]
+    pub barista_tls_key: Option<PathBuf>,
+
     /// Where the café keeps its orders, so that they survive a restart:
     /// `sqlite://FILE` (created on first start, WAL mode), or
     /// `postgres://USER:PASSWORD@HOST/DATABASE` (no TLS: reach it over
@@ -110,6 +133,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// TLS to the baristas, from `--barista-ca` and the client certificate
+    /// flags: `None` without `--barista-ca`. The files are read and
+    /// checked now; an error names the file.
+    pub fn barista_tls(&self) -> Result<Option<ClientTlsConfig>, StartupError> {
+        let Some(ca) = &self.barista_ca else {
+            return Ok(None);
+        };
+        let identity = self
+            .barista_tls_cert
+            .as_deref()
+            .zip(self.barista_tls_key.as_deref());
+        tls::client_tls(ca, identity).map(Some)
+    }
+
     /// The order store's URL: `--database-url`, or the SQLite file in
     /// `--data-dir`.
     pub fn store_url(&self) -> String {
@@ -195,6 +232,10 @@ mod tests {
             "--queue-capacity 0",
             "--max-counter-wait soon",
             "--barista-endpoint http://no-port",
+            // A client certificate needs its key and a CA to trust.
+            "--barista-tls-cert c.pem --barista-ca ca.pem",
+            "--barista-tls-cert c.pem --barista-tls-key k.pem",
+            "--barista-tls-key k.pem",
         ]);
     }
 }

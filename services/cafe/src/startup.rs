@@ -159,6 +159,7 @@ impl Serve for Config {
                     endpoints: self.barista_endpoints.clone(),
                     resolve_interval: self.barista_resolve_interval,
                     wait: self.barista_wait,
+                    tls: self.barista_tls()?,
                 },
             ))
         };

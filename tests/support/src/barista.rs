@@ -92,7 +92,11 @@ fn start(config: Config, addr: SocketAddr, dispatch: Option<tracing::Dispatch>) 
         socket.listen(1024).expect("listen")
     };
     let wants_metrics = config.server.metrics_listen.is_some();
+    let tls = crate::server_tls(&config.server);
     let mut app = Application::with_listener(config, listener);
+    if let Some(tls) = tls {
+        app = app.with_tls(tls);
+    }
     if wants_metrics {
         let _inside = runtime.enter();
         let metrics = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");

@@ -1,13 +1,13 @@
 //! A real café (`cafe-server`'s [`Application`]) on `127.0.0.1:0`, in the
 //! test's own runtime.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use cafe_core::{
     menu::TimeScale,
     proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE,
     proto::v1::{OrderEvent, cafe_client::CafeClient},
-    serving::{ServerFlags, StartupError},
+    serving::{ServerFlags, StartupError, tls::ServerTls},
 };
 use cafe_server::Application;
 pub use cafe_server::Config;
@@ -33,6 +33,8 @@ pub struct TestCafe {
     /// Where its metrics are served, if its config asked for them
     /// ([`with_metrics`]).
     pub metrics_addr: Option<SocketAddr>,
+    /// Its TLS, if its config has `--tls-cert` (reload it to renew).
+    pub tls: Option<Arc<ServerTls>>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), StartupError>>,
 }
@@ -62,12 +64,17 @@ pub fn with_metrics(mut config: Config) -> Config {
 }
 
 /// Starts a café with `config` (its `listen` is ignored: port 0 is used;
-/// so is `metrics_listen`'s port, if set).
+/// so is `metrics_listen`'s port, if set). With TLS in its flags it serves
+/// TLS, and its `client`, plaintext, is answered that it must use TLS.
 pub async fn spawn_cafe(config: Config) -> TestCafe {
     init_test_log();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let wants_metrics = config.server.metrics_listen.is_some();
+    let tls = crate::server_tls(&config.server);
     let mut app = Application::with_listener(config, listener);
+    if let Some(tls) = &tls {
+        app = app.with_tls(Arc::clone(tls));
+    }
     if wants_metrics {
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         app = app.with_metrics_listener(metrics);
@@ -84,6 +91,7 @@ pub async fn spawn_cafe(config: Config) -> TestCafe {
         addr,
         client,
         metrics_addr,
+        tls,
         stop: Some(stop),
         server,
     }

@@ -14,6 +14,7 @@
 //!   `spawn_killable_cafe`, on a runtime of its own to crash it;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
 //!   own so a test can kill it like a crashed process;
+//! - [`tls`]: a private CA made at run time, and the certificates it signs;
 //! - [`otlp`]: a real OTLP collector, to assert on the spans that arrive;
 //! - [`metrics`]: a server's `/metrics` scraped over HTTP, and its values;
 //! - `postgres` (feature `postgres`): a fresh PostgreSQL database per test,
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod otlp;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod tls;
 
 #[cfg(feature = "cafe")]
 pub use cafe::{
@@ -72,6 +74,17 @@ pub async fn connect_traced(addr: SocketAddr) -> CafeClient<GrpcClientTrace<Chan
         .await
         .expect("connect to the test café");
     CafeClient::new(propagation::traced(channel))
+}
+
+/// The server's TLS from its flags, read as `cafe_core::serving::Application::build`
+/// reads them (a test's servers are given their listener, so the scaffold
+/// leaves that to the caller).
+pub fn server_tls<E: cafe_core::serving::ServerEnv>(
+    flags: &cafe_core::serving::ServerFlags<E>,
+) -> Option<std::sync::Arc<cafe_core::serving::tls::ServerTls>> {
+    let files = flags.tls_files()?;
+    let tls = cafe_core::serving::tls::ServerTls::load(files).expect("the test's TLS files");
+    Some(std::sync::Arc::new(tls))
 }
 
 /// The status an event reports.

@@ -32,7 +32,7 @@ use std::{
 use cafe_core::proto::v1::barista_server::SERVICE_NAME as BARISTA_SERVICE;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -212,13 +212,17 @@ impl Registry {
 }
 
 /// Resolves `endpoints` every `interval` and keeps one health watcher per
-/// address, until `stop` is cancelled.
+/// address (over TLS with `tls`), until `stop` is cancelled.
 pub(crate) async fn resolve(
     endpoints: Vec<BaristaEndpoint>,
+    tls: Option<ClientTlsConfig>,
     interval: Duration,
     registry: Arc<Registry>,
     stop: CancellationToken,
 ) {
+    // Which host name each address's certificate must carry: the
+    // endpoint's, not the address it resolved to.
+    let mut host_of: HashMap<SocketAddr, String> = HashMap::new();
     // What each endpoint resolved to last time it resolved at all.
     let mut resolved: HashMap<&BaristaEndpoint, Vec<SocketAddr>> = HashMap::new();
     // One watcher per address; cancelling its token ends it.
@@ -228,7 +232,11 @@ pub(crate) async fn resolve(
             let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
             match tokio::time::timeout(interval, lookup).await {
                 Ok(Ok(addrs)) => {
-                    resolved.insert(endpoint, addrs.collect());
+                    let addrs: Vec<SocketAddr> = addrs.collect();
+                    for addr in &addrs {
+                        host_of.insert(*addr, endpoint.host.clone());
+                    }
+                    resolved.insert(endpoint, addrs);
                 }
                 Ok(Err(error)) => {
                     warn!(%endpoint, %error, "cannot resolve the barista endpoint; keeping the addresses it had");
@@ -256,9 +264,17 @@ pub(crate) async fn resolve(
             watchers.insert(addr, token.clone());
             // Detached on purpose: the task ends when its token (a child of
             // `stop`) is cancelled, and tells the registry on its way out.
+            let tls = tls.clone().map(|tls| {
+                let host = host_of
+                    .get(&addr)
+                    .cloned()
+                    .unwrap_or_else(|| addr.ip().to_string());
+                tls.domain_name(host)
+            });
             tokio::spawn(watch_replica(
                 Arc::clone(&registry),
                 ReplicaState::new(addr),
+                tls,
                 token,
             ));
         }
@@ -274,14 +290,30 @@ pub(crate) async fn resolve(
 async fn watch_replica(
     registry: Arc<Registry>,
     replica: Arc<ReplicaState>,
+    tls: Option<ClientTlsConfig>,
     stop: CancellationToken,
 ) {
     // One channel per address for its whole life, shared by the health
     // watch and every brew on it. `connect_lazy` connects on first use and
     // reconnects after a drop, so a replica that comes back on the same
     // address is found again without building anything new.
-    let channel = Endpoint::from_shared(format!("http://{}", replica.addr))
-        .expect("a socket address makes a valid URI")
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{}", replica.addr))
+        .expect("a socket address makes a valid URI");
+    // The config was checked at start (`cafe_core::serving::tls::client_tls`);
+    // what is left to fail is the host name, which no replica at this
+    // address can then be trusted for.
+    let endpoint = match tls {
+        None => endpoint,
+        Some(tls) => match endpoint.tls_config(tls) {
+            Ok(endpoint) => endpoint,
+            Err(error) => {
+                registry.mark_down(&replica, &format!("cannot set up TLS to it: {error}"));
+                return;
+            }
+        },
+    };
+    let channel = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE)

@@ -53,7 +53,7 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tonic::{Code, Response, Status, Streaming};
+use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
 use tower::{Service, ServiceExt, balance::p2c::Balance};
 use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
 
@@ -89,6 +89,10 @@ pub struct RemoteConfig {
     pub resolve_interval: Duration,
     /// `--barista-wait`.
     pub wait: Duration,
+    /// `--barista-ca` (and the client certificate, for mutual TLS): TLS to
+    /// every replica, checking its certificate against the endpoint's host
+    /// name. `None`: plaintext.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// The café's handle on its remote baristas; cheap to clone (one per
@@ -140,6 +144,7 @@ impl RemoteBaristas {
 
         tokio::spawn(discovery::resolve(
             config.endpoints,
+            config.tls,
             config.resolve_interval,
             Arc::clone(&registry),
             stop.clone(),
