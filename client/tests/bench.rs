@@ -128,11 +128,11 @@ async fn a_closing_cafe_is_left_alone_as_long_as_its_retry_hint_says() {
     // when the café is told to close: they are all told UNAVAILABLE with
     // a hint, and so is every call sent while it closes.
     let mut cafe = spawn_cafe(cafe_config(1, Duration::from_secs(1))).await;
-    let url = cafe.url();
+    let dial = Dial::plaintext(&cafe.url());
     let timed = plan(BenchRpc::Counter, 12, Bound::Duration(LIMIT));
     let (interrupt, interrupted) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(async move {
-        bench(&url, &timed, async {
+        bench(&dial, &timed, async {
             let _ = interrupted.await;
         })
         .await
