@@ -19,6 +19,7 @@
 //! café's API.
 
 use cafe_core::{
+    order::quoted,
     proto::v1::{
         GetMenuRequest, GetMenuResponse, GetOrderRequest, OrderRequest, OrderStatus,
         WatchOrderRequest,
@@ -298,6 +299,9 @@ async fn a_refusal_arrives_intact_however_odd_its_text() {
         // characters `grpc-message` percent-encodes come back as sent.
         (bad("Zoë", "李 ☕ 100% \"strong\" <{?#}>"), "drink"),
         (bad("Zoë", "caf\u{e9}\u{301}"), "drink"),
+        // A drink name as long as a request may be (30 KB): echoed in
+        // part only, so the refusal still fits in the client's headers.
+        (bad("Zoë", &"☕".repeat(10_000)), "drink"),
     ];
     for (request, field) in cases {
         // What the café's validation says, worked out here from the same
@@ -324,7 +328,18 @@ async fn a_refusal_arrives_intact_however_odd_its_text() {
         }
     }
 
-    // An unknown order's id is echoed too, whatever it holds.
+    // An unknown order's id is echoed too, whatever it holds; a long one
+    // only in part, so the answer still fits in the client's headers.
+    let long_id = "☕".repeat(10_000);
+    let not_found = cafe
+        .client
+        .get_order(GetOrderRequest {
+            order_id: long_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(not_found.code(), Code::NotFound, "{not_found:?}");
+    assert!(not_found.message().contains(&quoted(&long_id)));
     for id in NAMES {
         let not_found = cafe
             .client
