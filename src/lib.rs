@@ -25,6 +25,9 @@
 //! - [`metrics`]: what an operator watches a server by, for Prometheus
 //!   (`--metrics-listen`): every call timed by method and status, and
 //!   gauges read from the server's state when scraped.
+//! - [`fuzz`]: what the fuzz targets in `fuzz/` run on any bytes (a request
+//!   decoded and checked as the servers do), also run by a unit test over
+//!   the seed corpus on stable.
 //!
 //! The services live in their own crates: `services/cafe` (the café server),
 //! `services/barista` (the barista backend) and `client` (the `cafe` CLI).
@@ -32,6 +35,7 @@
 pub mod brewing;
 pub mod convert;
 pub mod deadline;
+pub mod fuzz;
 pub mod menu;
 pub mod metrics;
 pub mod order;

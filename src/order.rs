@@ -150,6 +150,21 @@ impl fmt::Display for Customer {
     }
 }
 
+/// How many characters of what a client sent a refusal quotes back: enough
+/// to recognise a typo, and few enough that the refusal always fits in the
+/// headers it travels in (a client accepts 16 KiB of them by default; a
+/// request may carry a 64 KiB drink name or order id).
+pub const QUOTED_CHARS: usize = 32;
+
+/// `text` quoted for a refusal's message, as `{:?}` writes it (control
+/// characters escaped), cut after [`QUOTED_CHARS`] characters with `…`.
+pub fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
 /// One thing wrong with a request: which field, and what is wrong with it.
 /// The café returns these as `INVALID_ARGUMENT` with a `BadRequest` detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,7 +266,8 @@ impl Cup {
                 violations.push(FieldViolation {
                     field: "drink",
                     description: format!(
-                        "drink {drink:?} is not on the menu: choose one of {}",
+                        "drink {} is not on the menu: choose one of {}",
+                        quoted(drink),
                         menu::ids()
                     ),
                 });
@@ -330,6 +346,20 @@ impl Order {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_quotes_a_short_text_whole_and_a_long_one_cut() {
+        assert_eq!(quoted("whisky"), "\"whisky\"");
+        assert_eq!(quoted("Zoë\u{7}"), "\"Zoë\\u{7}\"");
+        let long = "☕".repeat(10_000);
+        let cut = quoted(&long);
+        assert_eq!(cut, format!("{:?}…", "☕".repeat(QUOTED_CHARS)));
+        // The fuzzer's seed `refused-long-drink`: a 30 KB drink name made a
+        // 30 KB status message, which a client refused as RESOURCE_EXHAUSTED
+        // (headers too large) instead of reading INVALID_ARGUMENT.
+        let violations = Cup::parse(&long, Ok(None)).unwrap_err();
+        assert!(violations[0].description.len() < 300);
+    }
 
     fn violations(customer: &str, drink: &str, size: Option<Size>) -> Vec<&'static str> {
         match NewOrder::parse(customer, drink, Ok(size), "") {

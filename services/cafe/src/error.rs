@@ -9,7 +9,7 @@
 //! below, including those of an order that ended without its drink.
 
 use cafe_core::{
-    order::{FieldViolation, OrderId, OrderStatus},
+    order::{FieldViolation, OrderId, OrderStatus, quoted},
     serving::status::{describe, invalid_argument},
 };
 use tonic::Status;
@@ -23,7 +23,7 @@ pub enum CafeError {
     InvalidRequest(Vec<FieldViolation>),
 
     /// No order has this id (or it was forgotten long ago).
-    #[error("no order {0:?}: check the id from your ticket")]
+    #[error("no order {}: check the id from your ticket", quoted(.0))]
     OrderNotFound(String),
 
     /// The claim token does not match the order's.

@@ -758,4 +758,6 @@ fn placed_earlier(
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -1,0 +1,530 @@
+//! A property test of the order book's state machine: any interleaving of
+//! what happens to orders keeps the book's promises.
+//!
+//! The unit tests in `tests.rs` each walk one story. Here `proptest`
+//! writes the stories: random sequences of placing (with and without
+//! request ids, into a line of random capacity), a barista taking the next
+//! order, starting and finishing brews, customers cancelling (with the
+//! right token and a wrong one), counter deadlines running out (the order
+//! abandoned), a barista going away mid-brew (and another taking the order
+//! over, or it failing), every barista out of reach and back, and the café
+//! closing, then its grace running out. Each story runs against the real
+//! [`OrderBook`], with real [`Follower`]s (a buzzer's, that shows the
+//! line, and a counter customer's) and a real board watcher reading along:
+//! no model of the book is checked, only what the book itself promises.
+//!
+//! After every step:
+//! - **nothing changes after a final state**: an order's history has at
+//!   most one final status, and it is the last entry; a call that says it
+//!   changed nothing (returned false) left the history as it was, and one
+//!   that says it did added exactly one change;
+//! - **places in line are consistent**: the orders in line are QUEUED,
+//!   their places are 1..n in ticket order (so unique), and every QUEUED
+//!   order is either in line or in a barista's hands; `counts()` agrees.
+//!
+//! At the end (the café closed and its grace over, so every order has
+//! ended), **exactly one final event per order**, seen three ways: in the
+//! order's history, by each of its followers (which then end), and on the
+//! board, which saw every change in the history's order.
+//!
+//! Why drive the book from a plain `#[test]` with `now_or_never`: outside a
+//! runtime the book tells every line move at once (see `line_moves`) and
+//! the memory store never waits for durability, so everything a follower
+//! can yield after a step is ready when the step returns. Polling until
+//! it would wait reads exactly that, with no timing in the test.
+//!
+//! 128 stories of up to 60 steps each by default (a second or two);
+//! `PROPTEST_CASES=10000 cargo test -p cafe-server --lib proptests` for a
+//! longer search. A failing story is shrunk to a short one and kept in
+//! `proptest-regressions/` to be replayed first next time.
+
+use std::collections::HashMap;
+
+use futures::FutureExt;
+use proptest::{prelude::*, sample::Index};
+use tokio::sync::broadcast::error::TryRecvError;
+
+use super::*;
+
+/// How many stories a run tries unless `PROPTEST_CASES` says.
+const CASES: u32 = 128;
+
+/// One thing that happens in the café.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A customer orders (`customer` of a few, so request ids collide);
+    /// `espresso` instead of a latte, to reuse a request id for another
+    /// drink.
+    Place {
+        customer: u8,
+        request_id: Option<u8>,
+        espresso: bool,
+    },
+    /// A barista takes the next order from the line (it is QUEUED and in
+    /// their hands until they start).
+    Take,
+    /// A barista starts brewing an order in their hands (again, after a
+    /// remote barista left it).
+    Start(Index),
+    /// The brew finished.
+    Finish(Index),
+    /// The brew could not be finished.
+    Fail(Index),
+    /// The remote barista brewing it went away (the order keeps its status).
+    BaristaLeft(Index),
+    /// The customer cancels with their claim token (or a wrong one).
+    Cancel { order: Index, right_token: bool },
+    /// A counter customer's deadline passed, or they hung up: the order is
+    /// abandoned.
+    Deadline(Index),
+    /// Every barista is out of reach, so no new order is taken.
+    NoBarista,
+    /// A barista is reachable again.
+    BaristaBack,
+    /// SIGTERM: the café closes (the memory store cancels its line).
+    Close,
+    /// The shutdown's grace ran out: whatever has not ended fails.
+    GraceOver,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..4u8, proptest::option::of(0..3u8), any::<bool>()).prop_map(
+            |(customer, request_id, espresso)| Step::Place { customer, request_id, espresso }
+        ),
+        3 => Just(Step::Take),
+        3 => any::<Index>().prop_map(Step::Start),
+        3 => any::<Index>().prop_map(Step::Finish),
+        1 => any::<Index>().prop_map(Step::Fail),
+        1 => any::<Index>().prop_map(Step::BaristaLeft),
+        2 => (any::<Index>(), any::<bool>())
+            .prop_map(|(order, right_token)| Step::Cancel { order, right_token }),
+        1 => any::<Index>().prop_map(Step::Deadline),
+        1 => Just(Step::NoBarista),
+        1 => Just(Step::BaristaBack),
+        1 => Just(Step::Close),
+        1 => Just(Step::GraceOver),
+    ]
+}
+
+/// One order placed in the story, and what its followers have yielded.
+struct Tracked {
+    entry: Arc<OrderEntry>,
+    /// A buzzer's follower: every change and the places in line.
+    buzzer: Follower,
+    /// A counter customer's: every change, no places.
+    counter: Follower,
+    buzzer_saw: Vec<Update>,
+    counter_saw: Vec<Update>,
+    /// Whether a follower returned `None` (it ended).
+    buzzer_ended: bool,
+    counter_ended: bool,
+}
+
+/// The story so far: the book, every order placed, the orders in
+/// baristas' hands, and what the board showed.
+struct Cafe {
+    book: Arc<OrderBook>,
+    availability: Arc<Availability>,
+    orders: Vec<Tracked>,
+    /// Orders a barista took from the line, in the order they were taken
+    /// (finished ones stay: a late call on them must change nothing).
+    held: Vec<Arc<OrderEntry>>,
+    board: broadcast::Receiver<Update>,
+    board_saw: HashMap<String, Vec<OrderStatus>>,
+}
+
+fn statuses(history: &[Change]) -> Vec<OrderStatus> {
+    history.iter().map(|change| change.status).collect()
+}
+
+fn history_of(entry: &OrderEntry) -> Vec<Change> {
+    entry.subscribe().borrow().clone()
+}
+
+/// Reads everything a follower can yield now, without waiting.
+fn drain(follower: &mut Follower, saw: &mut Vec<Update>, ended: &mut bool) {
+    while let Some(next) = follower.next().now_or_never() {
+        match next {
+            Some(update) => {
+                assert!(!*ended, "a follower yielded after it ended");
+                saw.push(update);
+            }
+            None => {
+                *ended = true;
+                return;
+            }
+        }
+    }
+}
+
+impl Cafe {
+    fn open(queue_capacity: usize) -> Self {
+        let availability = Arc::new(Availability::new());
+        let book = Arc::new(OrderBook::new(queue_capacity, Arc::clone(&availability)));
+        let (open, board) = book.watch_board();
+        assert!(open.is_empty());
+        Cafe {
+            book,
+            availability,
+            orders: Vec::new(),
+            held: Vec::new(),
+            board,
+            board_saw: HashMap::new(),
+        }
+    }
+
+    fn pick(&self, index: &Index) -> Option<Arc<OrderEntry>> {
+        (!self.orders.is_empty())
+            .then(|| Arc::clone(&self.orders[index.index(self.orders.len())].entry))
+    }
+
+    fn pick_held(&self, index: &Index) -> Option<Arc<OrderEntry>> {
+        (!self.held.is_empty()).then(|| Arc::clone(&self.held[index.index(self.held.len())]))
+    }
+
+    /// Runs `call` on `entry` and checks that it changed the order exactly
+    /// when it says so, by one change.
+    fn changes(&self, entry: &OrderEntry, call: impl FnOnce(&OrderBook, &OrderEntry) -> bool) {
+        let before = history_of(entry).len();
+        let changed = call(&self.book, entry);
+        let after = history_of(entry).len();
+        assert_eq!(
+            after,
+            before + usize::from(changed),
+            "{} says changed={changed} but its history went from {before} to {after} changes",
+            entry.id()
+        );
+    }
+
+    fn run(&mut self, step: &Step) {
+        match step {
+            Step::Place {
+                customer,
+                request_id,
+                espresso,
+            } => self.place(*customer, *request_id, *espresso),
+            Step::Take => {
+                if let Some(entry) = self.book.next_in_line().now_or_never().flatten() {
+                    assert_eq!(entry.status(), OrderStatus::Queued, "taken from the line");
+                    assert_eq!(self.book.position(&entry), None, "out of the line");
+                    self.held.push(entry);
+                }
+            }
+            Step::Start(index) => {
+                if let Some(entry) = self.pick_held(index) {
+                    let was = entry.status();
+                    self.changes(&entry, |book, entry| {
+                        book.start_brewing(entry, Arc::from("barista-1"))
+                    });
+                    // Only an order still open may be (re)started.
+                    assert_eq!(entry.status() == OrderStatus::Brewing, !was.is_final());
+                }
+            }
+            Step::Finish(index) => {
+                if let Some(entry) = self.pick_held(index) {
+                    self.changes(&entry, |book, entry| book.mark_ready(entry));
+                }
+            }
+            Step::Fail(index) => {
+                if let Some(entry) = self.pick_held(index) {
+                    self.changes(&entry, |book, entry| {
+                        book.mark_failed(entry, "the barista burnt it")
+                    });
+                }
+            }
+            Step::BaristaLeft(index) => {
+                if let Some(entry) = self.pick_held(index) {
+                    let was = entry.status();
+                    self.changes(&entry, |book, entry| {
+                        book.barista_left(entry, "the barista went away: retrying")
+                    });
+                    assert_eq!(entry.status(), was, "a barista leaving keeps the status");
+                }
+            }
+            Step::Cancel { order, right_token } => {
+                if let Some(entry) = self.pick(order) {
+                    let was = entry.status();
+                    let token = if *right_token {
+                        entry.claim_token().to_string()
+                    } else {
+                        "not-the-token".to_owned()
+                    };
+                    let before = history_of(&entry).len();
+                    let answer = self.book.cancel(entry.id().as_str(), &token, "cancelled");
+                    let grew = history_of(&entry).len() - before;
+                    match answer {
+                        Err(CafeError::WrongClaimToken(_)) => {
+                            assert!(!right_token);
+                            assert_eq!(grew, 0, "a wrong token changes nothing");
+                        }
+                        Ok((order, _)) => {
+                            assert!(*right_token);
+                            assert_eq!(order.status, OrderStatus::Cancelled);
+                            // Cancelling twice changes nothing the second time.
+                            assert_eq!(grew, usize::from(was != OrderStatus::Cancelled));
+                        }
+                        Err(CafeError::NotCancellable { status, .. }) => {
+                            assert!(*right_token && was.is_final() && status == was);
+                            assert_eq!(grew, 0);
+                        }
+                        Err(other) => panic!("cancel answered {other:?}"),
+                    }
+                }
+            }
+            Step::Deadline(index) => {
+                if let Some(entry) = self.pick(index) {
+                    self.changes(&entry, |book, entry| {
+                        book.abandon(entry, "the customer's deadline passed")
+                    });
+                }
+            }
+            Step::NoBarista => self.availability.no_barista("all out of reach".into()),
+            Step::BaristaBack => self.availability.barista_reachable(),
+            Step::Close => {
+                let in_line = self.book.queue_len();
+                let cancelled = self.book.close("closing");
+                // The memory store cancels exactly the line.
+                assert_eq!(cancelled, in_line);
+                assert_eq!(self.book.queue_len(), 0);
+                // Idle baristas go home.
+                assert!(matches!(
+                    self.book.next_in_line().now_or_never(),
+                    Some(None)
+                ));
+            }
+            Step::GraceOver => {
+                let open = self.open_orders();
+                assert_eq!(self.book.fail_unfinished("the grace ran out"), open);
+                assert_eq!(self.open_orders(), 0);
+            }
+        }
+    }
+
+    fn open_orders(&self) -> usize {
+        self.orders
+            .iter()
+            .filter(|tracked| !tracked.entry.status().is_final())
+            .count()
+    }
+
+    fn place(&mut self, customer: u8, request_id: Option<u8>, espresso: bool) {
+        let drink = if espresso { "espresso" } else { "latte" };
+        let request_id = request_id.map(|id| format!("r-{id}")).unwrap_or_default();
+        let customer = format!("customer {customer}");
+        let request = NewOrder::parse(&customer, drink, Ok(None), &request_id).unwrap();
+        let earlier = (!request_id.is_empty())
+            .then(|| {
+                self.orders.iter().find(|tracked| {
+                    let asked = tracked.entry.request();
+                    asked.customer.as_str() == customer
+                        && asked.request_id.as_deref() == Some(request_id.as_str())
+                })
+            })
+            .flatten()
+            .map(|tracked| Arc::clone(&tracked.entry));
+        let in_line = self.book.queue_len();
+        match (self.book.place(request, Origin::default()), earlier) {
+            (Ok(placed), Some(earlier)) => {
+                assert!(!placed.is_new, "a retry gets its order back");
+                assert_eq!(placed.entry.id(), earlier.id());
+                assert_eq!(
+                    placed.queue_position,
+                    self.book.position(&earlier).unwrap_or(0)
+                );
+            }
+            (Err(CafeError::InvalidRequest(violations)), Some(earlier)) => {
+                // The request id was used for the other drink.
+                assert_ne!(earlier.request().drink.id, drink);
+                assert_eq!(violations[0].field, "request_id");
+            }
+            (Ok(placed), None) => {
+                assert!(placed.is_new);
+                assert!(!self.book.is_closed());
+                assert_eq!(placed.queue_position as usize, in_line + 1, "at the end");
+                let entry = placed.entry;
+                let buzzer = self
+                    .book
+                    .follow(Arc::clone(&entry), Replay::FromPlacement)
+                    .with_positions();
+                let counter = self.book.follow(Arc::clone(&entry), Replay::FromPlacement);
+                self.orders.push(Tracked {
+                    entry,
+                    buzzer,
+                    counter,
+                    buzzer_saw: Vec::new(),
+                    counter_saw: Vec::new(),
+                    buzzer_ended: false,
+                    counter_ended: false,
+                });
+            }
+            (Err(CafeError::Closing), None) => assert!(self.book.is_closed()),
+            (Err(CafeError::QueueFull { capacity }), None) => assert!(in_line >= capacity),
+            (Err(CafeError::NoBarista(_)), None) => {}
+            (answer, earlier) => panic!("placing answered {answer:?} (earlier order: {earlier:?})"),
+        }
+    }
+
+    /// Reads what every follower and the board have now.
+    fn read_along(&mut self) {
+        for tracked in &mut self.orders {
+            drain(
+                &mut tracked.buzzer,
+                &mut tracked.buzzer_saw,
+                &mut tracked.buzzer_ended,
+            );
+            drain(
+                &mut tracked.counter,
+                &mut tracked.counter_saw,
+                &mut tracked.counter_ended,
+            );
+        }
+        loop {
+            match self.board.try_recv() {
+                Ok(update) => self
+                    .board_saw
+                    .entry(update.order.id.to_string())
+                    .or_default()
+                    .push(update.order.status),
+                Err(TryRecvError::Empty) => break,
+                Err(error) => panic!("the board watcher: {error}"),
+            }
+        }
+    }
+
+    /// What must hold after every step.
+    fn check_invariants(&self) {
+        let mut in_line = Vec::new();
+        let mut brewing = 0;
+        for tracked in &self.orders {
+            let entry = &tracked.entry;
+            let history = statuses(&history_of(entry));
+            // Nothing changes after a final state.
+            if let Some(first_final) = history.iter().position(|status| status.is_final()) {
+                assert_eq!(
+                    first_final,
+                    history.len() - 1,
+                    "{} changed after it ended: {history:?}",
+                    entry.id()
+                );
+            }
+            let status = entry.status();
+            match self.book.position(entry) {
+                Some(position) => {
+                    assert_eq!(
+                        status,
+                        OrderStatus::Queued,
+                        "only QUEUED orders are in line"
+                    );
+                    in_line.push((entry.ticket(), position));
+                }
+                None if status == OrderStatus::Queued => assert!(
+                    self.held.iter().any(|held| held.id() == entry.id()),
+                    "{} is QUEUED but neither in line nor in a barista's hands",
+                    entry.id()
+                ),
+                None => {}
+            }
+            brewing += usize::from(status == OrderStatus::Brewing);
+            // A buzzer's places only go down while it waits.
+            let places: Vec<u32> = tracked
+                .buzzer_saw
+                .iter()
+                .filter(|update| update.order.status == OrderStatus::Queued)
+                .map(|update| update.queue_position)
+                .collect();
+            assert!(
+                places.windows(2).all(|pair| pair[0] >= pair[1]) && !places.contains(&0),
+                "{} showed places {places:?}",
+                entry.id()
+            );
+        }
+        // Places are 1..n in ticket order (so unique).
+        in_line.sort();
+        let places: Vec<u32> = in_line.iter().map(|(_, position)| *position).collect();
+        let expected: Vec<u32> = (1..=places.len() as u32).collect();
+        assert_eq!(places, expected, "places in line by ticket");
+        let counts = self.book.counts();
+        assert_eq!(counts.queued, in_line.len());
+        assert_eq!(counts.brewing, brewing);
+    }
+
+    /// Once every order has ended: exactly one final event per order,
+    /// however it is watched.
+    fn check_endings(&self) {
+        for tracked in &self.orders {
+            let id = tracked.entry.id();
+            let history = statuses(&history_of(&tracked.entry));
+            assert_eq!(
+                history.iter().filter(|status| status.is_final()).count(),
+                1,
+                "{id}: {history:?}"
+            );
+            for (who, saw, ended) in [
+                ("buzzer", &tracked.buzzer_saw, tracked.buzzer_ended),
+                ("counter", &tracked.counter_saw, tracked.counter_ended),
+            ] {
+                assert!(ended, "{id}'s {who} follower has not ended");
+                let finals = saw
+                    .iter()
+                    .filter(|update| update.order.status.is_final())
+                    .count();
+                assert_eq!(finals, 1, "{id}'s {who} saw {finals} final events");
+                assert!(saw.last().unwrap().order.status.is_final());
+                // Every status change, in order (a buzzer's extra events are
+                // places in line, which repeat QUEUED).
+                let mut seen: Vec<OrderStatus> =
+                    saw.iter().map(|update| update.order.status).collect();
+                if who == "buzzer" {
+                    seen.dedup_by(|next, previous| {
+                        *next == OrderStatus::Queued && *previous == OrderStatus::Queued
+                    });
+                }
+                let mut changes = history.clone();
+                changes.dedup_by(|next, previous| {
+                    who == "buzzer"
+                        && *next == OrderStatus::Queued
+                        && *previous == OrderStatus::Queued
+                });
+                assert_eq!(seen, changes, "{id}'s {who} follower");
+            }
+            assert_eq!(
+                self.board_saw.get(id.as_str()),
+                Some(&history),
+                "{id} on the board"
+            );
+        }
+    }
+}
+
+fn config() -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = CASES;
+    }
+    config
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn any_interleaving_keeps_the_books_promises(
+        queue_capacity in 1..6usize,
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        let mut cafe = Cafe::open(queue_capacity);
+        for step in &steps {
+            cafe.run(step);
+            cafe.read_along();
+            cafe.check_invariants();
+        }
+        // The café closes and its grace runs out: every order ends.
+        for step in [Step::Close, Step::GraceOver] {
+            cafe.run(&step);
+            cafe.read_along();
+            cafe.check_invariants();
+        }
+        cafe.check_endings();
+    }
+}
