@@ -289,7 +289,10 @@ async fn reattach(
         };
         match cafe.watch_order(request).await {
             Ok(response) => return Ok(response.into_inner()),
-            Err(status) if is_cut(&status) => {
+            // CANCELLED here is the client's own: hyper drops a call it
+            // had queued on a connection that closed under it (the old
+            // café's, going down). The café never answers WatchOrder so.
+            Err(status) if is_cut(&status) || status.code() == Code::Cancelled => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(REATTACH_MAX_PAUSE);
             }
