@@ -293,7 +293,7 @@ mod tests {
 
     use super::*;
     use crate::proto::v1::{
-        BrewEvent, BrewRequest,
+        BrewEvent, BrewRequest, GetStationRequest, Station,
         barista_server::{Barista, BaristaServer},
     };
     use crate::serving::ServerFlags;
@@ -310,6 +310,10 @@ mod tests {
             &self,
             _: Request<BrewRequest>,
         ) -> Result<Response<Self::BrewStream>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+
+        async fn get_station(&self, _: Request<GetStationRequest>) -> Result<Response<Station>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
     }
