@@ -278,9 +278,12 @@ async fn closing_with_remote_baristas_cancels_the_orders_in_line_as_embedded_one
     let mut board = Board::default();
     let buzzers = place_lattes(&mut cafe, 3).await;
     board
-        .follow_until(&mut stream, "1 brewing, 2 queued", |_| {}, |b| {
-            b.brewing() == 1 && b.count(OrderStatus::Queued) == 2
-        })
+        .follow_until(
+            &mut stream,
+            "1 brewing, 2 queued",
+            |_| {},
+            |b| b.brewing() == 1 && b.count(OrderStatus::Queued) == 2,
+        )
         .await;
     let queued: HashSet<String> = board.ids(OrderStatus::Queued).into_iter().collect();
 
@@ -331,10 +334,15 @@ async fn a_replica_full_with_another_cafes_drink_turns_the_order_away_and_it_kee
     .await;
     // ...and it is back in the second café's line, which waits for the
     // replica: not hidden in the replica, not failed.
-    scrape_until(second.metrics_addr.unwrap(), LIMIT, "the order back in line", |s| {
-        s.get("cafe_queue_depth", &[]) == 1.0
-            && s.get("cafe_remote_barista_slots_free", &[]) == 0.0
-    })
+    scrape_until(
+        second.metrics_addr.unwrap(),
+        LIMIT,
+        "the order back in line",
+        |s| {
+            s.get("cafe_queue_depth", &[]) == 1.0
+                && s.get("cafe_remote_barista_slots_free", &[]) == 0.0
+        },
+    )
     .await;
 
     // The first café's customer cancels the tea: the barista is free, the
@@ -361,7 +369,10 @@ async fn a_replica_full_with_another_cafes_drink_turns_the_order_away_and_it_kee
             .all(|e| e.queue_position == 1),
         "it kept its place at the front: {events:?}"
     );
-    assert_eq!(events.last().unwrap().order.as_ref().unwrap().barista, "shared/Ana");
+    assert_eq!(
+        events.last().unwrap().order.as_ref().unwrap().barista,
+        "shared/Ana"
+    );
 
     first.shutdown_within(Duration::from_secs(10)).await;
     second.shutdown_within(Duration::from_secs(10)).await;

@@ -313,7 +313,10 @@ mod tests {
             Err(Status::unimplemented("not in this test"))
         }
 
-        async fn get_station(&self, _: Request<GetStationRequest>) -> Result<Response<Station>, Status> {
+        async fn get_station(
+            &self,
+            _: Request<GetStationRequest>,
+        ) -> Result<Response<Station>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
     }

@@ -22,7 +22,9 @@ pub enum BaristaError {
 
     /// Every barista is brewing. The replica keeps no line: the caller
     /// keeps the drink in its own and asks again when one is free.
-    #[error("all {baristas} baristas of {replica} are busy: keep the drink in your line and ask again when one is free")]
+    #[error(
+        "all {baristas} baristas of {replica} are busy: keep the drink in your line and ask again when one is free"
+    )]
     Busy {
         /// The replica's `--name`.
         replica: String,

@@ -474,9 +474,7 @@ async fn watch_health(
 }
 
 /// Reads the replica's station, or says why it could not.
-async fn read_station(
-    baristas: &mut BaristaClient<Channel>,
-) -> Result<pb::Station, String> {
+async fn read_station(baristas: &mut BaristaClient<Channel>) -> Result<pb::Station, String> {
     let mut request = tonic::Request::new(pb::GetStationRequest {});
     request.set_timeout(CONNECT_TIMEOUT);
     match baristas.get_station(request).await {
@@ -575,7 +573,10 @@ mod tests {
         assert_eq!(first.replica().addr, three.addr);
         let mut held: Vec<Slot> = (0..4).map(|_| registry.try_reserve().unwrap()).collect();
         assert_eq!(registry.slots(), (5, 0));
-        assert!(registry.try_reserve().is_none(), "no more than its baristas");
+        assert!(
+            registry.try_reserve().is_none(),
+            "no more than its baristas"
+        );
 
         // A slot given back is free again, and the bell rings for it.
         let freed = registry.freed().notified();

@@ -163,10 +163,7 @@ impl RemoteBaristas {
     /// UNAVAILABLE and the café's health is NOT_SERVING.
     pub fn start(availability: &Arc<Availability>, config: RemoteConfig) -> Self {
         let stop = CancellationToken::new();
-        let registry = Arc::new(Registry::new(
-            Arc::clone(availability),
-            &config.endpoints,
-        ));
+        let registry = Arc::new(Registry::new(Arc::clone(availability), &config.endpoints));
 
         tokio::spawn(discovery::resolve(
             config.endpoints,
@@ -266,7 +263,9 @@ impl RemoteBaristas {
                     };
                     let Some(slot) = reserved else {
                         let reason = match &last_failure {
-                            Some(why) => format!("{}; the last one: {why}", self.inner.no_barista_reason()),
+                            Some(why) => {
+                                format!("{}; the last one: {why}", self.inner.no_barista_reason())
+                            }
                             None => self.inner.no_barista_reason(),
                         };
                         warn!(order.id = %id, %reason, "no barista: order failed");
