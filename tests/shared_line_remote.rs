@@ -22,7 +22,6 @@ async fn two_cafes_on_one_line_brew_on_remote_baristas() {
     let one = spawn_barista(barista_config("barista-1", 2));
     let two = spawn_barista(barista_config("barista-2", 2));
     let on_the_line = |urls: &[String]| Config {
-        baristas: 2,
         database_url: Some(db.url.clone()),
         lease: Duration::from_secs(3),
         ..remote_config(urls)
