@@ -21,8 +21,8 @@
 //! a queue of its own either, or a customer's "position 1 in line" would be
 //! a lie. The one dispatcher ([`RemoteBaristas::dispatch`]) therefore waits
 //! for a **slot** first, a barista of some replica up that none of this
-//! café's brews holds ([`Registry::try_reserve`]), and only then takes the
-//! next order out of the line. An order is QUEUED with its real place until
+//! café's brews holds (`Registry::try_reserve`, in `remote/discovery.rs`),
+//! and only then takes the next order out of the line. An order is QUEUED with its real place until
 //! a barista is free for it, then BREWING on that replica. The café's pace
 //! follows the replicas: a replica that comes up (found by the resolver
 //! within `--barista-resolve-interval`) adds its baristas at once, and one
