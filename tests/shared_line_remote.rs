@@ -1,8 +1,8 @@
 //! Two cafés on one PostgreSQL line, both brewing on remote `cafe-barista`
-//! replicas: each dispatcher claims from the shared line, hands the order to
-//! a replica, and writes who brews it and READY in the database. Skipped
-//! (with a line saying so) where `CAFE_TEST_DATABASE_URL` is unset; failed
-//! where `CI` is set too.
+//! replicas: each café's dispatcher claims from the shared line once a
+//! replica has a free barista, hands the order to it, and writes who brews
+//! it and READY in the database. Skipped (with a line saying so) where
+//! `CAFE_TEST_DATABASE_URL` is unset; failed where `CI` is set too.
 
 use std::{collections::HashSet, time::Duration};
 
