@@ -7,7 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use cafe_core::menu::TimeScale;
 use cafe_testkit::{
-    Config, LIMIT,
+    LIMIT,
     barista::{barista_config, spawn_barista},
     metrics::scrape_until,
     order, remote_config, spawn_cafe, with_metrics,
@@ -23,14 +23,13 @@ async fn a_counter_customer_leaving_mid_brew_frees_the_remote_barista() {
     barista_config.server.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let barista = spawn_barista(barista_config);
     let barista_metrics = barista.metrics_addr.unwrap();
-    let cafe = spawn_cafe(with_metrics(Config {
-        baristas: 1,
-        ..remote_config(&[barista.url()])
-    }))
-    .await;
+    let cafe = spawn_cafe(with_metrics(remote_config(&[barista.url()]))).await;
     let cafe_metrics = cafe.metrics_addr.unwrap();
+    // Up, with its one barista free (read from its station).
     scrape_until(cafe_metrics, LIMIT, "the barista up", |scrape| {
         scrape.get("cafe_remote_baristas_up", &[]) == 1.0
+            && scrape.get("cafe_remote_barista_slots", &[]) == 1.0
+            && scrape.get("cafe_remote_barista_slots_free", &[]) == 1.0
     })
     .await;
     let baseline = cafe.scrape().await.get("tokio_alive_tasks", &[]);
@@ -41,6 +40,12 @@ async fn a_counter_customer_leaving_mid_brew_frees_the_remote_barista() {
         scrape.get("barista_baristas_free", &[]) == 0.0
     })
     .await;
+    assert_eq!(
+        cafe.scrape()
+            .await
+            .get("cafe_remote_barista_slots_free", &[]),
+        0.0
+    );
     waiting.abort();
 
     scrape_until(
@@ -66,6 +71,7 @@ async fn a_counter_customer_leaving_mid_brew_frees_the_remote_barista() {
                 ) == 0.0
                 && scrape.get("cafe_order_followers", &[]) == 0.0
                 && scrape.get("tokio_alive_tasks", &[]) <= baseline
+                && scrape.get("cafe_remote_barista_slots_free", &[]) == 1.0
         },
     )
     .await;

@@ -1,8 +1,8 @@
 //! Two cafés on one PostgreSQL line, both brewing on remote `cafe-barista`
-//! replicas: each dispatcher claims from the shared line, hands the order to
-//! a replica, and writes who brews it and READY in the database. Skipped
-//! (with a line saying so) where `CAFE_TEST_DATABASE_URL` is unset; failed
-//! where `CI` is set too.
+//! replicas: each café's dispatcher claims from the shared line once a
+//! replica has a free barista, hands the order to it, and writes who brews
+//! it and READY in the database. Skipped (with a line saying so) where
+//! `CAFE_TEST_DATABASE_URL` is unset; failed where `CI` is set too.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -22,7 +22,6 @@ async fn two_cafes_on_one_line_brew_on_remote_baristas() {
     let one = spawn_barista(barista_config("barista-1", 2));
     let two = spawn_barista(barista_config("barista-2", 2));
     let on_the_line = |urls: &[String]| Config {
-        baristas: 2,
         database_url: Some(db.url.clone()),
         lease: Duration::from_secs(3),
         ..remote_config(urls)

@@ -319,7 +319,7 @@ mod tests {
 
     use super::*;
     use crate::proto::v1::{
-        BrewEvent, BrewRequest,
+        BrewEvent, BrewRequest, GetStationRequest, Station,
         barista_server::{Barista, BaristaServer},
     };
     use crate::serving::ServerFlags;
@@ -336,6 +336,13 @@ mod tests {
             &self,
             _: Request<BrewRequest>,
         ) -> Result<Response<Self::BrewStream>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+
+        async fn get_station(
+            &self,
+            _: Request<GetStationRequest>,
+        ) -> Result<Response<Station>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
     }

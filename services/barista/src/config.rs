@@ -25,7 +25,9 @@ pub struct Config {
           hide_default_value = true, value_parser = parse_name)]
     pub name: String,
 
-    /// How many baristas brew at the same time; more drinks wait their turn.
+    /// How many baristas brew at the same time. A drink past them is turned
+    /// away at once (RESOURCE_EXHAUSTED): it waits in the café's line, not
+    /// here.
     #[arg(long, env = "BARISTA_BARISTAS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub baristas: u16,

@@ -19,6 +19,18 @@ pub enum BaristaError {
     /// The replica is shutting down: the caller should use another one.
     #[error("barista {0} is closing and takes no more drinks: use another barista")]
     Closing(String),
+
+    /// Every barista is brewing. The replica keeps no line: the caller
+    /// keeps the drink in its own and asks again when one is free.
+    #[error(
+        "all {baristas} baristas of {replica} are busy: keep the drink in your line and ask again when one is free"
+    )]
+    Busy {
+        /// The replica's `--name`.
+        replica: String,
+        /// Its `--baristas`.
+        baristas: usize,
+    },
 }
 
 impl From<BaristaError> for Status {
@@ -28,6 +40,7 @@ impl From<BaristaError> for Status {
             // With a BadRequest detail naming each wrong field.
             BaristaError::InvalidRequest(violations) => invalid_argument(&violations),
             BaristaError::Closing(_) => Status::unavailable(message),
+            BaristaError::Busy { .. } => Status::resource_exhausted(message),
         }
     }
 }

@@ -8,9 +8,10 @@
 //!   steps); binding, the transport and the bounded shutdown are
 //!   [`cafe_core::serving`]'s.
 //! - [`service`]: the `Brew` call: a stream of `started`, then `finished`,
-//!   and a barista freed the moment its caller goes away.
-//! - [`station`]: the named baristas and the FIFO queue of drinks waiting
-//!   for one (a semaphore).
+//!   and a barista freed the moment its caller goes away; `GetStation`,
+//!   how many baristas there are and how many are busy.
+//! - [`station`]: the named baristas, counted by a semaphore, and why a
+//!   replica keeps no queue (a full one answers RESOURCE_EXHAUSTED).
 //! - [`metrics`]: its gauges for Prometheus (brews in flight, free
 //!   baristas), read when scraped; the calls' metrics are the serving
 //!   scaffold's.

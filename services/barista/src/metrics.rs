@@ -31,7 +31,7 @@ impl Collector for BaristaCollector {
         gauge(
             &mut encoder,
             "barista_brews_in_flight",
-            "Brew calls being served: waiting for a barista or brewing.",
+            "Brew calls being served, each with its barista (a replica keeps no queue).",
             self.brews.len() as u64,
         )?;
         gauge(
@@ -43,7 +43,7 @@ impl Collector for BaristaCollector {
         gauge(
             &mut encoder,
             "barista_baristas_free",
-            "Baristas with nothing to brew; 0 with brews in flight above the baristas means drinks wait.",
+            "Baristas with nothing to brew; at 0 a new brew is turned away (RESOURCE_EXHAUSTED).",
             (self.station.size() - self.station.busy()) as u64,
         )
     }

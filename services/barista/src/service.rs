@@ -1,9 +1,12 @@
 //! The `cafe.v1.Barista` gRPC service: one `Brew` call per drink, answered
-//! with a stream of `started`, then `finished`.
+//! with a stream of `started`, then `finished`; and `GetStation`, which
+//! tells the café how many baristas there are and how many are busy.
 //!
-//! Each call spawns a producer task that writes into an mpsc channel whose
-//! other end is the response stream. The task waits for a free barista,
-//! brews, and watches `tx.closed()` the whole time: when the café drops the
+//! A `Brew` call takes a free barista before it answers, or answers
+//! RESOURCE_EXHAUSTED at once: the replica keeps no queue (see
+//! [`crate::station`] for why). Then it spawns a producer task that writes
+//! into an mpsc channel whose other end is the response stream. The task
+//! brews and watches `tx.closed()` the whole time: when the café drops the
 //! stream (its customer left, the order was cancelled, the deadline passed),
 //! tonic drops the receiver, `closed()` fires, the task ends, and the
 //! barista it held is free for the next drink *at once*, not when the
@@ -28,7 +31,7 @@ use cafe_core::brewing::{self, BrewMode};
 
 use crate::{
     error::BaristaError,
-    station::{Closed, Station},
+    station::{OnShift, Station, Taken},
 };
 
 /// The longest order id the barista accepts (it only logs it).
@@ -102,12 +105,17 @@ impl Barista for BaristaService {
     ) -> Result<Response<BrewStream>, Status> {
         let deadline = CallerDeadline::of(&request);
         let cup = check(request.get_ref())?;
-        if self.station.is_closed() {
-            return Err(BaristaError::Closing(self.replica.to_string()).into());
-        }
+        // A barista now, or an answer now: no hidden line here.
+        let barista = self.station.take_free().map_err(|taken| match taken {
+            Taken::Closed => BaristaError::Closing(self.replica.to_string()),
+            Taken::Full => BaristaError::Busy {
+                replica: self.replica.to_string(),
+                baristas: self.station.size(),
+            },
+        })?;
         let (tx, rx) = mpsc::channel(2);
         let brew = Brew {
-            station: Arc::clone(&self.station),
+            barista,
             replica: Arc::clone(&self.replica),
             brew_time: cup.drink.brew_time_for(cup.size, self.time_scale),
             brew_mode: self.brew_mode,
@@ -120,11 +128,25 @@ impl Barista for BaristaService {
         self.brews.spawn(brew.run().in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    async fn get_station(
+        &self,
+        _request: Request<pb::GetStationRequest>,
+    ) -> Result<Response<pb::Station>, Status> {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Response::new(pb::Station {
+            name: self.replica.to_string(),
+            baristas: count(self.station.size()),
+            busy: count(self.station.busy()),
+            time_scale: self.time_scale.get(),
+        }))
+    }
 }
 
 /// One drink on its way, owned by its producer task.
 struct Brew {
-    station: Arc<Station>,
+    /// The barista taken for it; freed when the task ends.
+    barista: OnShift,
     replica: Arc<str>,
     brew_time: std::time::Duration,
     brew_mode: BrewMode,
@@ -143,21 +165,8 @@ impl Brew {
         };
         tokio::pin!(deadline);
 
-        // 1. Wait for a free barista, unless the caller goes first.
-        let barista = tokio::select! {
-            biased;
-            () = self.tx.closed() => return info!("the caller left before a barista was free"),
-            () = &mut deadline => return self.deadline_passed().await,
-            free = self.station.next_free() => match free {
-                Ok(barista) => barista,
-                Err(Closed) => {
-                    let closing = BaristaError::Closing(self.replica.to_string());
-                    let _ = self.tx.send(Err(closing.into())).await;
-                    return;
-                }
-            },
-        };
-        let who = format!("{}/{}", self.replica, barista.name());
+        // 1. The barista taken in the call picks the drink up.
+        let who = format!("{}/{}", self.replica, self.barista.name());
         info!(barista = %who, brew_time = ?self.brew_time, "brewing");
         if !self
             .send(Event::Started(pb::BrewStarted {
@@ -170,8 +179,10 @@ impl Brew {
         }
 
         // 2. Brew. If the caller goes away first, `select!` drops the brewing
-        // future (stopping its timer) and then `barista` is dropped at the end
-        // of this function: the barista is free for the next drink at once.
+        // future (stopping its timer) and then `self.barista` is dropped at
+        // the end of this function: the barista is free for the next drink
+        // at once, before the stream ends (so a caller that sees the stream
+        // end may count the barista free).
         tokio::select! {
             biased;
             () = self.tx.closed() => info!(barista = %who, "the caller left: brew stopped, the barista is free again"),
@@ -183,7 +194,8 @@ impl Brew {
                 }
             }
         }
-        drop(barista);
+        // `self` (the barista, then the sender) drops here: the barista is
+        // free before the stream's end is sent.
     }
 
     /// Sends one event; false if the caller has gone.

@@ -7,8 +7,8 @@
 //! order, all within `--shutdown-grace`:
 //!
 //! 1. health turns `NOT_SERVING`: the café stops sending drinks here;
-//! 2. drinks still waiting for a barista get `UNAVAILABLE`, so the café
-//!    retries them on another replica at once;
+//! 2. new drinks get `UNAVAILABLE` (none waits here: a replica keeps no
+//!    line), so the café brews them on another replica;
 //! 3. drinks in hand are finished and their streams end OK;
 //! 4. the transport shuts down.
 //!

@@ -1,19 +1,24 @@
-//! The station: a fixed number of named baristas, and drinks waiting their
-//! turn for one of them.
+//! The station: a fixed number of named baristas, and no line.
 //!
-//! A [`Semaphore`] with one permit per barista is the queue: `acquire` waits
-//! in FIFO order, without polling and without a thread, until a permit is
-//! free. The permit travels inside an [`OnShift`] with the barista's name;
+//! A [`Semaphore`] with one permit per barista counts who is free. A drink
+//! takes a permit *now* or not at all ([`Station::take_free`]): a replica
+//! keeps no queue of its own, because the café's line is the only line. A
+//! queue here would be a second, hidden one: its drinks would look "next in
+//! line" on the café's board while they waited behind other replicas'
+//! work, and they would be lost with the replica. So a full station says so
+//! ([`Taken::Full`], RESOURCE_EXHAUSTED on the wire) and the café keeps the
+//! order in its line until it knows of a free barista.
+//!
+//! The permit travels inside an [`OnShift`] with the barista's name;
 //! dropping it (the drink is done, or its caller went away and the brew was
-//! stopped) hands the name back and frees the permit, so the next drink in
-//! the queue starts at once.
+//! stopped) hands the name back and frees the permit.
 
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use cafe_core::brewing;
 
@@ -28,9 +33,14 @@ pub struct Station {
     size: usize,
 }
 
-/// The replica is closing: no barista will pick the drink up.
+/// Why no barista took the drink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed;
+pub enum Taken {
+    /// Every barista is brewing: ask again when one is free.
+    Full,
+    /// The replica is closing: no barista will pick the drink up.
+    Closed,
+}
 
 /// A barista busy with one drink. Dropping it frees the barista.
 #[derive(Debug)]
@@ -59,13 +69,14 @@ impl Station {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Waits for a free barista, first come first served. Cancel-safe:
-    /// dropping the future leaves the queue without taking anyone.
-    pub async fn next_free(self: &Arc<Self>) -> Result<OnShift, Closed> {
+    /// A free barista now, or why there is none. Never waits.
+    pub fn take_free(self: &Arc<Self>) -> Result<OnShift, Taken> {
         let permit = Arc::clone(&self.free)
-            .acquire_owned()
-            .await
-            .map_err(|_| Closed)?;
+            .try_acquire_owned()
+            .map_err(|error| match error {
+                TryAcquireError::NoPermits => Taken::Full,
+                TryAcquireError::Closed => Taken::Closed,
+            })?;
         let name = self
             .idle()
             .pop_front()
@@ -77,8 +88,9 @@ impl Station {
         })
     }
 
-    /// Stops taking drinks: everyone still waiting gets [`Closed`]; drinks
-    /// already being brewed keep their barista until they are done.
+    /// Stops taking drinks: from now on [`Station::take_free`] says
+    /// [`Taken::Closed`]; drinks already being brewed keep their barista
+    /// until they are done.
     pub fn close(&self) {
         self.free.close();
     }
@@ -118,28 +130,25 @@ impl Drop for OnShift {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_freed_barista_goes_to_the_next_drink_in_line() {
+    #[test]
+    fn a_full_station_says_so_at_once_and_a_freed_barista_is_taken_again() {
         let station = Station::new(1);
-        let ana = station.next_free().await.unwrap();
+        let ana = station.take_free().unwrap();
         assert_eq!(ana.name(), "Ana");
         assert_eq!(station.busy(), 1);
-
-        let waiting = tokio::spawn({
-            let station = Arc::clone(&station);
-            async move { station.next_free().await.map(|b| b.name().to_owned()) }
-        });
+        // No queue: the second drink is told, not kept waiting.
+        assert_eq!(station.take_free().unwrap_err(), Taken::Full);
         drop(ana);
-        assert_eq!(waiting.await.unwrap(), Ok("Ana".to_owned()));
         assert_eq!(station.busy(), 0);
+        assert_eq!(station.take_free().unwrap().name(), "Ana");
     }
 
-    #[tokio::test]
-    async fn closing_turns_waiting_drinks_away_but_not_the_ones_in_hand() {
-        let station = Station::new(1);
-        let in_hand = station.next_free().await.unwrap();
+    #[test]
+    fn closing_turns_new_drinks_away_but_not_the_ones_in_hand() {
+        let station = Station::new(2);
+        let in_hand = station.take_free().unwrap();
         station.close();
-        assert_eq!(station.next_free().await.unwrap_err(), Closed);
+        assert_eq!(station.take_free().unwrap_err(), Taken::Closed);
         assert_eq!(station.busy(), 1);
         drop(in_hand);
         assert_eq!(station.busy(), 0);

@@ -1,5 +1,6 @@
 //! A barista replica's `/metrics`, scraped over HTTP: brews in flight and
-//! free baristas move with the brews, and a brew whose caller goes away
+//! free baristas move with the brews, a brew past the baristas is counted
+//! as RESOURCE_EXHAUSTED, and a brew whose caller goes away
 //! leaves nothing behind (the barista free, no task or stream left) within
 //! a second.
 
@@ -43,7 +44,8 @@ async fn brews_in_flight_and_free_baristas_move_and_a_dropped_brew_leaves_nothin
     assert_eq!(before.get("barista_brews_in_flight", &[]), 0.0);
     let baseline = before.get("tokio_alive_tasks", &[]);
 
-    // The first brew takes the barista, the second waits for one.
+    // The first brew takes the barista; the second is turned away at once
+    // (a replica keeps no queue), and counted so.
     let mut first = client
         .brew(brew_request("ord-1", "latte"))
         .await
@@ -51,21 +53,25 @@ async fn brews_in_flight_and_free_baristas_move_and_a_dropped_brew_leaves_nothin
         .into_inner();
     let started = first.message().await.unwrap().unwrap().event.unwrap();
     assert!(matches!(started, Event::Started(_)), "got {started:?}");
-    let second = client
+    let turned_away = client
         .brew(brew_request("ord-2", "latte"))
         .await
-        .unwrap()
-        .into_inner();
-    let busy = scrape_until(addr, LIMIT, "two brews in flight", |scrape| {
-        scrape.get("barista_brews_in_flight", &[]) == 2.0
+        .unwrap_err();
+    assert_eq!(turned_away.code(), Code::ResourceExhausted);
+    let busy = scrape_until(addr, LIMIT, "one brew in flight", |scrape| {
+        scrape.get("barista_brews_in_flight", &[]) == 1.0
     })
     .await;
     assert_eq!(busy.get("barista_baristas_free", &[]), 0.0);
-    assert_eq!(busy.get("grpc_server_calls_in_flight", &BREW), 2.0);
+    assert_eq!(busy.get("grpc_server_calls_in_flight", &BREW), 1.0);
+    let exhausted = [BREW[0], BREW[1], ("grpc_code", "RESOURCE_EXHAUSTED")];
+    assert_eq!(
+        busy.get("grpc_server_handling_seconds_count", &exhausted),
+        1.0
+    );
 
-    // The café hangs up on both (its customers left).
+    // The café hangs up (its customer left).
     drop(first);
-    drop(second);
     let after = scrape_until(
         addr,
         Duration::from_secs(1),
@@ -81,6 +87,6 @@ async fn brews_in_flight_and_free_baristas_move_and_a_dropped_brew_leaves_nothin
     let cancelled = [BREW[0], BREW[1], ("grpc_code", "CANCELLED")];
     assert_eq!(
         after.get("grpc_server_handling_seconds_count", &cancelled),
-        2.0
+        1.0
     );
 }

@@ -1,12 +1,13 @@
-//! Who brews, and the dispatch loop they share: K tasks, each taking the
-//! next order in line and seeing it brewed, then coming back for more.
+//! Who brews, and the loop that takes orders from the line to them.
 //!
 //! [`Brewers`] is the one choice the café makes about its baristas:
-//! - **embedded** (the default): each task *is* a barista, named `Ana`,
-//!   `Ben`, …, and brews in-process;
-//! - **remote** (`--barista-endpoint`): each task is a dispatcher that hands
-//!   the order to a `cafe-barista` replica (see [`crate::remote`]); K is then
-//!   how many drinks are in flight at once.
+//! - **embedded** (the default): `--baristas` tasks, each of which *is* a
+//!   barista, named `Ana`, `Ben`, …, taking the next order in line and
+//!   brewing it in-process, then coming back for more;
+//! - **remote** (`--barista-endpoint`): one dispatcher task that waits for
+//!   a free barista on some `cafe-barista` replica, then takes the next
+//!   order and hands it over (see [`crate::remote`]). How many drinks are in
+//!   flight is then the replicas' free baristas, not `--baristas`.
 //!
 //! Either way this is where the waiting happens. A task spends almost all
 //! its life in two `.await`s: waiting for an order ([`OrderBook::next_in_line`])
@@ -21,7 +22,7 @@
 //! On a line shared by several cafés (PostgreSQL) an embedded barista
 //! claims its next order in the database instead
 //! ([`OrderBook::claim_next`]), so two cafés' baristas never brew one
-//! order twice, and writes READY there first; a remote dispatcher claims
+//! order twice, and writes READY there first; the remote dispatcher claims
 //! the same way before it hands the order to a replica.
 
 use std::sync::Arc;
@@ -50,20 +51,11 @@ pub enum Brewers {
     Remote(RemoteBaristas),
 }
 
-/// What one dispatch task brews with.
-enum Brewer {
-    Embedded {
-        /// Shared with every order this barista brews (`Order::barista`).
-        name: Arc<str>,
-        time_scale: TimeScale,
-        brew_mode: BrewMode,
-    },
-    Remote(RemoteBaristas),
-}
-
-/// Starts `count` tasks taking orders from the line to `brewers`. Each ends
-/// when the café closes and the line is empty, after finishing the drink in
-/// hand; the returned set lets the server wait for that while it shuts down.
+/// Starts the tasks taking orders from the line to `brewers`: `count`
+/// embedded baristas, or the one remote dispatcher (`count` does not apply:
+/// the replicas' baristas set the pace). Each ends when the café closes and
+/// the line is empty, after finishing the drinks in hand; the returned set
+/// lets the server wait for that while it shuts down.
 ///
 /// The tasks have no span of their own: a span for a whole shift would be
 /// one bar as long as the server's life, never finished, never exported.
@@ -72,73 +64,44 @@ enum Brewer {
 /// the customer's trace.
 pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u32) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
-    for index in 0..count as usize {
-        let brewer = match brewers {
-            Brewers::Embedded {
-                time_scale,
-                brew_mode,
-            } => Brewer::Embedded {
-                name: Arc::from(brewing::barista_name(index)),
-                time_scale: *time_scale,
-                brew_mode: *brew_mode,
-            },
-            Brewers::Remote(remote) => Brewer::Remote(remote.clone()),
-        };
-        tasks.spawn(work(Arc::clone(book), brewer, index));
+    match brewers {
+        Brewers::Embedded {
+            time_scale,
+            brew_mode,
+        } => {
+            for index in 0..count as usize {
+                let name = Arc::from(brewing::barista_name(index));
+                tasks.spawn(work(Arc::clone(book), name, *time_scale, *brew_mode));
+            }
+        }
+        Brewers::Remote(remote) => {
+            let remote = remote.clone();
+            let book = Arc::clone(book);
+            // Boxed: a remote dispatcher's future is large (its brew tasks'
+            // set, the gRPC calls it starts), and it lives for the shift.
+            tasks.spawn(async move { Box::pin(remote.dispatch(book)).await });
+        }
     }
     tasks
 }
 
-async fn work(book: Arc<OrderBook>, brewer: Brewer, index: usize) {
-    match (book.shared_line(), &brewer) {
-        (
-            Some(_),
-            Brewer::Embedded {
-                name,
-                time_scale,
-                brew_mode,
-            },
-        ) => return work_on_shared_line(book, name, *time_scale, *brew_mode).await,
-        (Some(_), Brewer::Remote(remote)) => {
-            // Claimed in the database, then handed to a replica as below;
-            // the replica's barista is recorded when it starts.
-            let claimer: Arc<str> = Arc::from(format!("dispatcher {index}").as_str());
-            while let Some(entry) = book.claim_next(&claimer).await {
-                Box::pin(remote.brew(&book, &entry)).await;
-            }
-            info!(dispatcher = index, "shift over");
-            return;
-        }
-        (None, _) => {}
+/// An embedded barista's shift: the next order in line, brewed here, until
+/// the café closes and the line is empty.
+async fn work(book: Arc<OrderBook>, name: Arc<str>, time_scale: TimeScale, brew_mode: BrewMode) {
+    if book.shared_line().is_some() {
+        return work_on_shared_line(book, &name, time_scale, brew_mode).await;
     }
     while let Some(entry) = book.next_in_line().await {
-        match &brewer {
-            Brewer::Embedded {
-                name,
-                time_scale,
-                brew_mode,
-            } => {
-                // This brew's span, a child of the call that placed the
-                // order (not of whatever ran before on this task). Set the
-                // parent before the span is first entered: after that it
-                // is fixed.
-                let span = info_span!("brew", order.id = %entry.id(), barista = %name);
-                join_trace(&span, entry.trace_context().clone());
-                brew_here(&book, &entry, name, *time_scale, *brew_mode)
-                    .instrument(span)
-                    .await;
-            }
-            // One span per attempt, made in `remote` (a retry is a second).
-            // Boxed: a remote brew's future is large (the balancer, the
-            // gRPC stream), and unboxed it would set the size of every
-            // barista's task, embedded ones too, for the whole shift.
-            Brewer::Remote(remote) => Box::pin(remote.brew(&book, &entry)).await,
-        }
+        // This brew's span, a child of the call that placed the order (not
+        // of whatever ran before on this task). Set the parent before the
+        // span is first entered: after that it is fixed.
+        let span = info_span!("brew", order.id = %entry.id(), barista = %name);
+        join_trace(&span, entry.trace_context().clone());
+        brew_here(&book, &entry, &name, time_scale, brew_mode)
+            .instrument(span)
+            .await;
     }
-    match &brewer {
-        Brewer::Embedded { name, .. } => info!(barista = %name, "shift over"),
-        Brewer::Remote(_) => info!(dispatcher = index, "shift over"),
-    }
+    info!(barista = %name, "shift over");
 }
 
 /// An embedded barista on a shared line: claims, brews, writes READY, until

@@ -32,12 +32,11 @@ pub struct Config {
     #[command(flatten)]
     pub server: ServerFlags<CafeEnv>,
 
-    /// How many drinks are brewed at the same time. With the embedded
-    /// baristas (no --barista-endpoint) that is how many baristas the café
-    /// has; with remote baristas it is how many orders the café has in
-    /// flight at once, spread over the replicas (give it at least the total
-    /// of their --baristas, or some stand idle). Each is a parked task of
-    /// about 1 KiB, not a thread: up to 1,000,000.
+    /// How many baristas the café has: how many drinks it brews at the same
+    /// time. Each is a parked task of about 1 KiB, not a thread: up to
+    /// 1,000,000. Embedded baristas only: with --barista-endpoint the
+    /// replicas' own --baristas set how many drinks are in flight (the café
+    /// reads them), and this flag is not used.
     #[arg(long, env = "CAFE_BARISTAS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=MAX_BARISTAS))]
     pub baristas: u32,

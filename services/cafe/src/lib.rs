@@ -18,10 +18,11 @@
 //!   the tasks that take orders from the line to them; where the waiting
 //!   happens, and why it costs no thread.
 //! - [`remote`]: the café as a client of `cafe-barista` replicas: DNS
-//!   re-resolution, health watching, power-of-two-choices balancing,
-//!   retries when a barista goes away, and deadline propagation.
+//!   re-resolution, health watching, each replica's baristas read from its
+//!   station and exactly that many drinks in flight (the café's line the
+//!   only line), retries when a barista goes away, and deadline propagation.
 //! - [`metrics`]: the café's gauges for Prometheus (its line, orders by
-//!   status, open streams, remote baristas up), read from the book when
+//!   status, open streams, remote baristas up and their slots), read from the book when
 //!   scraped; the calls' metrics are the serving scaffold's.
 //! - [`store`]: where orders outlive the process: the book's journal,
 //!   written by one task with group commit to SQLite or PostgreSQL, and

@@ -100,6 +100,19 @@ impl Collector for CafeCollector {
                 "Remote barista replicas up (healthy, and no brew has seen them fail since); 0 means no order is taken.",
                 remote.get() as u64,
             )?;
+            let (slots, free) = remote.slots();
+            gauge(
+                &mut encoder,
+                "cafe_remote_barista_slots",
+                "Baristas of the remote replicas up (their --baristas, read with GetStation): the most drinks the café has in flight.",
+                slots as u64,
+            )?;
+            gauge(
+                &mut encoder,
+                "cafe_remote_barista_slots_free",
+                "Of those, the ones the café may still give a drink to; 0 with orders queued means the line waits for the replicas.",
+                free as u64,
+            )?;
         }
         Ok(())
     }

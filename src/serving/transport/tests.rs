@@ -13,7 +13,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use super::*;
 use crate::{
     proto::v1::{
-        BrewEvent, BrewRequest,
+        BrewEvent, BrewRequest, GetStationRequest, Station,
         barista_server::{Barista, BaristaServer},
     },
     serving::Server,
@@ -43,6 +43,13 @@ impl Barista for Refuses {
     type BrewStream = Pin<Box<dyn Stream<Item = Result<BrewEvent, Status>> + Send>>;
 
     async fn brew(&self, _: Request<BrewRequest>) -> Result<Response<Self::BrewStream>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+
+    async fn get_station(
+        &self,
+        _: Request<GetStationRequest>,
+    ) -> Result<Response<Station>, Status> {
         Err(Status::unimplemented("not in this test"))
     }
 }

@@ -351,6 +351,51 @@ impl OrderBook {
         }
     }
 
+    /// Waits until an order waits in line, without taking it (or the café
+    /// has closed): the remote dispatcher reserves a barista only then, so
+    /// an idle café holds none.
+    pub async fn until_order_waiting(&self) {
+        loop {
+            // As in `next_in_line`: register before looking.
+            let notified = self.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // (`next_in_line` and `claim_next` look at the line before
+            // they wait, so the wake-up this may consume is not missed.)
+            if self.queue_len() > 0 || self.availability.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Puts a queued order taken out of the line back at its own place (its
+    /// ticket: usually the front), as if it had never left. A remote barista
+    /// turned it away before starting it (see [`crate::remote`]), and it
+    /// waits in the café's line, the only line, for the next free barista.
+    /// Returns false if the order is no longer queued (it ended meanwhile).
+    ///
+    /// A café closing empties its line as [`OrderBook::close`] says; if it
+    /// closed before the order got back, the order ends the same way here:
+    /// cancelled with the memory store, kept in line with a journal.
+    pub fn put_back(&self, entry: &Arc<OrderEntry>, closing_note: &str) -> bool {
+        let mut book = self.lock();
+        if entry.status() != OrderStatus::Queued {
+            return false;
+        }
+        if self.availability.is_closed() && !self.keeps_line() {
+            return self.end(&mut book, entry, OrderStatus::Cancelled, closing_note);
+        }
+        if book.line.insert(entry.ticket(), Arc::clone(entry)).is_err() {
+            return true; // already back in line
+        }
+        self.line_moves.moved(book.line.len());
+        drop(book);
+        // As when an order is placed: wake whoever takes from the line.
+        self.work.notify_one();
+        true
+    }
+
     /// Marks an order as being brewed by `barista`. Returns false if it was
     /// cancelled in the meantime and must not be brewed. An order already
     /// brewing may start again with another barista: a remote barista went

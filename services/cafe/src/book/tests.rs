@@ -97,6 +97,36 @@ fn leaving_from_the_middle_moves_up_only_those_behind() {
 }
 
 #[test]
+fn an_order_put_back_takes_its_own_place_again_and_closing_cancels_it() {
+    let book = open_book(10);
+    let orders: Vec<_> = ["Ada", "Bo", "Cy"]
+        .iter()
+        .map(|name| place(&book, name))
+        .collect();
+    // Taken by the remote dispatcher, turned away by a full replica: back
+    // at the front, ahead of those who came after, and the next taken.
+    let ada = take(&book);
+    assert_eq!(book.position(&orders[1]), Some(1));
+    assert!(book.put_back(&ada, "closed"));
+    let positions: Vec<_> = orders.iter().map(|o| book.position(o)).collect();
+    assert_eq!(positions, [Some(1), Some(2), Some(3)]);
+    assert_eq!(take(&book).id(), orders[0].id());
+
+    // One that ended meanwhile does not come back.
+    let bo = take(&book);
+    assert!(book.abandon(&bo, "left"));
+    assert!(!book.put_back(&bo, "closed"));
+    assert_eq!(book.position(&bo), None);
+
+    // The café closed while it was away: it ends as the line did.
+    let cy = take(&book);
+    book.close("closing");
+    assert!(book.put_back(&cy, "the café closed"));
+    assert_eq!(cy.status(), OrderStatus::Cancelled);
+    assert_eq!(book.queue_len(), 0);
+}
+
+#[test]
 fn a_full_line_refuses_orders_and_a_closed_cafe_refuses_all() {
     let book = open_book(1);
     place(&book, "Ada");

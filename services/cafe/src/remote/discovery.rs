@@ -9,14 +9,18 @@
 //!   loses it. A failed lookup keeps the addresses found last time: a DNS
 //!   hiccup must not empty the café.
 //! - one **health watcher** per address holds a `grpc.health.v1.Health/Watch`
-//!   stream open on the replica. SERVING puts the replica in the balancer;
+//!   stream open on the replica. SERVING has it read the replica's station
+//!   (`GetStation`: how many baristas) and put it in the registry;
 //!   NOT_SERVING (it is shutting down), a broken stream (it died) or a brew
 //!   that failed on it takes it out, and the watcher tries again with a
 //!   growing pause. A stream, not polling: a replica that dies is noticed
-//!   the moment its connection drops.
+//!   the moment its connection drops. A replica that turned a brew away
+//!   (full, for another café) has its station read again by its watcher,
+//!   at once and then with a growing pause, until a barista is free.
 //!
-//! The [`Registry`] is where their news meets: it feeds the balancer's
-//! discovery channel, counts the replicas up, and while none is, tells the
+//! The [`Registry`] is where their news meets: it holds the replicas up and
+//! reserves their baristas ([`Registry::try_reserve`]), rings a bell
+//! whenever one may have come free, and while no replica is up, tells the
 //! café's [`Availability`] so, which refuses new orders and turns the café's
 //! health NOT_SERVING.
 
@@ -25,21 +29,25 @@ use std::{
     fmt,
     net::SocketAddr,
     str::FromStr,
-    sync::{Arc, Mutex, MutexGuard, atomic::Ordering},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
-use cafe_core::proto::v1::barista_server::SERVICE_NAME as BARISTA_SERVICE;
-use tokio::{sync::mpsc, time::Instant};
+use cafe_core::proto::v1::{
+    self as pb, barista_client::BaristaClient, barista_server::SERVICE_NAME as BARISTA_SERVICE,
+};
+use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use tower::discover::Change;
 use tracing::{info, warn};
 
-use super::replica::{Replica, ReplicaChange, ReplicaState};
+use super::replica::{Replica, ReplicaState, Slot};
 use crate::availability::Availability;
 
 /// How long connecting to a replica may take before it counts as
@@ -52,6 +60,9 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 /// [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// First pause before reading a full replica's station again; doubled up
+/// to [`RETRY_MAX`].
+const RECHECK_MIN: Duration = Duration::from_millis(50);
 
 /// A `--barista-endpoint`: a host name or IP address and a port, written
 /// `host:port` or `http://host:port`.
@@ -95,45 +106,58 @@ impl fmt::Display for BaristaEndpoint {
     }
 }
 
-/// Which replicas are up, shared by the watchers and the dispatchers.
-#[derive(Debug)]
+/// Which replicas are up and how busy, shared by the watchers and the
+/// dispatcher.
 pub(crate) struct Registry {
-    /// The balancer's discovery stream (unbounded: a send never waits, so
-    /// it can happen under the lock and in `Drop`-like paths).
-    changes: mpsc::UnboundedSender<ReplicaChange>,
-    /// A std mutex: held for a counter update and a channel send, never
-    /// across `.await`.
+    /// A std mutex: held to look over the replicas up and take a slot, or
+    /// to add or drop one, never across `.await`.
     state: Mutex<RegistryState>,
+    /// Rung (`notify_waiters`) whenever a barista may have come free: a
+    /// replica up, a slot given back, a station read again. Whoever waits
+    /// for a slot registers before looking, so no ring is missed.
+    freed: Arc<Notify>,
+    /// Drinks in hand waiting for a barista again (retries): while any
+    /// does, the dispatcher takes none, so they go first.
+    retries: Arc<AtomicUsize>,
     /// Told when the first replica comes up and the last goes down.
     availability: Arc<Availability>,
     /// The endpoints, for messages ("no barista reachable at …").
     endpoints: String,
 }
 
-#[derive(Debug)]
 struct RegistryState {
-    up: usize,
+    /// The replicas up, by address.
+    up: HashMap<SocketAddr, Replica>,
+    /// Whose turn it is among replicas equally free.
+    turn: usize,
     /// Since when no replica has been up; `None` while one is.
     down_since: Option<Instant>,
 }
 
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("endpoints", &self.endpoints)
+            .field("up", &self.up())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Registry {
-    pub(crate) fn new(
-        changes: mpsc::UnboundedSender<ReplicaChange>,
-        availability: Arc<Availability>,
-        endpoints: &[BaristaEndpoint],
-    ) -> Self {
+    pub(crate) fn new(availability: Arc<Availability>, endpoints: &[BaristaEndpoint]) -> Self {
         let endpoints = endpoints
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
         let registry = Registry {
-            changes,
             state: Mutex::new(RegistryState {
-                up: 0,
+                up: HashMap::new(),
+                turn: 0,
                 down_since: Some(Instant::now()),
             }),
+            freed: Arc::new(Notify::new()),
+            retries: Arc::new(AtomicUsize::new(0)),
             availability,
             endpoints,
         };
@@ -150,64 +174,141 @@ impl Registry {
 
     /// How many replicas are up now.
     pub(crate) fn up(&self) -> usize {
-        self.lock().up
+        self.lock().up.len()
+    }
+
+    /// The baristas of the replicas up, and how many of them this café may
+    /// still give a drink to.
+    pub(crate) fn slots(&self) -> (usize, usize) {
+        let state = self.lock();
+        state.up.values().fold((0, 0), |(all, free), replica| {
+            (all + replica.state.capacity(), free + replica.state.free())
+        })
+    }
+
+    /// The bell rung whenever a barista may have come free.
+    pub(crate) fn freed(&self) -> &Notify {
+        &self.freed
+    }
+
+    /// Counts a drink in hand waiting for a barista, until the guard drops.
+    pub(crate) fn retry_waiting(&self) -> RetryWaiting {
+        self.retries.fetch_add(1, Ordering::AcqRel);
+        RetryWaiting {
+            retries: Arc::clone(&self.retries),
+            freed: Arc::clone(&self.freed),
+        }
+    }
+
+    /// Whether a drink in hand waits for a barista.
+    pub(crate) fn retries_waiting(&self) -> bool {
+        self.retries.load(Ordering::Acquire) > 0
+    }
+
+    /// A free barista on the replica with the most of them, if any replica
+    /// has one. Looking at every replica (there are a handful) beats
+    /// sampling two, as power of two choices would: the café *knows* each
+    /// one's free baristas, so it can simply take the best.
+    pub(crate) fn try_reserve(&self) -> Option<Slot> {
+        let mut state = self.lock();
+        let most = state.up.values().map(|r| r.state.free()).max()?;
+        if most == 0 {
+            return None;
+        }
+        // Ties (the usual case: replicas of one size, equally busy) take
+        // turns, in address order, so single orders spread too.
+        let mut best: Vec<&Replica> = state
+            .up
+            .values()
+            .filter(|replica| replica.state.free() == most)
+            .collect();
+        best.sort_by_key(|replica| replica.state.addr);
+        let chosen = best[state.turn % best.len()].clone();
+        state.turn = state.turn.wrapping_add(1);
+        // Taken under the lock: no other reservation sees this barista free.
+        Some(chosen.reserve(&self.freed))
+    }
+
+    /// Some time after no replica is up, a dispatcher stops waiting for
+    /// one: when, or `None` while one is up (then it waits as long as it
+    /// takes for a free barista).
+    pub(crate) fn give_up_time(&self, wait: Duration) -> Option<Instant> {
+        self.lock().down_since.map(|since| since + wait)
+    }
+
+    /// A replica's station was read again: ring the bell if it has a
+    /// barista free.
+    pub(crate) fn station_read(&self, replica: &ReplicaState, station: &pb::Station) {
+        replica.station_read(station);
+        if !replica.is_full() {
+            self.freed.notify_waiters();
+        }
     }
 
     fn no_barista(&self) -> String {
         format!("no barista reachable at {}", self.endpoints)
     }
 
-    /// When a dispatcher waiting for a replica should give up: `wait` after
-    /// the last replica went down (or from now, if one is up). Measured from
-    /// the outage, so orders still in line fail together instead of one
-    /// `wait` after another.
-    pub(crate) fn give_up_at(&self, wait: Duration) -> Instant {
-        self.lock().down_since.unwrap_or_else(Instant::now) + wait
-    }
-
-    /// The replica answers SERVING: into the balancer it goes.
+    /// The replica answers SERVING and its station was read: its baristas
+    /// may be given drinks.
     fn mark_up(&self, replica: &Arc<ReplicaState>, channel: &Channel) {
         let mut state = self.lock();
         if replica.up.swap(true, Ordering::AcqRel) {
             return;
         }
-        info!(replica = %replica.addr, "barista replica up");
-        // Insert under an address already present replaces the old entry.
-        let _ = self.changes.send(Ok(Change::Insert(
+        info!(replica = %replica.addr, baristas = replica.capacity(), "barista replica up");
+        state.up.insert(
             replica.addr,
             Replica::new(Arc::clone(replica), channel.clone()),
-        )));
-        state.up += 1;
-        if state.up == 1 {
+        );
+        if state.up.len() == 1 {
             state.down_since = None;
             self.availability.barista_reachable();
         }
+        self.freed.notify_waiters();
     }
 
     /// The replica is gone, shutting down or suspect: out of the balancer.
     /// Returns whether it was up.
     fn mark_down(&self, replica: &ReplicaState, why: &str) -> bool {
         let mut state = self.lock();
-        // Flipped under the lock and before the `Remove` is sent: from here
-        // on `poll_ready` fails, so no retry can land on it.
+        // Flipped and removed under the lock: from here on no slot is taken
+        // on it, so no retry can land on it.
         if !replica.up.swap(false, Ordering::AcqRel) {
             return false;
         }
         warn!(replica = %replica.addr, why, "barista replica down");
-        let _ = self.changes.send(Ok(Change::Remove(replica.addr)));
-        state.up -= 1;
-        if state.up == 0 {
+        state.up.remove(&replica.addr);
+        if state.up.is_empty() {
             state.down_since = Some(Instant::now());
             self.availability.no_barista(self.no_barista());
         }
+        // A dispatcher waiting for a barista must see the outage begin, to
+        // give up `--barista-wait` after it.
+        self.freed.notify_waiters();
         true
     }
 
     /// A brew on this replica failed: take it out now, and have its watcher
     /// look again at once (if it is fine after all, it is back in a moment).
+    /// Its slots still held are given back as their brews end.
     pub(crate) fn suspect(&self, replica: &ReplicaState, why: &str) {
         self.mark_down(replica, why);
         replica.suspect.notify_one();
+    }
+}
+
+/// A retry waiting for a barista (see [`Registry::retry_waiting`]).
+pub(crate) struct RetryWaiting {
+    retries: Arc<AtomicUsize>,
+    freed: Arc<Notify>,
+}
+
+impl Drop for RetryWaiting {
+    fn drop(&mut self) {
+        self.retries.fetch_sub(1, Ordering::AcqRel);
+        // The dispatcher may take baristas again.
+        self.freed.notify_waiters();
     }
 }
 
@@ -343,13 +444,16 @@ async fn watch_replica(
     registry.mark_down(&replica, "its address no longer resolves");
 }
 
-/// Watches the replica's health until it stops serving; returns why.
+/// Watches the replica's health until it stops serving; returns why. On
+/// SERVING it reads the station first (how many baristas), and while the
+/// replica is full it reads the station again now and then.
 async fn watch_health(
     registry: &Registry,
     replica: &Arc<ReplicaState>,
     channel: &Channel,
 ) -> String {
     let mut health = HealthClient::new(channel.clone());
+    let mut baristas = BaristaClient::new(channel.clone());
     let request = HealthCheckRequest {
         service: BARISTA_SERVICE.to_owned(),
     };
@@ -357,17 +461,65 @@ async fn watch_health(
         Ok(response) => response.into_inner(),
         Err(status) => return format!("unreachable: {}", status.message()),
     };
+    // When to read a full replica's station again, and the pause after.
+    let mut recheck_at: Option<Instant> = None;
+    let mut pause = RECHECK_MIN;
     loop {
-        match statuses.message().await {
-            Ok(Some(update)) if update.status == ServingStatus::Serving as i32 => {
-                registry.mark_up(replica, channel);
+        let reread = tokio::select! {
+            update = statuses.message() => match update {
+                Ok(Some(update)) if update.status == ServingStatus::Serving as i32 => {
+                    // Its size first: a replica counts no baristas until read.
+                    match read_station(&mut baristas).await {
+                        Ok(station) => registry.station_read(replica, &station),
+                        Err(why) => return why,
+                    }
+                    registry.mark_up(replica, channel);
+                    false
+                }
+                // Ending the watch (dropping the stream) also lets a replica
+                // that is shutting down close its connection without waiting.
+                Ok(Some(_)) => return "it is not serving (shutting down?)".to_owned(),
+                Ok(None) => return "its health stream ended".to_owned(),
+                Err(status) => return format!("it went away: {}", status.message()),
+            },
+            // A brew was turned away: read at once (often the barista that
+            // was busy has just been freed).
+            () = replica.recheck.notified() => {
+                pause = RECHECK_MIN;
+                true
             }
-            // Ending the watch (dropping the stream) also lets a replica
-            // that is shutting down close its connection without waiting.
-            Ok(Some(_)) => return "it is not serving (shutting down?)".to_owned(),
-            Ok(None) => return "its health stream ended".to_owned(),
-            Err(status) => return format!("it went away: {}", status.message()),
+            () = sleep_until_some(recheck_at) => true,
+        };
+        if reread {
+            recheck_at = None;
+            match read_station(&mut baristas).await {
+                Ok(station) => registry.station_read(replica, &station),
+                Err(why) => return why,
+            }
+            if replica.is_full() {
+                // Busy with another café's drinks: look again later.
+                recheck_at = Some(Instant::now() + pause);
+                pause = (pause * 2).min(RETRY_MAX);
+            }
         }
+    }
+}
+
+/// Reads the replica's station, or says why it could not.
+async fn read_station(baristas: &mut BaristaClient<Channel>) -> Result<pb::Station, String> {
+    let mut request = tonic::Request::new(pb::GetStationRequest {});
+    request.set_timeout(CONNECT_TIMEOUT);
+    match baristas.get_station(request).await {
+        Ok(station) => Ok(station.into_inner()),
+        Err(status) => Err(format!("cannot read its station: {}", status.message())),
+    }
+}
+
+/// Sleeps until `at`, or for ever if `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -385,37 +537,119 @@ mod tests {
         NewOrder::parse("Ada", "latte", Ok(None), "").unwrap()
     }
 
+    fn station(baristas: u32, busy: u32) -> pb::Station {
+        pb::Station {
+            name: "b".to_owned(),
+            baristas,
+            busy,
+            time_scale: 1.0,
+        }
+    }
+
+    /// A replica at `addr` with `baristas`, up in `registry`.
+    fn up(registry: &Registry, addr: &str, baristas: u32) -> Arc<ReplicaState> {
+        let replica = ReplicaState::new(addr.parse().unwrap());
+        registry.station_read(&replica, &station(baristas, 0));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        registry.mark_up(&replica, &channel);
+        replica
+    }
+
+    fn registry(availability: &Arc<Availability>) -> Registry {
+        let endpoint: BaristaEndpoint = "127.0.0.1:9".parse().unwrap();
+        Registry::new(Arc::clone(availability), &[endpoint])
+    }
+
     #[tokio::test(start_paused = true)]
     async fn orders_are_refused_while_no_replica_is_up() {
         let availability = Arc::new(Availability::new());
         let book = OrderBook::new(10, Arc::clone(&availability));
         let place = || book.place(latte(), Origin::default());
-        let (changes, mut discovered) = mpsc::unbounded_channel();
-        let endpoint: BaristaEndpoint = "127.0.0.1:9".parse().unwrap();
-        let registry = Registry::new(changes, Arc::clone(&availability), &[endpoint]);
+        let registry = registry(&availability);
         let wait = Duration::from_secs(5);
 
         // Nobody up yet: refused, and a waiting order gives up 5 s from now.
         let refused = place().unwrap_err();
         assert!(matches!(&refused, CafeError::NoBarista(why) if why.contains("127.0.0.1:9")));
-        assert_eq!(registry.give_up_at(wait), Instant::now() + wait);
+        assert_eq!(registry.give_up_time(wait), Some(Instant::now() + wait));
 
-        let replica = ReplicaState::new("127.0.0.1:9".parse().unwrap());
-        let channel = Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
-        registry.mark_up(&replica, &channel);
-        assert!(matches!(discovered.try_recv(), Ok(Ok(Change::Insert(..)))));
+        let replica = up(&registry, "127.0.0.1:9", 1);
+        assert_eq!(registry.up(), 1);
+        assert_eq!(registry.give_up_time(wait), None, "one is up: no giving up");
         assert!(place().is_ok());
 
-        // A brew fails on it an hour later: out of the balancer at once, and
+        // A brew fails on it an hour later: out of the registry at once, and
         // the wait is counted from this outage, not from the first one.
         tokio::time::advance(Duration::from_secs(3600)).await;
         registry.suspect(&replica, "a brew failed");
-        assert!(matches!(discovered.try_recv(), Ok(Ok(Change::Remove(_)))));
+        assert_eq!(registry.up(), 0);
+        assert!(registry.try_reserve().is_none());
         assert!(matches!(place(), Err(CafeError::NoBarista(_))));
-        assert_eq!(registry.give_up_at(wait), Instant::now() + wait);
+        assert_eq!(registry.give_up_time(wait), Some(Instant::now() + wait));
         // Marking it down twice changes nothing.
         assert!(!registry.mark_down(&replica, "again"));
-        assert!(discovered.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn slots_are_the_free_baristas_and_a_full_replica_counts_none() {
+        let availability = Arc::new(Availability::new());
+        let registry = registry(&availability);
+        let one = up(&registry, "127.0.0.1:9", 2);
+        let three = up(&registry, "127.0.0.1:10", 3);
+        assert_eq!(registry.slots(), (5, 5));
+
+        // The replica with the most free baristas first, then the other.
+        let first = registry.try_reserve().unwrap();
+        assert_eq!(first.replica().addr, three.addr);
+        let mut held: Vec<Slot> = (0..4).map(|_| registry.try_reserve().unwrap()).collect();
+        assert_eq!(registry.slots(), (5, 0));
+        assert!(
+            registry.try_reserve().is_none(),
+            "no more than its baristas"
+        );
+
+        // A slot given back is free again, and the bell rings for it.
+        let freed = registry.freed().notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        drop(first);
+        freed.await;
+        assert_eq!(registry.slots(), (5, 1));
+
+        // Turned away (another café keeps it busy): none of its baristas
+        // count, until one of our brews there ends...
+        let on_one = held
+            .iter()
+            .position(|slot| slot.replica().addr == one.addr)
+            .unwrap();
+        let on_one = held.remove(on_one);
+        let retry = registry.try_reserve().unwrap();
+        assert_eq!(retry.replica().addr, three.addr);
+        drop(retry);
+        registry.try_reserve().unwrap().turned_away();
+        assert!(three.is_full());
+        assert_eq!(registry.slots().1, 0, "the full one counts none");
+        // ...or its station, read again, shows one free.
+        registry.station_read(&three, &station(3, 3));
+        assert!(three.is_full());
+        registry.station_read(&three, &station(3, 2));
+        assert!(!three.is_full());
+        assert_eq!(registry.slots().1, 1);
+        // Turned away again; then one of our brews there ends: free again.
+        registry.try_reserve().unwrap().turned_away();
+        assert_eq!(registry.slots().1, 0);
+        let on_three = held
+            .iter()
+            .position(|slot| slot.replica().addr == three.addr)
+            .unwrap();
+        drop(held.remove(on_three));
+        assert!(!three.is_full());
+        assert_eq!(registry.slots().1, 2);
+        drop(on_one);
+        drop(held);
+        assert_eq!(registry.slots(), (5, 5));
     }
 
     #[test]

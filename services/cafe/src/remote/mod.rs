@@ -1,14 +1,66 @@
-//! Remote baristas: the café as a client of `cafe-barista` replicas,
-//! balanced with power of two choices, with retries when one goes away.
+//! Remote baristas: the café as a client of `cafe-barista` replicas. It
+//! knows how many baristas each replica has and keeps exactly as many
+//! drinks in flight as there are free ones, so its own line stays the only
+//! line; when a replica goes away, its drinks are retried on another.
 //!
 //! ```text
-//!   dispatcher ──lock──► p2c Balance ──picks──► Replica (barista-1) ─┐
-//!   dispatcher           ▲ Change::Insert/Remove  Replica (barista-2) ─┼─► Brew stream
-//!   dispatcher           │                                            │
-//!                 health watchers ◄── resolver (DNS every 5 s)       │
-//!                                                                      ▼
-//!                     started → BREWING "barista-2/Ana", finished → READY
+//!            ┌── GetStation on SERVING: "barista-2 has 2 baristas" ──┐
+//!            ▼                                                      │
+//!   Registry (replicas up, slots held) ◄── health watchers ◄── resolver (DNS)
+//!      │ a free slot first…
+//!      ▼
+//!   dispatcher ── …then the next order from the line ──► brew task ── Brew ──► replica
+//!                                           started → BREWING "barista-2/Ana", finished → READY
 //! ```
+//!
+//! # One line, and true places in it
+//!
+//! A replica keeps no queue: with every barista busy it answers `Brew` with
+//! RESOURCE_EXHAUSTED at once. So the café must not send it more than it
+//! can brew, or those drinks would fail; and it must not hold them back in
+//! a queue of its own either, or a customer's "position 1 in line" would be
+//! a lie. The one dispatcher ([`RemoteBaristas::dispatch`]) therefore waits
+//! for a **slot** first, a barista of some replica up that none of this
+//! café's brews holds (`Registry::try_reserve`, in `remote/discovery.rs`),
+//! and only then takes the next order out of the line. An order is QUEUED with its real place until
+//! a barista is free for it, then BREWING on that replica. The café's pace
+//! follows the replicas: a replica that comes up (found by the resolver
+//! within `--barista-resolve-interval`) adds its baristas at once, and one
+//! that goes takes its own away; its brews are retried on the others.
+//!
+//! # Several cafés on the same replicas
+//!
+//! Cafés sharing a line in PostgreSQL may share the replicas too, and then
+//! a café's count of a replica's free baristas is too high. That is safe:
+//! the replica answers RESOURCE_EXHAUSTED instead of queueing, the café
+//! counts it as full until one of its own brews there ends or its station,
+//! read again by its health watcher, shows a barista free, and the order
+//! goes back to its place at the front of the line ([`OrderBook::put_back`]),
+//! or on a shared line (where it is already claimed) is kept by its brew
+//! task, which waits for the next free slot. Nothing is lost and nothing
+//! fails because of it. The price is a round trip per order turned away,
+//! which only happens while cafés compete for the same barista. A replica
+//! could instead queue and let the café find out later, but that hidden line
+//! is what this design removes.
+//!
+//! # Why no balancer
+//!
+//! Power of two choices (tower's `p2c::Balance`) samples two replicas
+//! because looking at all of them is costly or their load is unknown. Here
+//! each replica's free baristas are known exactly and there are a handful
+//! of replicas, so the registry looks at every one and takes the one with
+//! the most free: the pick is a loop under a short std mutex, and a wait for
+//! a slot is a [`tokio::sync::Notify`] rung whenever one may have come free
+//! (no polling). tonic's `balance_channel` would hide which replica a brew
+//! went to (needed to stop retrying on it) and which replicas are up
+//! (needed for the café's health).
+//!
+//! # Closing
+//!
+//! The dispatcher stops taking orders when the café closes; the orders
+//! still in line end as they do with embedded baristas (cancelled with the
+//! memory store, kept for the restart with a journal, left to the other
+//! cafés on a shared line), and the drinks in hand are finished.
 //!
 //! # Traced across the hop
 //!
@@ -20,25 +72,6 @@
 //! another replica is a second `brew` span with `attempt = 2` and a
 //! `retry.reason`; the failed one is marked as an error, with the warning as
 //! its span event.
-//!
-//! # Why a hand-built p2c balancer, not `Channel::balance_channel`
-//!
-//! tonic's `balance_channel` is p2c too, but it balances *HTTP requests*
-//! over connections it keeps to itself. That hides three things this café
-//! needs: which replica a brew went to (to stop retrying on it), a load
-//! that lasts for the whole brew (a `Brew` call returns its headers at once,
-//! so per-request load would see every replica idle), and which replicas are
-//! up (for the café's health). So [`tower::balance::p2c::Balance`] runs over
-//! our own `Replica` services (`remote/replica.rs`), fed by a discovery
-//! stream that the tasks in `remote/discovery.rs` write; each replica's load
-//! is its brews in flight.
-//!
-//! The balancer is a `Service` that needs `&mut self`, and the café's
-//! dispatcher tasks share it behind a `tokio::sync::Mutex`. The lock is held
-//! only to pick (`ready()` and `call()`, which does no I/O) and is awaited,
-//! not spun on; the brews themselves run outside it, in parallel. (tower's
-//! `Buffer` would do the same with a task and a channel; a mutex is simpler
-//! to follow.)
 
 mod discovery;
 mod replica;
@@ -50,20 +83,19 @@ use cafe_core::{
     proto::v1::{self as pb, brew_event::Event},
 };
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
-use tower::{Service, ServiceExt, balance::p2c::Balance};
 use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
 
 pub use discovery::BaristaEndpoint;
 use discovery::Registry;
-use replica::{BrewCall, BrewJob, ReplicaChange};
+use replica::{BrewJob, Slot};
 
 use crate::{
     availability::Availability,
     book::{OrderBook, OrderEntry},
+    service::CLOSING_NOTE,
 };
 
 /// How many replicas one order may be tried on before it fails.
@@ -74,11 +106,8 @@ pub const MAX_ATTEMPTS: usize = 3;
 const DEADLINE_SETTLE: Duration = Duration::from_secs(1);
 
 /// How long a finished brew's stream may take to end (its trailers) before
-/// the dispatcher stops waiting and moves on to the next order.
+/// the brew task stops waiting and gives the barista back.
 const TRAILERS_WAIT: Duration = Duration::from_millis(500);
-
-/// The balancer over the replicas the discovery tasks found.
-type Balancer = Balance<UnboundedReceiverStream<ReplicaChange>, BrewJob>;
 
 /// How the café finds and uses its remote baristas.
 #[derive(Debug, Clone)]
@@ -95,15 +124,15 @@ pub struct RemoteConfig {
     pub tls: Option<ClientTlsConfig>,
 }
 
-/// The café's handle on its remote baristas; cheap to clone (one per
-/// dispatcher). The background tasks stop when the last clone is dropped.
+/// The café's handle on its remote baristas; cheap to clone (the
+/// dispatcher and each brew task hold one). The background tasks stop when
+/// the last clone is dropped.
 #[derive(Clone)]
 pub struct RemoteBaristas {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    balancer: tokio::sync::Mutex<Balancer>,
     registry: Arc<Registry>,
     wait: Duration,
     /// Cancels the resolver and the health watchers when the café is done
@@ -125,6 +154,9 @@ enum Failure {
     Final(String),
     /// The barista stopped because the customer's deadline passed.
     DeadlinePassed,
+    /// The replica was full (for another café): not its fault, nor the
+    /// order's; wait for another free barista.
+    TurnedAway,
     /// The barista went away (or could not be reached): try another one.
     BaristaLeft { who: Option<String>, why: String },
 }
@@ -135,12 +167,7 @@ impl RemoteBaristas {
     /// UNAVAILABLE and the café's health is NOT_SERVING.
     pub fn start(availability: &Arc<Availability>, config: RemoteConfig) -> Self {
         let stop = CancellationToken::new();
-        let (changes, discovered) = mpsc::unbounded_channel();
-        let registry = Arc::new(Registry::new(
-            changes,
-            Arc::clone(availability),
-            &config.endpoints,
-        ));
+        let registry = Arc::new(Registry::new(Arc::clone(availability), &config.endpoints));
 
         tokio::spawn(discovery::resolve(
             config.endpoints,
@@ -152,9 +179,6 @@ impl RemoteBaristas {
 
         RemoteBaristas {
             inner: Arc::new(Inner {
-                balancer: tokio::sync::Mutex::new(Balance::new(UnboundedReceiverStream::new(
-                    discovered,
-                ))),
                 registry,
                 wait: config.wait,
                 _stop: stop.drop_guard(),
@@ -162,11 +186,54 @@ impl RemoteBaristas {
         }
     }
 
-    /// Has one order brewed remotely: picks a replica, follows its brew
-    /// stream into the book, and retries on another replica if it goes
-    /// away. Returns when the order has ended one way or another; dropping
-    /// the brew stream on the way out frees the remote barista.
-    pub async fn brew(&self, book: &OrderBook, entry: &OrderEntry) {
+    /// The café's one dispatcher: a free barista first, then the next
+    /// order, handed to a brew task of its own; again and again until the
+    /// café closes. Then it waits for the drinks in hand.
+    ///
+    /// With no replica up for `--barista-wait`, the orders still in line
+    /// are taken and failed (UNAVAILABLE for their customers), all
+    /// together, rather than left waiting for a barista who may never come.
+    pub async fn dispatch(&self, book: Arc<OrderBook>) {
+        // The brew tasks: owned here, so the shutdown waiting for the
+        // dispatcher waits for them, and aborting it aborts them.
+        let mut brews = JoinSet::new();
+        let claimer: Arc<str> = Arc::from("remote dispatcher");
+        loop {
+            // Reap the finished ones, so the set holds only brews in hand.
+            while brews.try_join_next().is_some() {}
+            // 1. An order waiting, then a free barista somewhere for it,
+            // before it leaves the line.
+            tokio::select! {
+                biased;
+                () = book.closed() => break,
+                () = book.until_order_waiting() => {}
+            }
+            let slot = tokio::select! {
+                biased;
+                () = book.closed() => break,
+                slot = self.reserve(false) => slot,
+            };
+            // 2. The next order (on a shared line, claimed in the database).
+            let entry = match book.shared_line() {
+                Some(_) => book.claim_next(&claimer).await,
+                None => book.next_in_line().await,
+            };
+            let Some(entry) = entry else { break };
+            let (remote, book) = (self.clone(), Arc::clone(&book));
+            // A task per brew: the dispatcher goes back for the next free
+            // barista while this one brews.
+            brews.spawn(async move { remote.brew(&book, &entry, slot).await });
+        }
+        while brews.join_next().await.is_some() {}
+        info!("remote dispatcher: shift over");
+    }
+
+    /// Has one order brewed remotely on `slot` (or on the next free
+    /// barista, if `None` or its replica went down meanwhile): follows its
+    /// brew stream into the book, and retries on another replica if this
+    /// one goes away. Returns when the order has ended, or is back in line;
+    /// dropping the brew stream on the way out frees the remote barista.
+    async fn brew(&self, book: &OrderBook, entry: &Arc<OrderEntry>, slot: Option<Slot>) {
         let order = entry.request();
         let id = entry.id();
         let job = BrewJob {
@@ -177,33 +244,43 @@ impl RemoteBaristas {
             },
             deadline: entry.deadline(),
         };
+        let mut slot = slot;
         let mut last_failure: Option<String> = None;
-        for attempt in 1..=MAX_ATTEMPTS {
-            // 1. A replica, unless the order ends or the café closes first.
-            let call = tokio::select! {
-                biased;
-                () = entry.stopped() => return,
-                () = book.closed() => {
-                    // On a shared line: handed back, for another café.
-                    book.fail_order(entry, "the café closed before a barista could take this order").await;
-                    return;
+        let mut attempt = 1;
+        let mut turned_away = false;
+        while attempt <= MAX_ATTEMPTS {
+            // 1. A barista, unless the order ends or the café closes first.
+            let slot = match slot.take().filter(Slot::is_up) {
+                Some(slot) => slot,
+                None => {
+                    let reserved = tokio::select! {
+                        biased;
+                        () = entry.stopped() => return,
+                        // On a shared line, a drink waiting for a barista
+                        // when the café closes is handed back, for another
+                        // café. Otherwise it is a drink in hand (a retry):
+                        // it is finished within the shutdown grace.
+                        () = book.closed(), if book.shared_line().is_some() => {
+                            book.fail_order(entry, CLOSING_NOTE).await;
+                            return;
+                        }
+                        slot = self.reserve(last_failure.is_some() || turned_away) => slot,
+                    };
+                    let Some(slot) = reserved else {
+                        let reason = match &last_failure {
+                            Some(why) => {
+                                format!("{}; the last one: {why}", self.inner.no_barista_reason())
+                            }
+                            None => self.inner.no_barista_reason(),
+                        };
+                        warn!(order.id = %id, %reason, "no barista: order failed");
+                        book.fail_order(entry, &reason).await;
+                        return;
+                    };
+                    slot
                 }
-                call = self.pick(job.clone()) => call,
             };
-            let Some(BrewCall {
-                replica,
-                response,
-                in_flight,
-            }) = call
-            else {
-                let reason = match &last_failure {
-                    Some(why) => format!("{}; the last one: {why}", self.inner.no_barista_reason()),
-                    None => self.inner.no_barista_reason(),
-                };
-                warn!(order.id = %id, %reason, "no barista: order failed");
-                book.fail_order(entry, &reason).await;
-                return;
-            };
+            let replica = Arc::clone(slot.replica());
 
             // The attempt's span: a child of the call that placed the
             // order, so the barista's spans (through `traceparent`, sent by
@@ -227,6 +304,7 @@ impl RemoteBaristas {
             // 2. The brew. If the order ends first (cancelled, or its counter
             // customer left or ran out of time), `select!` drops the brew
             // stream: the barista sees the stream go and is free at once.
+            let response = slot.brew(job.clone());
             let outcome = tokio::select! {
                 biased;
                 () = entry.stopped() => {
@@ -235,7 +313,6 @@ impl RemoteBaristas {
                 }
                 outcome = follow(book, entry, response).instrument(span.clone()) => outcome,
             };
-            drop(in_flight);
             match outcome {
                 Ok(()) => return,
                 Err(Failure::Final(reason)) => {
@@ -245,6 +322,7 @@ impl RemoteBaristas {
                     return;
                 }
                 Err(Failure::DeadlinePassed) => {
+                    drop(slot);
                     // The barista's clock ran out a moment before ours: each
                     // hop gives up `cafe_core::deadline::EARLY` before its caller.
                     // The café's own deadline layer is about to answer the
@@ -258,6 +336,18 @@ impl RemoteBaristas {
                     }
                     return;
                 }
+                Err(Failure::TurnedAway) => {
+                    span.in_scope(|| info!(order.id = %id, replica = %replica.addr, "the replica is full (another café?): the order waits for the next free barista"));
+                    slot.turned_away();
+                    turned_away = true;
+                    // Not an attempt: nothing went wrong with the order.
+                    // Back to its place in the café's line if it is still
+                    // there to be had (QUEUED, this café's own line); a
+                    // claimed or already-brewing order waits here instead.
+                    if book.shared_line().is_none() && book.put_back(entry, CLOSING_NOTE) {
+                        return;
+                    }
+                }
                 Err(Failure::BaristaLeft { who, why }) => {
                     let who = who.unwrap_or_else(|| format!("the barista at {}", replica.addr));
                     // An error on this attempt's span, with the warning as
@@ -265,9 +355,10 @@ impl RemoteBaristas {
                     span.record("otel.status_code", "error");
                     span.record("otel.status_description", why.as_str());
                     span.in_scope(|| warn!(order.id = %id, barista = %who, %why, attempt, "barista went away: retrying on another"));
-                    // Out of the balancer *before* the retry picks, so the
-                    // retry cannot land on it again.
+                    // Out of the registry *before* the retry reserves, so
+                    // the retry cannot land on it again.
                     self.inner.registry.suspect(&replica, &why);
+                    drop(slot);
                     if attempt < MAX_ATTEMPTS {
                         book.note_order(
                             entry,
@@ -276,6 +367,7 @@ impl RemoteBaristas {
                         .await;
                     }
                     last_failure = Some(format!("{who} went away ({why})"));
+                    attempt += 1;
                 }
             }
         }
@@ -286,44 +378,66 @@ impl RemoteBaristas {
         book.fail_order(entry, &reason).await;
     }
 
-    /// How many replicas are up, for the metrics. The count holds only the
-    /// registry, not the baristas: it does not keep their background tasks
-    /// running after the shift (as a clone of `self` would).
+    /// How many replicas are up and how many baristas they have, for the
+    /// metrics. It holds only the registry, not the baristas: it does not
+    /// keep their background tasks running after the shift (as a clone of
+    /// `self` would).
     pub fn replicas_up(&self) -> ReplicasUp {
         ReplicasUp(Arc::clone(&self.inner.registry))
     }
 
-    /// Picks the replica for one brew with power of two choices, waiting
-    /// for one to be up until `--barista-wait` after the outage began.
-    /// `None` if none came.
-    async fn pick(&self, job: BrewJob) -> Option<BrewCall> {
-        let give_up_at = self.inner.registry.give_up_at(self.inner.wait);
-        let picked = tokio::time::timeout_at(give_up_at, async {
-            let mut balancer = self.inner.balancer.lock().await;
-            // `ready()` is where p2c works: it takes in the discovery
-            // changes, samples two ready replicas and keeps the less loaded.
-            // With no replica up it waits (no polling) for a discovery
-            // change. Its only error would come from the discovery stream,
-            // which cannot fail.
-            let balancer = balancer.ready().await.ok()?;
-            // `call` does no I/O (see `replica`), so the lock is let go at
-            // once; the returned future is already complete.
-            balancer.call(job).await.ok()
-        })
-        .await;
-        picked.ok().flatten()
+    /// Waits for a free barista on a replica up, as long as it takes while
+    /// one is up; with none up, until `--barista-wait` after the outage
+    /// began. `None` if none came.
+    ///
+    /// A drink in hand (`for_retry`: its replica went away, or turned it
+    /// away) goes before the next order in line: the dispatcher takes no
+    /// barista while one waits.
+    async fn reserve(&self, for_retry: bool) -> Option<Slot> {
+        let registry = &self.inner.registry;
+        let _waiting = for_retry.then(|| registry.retry_waiting());
+        loop {
+            // Register for the bell *before* looking, so a barista freed
+            // between the look and the wait is not missed.
+            let freed = registry.freed().notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if (for_retry || !registry.retries_waiting())
+                && let Some(slot) = registry.try_reserve()
+            {
+                return Some(slot);
+            }
+            match registry.give_up_time(self.inner.wait) {
+                Some(give_up) => tokio::select! {
+                    () = &mut freed => {}
+                    () = tokio::time::sleep_until(give_up) => {
+                        // Looked once more: a replica may have come up at
+                        // the last moment.
+                        return registry.try_reserve();
+                    }
+                },
+                None => freed.await,
+            }
+        }
     }
 }
 
-/// How many replicas are up (see [`RemoteBaristas::replicas_up`]).
+/// How many replicas are up and their baristas (see
+/// [`RemoteBaristas::replicas_up`]).
 #[derive(Debug, Clone)]
 pub struct ReplicasUp(Arc<Registry>);
 
 impl ReplicasUp {
     /// The replicas whose health says SERVING and that no brew has seen
-    /// fail since: those the balancer picks from.
+    /// fail since: those the café gives drinks to.
     pub fn get(&self) -> usize {
         self.0.up()
+    }
+
+    /// The baristas of the replicas up (their stations' size), and how
+    /// many of them the café may still give a drink to.
+    pub fn slots(&self) -> (usize, usize) {
+        self.0.slots()
     }
 }
 
@@ -399,6 +513,8 @@ fn classify(who: Option<String>, status: Status) -> Failure {
             status.message()
         )),
         Code::DeadlineExceeded => Failure::DeadlinePassed,
+        // All its baristas busy, for another café: see the module docs.
+        Code::ResourceExhausted => Failure::TurnedAway,
         // Connection lost, replica closing (UNAVAILABLE), or anything else a
         // dying server says: another barista can make the drink.
         code => Failure::BaristaLeft {
