@@ -318,6 +318,7 @@ impl RemoteBaristas {
                 Err(Failure::Final(reason)) => {
                     span.record("otel.status_code", "error");
                     span.record("otel.status_description", reason.as_str());
+                    span.in_scope(|| warn!(order.id = %id, replica = %replica.addr, %reason, "the barista could not brew it: order failed"));
                     book.fail_order(entry, &reason).await;
                     return;
                 }
@@ -331,6 +332,7 @@ impl RemoteBaristas {
                     tokio::select! {
                         () = entry.stopped() => {}
                         () = tokio::time::sleep(DEADLINE_SETTLE) => {
+                            warn!(order.id = %id, "the customer's deadline passed while brewing, and the café's deadline layer did not end the order: order failed");
                             book.fail_order(entry, "the customer's deadline passed before the drink was finished").await;
                         }
                     }
@@ -375,6 +377,7 @@ impl RemoteBaristas {
             "{MAX_ATTEMPTS} baristas went away while making it; the last one: {}",
             last_failure.unwrap_or_default()
         );
+        warn!(order.id = %id, %reason, "order failed");
         book.fail_order(entry, &reason).await;
     }
 
