@@ -27,7 +27,7 @@
 //!   gives for the host (`cafe --server https://localhost:50051 ...`)
 //!   included.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path};
+use std::{collections::BTreeMap, net::SocketAddr};
 
 use serde_norway::Value;
 
@@ -1474,7 +1474,7 @@ fn check_ca(
     problems: &mut Vec<String>,
 ) {
     if let Some(file) = certificate_file(service, path, certs, &mut Vec::new())
-        && Path::new(&file) != Path::new("ca.pem")
+        && file != "ca.pem"
     {
         problems.push(format!(
             "{}: trusts {path} as the CA; make-certs.sh's CA is ca.pem",
