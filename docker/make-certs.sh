@@ -4,8 +4,9 @@
 #
 #   ca.pem                          the CA: what --ca, --barista-ca and
 #                                   --tls-client-ca trust
-#   cafe.pem, cafe-key.pem          the café's server certificate
-#                                   (cafe, localhost, 127.0.0.1)
+#   cafe.pem, cafe-key.pem          the café's server certificate, which
+#                                   Envoy presents too (cafe, envoy,
+#                                   localhost, 127.0.0.1)
 #   barista.pem, barista-key.pem    the baristas' (barista, localhost, 127.0.0.1)
 #   cafe-client.pem, -key.pem       what the café presents to the baristas
 #
@@ -38,7 +39,7 @@ issue() {
             "extendedKeyUsage=serverAuth,clientAuth")
     rm "$1.csr"
 }
-issue cafe "DNS:cafe,DNS:localhost,IP:127.0.0.1"
+issue cafe "DNS:cafe,DNS:envoy,DNS:localhost,IP:127.0.0.1"
 issue barista "DNS:barista,DNS:localhost,IP:127.0.0.1"
 issue cafe-client "DNS:cafe"
 # The servers run as an unprivileged user in their containers: it must be

@@ -123,11 +123,16 @@ pub(crate) fn check_environment(
 
 /// Runs the flag's own value parser on `value`.
 fn check_value(arg: &Arg, value: &str) -> Result<(), String> {
+    // Alone in a command of its own: without its `requires` and
+    // `conflicts_with` too (`--tls-cert` requires `--tls-key`), which name
+    // flags this command does not have.
     let arg = arg
         .clone()
         .env(None::<&'static str>)
         .global(false)
-        .required(false);
+        .required(false)
+        .requires(clap::builder::Resettable::Reset)
+        .conflicts_with(clap::builder::Resettable::Reset);
     let takes_value = arg.get_action().takes_values();
     let long = arg
         .get_long()

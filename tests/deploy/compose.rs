@@ -15,7 +15,17 @@
 //!   for our own services' and PostgreSQL's health, the shutdown grace
 //!   covers the longest drink and the stop grace period the shutdown grace
 //!   plus the last span flush;
-//! - the Dockerfile builds every binary the compose file runs.
+//! - the Dockerfile builds every binary the compose file runs;
+//! - with `docker-compose.tls.yml` merged on top (as Compose merges it), all
+//!   of the above still holds, and the TLS fits together: every `.pem` a
+//!   service or Envoy reads is in its `./certs` mount and is a file
+//!   `docker/make-certs.sh` writes; whoever serves TLS is dialled with
+//!   `https://` (health checks, the client, Envoy's cluster) and whoever
+//!   serves plaintext without it; and each certificate names the host it is
+//!   dialled by (`envoy` and `localhost` for Envoy's, `cafe` for the cafés',
+//!   `barista` for the baristas'), the command a compose file's header
+//!   gives for the host (`cafe --server https://localhost:50051 ...`)
+//!   included.
 
 use std::{collections::BTreeMap, net::SocketAddr};
 
@@ -29,23 +39,223 @@ use super::{
     envoy::{self, Envoy},
 };
 
-const COMPOSE: &str = include_str!("../../docker-compose.yml");
-const DOCKERFILE: &str = include_str!("../../Dockerfile");
-const ENVOY: &str = include_str!("../../deploy/envoy/envoy.yaml");
-
 /// OTLP over gRPC, the protocol our exporter speaks (4318 is OTLP/HTTP).
 const OTLP_GRPC_PORT: u16 = 4317;
 
-/// Where the compose file mounts Envoy's configuration from.
-const ENVOY_CONFIG: &str = "./deploy/envoy/envoy.yaml";
+/// Where the compose files mount the certificates from.
+const CERTS: &str = "./certs";
+
+/// The files one way of running compose reads, by their path in the
+/// repository: the compose file and its overrides (merged in order), the
+/// Dockerfile, Envoy's configurations and the script that makes the
+/// certificates.
+#[derive(Clone)]
+struct Deployment {
+    compose: Vec<&'static str>,
+    files: BTreeMap<&'static str, String>,
+}
+
+impl Deployment {
+    /// `docker compose up`.
+    fn plain() -> Deployment {
+        let files = [
+            (
+                "docker-compose.yml",
+                include_str!("../../docker-compose.yml"),
+            ),
+            (
+                "docker-compose.tls.yml",
+                include_str!("../../docker-compose.tls.yml"),
+            ),
+            ("Dockerfile", include_str!("../../Dockerfile")),
+            (
+                "deploy/envoy/envoy.yaml",
+                include_str!("../../deploy/envoy/envoy.yaml"),
+            ),
+            (
+                "deploy/envoy/envoy.tls.yaml",
+                include_str!("../../deploy/envoy/envoy.tls.yaml"),
+            ),
+            (
+                "docker/make-certs.sh",
+                include_str!("../../docker/make-certs.sh"),
+            ),
+        ];
+        Deployment {
+            compose: vec!["docker-compose.yml"],
+            files: files
+                .into_iter()
+                .map(|(path, text)| (path, text.to_owned()))
+                .collect(),
+        }
+    }
+
+    /// `docker compose -f docker-compose.yml -f docker-compose.tls.yml up`.
+    fn tls() -> Deployment {
+        let mut deployment = Deployment::plain();
+        deployment.compose.push("docker-compose.tls.yml");
+        deployment
+    }
+
+    /// This deployment with `from` in `file` replaced by `to` (once).
+    fn with(&self, file: &str, from: &str, to: &str) -> Deployment {
+        let mut broken = self.clone();
+        let text = broken.files.get_mut(file).expect("a known file");
+        assert!(
+            text.contains(from),
+            "{from:?} is no longer in {file}; update this test"
+        );
+        *text = text.replacen(from, to, 1);
+        broken
+    }
+
+    fn file(&self, path: &str) -> &str {
+        &self.files[path]
+    }
+}
 
 #[test]
 fn compose_matches_the_binaries() {
-    let problems = problems(COMPOSE, DOCKERFILE, ENVOY);
+    let problems = problems(&Deployment::plain());
     assert!(
         problems.is_empty(),
         "docker-compose.yml and the binaries disagree:\n- {}",
         problems.join("\n- ")
+    );
+}
+
+#[test]
+fn the_tls_override_matches_the_binaries() {
+    let problems = problems(&Deployment::tls());
+    assert!(
+        problems.is_empty(),
+        "docker-compose.yml with docker-compose.tls.yml, and the binaries, disagree:\n- {}",
+        problems.join("\n- ")
+    );
+}
+
+#[test]
+fn each_kind_of_tls_drift_is_caught() {
+    // (what goes wrong, file, text in the file, what it becomes)
+    let breakages = [
+        (
+            "Envoy left on the plaintext configuration, in front of TLS cafés",
+            "docker-compose.tls.yml",
+            "\"/etc/envoy/envoy.tls.yaml\", \"--log-level\"",
+            "\"/etc/envoy/envoy.yaml\", \"--log-level\"",
+        ),
+        (
+            "Envoy running a file that is not mounted",
+            "docker-compose.tls.yml",
+            "./deploy/envoy/envoy.tls.yaml:/etc/envoy/envoy.tls.yaml:ro",
+            "./deploy/envoy/envoy.tls.yaml:/etc/envoy/tls.yaml:ro",
+        ),
+        (
+            "Envoy without the certificates",
+            "docker-compose.tls.yml",
+            "envoy.tls.yaml:ro\n      - ./certs:/certs:ro",
+            "envoy.tls.yaml:ro",
+        ),
+        (
+            "a client that bypasses Envoy",
+            "docker-compose.tls.yml",
+            "CAFE_SERVER: \"https://envoy:50051\"",
+            "CAFE_SERVER: \"https://cafe:50051\"",
+        ),
+        (
+            "a plaintext client to Envoy's TLS",
+            "docker-compose.tls.yml",
+            "CAFE_SERVER: \"https://envoy:50051\"",
+            "CAFE_SERVER: \"http://envoy:50051\"",
+        ),
+        (
+            "a TLS client that does not trust the private CA",
+            "docker-compose.tls.yml",
+            "      CAFE_CA: /certs/ca.pem\n",
+            "",
+        ),
+        (
+            "a plaintext health check of a TLS café",
+            "docker-compose.tls.yml",
+            "\"https://127.0.0.1:50051\"",
+            "\"http://127.0.0.1:50051\"",
+        ),
+        (
+            "a header's command that dials Envoy's TLS in plaintext",
+            "docker-compose.tls.yml",
+            "cafe --server https://localhost:50051",
+            "cafe --server http://localhost:50051",
+        ),
+        (
+            "a certificate make-certs.sh does not write",
+            "docker-compose.tls.yml",
+            "CAFE_TLS_CERT: /certs/cafe.pem",
+            "CAFE_TLS_CERT: /certs/cafe-cert.pem",
+        ),
+        (
+            "a certificate outside the mount",
+            "docker-compose.tls.yml",
+            "BARISTA_TLS_CERT: /certs/barista.pem",
+            "BARISTA_TLS_CERT: /etc/certs/barista.pem",
+        ),
+        (
+            "the café's certificate without the name the client dials",
+            "docker/make-certs.sh",
+            "DNS:cafe,DNS:envoy,",
+            "DNS:cafe,",
+        ),
+        (
+            "the café's certificate without the name Envoy checks",
+            "docker/make-certs.sh",
+            "\"DNS:cafe,DNS:envoy,",
+            "\"DNS:envoy,",
+        ),
+        (
+            "the barista's certificate without its service's name",
+            "docker/make-certs.sh",
+            "\"DNS:barista,",
+            "\"",
+        ),
+        (
+            "Envoy presenting a certificate for the baristas",
+            "deploy/envoy/envoy.tls.yaml",
+            "certificate_chain: { filename: /certs/cafe.pem }\n                    private_key: { filename: /certs/cafe-key.pem }",
+            "certificate_chain: { filename: /certs/barista.pem }\n                    private_key: { filename: /certs/barista-key.pem }",
+        ),
+        (
+            "Envoy trusting another CA than the cafés' certificates' one",
+            "deploy/envoy/envoy.tls.yaml",
+            "trusted_ca: { filename: /certs/ca.pem }",
+            "trusted_ca: { filename: /certs/cafe.pem }",
+        ),
+        (
+            "Envoy reading its certificates from outside the mount",
+            "deploy/envoy/envoy.tls.yaml",
+            "trusted_ca: { filename: /certs/ca.pem }",
+            "trusted_ca: { filename: /etc/ssl/ca.pem }",
+        ),
+    ];
+    for (what, file, from, to) in breakages {
+        let problems = problems(&Deployment::tls().with(file, from, to));
+        assert!(
+            !problems.is_empty(),
+            "{what} ({file}: {from} -> {to}) went unnoticed"
+        );
+        eprintln!("{what}: {}", problems.join("; "));
+    }
+    // And the plain deployment refuses TLS where its cafés have none.
+    let problems = problems(&Deployment::plain().with(
+        "docker-compose.yml",
+        "./deploy/envoy/envoy.yaml:/etc/envoy/envoy.yaml:ro",
+        "./deploy/envoy/envoy.tls.yaml:/etc/envoy/envoy.yaml:ro",
+    ));
+    assert!(
+        !problems.is_empty(),
+        "TLS Envoy in front of plaintext cafés went unnoticed"
+    );
+    eprintln!(
+        "TLS Envoy in front of plaintext cafés: {}",
+        problems.join("; ")
     );
 }
 
@@ -215,12 +425,7 @@ fn each_kind_of_drift_is_caught() {
         ),
     ];
     for (what, from, to) in breakages {
-        assert!(
-            COMPOSE.contains(from),
-            "{what}: {from:?} is no longer in docker-compose.yml; update this test"
-        );
-        let broken = COMPOSE.replacen(from, to, 1);
-        let problems = problems(&broken, DOCKERFILE, ENVOY);
+        let problems = problems(&Deployment::plain().with("docker-compose.yml", from, to));
         assert!(
             !problems.is_empty(),
             "{what} ({from} -> {to}) went unnoticed"
@@ -230,9 +435,8 @@ fn each_kind_of_drift_is_caught() {
     }
     // The Dockerfile side: a binary the compose file runs but the image
     // does not have.
-    let dockerfile = DOCKERFILE.replacen("--bin cafe-barista ", "", 1);
-    assert_ne!(dockerfile, DOCKERFILE);
-    assert!(!problems(COMPOSE, &dockerfile, ENVOY).is_empty());
+    let broken = Deployment::plain().with("Dockerfile", "--bin cafe-barista ", "");
+    assert!(!problems(&broken).is_empty());
     // And Envoy's, against the compose services (its own checks are in
     // `super::envoy`).
     for (what, from, to) in [
@@ -247,12 +451,7 @@ fn each_kind_of_drift_is_caught() {
             "{ address: barista, port_value: 50051 }",
         ),
     ] {
-        assert!(
-            ENVOY.contains(from),
-            "{what}: {from:?} is not in envoy.yaml"
-        );
-        let broken = ENVOY.replacen(from, to, 1);
-        let problems = problems(COMPOSE, DOCKERFILE, &broken);
+        let problems = problems(&Deployment::plain().with("deploy/envoy/envoy.yaml", from, to));
         assert!(!problems.is_empty(), "{what} went unnoticed");
         eprintln!("{what}: {}", problems.join("; "));
     }
@@ -299,11 +498,16 @@ impl Service {
     }
 }
 
-/// What is wrong with `compose` (given `dockerfile` and Envoy's
-/// configuration), one line per problem.
-fn problems(compose: &str, dockerfile: &str, envoy_config: &str) -> Vec<String> {
+/// What is wrong with a deployment, one line per problem.
+fn problems(deployment: &Deployment) -> Vec<String> {
     let mut problems = Vec::new();
-    let services = match parse(compose, &mut problems) {
+    let dockerfile = deployment.file("Dockerfile");
+    let compose: Vec<&str> = deployment
+        .compose
+        .iter()
+        .map(|path| deployment.file(path))
+        .collect();
+    let services = match parse(&compose, &mut problems) {
         Some(services) => services,
         None => return problems,
     };
@@ -349,7 +553,14 @@ fn problems(compose: &str, dockerfile: &str, envoy_config: &str) -> Vec<String> 
         .map(|(name, parsed)| (*name, (parsed.settings().binary, parsed.settings().listen)))
         .collect();
 
-    let envoy = check_envoy(&services, envoy_config, &listening, &runs, &mut problems);
+    let envoy = check_envoy(&services, deployment, &listening, &runs, &mut problems);
+    check_tls(
+        &services,
+        &servers,
+        envoy.as_ref(),
+        deployment,
+        &mut problems,
+    );
 
     for (name, parsed) in &servers {
         let service = &services[*name];
@@ -387,7 +598,7 @@ fn problems(compose: &str, dockerfile: &str, envoy_config: &str) -> Vec<String> 
         args.extend(service.arguments());
         match parse_cli(&args) {
             Ok(cli) => {
-                let server = cli.server.strip_prefix("http://").unwrap_or(&cli.server);
+                let server = without_scheme(&cli.server);
                 check_client_target(name, server, envoy.as_ref(), &services, &mut problems);
             }
             Err(error) => problems.push(format!("{name}: `{}`: {error}", args.join(" "))),
@@ -513,13 +724,14 @@ fn check_database(
     }
 }
 
-/// The Envoy service: it mounts `deploy/envoy/envoy.yaml` and runs it,
-/// publishes exactly its listeners and admin port, waits for the cafés of
-/// its clusters, and each cluster names a service running `cafe-server` on
-/// its listen port. Returns the parsed configuration for the client's check.
+/// The Envoy service: it runs (`--config-path`) a configuration it mounts
+/// from `deploy/envoy/`, publishes exactly its listeners and admin port,
+/// waits for the cafés of its clusters, and each cluster names a service
+/// running `cafe-server` on its listen port. Returns the parsed
+/// configuration for the client's and the TLS checks.
 fn check_envoy(
     services: &BTreeMap<String, Service>,
-    config: &str,
+    deployment: &Deployment,
     listening: &BTreeMap<&str, (Binary, SocketAddr)>,
     runs: &BTreeMap<&str, Binary>,
     problems: &mut Vec<String>,
@@ -529,35 +741,48 @@ fn check_envoy(
         return None;
     };
     let name = &service.name;
+    let runs_path = service
+        .command
+        .windows(2)
+        .find(|pair| pair[0] == "--config-path")
+        .map(|pair| pair[1].clone())
+        .or_else(|| {
+            service
+                .command
+                .iter()
+                .find_map(|arg| arg.strip_prefix("--config-path=").map(str::to_owned))
+        });
+    let Some(runs_path) = runs_path else {
+        problems.push(format!("{name}: runs no configuration (--config-path)"));
+        return None;
+    };
+    let source = service.volumes.iter().find_map(|volume| {
+        let mut parts = volume.split(':');
+        let source = parts.next()?;
+        (parts.next() == Some(runs_path.as_str())).then_some(source)
+    });
+    let Some(source) = source else {
+        problems.push(format!("{name}: runs {runs_path}, which no volume mounts"));
+        return None;
+    };
+    let file = source.strip_prefix("./").unwrap_or(source);
+    let Some(config) = deployment
+        .files
+        .get(file)
+        .filter(|_| file.starts_with("deploy/envoy/"))
+    else {
+        problems.push(format!(
+            "{name}: mounts {source} as its configuration; it should be one of deploy/envoy/"
+        ));
+        return None;
+    };
     let envoy = match Envoy::parse(config) {
         Ok(envoy) => envoy,
         Err(error) => {
-            problems.push(format!("{name}: deploy/envoy/envoy.yaml: {error}"));
+            problems.push(format!("{name}: {file}: {error}"));
             return None;
         }
     };
-    let mounted = service.volumes.iter().find_map(|volume| {
-        let mut parts = volume.split(':');
-        (parts.next() == Some(ENVOY_CONFIG)).then(|| parts.next().unwrap_or_default().to_owned())
-    });
-    match mounted {
-        None => problems.push(format!("{name}: does not mount {ENVOY_CONFIG}")),
-        Some(path) => {
-            let runs_it = service
-                .command
-                .windows(2)
-                .any(|pair| pair[0] == "--config-path" && pair[1] == path)
-                || service
-                    .command
-                    .iter()
-                    .any(|arg| *arg == format!("--config-path={path}"));
-            if !runs_it {
-                problems.push(format!(
-                    "{name}: mounts its configuration at {path} but does not run it (--config-path {path})"
-                ));
-            }
-        }
-    }
     for port in &service.published {
         if !envoy.listener_ports().contains(port) && Some(*port) != envoy.admin_port {
             problems.push(format!(
@@ -632,18 +857,24 @@ fn check_client_target(
     }
 }
 
-fn parse(compose: &str, problems: &mut Vec<String>) -> Option<BTreeMap<String, Service>> {
-    let mut root: Value = match serde_norway::from_str(compose) {
-        Ok(root) => root,
-        Err(error) => {
-            problems.push(format!("not YAML: {error}"));
+/// The services of `files` (a compose file and its overrides), merged as
+/// Compose merges them.
+fn parse(files: &[&str], problems: &mut Vec<String>) -> Option<BTreeMap<String, Service>> {
+    let mut root = Value::Null;
+    for (i, file) in files.iter().enumerate() {
+        let mut value: Value = match serde_norway::from_str(file) {
+            Ok(value) => value,
+            Err(error) => {
+                problems.push(format!("compose file {i}: not YAML: {error}"));
+                return None;
+            }
+        };
+        // `<<: *cafe-image` merges the shared image and build into each service.
+        if let Err(error) = value.apply_merge() {
+            problems.push(format!("compose file {i}: merge keys: {error}"));
             return None;
         }
-    };
-    // `<<: *cafe-image` merges the shared image and build into each service.
-    if let Err(error) = root.apply_merge() {
-        problems.push(format!("merge keys: {error}"));
-        return None;
+        overlay(&mut root, value, "");
     }
     let Some(services) = root.get("services").and_then(Value::as_mapping) else {
         problems.push("no `services`".into());
@@ -860,7 +1091,7 @@ fn check_server_ops(service: &Service, settings: &ServerSettings, problems: &mut
                                 args.join(" ")
                             ));
                         }
-                        let server = cli.server.strip_prefix("http://").unwrap_or(&cli.server);
+                        let server = without_scheme(&cli.server);
                         let expected = [
                             format!("127.0.0.1:{}", listen.port()),
                             format!("localhost:{}", listen.port()),
@@ -908,4 +1139,346 @@ fn check_server_ops(service: &Service, settings: &ServerSettings, problems: &mut
         Some(Ok(grace)) => Some(grace),
     };
     check_grace(name, settings, stop_grace, "stop_grace_period", problems);
+}
+
+/// Merges an override file's `value` into `base` the way Compose does: maps
+/// key by key (`environment`, `healthcheck`), `volumes` by the path they
+/// mount at (an override's mount replaces the base's at the same path),
+/// `ports` and `expose` appended, anything else (a `command`, a health
+/// check's `test`) replaced.
+fn overlay(base: &mut Value, value: Value, key: &str) {
+    match (base, value) {
+        (Value::Mapping(base), Value::Mapping(value)) => {
+            for (k, v) in value {
+                let name = scalar(&k).unwrap_or_default();
+                match base.get_mut(&k) {
+                    Some(existing) => overlay(existing, v, &name),
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Sequence(base), Value::Sequence(value)) if key == "volumes" => {
+            let target = |v: &Value| scalar(v).and_then(|v| v.split(':').nth(1).map(str::to_owned));
+            for volume in value {
+                base.retain(|existing| target(existing) != target(&volume));
+                base.push(volume);
+            }
+        }
+        (Value::Sequence(base), Value::Sequence(value)) if key == "ports" || key == "expose" => {
+            base.extend(value);
+        }
+        (base, value) => *base = value,
+    }
+}
+
+/// `host:port` of an address, without `http://` or `https://`.
+fn without_scheme(address: &str) -> &str {
+    address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+        .unwrap_or(address)
+}
+
+/// The certificates `docker/make-certs.sh` writes, by file name, each with
+/// the host names and addresses it is for (none for keys and the CA).
+fn certificates(make_certs: &str) -> BTreeMap<String, Vec<String>> {
+    let mut files = BTreeMap::from([("ca.pem".to_owned(), Vec::new())]);
+    for line in make_certs.lines() {
+        // `issue NAME "DNS:a,IP:b"`
+        let Some(rest) = line.trim().strip_prefix("issue ") else {
+            continue;
+        };
+        let Some((name, names)) = rest.split_once(' ') else {
+            continue;
+        };
+        let names = names
+            .trim_matches('"')
+            .split(',')
+            .filter_map(|n| n.split_once(':').map(|(_, n)| n.to_owned()))
+            .collect();
+        files.insert(format!("{name}.pem"), names);
+        files.insert(format!("{name}-key.pem"), Vec::new());
+    }
+    files
+}
+
+/// The file of `make-certs.sh` that `path`, in `service`'s container, is:
+/// `path` must be under a mount of ./certs, and a file the script writes.
+fn certificate_file(
+    service: &Service,
+    path: &str,
+    certs: &BTreeMap<String, Vec<String>>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let name = &service.name;
+    let file = service.volumes.iter().find_map(|volume| {
+        let mut parts = volume.split(':');
+        if parts.next() != Some(CERTS) {
+            return None;
+        }
+        let target = parts.next()?.trim_end_matches('/');
+        path.strip_prefix(&format!("{target}/"))
+    });
+    let Some(file) = file else {
+        problems.push(format!(
+            "{name}: reads {path}, which is in no mount of {CERTS}"
+        ));
+        return None;
+    };
+    if !certs.contains_key(file) {
+        problems.push(format!(
+            "{name}: reads {path}, but docker/make-certs.sh writes no {file} (it writes {:?})",
+            certs.keys().collect::<Vec<_>>()
+        ));
+        return None;
+    }
+    Some(file.to_owned())
+}
+
+/// TLS fits together across the services: see the module's documentation.
+fn check_tls(
+    services: &BTreeMap<String, Service>,
+    servers: &BTreeMap<&str, Parsed>,
+    envoy: Option<&(String, Envoy)>,
+    deployment: &Deployment,
+    problems: &mut Vec<String>,
+) {
+    let certs = certificates(deployment.file("docker/make-certs.sh"));
+    let names_of = |file: &Option<String>| -> Vec<String> {
+        file.as_ref()
+            .and_then(|f| certs.get(f))
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Every .pem anyone reads is in its mount, and a file the script writes.
+    for service in services.values() {
+        let mut paths: Vec<String> = service
+            .environment
+            .iter()
+            .filter_map(|var| var.value.clone())
+            .chain(service.healthcheck.iter().flatten().cloned())
+            .filter(|value| value.ends_with(".pem"))
+            .collect();
+        if let Some((envoy_name, envoy)) = envoy
+            && *envoy_name == service.name
+        {
+            for (_, tls) in envoy.listener_tls() {
+                for (cert, key) in tls.iter().flat_map(|tls| &tls.certificates) {
+                    paths.extend([cert.clone(), key.clone()]);
+                }
+            }
+            for cluster in envoy.clusters.values() {
+                paths.extend(cluster.tls.iter().filter_map(|tls| tls.trusted_ca.clone()));
+            }
+        }
+        for path in paths {
+            certificate_file(service, &path, &certs, problems);
+        }
+    }
+    // Whether each of our servers serves TLS, and the names its certificate
+    // has (none when the file is not one of the script's: reported above).
+    let mut presents: BTreeMap<&str, Option<Vec<String>>> = BTreeMap::new();
+    for (name, parsed) in servers {
+        let service = &services[*name];
+        let cert = match parsed {
+            Parsed::Cafe(config) => config.server.tls_cert.clone(),
+            Parsed::Barista(config) => config.server.tls_cert.clone(),
+        };
+        let names = cert.map(|path| {
+            let file = certificate_file(service, &path.to_string_lossy(), &certs, &mut Vec::new());
+            names_of(&file)
+        });
+        if let Some(test) = &service.healthcheck
+            && let Some(server) = test.windows(2).find(|p| p[0] == "--server").map(|p| &p[1])
+        {
+            check_dialled(name, "its healthcheck", server, names.as_deref(), problems);
+        }
+        presents.insert(name, names);
+    }
+    // The café to its baristas.
+    for (name, parsed) in servers {
+        let Parsed::Cafe(config) = parsed else {
+            continue;
+        };
+        for endpoint in &config.barista_endpoints {
+            let endpoint = endpoint.to_string();
+            let host = endpoint
+                .rsplit_once(':')
+                .map_or(endpoint.as_str(), |(h, _)| h);
+            let Some(names) = presents.get(host) else {
+                continue;
+            };
+            let scheme = if config.barista_ca.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            check_dialled(
+                name,
+                "barista endpoint",
+                &format!("{scheme}://{endpoint}"),
+                names.as_deref(),
+                problems,
+            );
+            if let Some(ca) = &config.barista_ca {
+                check_ca(&services[*name], &ca.to_string_lossy(), &certs, problems);
+            }
+        }
+    }
+    let Some((envoy_name, envoy)) = envoy else {
+        return;
+    };
+    let envoy_service = &services[envoy_name];
+    // Envoy to the cafés: TLS exactly when they serve it, to the name their
+    // certificate has, trusting the CA.
+    for cluster in envoy.clusters.values() {
+        for (host, _) in &cluster.endpoints {
+            let Some(names) = presents.get(host.as_str()) else {
+                continue;
+            };
+            match (&cluster.tls, names) {
+                (None, Some(_)) => problems.push(format!(
+                    "{envoy_name}: cluster {}: {host} serves TLS only, but Envoy speaks plaintext to it (no transport_socket): every call and health check fails",
+                    cluster.name
+                )),
+                (Some(_), None) => problems.push(format!(
+                    "{envoy_name}: cluster {}: speaks TLS to {host}, which serves plaintext",
+                    cluster.name
+                )),
+                (Some(tls), Some(names)) => {
+                    if let Some(sni) = &tls.sni
+                        && !names.is_empty()
+                        && !names.contains(sni)
+                    {
+                        problems.push(format!(
+                            "{envoy_name}: cluster {}: checks for {sni}, but {host}'s certificate names {names:?}",
+                            cluster.name
+                        ));
+                    }
+                    if let Some(ca) = &tls.trusted_ca {
+                        check_ca(envoy_service, ca, &certs, problems);
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    // The clients to Envoy: `https://` exactly when it ends TLS, to a name
+    // its certificate has; and `localhost`, which the CLI on the host dials.
+    for (port, tls) in envoy.listener_tls() {
+        let file = tls
+            .and_then(|tls| tls.certificates.first())
+            .and_then(|(cert, key)| {
+                let cert = certificate_file(envoy_service, cert, &certs, &mut Vec::new())?;
+                let key = certificate_file(envoy_service, key, &certs, &mut Vec::new())?;
+                if key != cert.replace(".pem", "-key.pem") {
+                    problems.push(format!("{envoy_name}: presents {cert} with the key {key}"));
+                }
+                Some(cert)
+            });
+        let names = tls.map(|_| names_of(&file));
+        if file.is_some()
+            && let Some(names) = &names
+            && !names.iter().any(|n| n == "localhost")
+        {
+            problems.push(format!(
+                "{envoy_name}: ends TLS on {port} with a certificate for {names:?}; the CLI on the host dials localhost"
+            ));
+        }
+        // The commands the compose files' headers give for the host, e.g.
+        // `#   cafe --server https://localhost:50051 --ca certs/ca.pem menu`.
+        for path in &deployment.compose {
+            for line in deployment.file(path).lines() {
+                let Some(server) = line
+                    .trim_start_matches(['#', ' '])
+                    .strip_prefix("cafe --server ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                else {
+                    continue;
+                };
+                if without_scheme(server).ends_with(&format!(":{port}")) {
+                    let what = "the command in its header";
+                    check_dialled(path, what, server, names.as_deref(), problems);
+                }
+            }
+        }
+        for service in services.values() {
+            let Some(server) = service.var("CAFE_SERVER") else {
+                continue;
+            };
+            if !without_scheme(server).ends_with(&format!(":{port}"))
+                || !without_scheme(server).starts_with(&format!("{envoy_name}:"))
+            {
+                continue;
+            }
+            check_dialled(
+                &service.name,
+                "CAFE_SERVER",
+                server,
+                names.as_deref(),
+                problems,
+            );
+            if server.starts_with("https://") {
+                match service.var("CAFE_CA") {
+                    None => problems.push(format!(
+                        "{}: dials {server} without CAFE_CA; the private CA's certificate is trusted by nothing else",
+                        service.name
+                    )),
+                    Some(ca) => check_ca(service, ca, &certs, problems),
+                }
+            }
+        }
+    }
+}
+
+/// A dialled address (`scheme://host:port`) uses `https://` exactly when its
+/// server serves TLS (`names`: the names its certificate has), and then a
+/// host its certificate names.
+fn check_dialled(
+    from: &str,
+    what: &str,
+    address: &str,
+    names: Option<&[String]>,
+    problems: &mut Vec<String>,
+) {
+    let https = address.starts_with("https://");
+    let serves_tls = names.is_some();
+    let names = names.unwrap_or_default();
+    if https != serves_tls {
+        let hint = if serves_tls {
+            "it serves TLS only: use https://"
+        } else {
+            "it serves plaintext: use http://"
+        };
+        problems.push(format!("{from}: {what} {address}: {hint}"));
+        return;
+    }
+    let host = without_scheme(address)
+        .rsplit_once(':')
+        .map_or("", |(host, _)| host);
+    // No names: the certificate is no file of the script's, said already.
+    if https && !names.is_empty() && !names.iter().any(|n| n == host) {
+        problems.push(format!(
+            "{from}: {what} {address}: the certificate there names {names:?}, not {host} (docker/make-certs.sh)"
+        ));
+    }
+}
+
+/// A file trusted as the CA is the CA make-certs.sh writes.
+fn check_ca(
+    service: &Service,
+    path: &str,
+    certs: &BTreeMap<String, Vec<String>>,
+    problems: &mut Vec<String>,
+) {
+    if let Some(file) = certificate_file(service, path, certs, &mut Vec::new())
+        && file != "ca.pem"
+    {
+        problems.push(format!(
+            "{}: trusts {path} as the CA; make-certs.sh's CA is ca.pem",
+            service.name
+        ));
+    }
 }

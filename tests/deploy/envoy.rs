@@ -12,13 +12,21 @@
 //! - every route names a real method (read from `cafe.proto`) and a real
 //!   cluster, every method is routed, and `UNAVAILABLE` is retried only on
 //!   calls that change nothing (an order answered `UNAVAILABLE` may already
-//!   be in line).
+//!   be in line);
+//! - where it speaks TLS (`deploy/envoy/envoy.tls.yaml`, for
+//!   `docker-compose.tls.yml`), it offers ALPN `h2` on both sides, and checks
+//!   each café's certificate against a CA and the café's name, which it also
+//!   asks for with SNI;
+//! - `envoy.tls.yaml` is `envoy.yaml` and nothing else but the TLS: both
+//!   parsed, every `transport_socket` removed, they are equal. Envoy reads one
+//!   static file, so the TLS file is a copy; this is what keeps it one.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use serde_norway::Value;
 
 const ENVOY: &str = include_str!("../../deploy/envoy/envoy.yaml");
+const ENVOY_TLS: &str = include_str!("../../deploy/envoy/envoy.tls.yaml");
 const CAFE_PROTO: &str = include_str!("../../proto/cafe/v1/cafe.proto");
 
 /// The calls a retry would repeat with an effect: each may have placed or
@@ -37,13 +45,163 @@ const AFTER_THE_CAFE_READ_IT: [&str; 6] = [
 
 #[test]
 fn envoy_is_configured_for_grpc() {
-    let envoy = Envoy::parse(ENVOY).expect("deploy/envoy/envoy.yaml");
-    let problems = problems(&envoy);
+    for (file, text) in [("envoy.yaml", ENVOY), ("envoy.tls.yaml", ENVOY_TLS)] {
+        let envoy = Envoy::parse(text).expect(file);
+        let problems = problems(&envoy);
+        assert!(
+            problems.is_empty(),
+            "deploy/envoy/{file}:\n- {}",
+            problems.join("\n- ")
+        );
+    }
+    let plain = Envoy::parse(ENVOY).expect("envoy.yaml");
     assert!(
-        problems.is_empty(),
-        "deploy/envoy/envoy.yaml:\n- {}",
-        problems.join("\n- ")
+        plain.listeners.iter().all(|l| l.tls.is_none())
+            && plain.clusters.values().all(|c| c.tls.is_none()),
+        "envoy.yaml speaks TLS; that is envoy.tls.yaml's job"
     );
+    let tls = Envoy::parse(ENVOY_TLS).expect("envoy.tls.yaml");
+    assert!(
+        tls.listeners.iter().all(|l| l.tls.is_some())
+            && tls.clusters.values().all(|c| c.tls.is_some()),
+        "envoy.tls.yaml must speak TLS to the clients and to the cafés"
+    );
+}
+
+#[test]
+fn the_tls_config_is_the_plain_one_plus_tls() {
+    assert_eq!(beyond_tls(ENVOY, ENVOY_TLS), Ok(()));
+    // A change made to one file only is caught, whichever file it is in.
+    for (what, from, to) in [
+        (
+            "a buzzer timeout changed in one file",
+            "stream_idle_timeout: 3600s",
+            "stream_idle_timeout: 7200s",
+        ),
+        (
+            "a health check interval changed in one file",
+            "interval: 3s",
+            "interval: 5s",
+        ),
+    ] {
+        assert!(
+            ENVOY.contains(from) && ENVOY_TLS.contains(from),
+            "{what}: {from:?} is gone; update this test"
+        );
+        let broken_tls = ENVOY_TLS.replacen(from, to, 1);
+        let broken_plain = ENVOY.replacen(from, to, 1);
+        assert!(
+            beyond_tls(ENVOY, &broken_tls).is_err(),
+            "{what} in envoy.tls.yaml went unnoticed"
+        );
+        assert!(
+            beyond_tls(&broken_plain, ENVOY_TLS).is_err(),
+            "{what} in envoy.yaml went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn each_kind_of_envoy_tls_drift_is_caught() {
+    let breakages = [
+        (
+            "no ALPN to the clients",
+            "alpn_protocols: [\"h2\"]\n                tls_certificates",
+            "tls_certificates",
+        ),
+        (
+            "HTTP/1.1 offered to the cafés",
+            "alpn_protocols: [\"h2\"]\n            validation_context",
+            "alpn_protocols: [\"http/1.1\"]\n            validation_context",
+        ),
+        ("SNI for another name", "sni: cafe", "sni: barista"),
+        (
+            "any certificate from the CA accepted",
+            "matcher: { exact: cafe }",
+            "matcher: { prefix: \"\" }",
+        ),
+        (
+            "the cafés' certificates not checked",
+            "trusted_ca: { filename: /certs/ca.pem }",
+            "trust_chain_verification: ACCEPT_UNTRUSTED",
+        ),
+        (
+            "no certificate to present",
+            "- certificate_chain: { filename: /certs/cafe.pem }\n                    private_key: { filename: /certs/cafe-key.pem }",
+            "[]",
+        ),
+    ];
+    for (what, from, to) in breakages {
+        assert!(
+            ENVOY_TLS.contains(from),
+            "{what}: {from:?} is no longer in envoy.tls.yaml; update this test"
+        );
+        let broken = ENVOY_TLS.replacen(from, to, 1);
+        let problems = match Envoy::parse(&broken) {
+            Ok(envoy) => problems(&envoy),
+            Err(error) => vec![error],
+        };
+        assert!(
+            !problems.is_empty(),
+            "{what} ({from} -> {to}) went unnoticed"
+        );
+        eprintln!("{what}: {}", problems.join("; "));
+    }
+}
+
+/// `Ok` when `tls` is `plain` plus `transport_socket`s and nothing else.
+fn beyond_tls(plain: &str, tls: &str) -> Result<(), String> {
+    fn without_tls(text: &str) -> Value {
+        fn strip(value: &mut Value) {
+            match value {
+                Value::Mapping(map) => {
+                    map.remove("transport_socket");
+                    map.values_mut().for_each(strip);
+                }
+                Value::Sequence(items) => items.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut value: Value = serde_norway::from_str(text).expect("YAML");
+        // Anchors and aliases (`*read_route`) are resolved by the parser;
+        // compare what Envoy sees.
+        strip(&mut value);
+        value
+    }
+    let (plain, tls) = (without_tls(plain), without_tls(tls));
+    if plain == tls {
+        Ok(())
+    } else {
+        Err(format!(
+            "envoy.tls.yaml differs from envoy.yaml beyond transport_socket; make the change in both:\n{}",
+            first_difference(&plain, &tls, "")
+        ))
+    }
+}
+
+/// Where two values first differ, as a path, for the failure message.
+fn first_difference(a: &Value, b: &Value, path: &str) -> String {
+    match (a, b) {
+        (Value::Mapping(a), Value::Mapping(b)) => {
+            for (key, value) in a {
+                let name = format!("{path}.{}", key.as_str().unwrap_or("?"));
+                match b.get(key) {
+                    Some(other) if other == value => {}
+                    Some(other) => return first_difference(value, other, &name),
+                    None => return format!("{name}: only in envoy.yaml"),
+                }
+            }
+            format!("{path}: a key only in envoy.tls.yaml")
+        }
+        (Value::Sequence(a), Value::Sequence(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find(|(_, (x, y))| x != y)
+            .map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
+            .unwrap_or_default(),
+        _ => format!("{path}: {a:?} in envoy.yaml, {b:?} in envoy.tls.yaml"),
+    }
 }
 
 #[test]
@@ -134,6 +292,21 @@ struct Listener {
     /// None: Envoy's default (5 minutes).
     stream_idle_timeout: Option<Duration>,
     routes: Vec<Route>,
+    /// The TLS it ends (a `DownstreamTlsContext`), if any.
+    pub(crate) tls: Option<Tls>,
+}
+
+/// One side's TLS, downstream (the certificate Envoy presents) or upstream
+/// (what it checks the café's against).
+#[derive(Debug, Default)]
+pub(crate) struct Tls {
+    pub(crate) alpn: Vec<String>,
+    /// Downstream: the certificate and key files presented.
+    pub(crate) certificates: Vec<(String, String)>,
+    /// Upstream: the CA file, the SNI asked for, the exact DNS names accepted.
+    pub(crate) trusted_ca: Option<String>,
+    pub(crate) sni: Option<String>,
+    pub(crate) accepted_names: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -154,6 +327,8 @@ pub(crate) struct Cluster {
     http2: bool,
     grpc_health_service: Option<String>,
     panic_threshold: Option<f64>,
+    /// The TLS it opens to each café (an `UpstreamTlsContext`), if any.
+    pub(crate) tls: Option<Tls>,
 }
 
 impl Envoy {
@@ -177,8 +352,12 @@ impl Envoy {
                 port,
                 stream_idle_timeout: None,
                 routes: Vec::new(),
+                tls: None,
             };
             for chain in seq(listener.get("filter_chains")) {
+                if let Some(socket) = chain.get("transport_socket") {
+                    parsed.tls = Some(tls_of(socket));
+                }
                 for filter in seq(chain.get("filters")) {
                     let Some(hcm) = filter.get("typed_config") else {
                         continue;
@@ -264,6 +443,7 @@ impl Envoy {
                     http2,
                     grpc_health_service,
                     panic_threshold,
+                    tls: cluster.get("transport_socket").map(tls_of),
                 },
             );
         }
@@ -272,6 +452,46 @@ impl Envoy {
 
     pub(crate) fn listener_ports(&self) -> Vec<u16> {
         self.listeners.iter().map(|l| l.port).collect()
+    }
+
+    /// The TLS of each listener, with its port.
+    pub(crate) fn listener_tls(&self) -> Vec<(u16, Option<&Tls>)> {
+        self.listeners
+            .iter()
+            .map(|l| (l.port, l.tls.as_ref()))
+            .collect()
+    }
+}
+
+/// A `transport_socket` read as TLS (another kind yields an empty [`Tls`],
+/// which the checks refuse for its missing ALPN).
+fn tls_of(socket: &Value) -> Tls {
+    let Some(context) = socket.get("typed_config") else {
+        return Tls::default();
+    };
+    let common = context.get("common_tls_context");
+    let validation = common.and_then(|c| c.get("validation_context"));
+    Tls {
+        alpn: seq(common.and_then(|c| c.get("alpn_protocols")))
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect(),
+        certificates: seq(common.and_then(|c| c.get("tls_certificates")))
+            .iter()
+            .map(|pair| {
+                (
+                    text_at(pair, &["certificate_chain", "filename"]).unwrap_or_default(),
+                    text_at(pair, &["private_key", "filename"]).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        trusted_ca: validation.and_then(|v| text_at(v, &["trusted_ca", "filename"])),
+        sni: text_at(context, &["sni"]),
+        accepted_names: seq(validation.and_then(|v| v.get("match_typed_subject_alt_names")))
+            .iter()
+            .filter(|m| text_at(m, &["san_type"]).as_deref() == Some("DNS"))
+            .filter_map(|m| text_at(m, &["matcher", "exact"]))
+            .collect(),
     }
 }
 
@@ -306,6 +526,18 @@ pub(crate) fn problems(envoy: &Envoy) -> Vec<String> {
     }
     for listener in &envoy.listeners {
         let name = &listener.name;
+        if let Some(tls) = &listener.tls {
+            if !tls.alpn.iter().any(|p| p == "h2") {
+                problems.push(format!(
+                    "listener {name}: TLS without ALPN h2; gRPC clients (the CLI, grpcurl) insist on it"
+                ));
+            }
+            if tls.certificates.is_empty() {
+                problems.push(format!(
+                    "listener {name}: TLS with no certificate to present"
+                ));
+            }
+        }
         match listener.stream_idle_timeout {
             Some(timeout) if timeout.is_zero() || timeout > longest_real_brew => {}
             timeout => problems.push(format!(
@@ -376,6 +608,33 @@ pub(crate) fn problems(envoy: &Envoy) -> Vec<String> {
                 "cluster {name}: grpc_health_check for {other:?}; the café reports {}",
                 cafe_core::proto::v1::cafe_server::SERVICE_NAME
             )),
+        }
+        if let Some(tls) = &cluster.tls {
+            if tls.alpn != ["h2"] {
+                problems.push(format!(
+                    "cluster {name}: TLS ALPN {:?}; offer only h2, the cafés speak nothing else",
+                    tls.alpn
+                ));
+            }
+            if tls.trusted_ca.is_none() {
+                problems.push(format!(
+                    "cluster {name}: TLS without validation_context.trusted_ca accepts any café's certificate"
+                ));
+            }
+            for (host, _) in &cluster.endpoints {
+                if tls.sni.as_deref() != Some(host) {
+                    problems.push(format!(
+                        "cluster {name}: SNI {:?}; ask for {host}, the name the café's certificate has",
+                        tls.sni
+                    ));
+                }
+                if tls.accepted_names != [host.clone()] {
+                    problems.push(format!(
+                        "cluster {name}: accepts certificates for {:?}; match_typed_subject_alt_names should be DNS exact {host}",
+                        tls.accepted_names
+                    ));
+                }
+            }
         }
         if cluster.panic_threshold != Some(0.0) {
             problems.push(format!(

@@ -8,9 +8,11 @@
 //! tests read the files and check them against the same clap definitions
 //! that `--help` prints, and against each other:
 //!
-//! - [`compose`]: `docker-compose.yml` (and the Dockerfile);
-//! - [`envoy`]: `deploy/envoy/envoy.yaml`, on its own and against the
-//!   compose services it fronts;
+//! - [`compose`]: `docker-compose.yml` (and the Dockerfile), alone and with
+//!   the TLS override `docker-compose.tls.yml` merged on top;
+//! - [`envoy`]: `deploy/envoy/envoy.yaml` and its TLS twin
+//!   `envoy.tls.yaml`, on their own and against the compose services they
+//!   front;
 //! - [`kubernetes`]: the manifests under `deploy/kubernetes/`.
 //!
 //! Each has a second test that breaks its file in the ways people do (a
