@@ -111,6 +111,55 @@ pub struct Transport {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// What a [`Transport`] serves on every connection: a tower service from
+/// HTTP requests to responses (the tonic router, in our layers), cloned
+/// once per connection and run on any task. Named once here so that each
+/// function of the accept loop says `S: HttpService<B>` rather than
+/// repeating the five bounds hyper needs.
+pub trait HttpService<B>:
+    tower::Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: tower::Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// The body of a response a [`Transport`] sends: any HTTP body of bytes
+/// that can move between tasks, whose error hyper can report.
+pub trait ResponseBody:
+    hyper::body::Body<
+        Data = hyper::body::Bytes,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    > + Send
+    + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: hyper::body::Body<
+            Data = hyper::body::Bytes,
+            Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        > + Send
+        + 'static
+{
+}
+
 impl Transport {
     /// Starts accepting on `listener` and serving `service` on every
     /// connection, within `limits`; over TLS with `tls`.
@@ -121,13 +170,8 @@ impl Transport {
         tls: Option<Arc<ServerTls>>,
     ) -> Transport
     where
-        S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: hyper::body::Body<Data = hyper::body::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: HttpService<B>,
+        B: ResponseBody,
     {
         let (closing, closed) = watch::channel(None);
         let task = tokio::spawn(accept_loop(listener, service, limits, tls, closed));
@@ -172,13 +216,8 @@ async fn accept_loop<S, B>(
     tls: Option<Arc<ServerTls>>,
     mut closed: watch::Receiver<Option<Instant>>,
 ) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body<Data = hyper::body::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let http2 = settings(&limits);
@@ -269,13 +308,8 @@ async fn connection<S, B>(
     tls: Option<Arc<ServerTls>>,
     mut closed: watch::Receiver<Option<Instant>>,
 ) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body<Data = hyper::body::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     // TCP_NODELAY: tiny buzzer events go out at once, not held back by Nagle's algorithm.
     let _ = stream.set_nodelay(true);
@@ -347,13 +381,8 @@ async fn serve<I, S, B>(
     mut closed: watch::Receiver<Option<Instant>>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body<Data = hyper::body::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let calls = OpenCalls::default();
     let service = TowerToHyperService::new(CountCalls::new(service, calls.clone()));
