@@ -476,19 +476,8 @@ async fn a_buzzer_cut_by_a_crash_follows_its_order_again_once_the_cafe_is_back()
     .await
     .unwrap();
 
-    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    let id = stdout
-        .lines()
-        .next()
-        .and_then(|ticket| ticket.split_whitespace().nth(1))
-        .unwrap()
-        .trim_end_matches(':');
     // One line says what happened; the order is then seen through.
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&format!("following order {id} again with WatchOrder")),
-        "{stderr}"
-    );
+    assert_followed_again(code, &stdout, &stderr);
     assert!(stdout.lines().last().unwrap().contains("ready"), "{stdout}");
 }
 
@@ -551,18 +540,7 @@ async fn a_buzzer_told_the_cafe_is_restarting_follows_its_order_again_once_it_is
     .await
     .unwrap();
 
-    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    let id = stdout
-        .lines()
-        .next()
-        .and_then(|ticket| ticket.split_whitespace().nth(1))
-        .unwrap()
-        .trim_end_matches(':');
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&format!("following order {id} again with WatchOrder")),
-        "{stderr}"
-    );
+    assert_followed_again(code, &stdout, &stderr);
     assert!(!stdout.contains("cancelled"), "{stdout}");
     assert!(stdout.lines().last().unwrap().contains("ready"), "{stdout}");
 }
@@ -839,4 +817,22 @@ async fn rush_draws_its_timelines_as_svg() {
     let err = assert_one_line_error(&failed, exit::OTHER);
     assert!(err.contains("rush.svg"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What a `cafe order --buzzer` whose café went away and came back must
+/// show: exit 0, and one line on stderr saying it follows the ticket's
+/// order again with WatchOrder.
+fn assert_followed_again(code: Option<i32>, stdout: &str, stderr: &str) {
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let id = stdout
+        .lines()
+        .next()
+        .and_then(|ticket| ticket.split_whitespace().nth(1))
+        .unwrap()
+        .trim_end_matches(':');
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("following order {id} again with WatchOrder")),
+        "{stderr}"
+    );
 }
