@@ -17,7 +17,8 @@
 //!     a second: after telling a group of n buzzers the ticker rests
 //!     n ÷ [`POSITIONS_PER_SECOND`] before the next. A line of 10,000 then
 //!     costs no more per second than a line of 1,000: each of its buzzers
-//!     hears its place less often instead (every 2.5 s at 10,000).
+//!     hears its place less often instead (every length ÷ 2,000 seconds:
+//!     2.5 s in a line of 5,000, 5 s in a line of 10,000).
 //!
 //! So what the line's news costs per order served is bounded whatever the
 //! line's length, and it comes in small waves (a sixteenth of the line)
