@@ -33,9 +33,16 @@ impl BrewMode {
 
 /// Spends `brew_time` making one drink.
 pub async fn brew(mode: BrewMode, brew_time: Duration) {
+    brew_until(mode, tokio::time::Instant::now() + brew_time).await;
+}
+
+/// Makes one drink that is done at `done`: for a barista who keeps its
+/// brews back to back on the clock (see the café's `baristas` module).
+pub async fn brew_until(mode: BrewMode, done: tokio::time::Instant) {
     match mode {
-        BrewMode::Async => tokio::time::sleep(brew_time).await,
+        BrewMode::Async => tokio::time::sleep_until(done).await,
         BrewMode::Blocking => {
+            let brew_time = done.saturating_duration_since(tokio::time::Instant::now());
             // ANTI-PATTERN, on purpose (`--brew-mode blocking`): this sleeps
             // the runtime's worker thread itself. No other task can run on it
             // until the drink is done, so the server stalls once every worker

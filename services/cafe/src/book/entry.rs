@@ -90,6 +90,10 @@ pub struct OrderEntry {
     /// request id to match idempotent retries.
     request: NewOrder,
     placed_at: SystemTime,
+    /// When this café's book took it in, on the runtime's clock (which
+    /// tests can pause, unlike `placed_at`'s): a barista that was free
+    /// before then cannot have started it earlier (see `crate::baristas`).
+    taken_in: Instant,
     claim: ClaimToken,
     history: watch::Sender<History>,
     origin: Origin,
@@ -125,6 +129,7 @@ impl OrderEntry {
             ticket,
             request,
             placed_at: SystemTime::now(),
+            taken_in: Instant::now(),
             claim: ClaimToken::random(),
             history: watch::Sender::new(history),
             origin,
@@ -176,6 +181,7 @@ impl OrderEntry {
             ticket,
             request,
             placed_at,
+            taken_in: Instant::now(),
             claim,
             history: watch::Sender::new(vec![now]),
             origin,
@@ -209,6 +215,12 @@ impl OrderEntry {
     /// When it was placed.
     pub(crate) fn placed_at(&self) -> SystemTime {
         self.placed_at
+    }
+
+    /// When this café's book took it in (placed here, restored or
+    /// mirrored), on the runtime's clock.
+    pub fn taken_in(&self) -> Instant {
+        self.taken_in
     }
 
     /// The order's id.

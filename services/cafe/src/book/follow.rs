@@ -9,8 +9,10 @@
 //! A follower that shows the line ([`Follower::with_positions`], a buzzer)
 //! also yields the order's new place while it waits, as often as
 //! [`super::line_moves`] tells it the line moved: at every move in a short
-//! line, a few times a second in a long one. A counter customer's follower
-//! does not: it is woken by changes to its own order and nothing else.
+//! line; in a long one, a few times a second at most, less often the longer
+//! the line (the line's news has a budget), and only when its place changed.
+//! A counter customer's follower does not: it is woken by changes to its
+//! own order and nothing else.
 //!
 //! With a durable store, the first change a follower yields (a buzzer's
 //! ticket) and the final status wait until their change is in the store
@@ -90,7 +92,7 @@ impl Follower {
 
     /// Also yields the order's place in line as it moves up.
     pub fn with_positions(mut self) -> Self {
-        self.line_moves = Some(self.book.line_moves.subscribe());
+        self.line_moves = Some(self.book.line_moves.subscribe(self.entry.ticket()));
         self
     }
 

@@ -7,14 +7,29 @@
 //! - while the line is **short** (at most [`SHORT_LINE`] orders), each move
 //!   is told at once: every step forward is news worth having, and it wakes
 //!   at most that many buzzers;
-//! - while it is **long**, moves are coalesced: the first untold one starts
-//!   one shared ticker, which tells every buzzer once,
-//!   [`POSITION_INTERVAL`] later, however many orders left meanwhile. A
-//!   buzzer in a long line hears its place a few times a second at most.
+//! - while it is **long**, moves are coalesced and told **in turns**. The
+//!   buzzers are split into [`GROUPS`] groups by ticket number, and one
+//!   shared ticker tells one group at a time, round robin, whatever moved
+//!   since that group last heard. Two limits set its pace:
+//!   - a group is told at most once per [`POSITION_INTERVAL`], so a buzzer
+//!     hears its place a few times a second at most;
+//!   - the line as a whole is told at most [`POSITIONS_PER_SECOND`] places
+//!     a second: after telling a group of n buzzers the ticker rests
+//!     n ÷ [`POSITIONS_PER_SECOND`] before the next. A line of 10,000 then
+//!     costs no more per second than a line of 1,000: each of its buzzers
+//!     hears its place less often instead (every length ÷ 2,000 seconds:
+//!     2.5 s in a line of 5,000, 5 s in a line of 10,000).
 //!
-//! "Told" means one `watch` channel's version goes up; each buzzer then
-//! asks the line for its own place (O(log n), see [`super::line`]). Counter
-//! customers never subscribe: nothing here wakes them.
+//! So what the line's news costs per order served is bounded whatever the
+//! line's length, and it comes in small waves (a sixteenth of the line)
+//! rather than one wave of the whole line: a wake-up of 10,000 tasks at once
+//! holds up every other task on the runtime, the baristas' timers included,
+//! for tens of milliseconds.
+//!
+//! "Told" means one group's `watch` channel's version goes up; each buzzer
+//! in it then asks the line for its own place (O(log n), see
+//! [`super::line`]) and sends it only if it changed. Counter customers
+//! never subscribe: nothing here wakes them.
 //!
 //! The ticker is one task per book, started the first time a long line
 //! moves (inside a runtime; outside one every move is told at once), and
@@ -23,20 +38,39 @@
 use std::{
     sync::{
         Arc, OnceLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use tokio::sync::{Notify, watch};
+use tokio::{
+    sync::{Notify, watch},
+    time::Instant,
+};
 use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::line::Ticket;
 
 /// Up to this many orders in line, every move is told at once. (The
 /// contract in `proto/cafe/v1/cafe.proto` names it; a test checks it.)
 pub const SHORT_LINE: usize = 32;
 
-/// In a longer line, how long moves are gathered before buzzers are told.
+/// In a longer line, the least time between two places told to one buzzer.
 pub const POSITION_INTERVAL: Duration = Duration::from_millis(250);
+
+/// In a longer line, the most places told per second to the whole line.
+/// At the café's 1,000 to 2,000 orders a second that is one or two places
+/// per order served, where telling every buzzer four times a second cost
+/// ten to forty.
+pub const POSITIONS_PER_SECOND: u32 = 2_000;
+
+/// How many groups the buzzers are told in. More groups make smaller waves;
+/// each costs one `watch` send per move while the line is short.
+pub const GROUPS: usize = 16;
+
+/// The least rest between two groups, so that one group is told at most
+/// once per [`POSITION_INTERVAL`] (the ticker visits every group in turn).
+const STEP: Duration = Duration::from_micros(POSITION_INTERVAL.as_micros() as u64 / GROUPS as u64);
 
 /// The line's news for buzzers.
 #[derive(Debug)]
@@ -48,53 +82,87 @@ pub(super) struct LineMoves {
 
 #[derive(Debug)]
 struct Shared {
-    /// Goes up each time buzzers are told; they wait on it.
-    told: watch::Sender<u64>,
-    /// A move happened that buzzers have not been told of.
-    untold: AtomicBool,
-    /// Wakes the ticker for the first untold move.
+    /// One channel per group; its value is the number of moves the group
+    /// has been told of. A buzzer waits on its group's.
+    groups: [watch::Sender<u64>; GROUPS],
+    /// How many times the line moved.
+    moves: AtomicU64,
+    /// Wakes the ticker when the line moves while it rests with nothing
+    /// left to tell.
     wake: Notify,
 }
 
 impl Shared {
-    fn tell(&self) {
-        self.untold.store(false, Ordering::Release);
-        // With nobody subscribed there is nobody to wake; a buzzer that
-        // subscribes later asks for its place first anyway.
-        if self.told.receiver_count() > 0 {
-            self.told.send_modify(|told| *told += 1);
-        }
+    /// Tells group `group` of every move up to `moves`; returns how many
+    /// buzzers follow it (what telling it cost, at most).
+    fn tell(&self, group: usize, moves: u64) -> usize {
+        let sender = &self.groups[group];
+        let followers = sender.receiver_count();
+        sender.send_if_modified(|told| {
+            let news = *told < moves;
+            *told = moves.max(*told);
+            // With nobody subscribed there is nobody to wake: the group is
+            // marked told without a wake-up. (A buzzer that subscribes later
+            // asks for its place first anyway.)
+            news && followers > 0
+        });
+        followers
     }
+
+    /// Whether `group` has not heard of every move yet.
+    fn untold(&self, group: usize) -> bool {
+        *self.groups[group].borrow() < self.moves.load(Ordering::Acquire)
+    }
+}
+
+/// The group a buzzer with `ticket` is told in: consecutive tickets in
+/// different groups, so each group is a slice of the whole line.
+fn group_of(ticket: Ticket) -> usize {
+    (ticket % GROUPS as u64) as usize
 }
 
 impl LineMoves {
     pub(super) fn new() -> Self {
         LineMoves {
             shared: Arc::new(Shared {
-                told: watch::Sender::new(0),
-                untold: AtomicBool::new(false),
+                groups: std::array::from_fn(|_| watch::Sender::new(0)),
+                moves: AtomicU64::new(0),
                 wake: Notify::new(),
             }),
             ticker: OnceLock::new(),
         }
     }
 
-    /// A receiver that is woken when buzzers are told the line moved.
-    pub(super) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.told.subscribe()
+    /// A receiver that is woken when the buzzer of the order with `ticket`
+    /// is told the line moved.
+    pub(super) fn subscribe(&self, ticket: Ticket) -> watch::Receiver<u64> {
+        self.shared.groups[group_of(ticket)].subscribe()
     }
 
     /// How many buzzers follow the line now (each holds a receiver).
     pub(super) fn followers(&self) -> usize {
-        self.shared.told.receiver_count()
+        self.shared
+            .groups
+            .iter()
+            .map(watch::Sender::receiver_count)
+            .sum()
     }
 
     /// An order left the line, which now holds `line_len` orders.
     pub(super) fn moved(&self, line_len: usize) {
+        let moves = self.shared.moves.fetch_add(1, Ordering::AcqRel) + 1;
         if line_len <= SHORT_LINE || !self.ticker_running() {
-            self.shared.tell();
-        } else if !self.shared.untold.swap(true, Ordering::AcqRel) {
-            // The first untold move since the last tick starts the next.
+            // Groups nobody follows are skipped (not even locked): a café
+            // of counter customers pays nothing here. The ticker marks them
+            // told when it comes by.
+            for (group, sender) in self.shared.groups.iter().enumerate() {
+                if sender.receiver_count() > 0 {
+                    self.shared.tell(group, moves);
+                }
+            }
+        } else {
+            // The ticker rests on this only once every group is told, so
+            // most moves in a long line wake nobody.
             self.shared.wake.notify_one();
         }
     }
@@ -113,21 +181,44 @@ impl LineMoves {
     }
 }
 
-/// The ticker: after the first untold move, waits [`POSITION_INTERVAL`]
-/// and tells every buzzer at once.
+/// The ticker: visits the groups in turn, telling each what it has not
+/// heard, at the pace the module's documentation gives; rests on
+/// `shared.wake` when every group has heard every move.
 async fn tick(shared: Arc<Shared>, stop: CancellationToken) {
+    // When each group was last told by the ticker.
+    let mut told_at: [Option<Instant>; GROUPS] = [None; GROUPS];
+    let mut turn = 0;
     loop {
+        // Registered before looking, so a move after the look wakes us.
+        let moved = shared.wake.notified();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
+        let Some(group) = (0..GROUPS)
+            .map(|i| (turn + i) % GROUPS)
+            .find(|&group| shared.untold(group))
+        else {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = moved => continue,
+            }
+        };
+        // At most once per interval for this group (a short line may have
+        // told it meanwhile, which does not count: that was at once).
+        if let Some(at) = told_at[group] {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep_until(at + POSITION_INTERVAL) => {}
+            }
+        }
+        let moves = shared.moves.load(Ordering::Acquire);
+        let followers = shared.tell(group, moves);
+        told_at[group] = Some(Instant::now());
+        turn = (group + 1) % GROUPS;
+        // The line's budget: n places told cost n ÷ POSITIONS_PER_SECOND.
+        let rest = STEP.max(Duration::from_secs(1) * followers as u32 / POSITIONS_PER_SECOND);
         tokio::select! {
             () = stop.cancelled() => return,
-            () = shared.wake.notified() => {}
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(POSITION_INTERVAL) => {}
-        }
-        // A short line may have told them meanwhile.
-        if shared.untold.load(Ordering::Acquire) {
-            shared.tell();
+            () = tokio::time::sleep(rest) => {}
         }
     }
 }

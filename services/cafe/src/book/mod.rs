@@ -43,8 +43,9 @@
 //! So the cost of one order does not grow with the length of the line:
 //! joining, leaving (first or from the middle) and asking a place in line
 //! are O(log n) at most, and nobody is woken for someone else's order. (A
-//! buzzer pays for the places it is shown: a few a second while it waits
-//! in a long line, which is the news it asked for.)
+//! buzzer pays for the places it is shown, which is the news it asked for;
+//! a long line as a whole is shown a bounded number a second, so that cost
+//! per order does not grow with the line either.)
 //!
 //! # The order store under the book
 //!
@@ -115,7 +116,7 @@ pub use follow::{Follower, Replay};
 use line::Line;
 pub use line::Ticket;
 use line_moves::LineMoves;
-pub use line_moves::{POSITION_INTERVAL, SHORT_LINE};
+pub use line_moves::{POSITION_INTERVAL, POSITIONS_PER_SECOND, SHORT_LINE};
 use registry::Registry;
 pub use stored::{REBREW_NOTE, Restored};
 

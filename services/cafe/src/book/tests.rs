@@ -525,6 +525,95 @@ async fn in_a_long_line_moves_are_told_a_few_times_a_second_not_once_per_order()
     }
 }
 
+/// A long line moving fast (1,000 orders a second, 3,000 buzzers): the
+/// line as a whole is told at most its budget of places a second, each
+/// buzzer at most once per interval, and each still sees its place go down
+/// while it waits, then BREWING and READY.
+#[tokio::test(start_paused = true)]
+async fn a_long_line_is_told_within_its_budget_and_every_buzzer_sees_its_place_go_down() {
+    const ORDERS: usize = 3_000;
+    let book = open_book(10_000);
+    let buzzers: Vec<_> = (0..ORDERS)
+        .map(|i| {
+            let entry = place(&book, &format!("c{i}"));
+            let mut buzzer = book.follow(entry, Replay::FromPlacement).with_positions();
+            tokio::spawn(async move {
+                let mut seen = vec![];
+                while let Some(update) = buzzer.next().await {
+                    seen.push((Instant::now(), update.order.status, update.queue_position));
+                }
+                seen
+            })
+        })
+        .collect();
+    // Let every buzzer show its ticket.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+
+    // A barista serving one order a millisecond (the brew is instant).
+    while book.queue_len() > 0 {
+        let entry = take(&book);
+        assert!(book.start_brewing(&entry, "Ana".into()));
+        assert!(book.mark_ready(&entry));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    // The places told by the ticker: the line was long, and it was not a
+    // buzzer's ticket.
+    let mut told = vec![];
+    for (i, buzzer) in buzzers.into_iter().enumerate() {
+        let seen = buzzer.await.unwrap();
+        let statuses: Vec<_> = seen.iter().map(|&(_, status, _)| status).collect();
+        let queued = statuses.len() - 2;
+        assert!(
+            statuses[..queued].iter().all(|&s| s == OrderStatus::Queued)
+                && statuses[queued..] == [OrderStatus::Brewing, OrderStatus::Ready],
+            "the places in line, then BREWING and READY: {seen:?}"
+        );
+        let places: Vec<(Instant, u32)> =
+            seen[..queued].iter().map(|&(at, _, p)| (at, p)).collect();
+        assert_eq!(places[0].1, i as u32 + 1, "the ticket's place");
+        assert!(
+            places.windows(2).all(|w| w[0].1 > w[1].1),
+            "places only go down: {places:?}"
+        );
+        let long: Vec<(Instant, u32)> = places[1..]
+            .iter()
+            .copied()
+            .filter(|&(_, place)| place as usize > SHORT_LINE)
+            .collect();
+        assert!(
+            long.windows(2)
+                .all(|w| w[1].0 - w[0].0 >= POSITION_INTERVAL),
+            "a buzzer in a long line hears its place at most once per {POSITION_INTERVAL:?}: {long:?}"
+        );
+        // Waiting more than 2 s, far longer than one round of the groups
+        // (16 groups of at most 188, each followed by a rest of 188 ÷ the
+        // budget: 1.5 s), it heard the line move before it got near the front.
+        if i >= 2_000 {
+            assert!(!long.is_empty(), "buzzer {i} heard nothing: {places:?}");
+        }
+        told.extend(long.into_iter().map(|(at, _)| at));
+    }
+
+    // In any second, the budget, plus one group told before its rest.
+    told.sort();
+    let slack = ORDERS / line_moves::GROUPS + 1;
+    let most = told
+        .iter()
+        .enumerate()
+        .map(|(first, &at)| told[first..].partition_point(|&t| t < at + Duration::from_secs(1)))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most <= POSITIONS_PER_SECOND as usize + slack,
+        "{most} places told in one second (of {} in all)",
+        told.len()
+    );
+    // Without the budget each of the 3,000 would hear its place about four
+    // times a second while waiting (1.5 s on average): about 18,000.
+    assert!(told.len() < 8_000, "{} places told", told.len());
+}
+
 /// The status of the follower's next change; `None` once it has ended.
 async fn next_status(follower: &mut Follower) -> Option<OrderStatus> {
     tokio::time::timeout(Duration::from_secs(10), follower.next())
