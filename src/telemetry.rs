@@ -121,6 +121,16 @@ pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
     ("cafe_core::telemetry", LevelFilter::OFF),
 ];
 
+/// The target of the spans that only draw a bar in a trace view: spans a
+/// task holds but never enters (an order's `queue.wait` and `brewing`
+/// phases), so that no log line is ever written inside them and the
+/// console has nothing to show them in. The console's filter leaves them
+/// out; with nothing exported no layer wants them, and they are not made
+/// at all (a span the console takes costs its slot in the registry and its
+/// fields formatted, printed or not). The OpenTelemetry layer takes them
+/// as any other span at `info`. Give it as `target:` in `info_span!`.
+pub const TRACE_ONLY: &str = "cafe_trace_only";
+
 /// The Jaeger UI used by [`jaeger_trace_url`] unless `CAFE_JAEGER_UI` says
 /// otherwise.
 pub const DEFAULT_JAEGER_UI: &str = "http://localhost:16686";
@@ -339,8 +349,8 @@ pub fn build_with_env(
             .with_filter(console_filter)
             .boxed(),
     };
-    // Only when exporting: `None` is a layer that does nothing and costs
-    // nothing.
+    // Only when exporting (and then installed; otherwise not at all, see
+    // below).
     let otel = export.as_ref().map(|export| {
         let otel_filter = Targets::new()
             .with_default(LevelFilter::INFO)
@@ -360,7 +370,17 @@ pub fn build_with_env(
             .with_filter(otel_filter)
     });
 
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(console).with(otel));
+    // Without export the console is the only layer, not one beside an
+    // empty `Option` layer: over a layer with its own filter, a layer that
+    // takes everything turns each callsite the console refuses from "never"
+    // into "sometimes", so it is asked again at every use and its spans are
+    // still made in the registry (only not formatted). Alone, the console's
+    // "never" stands, and a refused `info_span!` costs one atomic load.
+    let subscriber = tracing_subscriber::registry().with(console);
+    let dispatch = match otel {
+        Some(otel) => tracing::Dispatch::new(subscriber.with(otel)),
+        None => tracing::Dispatch::new(subscriber),
+    };
 
     // Said through the new subscriber, so it goes where the logs will go.
     tracing::dispatcher::with_default(&dispatch, || match (&endpoint, &export_problem) {
@@ -385,7 +405,8 @@ pub fn build_with_env(
 }
 
 /// What the console writes: `rust_log` (`RUST_LOG`) if it parses, else
-/// `default`, without the batch processor's export errors.
+/// `default`, without the batch processor's export errors and without the
+/// spans made for traces only ([`TRACE_ONLY`]).
 fn console_filter<S>(
     rust_log: Option<String>,
     default: &str,
@@ -409,8 +430,11 @@ where
     // Callgrind, one counter order at `info`: 313k instructions, 173k of
     // them in `tracing`, before this hint; 161k after.
     directives.and(
-        filter_fn(|metadata| metadata.name() != "BatchSpanProcessor.ExportError")
-            .with_max_level_hint(LevelFilter::TRACE),
+        filter_fn(|metadata| {
+            metadata.name() != "BatchSpanProcessor.ExportError"
+                && !(metadata.is_span() && metadata.target() == TRACE_ONLY)
+        })
+        .with_max_level_hint(LevelFilter::TRACE),
     )
 }
 
@@ -525,6 +549,21 @@ mod tests {
         assert_eq!(at(None), Some(LevelFilter::INFO));
         assert_eq!(at(Some("warn,cafe_server=debug")), Some(LevelFilter::DEBUG));
         assert_eq!(at(Some("off")), Some(LevelFilter::OFF));
+    }
+
+    #[test]
+    fn spans_for_traces_only_are_not_made_when_nothing_is_exported() {
+        let config = TelemetryConfig {
+            service_name: "test",
+            log_format: LogFormat::Text,
+            default_filter: "info",
+            otlp_endpoint: None,
+        };
+        let (_telemetry, dispatch) = build_with_env(&config, |_| None);
+        tracing::dispatcher::with_default(&dispatch, || {
+            assert!(tracing::info_span!(target: TRACE_ONLY, "queue.wait").is_disabled());
+            assert!(!tracing::info_span!("order_coffee").is_disabled());
+        });
     }
 
     #[test]
