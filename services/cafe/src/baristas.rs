@@ -48,7 +48,7 @@ use std::{sync::Arc, time::Duration};
 use cafe_core::brewing::{self, BrewMode};
 use cafe_core::{menu::TimeScale, propagation::join_trace};
 use tokio::{task::JoinSet, time::Instant};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::{
     book::{OrderBook, OrderEntry},
@@ -146,11 +146,11 @@ async fn work_on_shared_line(
             let cup = entry.request();
             let brew_time = cup.drink.brew_time_for(cup.size, time_scale);
             let id = entry.id();
-            info!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
+            debug!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
             tokio::select! {
                 () = brewing::brew(brew_mode, brew_time) => {
                     if book.ready_order(&entry).await {
-                        info!(order.id = %id, "ready");
+                        debug!(order.id = %id, "ready");
                     }
                 }
                 () = entry.stopped() => info!(order.id = %id, "stopped: the order ended elsewhere"),
@@ -195,7 +195,7 @@ async fn brew_here(
     let brew_time = cup.drink.brew_time_for(cup.size, time_scale);
     let due = start + brew_time;
     let id = entry.id();
-    info!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
+    debug!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
 
     // Brew, unless the order is cancelled first: then `select!` drops the
     // brewing future, which stops its timer, and we are free at once.
@@ -204,7 +204,7 @@ async fn brew_here(
     tokio::select! {
         () = brewing::brew_until(brew_mode, due) => {
             if book.mark_ready(entry) {
-                info!(order.id = %id, "ready");
+                debug!(order.id = %id, "ready");
             }
             Some(due)
         }

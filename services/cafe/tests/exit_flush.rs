@@ -44,7 +44,9 @@ async fn ctrl_c_still_delivers_the_last_spans() {
             "--otlp-endpoint",
             &collector.endpoint(),
         ])
-        .env("RUST_LOG", "info")
+        // An order's usual steps are logged at `debug` (docs/cafe-server.md,
+        // "Logs"); this test reads the "order placed" line.
+        .env("RUST_LOG", "info,cafe_server=debug")
         .env_remove("OTEL_SERVICE_NAME")
         .env_remove("OTEL_TRACES_SAMPLER")
         .stderr(Stdio::piped())

@@ -86,7 +86,7 @@ use futures::future::BoxFuture;
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
-use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
+use tracing::{Instrument, Span, debug, field::Empty, info, info_span, warn};
 
 pub use discovery::BaristaEndpoint;
 use discovery::Registry;
@@ -474,14 +474,14 @@ async fn follow(
                     return Ok(()); // the order ended meanwhile
                 }
                 Span::current().record("barista", started.barista.as_str());
-                info!(order.id = %entry.id(), barista = %started.barista, "brewing remotely");
+                debug!(order.id = %entry.id(), barista = %started.barista, "brewing remotely");
                 who = Some(started.barista);
             }
             Ok(Some(pb::BrewEvent {
                 event: Some(Event::Finished(_)),
             })) => {
                 if book.ready_order(entry).await {
-                    info!(order.id = %entry.id(), "ready");
+                    debug!(order.id = %entry.id(), "ready");
                 }
                 // The customer has their drink; now read the stream to its
                 // end (the barista closes it right after `finished`). Its
