@@ -12,7 +12,7 @@
 //! almost all empty.
 //!
 //! [`SmallBufferCodec`] is [`ProstCodec`] asking for [`BUFFER_SIZE`] bytes
-//! instead. Nothing is lost for a larger message: tonic grows a buffer
+//! (512) instead. Nothing is lost for a larger message: tonic grows a buffer
 //! that is too small (the encoder as prost writes into it, the decoder to
 //! the length a message's header announces), so a bigger message costs one
 //! reallocation, not an error. `build.rs` names this codec
@@ -29,8 +29,10 @@ use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 /// The size a call's encode and decode buffers start at: a message of the
 /// café's (an `OrderEvent`, an `OrderRequest`, the menu) and its 5-byte
 /// gRPC header fit without growing it. jemalloc, the servers' allocator,
-/// has a size class of exactly this.
-pub const BUFFER_SIZE: usize = 1024;
+/// has a size class of exactly this. Measured (5,000 open buzzers, RSS
+/// growth per order): 1 KiB buffers left 7.2 to 7.3 KiB per open buzzer,
+/// 512 bytes 5.9 to 6.8.
+pub const BUFFER_SIZE: usize = 512;
 
 /// How many bytes of ready messages a stream gathers before handing them
 /// to HTTP/2 in one piece: tonic's own default (32 KiB), kept. It bounds a
