@@ -20,6 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protox::prost::Message::encode_to_vec(&descriptors),
     )?;
 
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // Every generated client and server encodes with the café's codec:
+    // prost's, with call buffers sized for our messages (see `src/codec.rs`).
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::SmallBufferCodec")
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`proto`]: the gRPC contract, generated from `proto/cafe/v1/*.proto` at
 //!   build time (see `build.rs`), and the descriptor set for reflection.
+//! - [`codec`]: how those messages go on the wire: prost's codec with
+//!   call buffers sized for the café's small messages.
 //! - [`menu`]: the drinks, their brew times and sizes, as plain Rust types.
 //! - [`order`]: what an order is and how it moves from queued to ready.
 //! - [`brewing`]: how a barista spends the brew time (async, or the blocking
@@ -33,6 +35,7 @@
 //! `services/barista` (the barista backend) and `client` (the `cafe` CLI).
 
 pub mod brewing;
+pub mod codec;
 pub mod convert;
 pub mod deadline;
 pub mod fuzz;

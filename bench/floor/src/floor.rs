@@ -27,12 +27,13 @@ use cafe_core::{
     proto::v1::{
         self as pb, CancelOrderRequest, GetMenuRequest, GetMenuResponse, GetOrderRequest,
         OrderCoffeeResponse, OrderEvent, OrderRequest, WatchBoardRequest, WatchOrderRequest,
-        cafe_server::Cafe,
     },
 };
 use futures::Stream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
+
+use crate::proto::cafe_server::Cafe;
 
 /// The floor's `cafe.v1.Cafe`.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use cafe_bench_floor::floor::FloorCafe;
-use cafe_core::{menu::TimeScale, proto::v1::cafe_server::CafeServer, shutdown};
+use cafe_bench_floor::{floor::FloorCafe, proto::cafe_server::CafeServer};
+use cafe_core::{menu::TimeScale, shutdown};
 use clap::Parser;
 use tonic::transport::{Server, server::TcpIncoming};
 

@@ -5,13 +5,10 @@
 
 use std::net::SocketAddr;
 
-use cafe_bench_floor::{collector::SpanCounter, floor::FloorCafe};
+use cafe_bench_floor::{collector::SpanCounter, floor::FloorCafe, proto::cafe_server::CafeServer};
 use cafe_core::{
     menu::TimeScale,
-    proto::v1::{
-        GetMenuRequest, OrderRequest, OrderStatus, Size, cafe_client::CafeClient,
-        cafe_server::CafeServer,
-    },
+    proto::v1::{GetMenuRequest, OrderRequest, OrderStatus, Size, cafe_client::CafeClient},
 };
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
