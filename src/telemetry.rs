@@ -52,6 +52,7 @@
 
 mod export;
 mod json;
+mod otlp;
 mod queue;
 mod settings;
 
@@ -118,7 +119,6 @@ pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
     ("tower", LevelFilter::OFF),
     ("opentelemetry", LevelFilter::OFF),
     ("opentelemetry_sdk", LevelFilter::OFF),
-    ("opentelemetry-otlp", LevelFilter::OFF),
     // Our exporter's own outage reports.
     ("cafe_core::telemetry", LevelFilter::OFF),
 ];
