@@ -20,8 +20,8 @@
 //!   throughput collapses.
 //!
 //! Why only when exporting: the layer does work for every span that passes
-//! its filter (ids, attributes, timings, and with JSON logs a context switch
-//! on every enter), exported or not. Without it there are no trace ids of
+//! its filter (ids, attributes, timings, a context switch on every enter),
+//! exported or not. Without it there are no trace ids of
 //! our own: a server echoes the caller's trace id (from `traceparent`) in
 //! `x-trace-id` and in the JSON logs, and a call without one has none (see
 //! [`crate::propagation`]). A trace id that leads to no trace is no help.
@@ -380,21 +380,12 @@ pub fn build_with_env(
         // those made up half the bytes exported (380 → 193 B per span) and
         // 17% of the layer's CPU (callgrind: 111k → 92k instructions for an
         // order's 7 spans).
-        //
-        // Context activation makes a span's OpenTelemetry context the
-        // current one (`opentelemetry::Context::current()`) each time the
-        // span is entered, that is, on every poll of an instrumented
-        // future: a clone and a thread-local push and pop, several times per
-        // order. Only the JSON log lines read it (`json.rs`, for their
-        // `trace_id`); everything else asks the span itself (parents,
-        // `traceparent`, `x-trace-id`). So it is on for JSON logs only.
         tracing_opentelemetry::layer()
             .with_tracer(export.provider.tracer("cafe"))
             .with_location(false)
             .with_threads(false)
             .with_target(false)
             .with_tracked_inactivity(false)
-            .with_context_activation(config.log_format == LogFormat::Json)
             .with_filter(otel_filter)
     });
 
@@ -543,13 +534,15 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let subscriber =
             tracing_subscriber::registry().with(Seen(Arc::clone(&seen)).with_filter(otel_filter()));
+        // The café's target: this module's own is one the filter turns off
+        // (the exporter's reports).
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("order_coffee");
+            let span = tracing::info_span!(target: "cafe_server::service", "order_coffee");
             let _entered = span.enter();
-            tracing::info!("order placed");
-            tracing::warn!("barista went away");
-            tracing::error!("cannot brew");
-            tracing::debug_span!("too fine").in_scope(|| {});
+            tracing::info!(target: "cafe_server::service", "order placed");
+            tracing::warn!(target: "cafe_server::service", "barista went away");
+            tracing::error!(target: "cafe_server::service", "cannot brew");
+            tracing::debug_span!(target: "cafe_server::service", "too fine").in_scope(|| {});
         });
         assert_eq!(*seen.lock().unwrap(), ["order_coffee", "WARN", "ERROR"]);
     }
