@@ -59,7 +59,7 @@ impl SpanCounter {
 
 /// `opentelemetry.proto.collector.trace.v1.TraceService`, counting spans:
 /// what `opentelemetry-proto`'s generated `TraceServiceServer` does, with a
-/// codec that decodes requests as a [`SpanTally`] instead of building them.
+/// codec that decodes requests as a `SpanTally` instead of building them.
 #[derive(Debug, Clone)]
 pub struct CountingTraceService {
     counter: SpanCounter,
