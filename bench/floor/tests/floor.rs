@@ -11,10 +11,7 @@ use cafe_core::{
     proto::v1::{GetMenuRequest, OrderRequest, OrderStatus, Size, cafe_client::CafeClient},
 };
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
-        trace_service_server::TraceServiceServer,
-    },
+    collector::trace::v1::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
     trace::v1::{ResourceSpans, ScopeSpans, Span},
 };
 use tokio::net::TcpListener;
@@ -95,7 +92,7 @@ async fn the_floor_serves_the_cafes_contract_by_sleeping() {
 #[tokio::test]
 async fn the_sink_counts_every_span_it_is_sent() {
     let counter = SpanCounter::default();
-    let addr = serve(Server::builder().add_service(TraceServiceServer::new(counter.clone()))).await;
+    let addr = serve(Server::builder().add_service(counter.service(4 << 20))).await;
     let mut client = TraceServiceClient::new(channel(addr).await);
     let batch = |spans: usize| ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {

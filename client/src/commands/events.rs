@@ -20,10 +20,12 @@ use cafe_core::{
     order::OrderStatus,
     proto::v1::{self as pb, WatchOrderRequest},
 };
+use opentelemetry::KeyValue;
 use serde::Serialize;
 use tokio::time::Instant;
 use tonic::{Code, Status, Streaming};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, Span, info, info_span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::Finished;
 use crate::{
@@ -226,11 +228,23 @@ fn print_event(
     at: Duration,
 ) -> std::io::Result<()> {
     let status = status_from_wire(order.status);
-    // A span event on the `buzzer` span. (The console shows it only if
-    // RUST_LOG asks for info: the CLI logs warnings by default.)
+    let status_name = status.map_or("unknown", OrderStatus::as_str);
+    // A span event on the `buzzer` span: a dot on its bar where the change
+    // was seen. Added on purpose, as the café's buzzer does: log lines at
+    // info stay out of traces (see `cafe_core::telemetry`).
+    Span::current().add_event(
+        "buzz",
+        vec![
+            KeyValue::new("order.id", order.id.clone()),
+            KeyValue::new("order.status", status_name),
+            KeyValue::new("queue.position", i64::from(event.queue_position)),
+        ],
+    );
+    // And a log line, which the console shows only if RUST_LOG asks for
+    // info (the CLI logs warnings by default).
     info!(
         order.id = %order.id,
-        order.status = status.map_or("unknown", OrderStatus::as_str),
+        order.status = status_name,
         queue.position = event.queue_position,
         "buzz"
     );

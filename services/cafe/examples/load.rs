@@ -86,6 +86,11 @@ struct Args {
     /// measured window only, into this file.
     #[arg(long)]
     callgrind: Option<PathBuf>,
+    /// Have the server export its traces over OTLP/gRPC to this endpoint
+    /// (e.g. a `cafe-bench-collector` started beside it), to measure what
+    /// exporting costs [default: no export].
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -203,6 +208,9 @@ fn start_server(args: &Args, addr: SocketAddr) -> anyhow::Result<Server> {
         .stderr(Stdio::null());
     if let Some(workers) = args.server_workers {
         command.args(["--runtime-workers", &workers.to_string()]);
+    }
+    if let Some(endpoint) = &args.otlp_endpoint {
+        command.args(["--otlp-endpoint", endpoint]);
     }
     let child = command
         .spawn()

@@ -8,7 +8,6 @@ use anyhow::Context;
 use cafe_bench_floor::collector::SpanCounter;
 use cafe_core::shutdown;
 use clap::Parser;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use tonic::transport::Server;
 
 /// An OTLP trace sink that answers at once and counts the spans.
@@ -32,9 +31,7 @@ fn main() -> anyhow::Result<()> {
             // The OTLP exporter's batches can be large (512 spans by
             // default, more when tuned); tonic's 4 MiB default would refuse
             // a big one.
-            .add_service(
-                TraceServiceServer::new(counter.clone()).max_decoding_message_size(64 << 20),
-            )
+            .add_service(counter.service(64 << 20))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
                 shutdown::signal(),
