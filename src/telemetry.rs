@@ -52,7 +52,6 @@
 
 mod export;
 mod json;
-mod otlp;
 mod queue;
 mod settings;
 
@@ -119,6 +118,7 @@ pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
     ("tower", LevelFilter::OFF),
     ("opentelemetry", LevelFilter::OFF),
     ("opentelemetry_sdk", LevelFilter::OFF),
+    ("opentelemetry-otlp", LevelFilter::OFF),
     // Our exporter's own outage reports.
     ("cafe_core::telemetry", LevelFilter::OFF),
 ];

@@ -1,9 +1,9 @@
 //! Sending spans to an OTLP collector without ever slowing the café down.
 //!
 //! The SDK's batch processor collects finished spans on a thread of its own
-//! and hands them, a batch at a time, to an exporter. The OTLP/gRPC client
-//! (`otlp.rs`) is a tonic client, and a tonic client needs a tokio runtime
-//! for its connection. Which runtime? Not the application's:
+//! and hands them, a batch at a time, to an exporter. The OTLP/gRPC exporter
+//! is a tonic client, and a tonic client needs a tokio runtime for its
+//! connection. Which runtime? Not the application's:
 //! - the application's runtime is gone by the time the guard is dropped at
 //!   the end of `main`, which is exactly when the last spans are flushed;
 //! - under `--brew-mode blocking` the application's workers are stuck, and
@@ -38,13 +38,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::{
     Resource,
     error::{OTelSdkError, OTelSdkResult},
     trace::{SpanData, SpanExporter},
 };
 
-use super::{otlp::OtlpClient, queue::QueueBooks};
+use super::queue::QueueBooks;
 
 /// While the collector is down, how often to try it again.
 const OUTAGE_PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -78,10 +79,18 @@ impl ExportRuntime {
             .map_err(|error| format!("cannot start the export runtime: {error}"))?;
         let exporter = {
             // Building the channel spawns its background task: on our runtime.
-            // Its two quick retries inside the time limit ride out a
-            // collector restart; a longer outage is handled below.
             let _entered = runtime.enter();
-            OtlpClient::new(endpoint, timeout)?
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(timeout)
+                // Two quick retries inside the time limit ride out a
+                // collector restart; a longer outage is handled below.
+                .with_retry_policy(
+                    opentelemetry_otlp::RetryPolicy::recommended().with_max_retries(2),
+                )
+                .build()
+                .map_err(|error| error.to_string())?
         };
         let in_flight = Arc::new(InFlight {
             busy: Mutex::new(0),
@@ -168,17 +177,10 @@ struct Batch {
 }
 
 impl Batch {
-    /// With the collector's answer: Ok with the spans it rejected.
-    fn settle(mut self, result: &Result<u64, OTelSdkError>) {
+    fn settle(mut self, result: &OTelSdkResult) {
         self.settled = true;
         match result {
-            Ok(rejected) => {
-                let rejected = (*rejected as usize).min(self.spans);
-                self.books.exported(self.spans - rejected);
-                if rejected > 0 {
-                    self.books.lost(rejected);
-                }
-            }
+            Ok(()) => self.books.exported(self.spans),
             Err(_) => self.books.lost(self.spans),
         }
     }
@@ -215,9 +217,9 @@ impl Health {
         last_failure.is_none_or(|at| at.elapsed() >= OUTAGE_PROBE_EVERY)
     }
 
-    fn note<T>(&self, result: &Result<T, OTelSdkError>) {
+    fn note(&self, result: &OTelSdkResult) {
         match result {
-            Ok(_) => {
+            Ok(()) => {
                 if !self.reachable.swap(true, Ordering::Relaxed) {
                     tracing::info!(endpoint = %self.endpoint, "traces reach the collector again");
                 }
@@ -245,7 +247,7 @@ impl Health {
 #[derive(Debug)]
 pub(super) struct OtlpExport {
     /// Shared with the exports in flight; alone again between exports.
-    inner: Arc<OtlpClient>,
+    inner: Arc<opentelemetry_otlp::SpanExporter>,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
     health: Arc<Health>,
@@ -277,15 +279,9 @@ impl SpanExporter for OtlpExport {
         // its queue. The time limit is inside the task, so the task, its
         // slot and its hold on `inner` end with it.
         self.runtime.spawn(async move {
-            let result = match tokio::time::timeout(timeout, inner.export(batch)).await {
-                Ok(Ok(rejected)) => Ok(rejected),
-                Ok(Err(status)) => Err(OTelSdkError::InternalFailure(format!(
-                    "export failed: {}: {}",
-                    status.code(),
-                    status.message()
-                ))),
-                Err(_) => Err(OTelSdkError::Timeout(timeout)),
-            };
+            let result = tokio::time::timeout(timeout, inner.export(batch))
+                .await
+                .unwrap_or(Err(OTelSdkError::Timeout(timeout)));
             health.note(&result);
             on_the_wire.settle(&result);
         });
@@ -296,7 +292,7 @@ impl SpanExporter for OtlpExport {
         // The last batches were just started: let them finish (each within
         // its own time limit).
         self.in_flight.wait_idle(timeout.min(self.timeout));
-        Ok(())
+        self.inner.shutdown_with_timeout(timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
