@@ -271,18 +271,23 @@ impl Telemetry {
             tracing::debug!(%error, "telemetry shutdown incomplete");
         }
         export.runtime.stop();
+        // The final account, always, so that "no span was lost" is a line
+        // someone (or `bench/run`) can read rather than the absence of one.
         // Info, not a warning: each loss was warned about when it happened
-        // (a full queue, a missing collector); this is the final count.
+        // (a full queue, a missing collector).
         let counts = export.books.counts();
-        if counts.dropped() > 0 {
-            tracing::info!(
-                exported = counts.exported,
-                dropped_queue_full = counts.dropped_queue_full,
-                lost_in_export = counts.lost_in_export,
-                "{} spans were not exported in this run",
-                counts.dropped()
-            );
-        }
+        tracing::info!(
+            exported = counts.exported,
+            dropped = counts.dropped(),
+            dropped_queue_full = counts.dropped_queue_full,
+            lost_in_export = counts.lost_in_export,
+            "telemetry stopped: {}",
+            if counts.dropped() == 0 {
+                "every span was exported"
+            } else {
+                "some spans were not exported"
+            }
+        );
         counts
     }
 }

@@ -95,6 +95,13 @@ async fn ctrl_c_still_delivers_the_last_spans() {
     let took = stopped.elapsed();
     eprintln!("cafe-server exited {status} {took:?} after SIGINT");
     assert!(status.success(), "{status}");
+    // Its last word is the telemetry's account: every span exported.
+    let account = final_account(&lines);
+    assert_eq!(account["dropped"], 0, "{account}");
+    assert!(
+        account["exported"].as_u64().is_some_and(|n| n > 0),
+        "{account}"
+    );
 
     let spans: Vec<_> = collector
         .spans()
@@ -190,10 +197,26 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
     assert!(took < Duration::from_secs(3), "exit took {took:?}");
 
     // The log thread ends with the child's stderr.
+    let lines: Vec<Value> = lines.iter().collect();
     let warnings: Vec<Value> = lines
         .iter()
         .filter(|line| line["level"] == "WARN" || line["level"] == "ERROR")
+        .cloned()
         .collect();
+    // The final account counts what the outage lost.
+    let account = lines
+        .iter()
+        .find(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("telemetry stopped"))
+        })
+        .map(|line| &line["fields"])
+        .expect("the final account");
+    assert!(
+        account["dropped"].as_u64().is_some_and(|n| n > 0),
+        "{account}"
+    );
     let outage: Vec<&Value> = warnings
         .iter()
         .filter(|line| {
@@ -204,4 +227,20 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
         .collect();
     assert_eq!(outage.len(), 1, "one outage, one warning: {warnings:#?}");
     assert_eq!(warnings.len(), 1, "nothing else complains: {warnings:#?}");
+}
+
+/// The fields of the café's "telemetry stopped" line, the last thing its
+/// telemetry says at exit, read from the rest of its log (which ends with its
+/// stderr).
+fn final_account(lines: &mpsc::Receiver<Value>) -> Value {
+    let stopped: Vec<Value> = lines
+        .iter()
+        .filter(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("telemetry stopped"))
+        })
+        .collect();
+    assert_eq!(stopped.len(), 1, "one final account: {stopped:#?}");
+    stopped[0]["fields"].clone()
 }
