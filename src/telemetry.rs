@@ -578,14 +578,19 @@ mod tests {
         assert_eq!(at(Some("off")), Some(LevelFilter::OFF));
     }
 
-    #[test]
-    fn spans_for_traces_only_are_not_made_when_nothing_is_exported() {
-        let config = TelemetryConfig {
+    /// A test service's telemetry with no endpoint: nothing exported.
+    fn unexported(default_filter: &'static str) -> TelemetryConfig {
+        TelemetryConfig {
             service_name: "test",
             log_format: LogFormat::Text,
-            default_filter: "info",
+            default_filter,
             otlp_endpoint: None,
-        };
+        }
+    }
+
+    #[test]
+    fn spans_for_traces_only_are_not_made_when_nothing_is_exported() {
+        let config = unexported("info");
         let (_telemetry, dispatch) = build_with_env(&config, |_| None);
         tracing::dispatcher::with_default(&dispatch, || {
             assert!(tracing::info_span!(target: TRACE_ONLY, "queue.wait").is_disabled());
@@ -631,12 +636,7 @@ mod tests {
 
     #[test]
     fn without_an_endpoint_nothing_is_exported_and_no_layer_is_installed() {
-        let config = TelemetryConfig {
-            service_name: "test",
-            log_format: LogFormat::Text,
-            default_filter: "off",
-            otlp_endpoint: None,
-        };
+        let config = unexported("off");
         let (telemetry, dispatch) = build_with_env(&config, |_| None);
         assert!(telemetry.export.is_none());
         tracing::dispatcher::with_default(&dispatch, || {

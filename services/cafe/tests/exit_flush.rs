@@ -96,6 +96,7 @@ async fn ctrl_c_still_delivers_the_last_spans() {
     eprintln!("cafe-server exited {status} {took:?} after SIGINT");
     assert!(status.success(), "{status}");
     // Its last word is the telemetry's account: every span exported.
+    let lines: Vec<Value> = lines.iter().collect();
     let account = final_account(&lines);
     assert_eq!(account["dropped"], 0, "{account}");
     assert!(
@@ -204,15 +205,7 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
         .cloned()
         .collect();
     // The final account counts what the outage lost.
-    let account = lines
-        .iter()
-        .find(|line| {
-            line["fields"]["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("telemetry stopped"))
-        })
-        .map(|line| &line["fields"])
-        .expect("the final account");
+    let account = final_account(&lines);
     assert!(
         account["dropped"].as_u64().is_some_and(|n| n > 0),
         "{account}"
@@ -230,10 +223,10 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
 }
 
 /// The fields of the café's "telemetry stopped" line, the last thing its
-/// telemetry says at exit, read from the rest of its log (which ends with its
+/// telemetry says at exit, from its whole log (read to the end of its
 /// stderr).
-fn final_account(lines: &mpsc::Receiver<Value>) -> Value {
-    let stopped: Vec<Value> = lines
+fn final_account(lines: &[Value]) -> &Value {
+    let stopped: Vec<&Value> = lines
         .iter()
         .filter(|line| {
             line["fields"]["message"]
@@ -242,5 +235,5 @@ fn final_account(lines: &mpsc::Receiver<Value>) -> Value {
         })
         .collect();
     assert_eq!(stopped.len(), 1, "one final account: {stopped:#?}");
-    stopped[0]["fields"].clone()
+    &stopped[0]["fields"]
 }
