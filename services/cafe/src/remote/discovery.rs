@@ -211,16 +211,26 @@ impl Registry {
     /// one's free baristas, so it can simply take the best.
     pub(crate) fn try_reserve(&self) -> Option<Slot> {
         let mut state = self.lock();
-        let most = state.up.values().map(|r| r.state.free()).max()?;
+        // Each replica's free baristas read once: a brew ending elsewhere
+        // frees one without this lock, so reading them twice (once for the
+        // most, once to find who has it) could find nobody, and a turn
+        // modulo no replica at all panicked the dispatcher (seen in the
+        // soak, a barista replica killed under load).
+        let free: Vec<(&Replica, usize)> = state
+            .up
+            .values()
+            .map(|replica| (replica, replica.state.free()))
+            .collect();
+        let most = free.iter().map(|&(_, free)| free).max()?;
         if most == 0 {
             return None;
         }
         // Ties (the usual case: replicas of one size, equally busy) take
         // turns, in address order, so single orders spread too.
-        let mut best: Vec<&Replica> = state
-            .up
-            .values()
-            .filter(|replica| replica.state.free() == most)
+        let mut best: Vec<&Replica> = free
+            .into_iter()
+            .filter(|&(_, free)| free == most)
+            .map(|(replica, _)| replica)
             .collect();
         best.sort_by_key(|replica| replica.state.addr);
         let chosen = best[state.turn % best.len()].clone();
