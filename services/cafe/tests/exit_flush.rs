@@ -210,14 +210,7 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
         account["dropped"].as_u64().is_some_and(|n| n > 0),
         "{account}"
     );
-    let outage: Vec<&Value> = warnings
-        .iter()
-        .filter(|line| {
-            line["fields"]["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("cannot export traces"))
-        })
-        .collect();
+    let outage = saying(&warnings, "cannot export traces");
     assert_eq!(outage.len(), 1, "one outage, one warning: {warnings:#?}");
     assert_eq!(warnings.len(), 1, "nothing else complains: {warnings:#?}");
 }
@@ -226,14 +219,19 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
 /// telemetry says at exit, from its whole log (read to the end of its
 /// stderr).
 fn final_account(lines: &[Value]) -> &Value {
-    let stopped: Vec<&Value> = lines
+    let stopped = saying(lines, "telemetry stopped");
+    assert_eq!(stopped.len(), 1, "one final account: {stopped:#?}");
+    &stopped[0]["fields"]
+}
+
+/// The log lines whose message starts with `start`.
+fn saying<'a>(lines: &'a [Value], start: &str) -> Vec<&'a Value> {
+    lines
         .iter()
         .filter(|line| {
             line["fields"]["message"]
                 .as_str()
-                .is_some_and(|m| m.starts_with("telemetry stopped"))
+                .is_some_and(|m| m.starts_with(start))
         })
-        .collect();
-    assert_eq!(stopped.len(), 1, "one final account: {stopped:#?}");
-    &stopped[0]["fields"]
+        .collect()
 }
