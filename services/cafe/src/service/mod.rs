@@ -115,7 +115,7 @@ impl CafeService {
         if placed.is_new {
             // `debug`, as every step of an order's usual life (see
             // docs/cafe-server.md, "Logs"): at 10,000 orders a second, one
-            // `info` line per step was a fifth of the café's CPU.
+            // `info` line per step was a quarter of the café's CPU.
             debug!(order.id = %entry.id(), customer = %request.customer, drink = request.drink.id,
                    size = %request.size, queue_position = placed.queue_position, "order placed");
         } else {
