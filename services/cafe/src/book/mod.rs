@@ -1,89 +1,32 @@
 //! The order book: every order the café knows, the line of orders waiting
 //! for a barista, and how each order's news reaches whoever waits for it.
 //!
+//! The book is the café's state machine and nothing else: one method per
+//! transition (place, claim, start, ready, fail, note, cancel, close, the
+//! grace's end), each synchronous, under one `std::sync::Mutex` never held
+//! across `.await`. It does no I/O and knows no store: a durable store's
+//! journal is handed each change as it is made ([`Recorder`]), and where
+//! an order is kept is decided by the seam above it, [`crate::store::Orders`].
+//! Waking whoever waits is done by channels, each waking only who it
+//! concerns: an order's `watch` (its followers), [`line_moves`] (buzzers,
+//! at a bounded rate), the board's `broadcast`, and a [`Notify`] for idle
+//! baristas (one order wakes one). See docs/cafe-server.md, "The order
+//! book", for why each is shaped so.
+//!
 //! # Layout
-//! - [`entry`]: one order, fixed at placing, and its history of changes
-//!   (a `watch` channel: followers are woken by their own order only).
-//! - [`line`](mod@line): the line as ticket numbers; places in line are derived, so
-//!   an order leaving the line rewrites nothing.
-//! - `registry`: orders by id, the idempotency index (customer and
-//!   request id), and how long finished orders are remembered.
-//! - [`follow`]: the one loop that follows an order for every RPC that
-//!   waits for one.
+//! - [`entry`]: one order, fixed at placing, and its history of changes.
+//! - [`line`](mod@line): the line as ticket numbers (places are derived).
+//! - `registry`: orders by id, request ids, and retention.
+//! - [`follow`]: the one loop that follows an order for every RPC.
 //! - [`line_moves`]: telling buzzers their line moved, at a bounded rate.
 //! - [`claim`]: the claim token that lets a customer cancel their order.
 //! - [`census`]: the book counted, for the café's metrics.
-//! - [`mirror`]: a book on a line shared by several cafés (PostgreSQL):
-//!   the database decides, the book mirrors every café's changes.
-//! - [`stored`]: the book's orders as the order store's rows, and the book
-//!   rebuilt from them after a restart.
+//! - [`written`]: what the book hands a durable store's journal.
+//! - [`restore`]: the book rebuilt from a store's orders after a restart,
+//!   and an order taken in as a shared line's row has it.
 //!
-//! Whether new orders are taken at all (open, no barista, closed) is not
-//! the book's to decide: it asks [`Availability`], which also drives the
-//! café's health.
-//!
-//! # One lock
-//!
-//! The registry and the line sit behind one `std::sync::Mutex`, and every
-//! change to an order is made under it. That is the right lock here: every
-//! critical section is a few map, queue and tree operations with no
-//! `.await` inside, so a waiting thread never waits long, and an async
-//! mutex would only add cost. (Holding a std guard across `.await` could
-//! deadlock a runtime worker; clippy's `await_holding_lock` is denied
-//! workspace-wide.) What costs anything, waking customers and baristas, is
-//! done by the channels, each waking only who it concerns:
-//!
-//! - an order's `watch` channel wakes whoever follows that order;
-//! - [`line_moves`] wakes the buzzers in line, at a bounded rate;
-//! - the board, a `broadcast` channel, gets every status change of every
-//!   order (and nothing is built for it while nobody watches);
-//! - idle baristas wait on a [`Notify`]: one permit per order placed, so
-//!   one order wakes one barista, not all of them.
-//!
-//! So the cost of one order does not grow with the length of the line:
-//! joining, leaving (first or from the middle) and asking a place in line
-//! are O(log n) at most, and nobody is woken for someone else's order. (A
-//! buzzer pays for the places it is shown, which is the news it asked for;
-//! a long line as a whole is shown a bounded number a second, so that cost
-//! per order does not grow with the line either.)
-//!
-//! # The order store under the book
-//!
-//! Every change already happens in one critical section that knows what
-//! changed: placing (a new order, a ticket, maybe a request id), a change
-//! of status (a row in the order's history), leaving the line, forgetting
-//! an old order. With a durable store (`--database-url`, see
-//! [`crate::store`]) each of those also appends a record to the journal,
-//! in the same critical section, and the change carries the record's
-//! number ([`Change::seq`]). The book stays the authority and the store its
-//! journal: the maps here are never read back from the database while the
-//! café runs, only at a restart ([`OrderBook::restore`]).
-//!
-//! What a customer is told waits until its change is durable
-//! ([`OrderBook::durable`]): the ticket and every final status a
-//! [`Follower`] yields, a cancel's answer, `GetOrder`. Places in line and
-//! BREWING do not wait: a restart can only take an order back to the line.
-//! With the memory store there is no journal: nothing is built, and
-//! nothing waits.
-//!
-//! On a line shared by several cafés (PostgreSQL) there is no journal
-//! either, for the opposite reason: the database is written *first*, and
-//! the book takes in the row it returns ([`mirror`]), so what the book
-//! shows is already durable.
-//!
-//! # Closing keeps the line (with a durable store)
-//!
-//! A café that closes (SIGTERM) with a journal ends no open order: a
-//! rolling restart on the same store must lose nothing, as a `kill -9`
-//! does not. [`OrderBook::close`] stops the baristas taking from the line
-//! and leaves the queued orders as they are in the store; if the grace
-//! runs out, [`OrderBook::keep_unfinished`] leaves the drinks still
-//! brewing as BREWING, which the restart brews again first. Either way the
-//! order's followers end with the order still open
-//! ([`OrderBook::left_for_restart`]) and the handlers answer `UNAVAILABLE`
-//! saying how to come back. With the memory store nothing would survive,
-//! so closing cancels the line and the grace's end fails what is left
-//! ([`OrderBook::fail_unfinished`]), and the customers are told so.
+//! Whether new orders are taken at all is [`Availability`]'s to say; what
+//! closing does with the line ([`OnClose`]) is the store's choice.
 
 pub mod census;
 pub mod claim;
@@ -91,34 +34,31 @@ pub mod entry;
 pub mod follow;
 pub mod line;
 pub mod line_moves;
-pub mod mirror;
 mod registry;
-pub mod stored;
+pub mod restore;
+pub mod written;
 
 use std::{
     sync::{Arc, Mutex, MutexGuard},
     time::SystemTime,
 };
 
-use cafe_core::order::{FieldViolation, NewOrder, Order, OrderStatus};
-use tokio::sync::{Notify, broadcast, watch};
+use cafe_core::order::{FieldViolation, NewOrder, Order, OrderId, OrderStatus};
+use tokio::sync::{Notify, broadcast, futures::Notified, watch};
 
-use crate::{
-    availability::Availability,
-    error::CafeError,
-    store::{Journal, Record, Seq, shared::SharedLine},
-};
+use crate::{availability::Availability, error::CafeError};
 
 pub use census::Census;
 pub use claim::ClaimToken;
-pub use entry::{Change, OrderEntry, Origin, Update};
+pub use entry::{Change, OrderEntry, Origin, Seq, Update};
 pub use follow::{Follower, Replay};
 use line::Line;
 pub use line::Ticket;
 use line_moves::LineMoves;
 pub use line_moves::{POSITION_INTERVAL, POSITIONS_PER_SECOND, SHORT_LINE};
 use registry::Registry;
-pub use stored::{REBREW_NOTE, Restored};
+pub use restore::{REBREW_NOTE, Restored};
+pub use written::{Recorder, Written};
 
 /// How many finished orders the café remembers for `GetOrder` and
 /// `WatchOrder` by default (`--finished-orders-kept`); older ones are
@@ -138,6 +78,15 @@ pub struct Placed {
     pub is_new: bool,
     /// Its place in line now (0 if it has left the line).
     pub queue_position: u32,
+}
+
+/// What checking a new order found ([`OrderBook::admit`]).
+#[derive(Debug)]
+pub enum Admitted {
+    /// A retry: the order placed earlier with the same request id.
+    Earlier(Placed),
+    /// A new order, with the id it gets.
+    New(OrderId),
 }
 
 /// The book's counts, for `GetStats`.
@@ -164,17 +113,30 @@ pub struct OrderBook {
     queue_capacity: usize,
     /// How many orders ended, and how (for the metrics: see `census`).
     tally: census::Tally,
-    /// The line shared with other cafés, when there is one: then the
-    /// database decides placing, claiming and ending orders, and the book
-    /// mirrors it (see [`mirror`]).
-    shared: Option<SharedLine>,
-    /// Where every change is written down, with a durable store; `None`
-    /// with the memory store.
-    journal: Option<Arc<Journal>>,
+    /// What closing does with the orders still in line.
+    on_close: OnClose,
+    /// Where every change is written down, with a durable store of this
+    /// café's own; `None` otherwise.
+    journal: Option<Arc<dyn Recorder>>,
     /// Which open orders a closing café with a durable store leaves in the
     /// store for its restart (see [`OrderBook::close`]); their followers
     /// are woken by it and end.
     kept: watch::Sender<Kept>,
+}
+
+/// What a closing café does with the orders still in line: the store's
+/// choice, made when the book is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnClose {
+    /// Cancels them, telling their customers: nothing would survive the
+    /// process anyway (the memory store).
+    Cancel,
+    /// Keeps them, QUEUED, for the restart on the same store; their
+    /// followers end ([`OrderBook::left_for_restart`]), and what the grace
+    /// cuts short stays BREWING ([`OrderBook::grace_over`]).
+    KeepForRestart,
+    /// Leaves them in a line shared with other cafés, who brew them.
+    LeaveToOthers,
 }
 
 /// Which open orders a closing café leaves in its store for the restart,
@@ -210,43 +172,54 @@ impl OrderBook {
         availability: Arc<Availability>,
         finished_kept: usize,
     ) -> Self {
-        Self::build(queue_capacity, availability, finished_kept, None, None)
-    }
-
-    /// Like [`OrderBook::with_retention`], writing every change to
-    /// `journal` (a durable store's; `None` for the memory store).
-    pub fn with_journal(
-        queue_capacity: usize,
-        availability: Arc<Availability>,
-        finished_kept: usize,
-        journal: Option<Arc<Journal>>,
-    ) -> Self {
-        Self::build(queue_capacity, availability, finished_kept, journal, None)
-    }
-
-    /// A book on the line `shared` with other cafés (see [`mirror`]): no
-    /// journal, the database is written first.
-    pub fn on_shared_line(
-        queue_capacity: usize,
-        availability: Arc<Availability>,
-        finished_kept: usize,
-        shared: SharedLine,
-    ) -> Self {
         Self::build(
             queue_capacity,
             availability,
             finished_kept,
             None,
-            Some(shared),
+            OnClose::Cancel,
         )
+    }
+
+    /// Like [`OrderBook::with_retention`], writing every change to
+    /// `journal` (`None` for the memory store) and doing `on_close` when
+    /// the café closes.
+    pub fn with_journal(
+        queue_capacity: usize,
+        availability: Arc<Availability>,
+        finished_kept: usize,
+        journal: Option<Arc<dyn Recorder>>,
+    ) -> Self {
+        let on_close = match journal {
+            Some(_) => OnClose::KeepForRestart,
+            None => OnClose::Cancel,
+        };
+        Self::build(
+            queue_capacity,
+            availability,
+            finished_kept,
+            journal,
+            on_close,
+        )
+    }
+
+    /// A book mirroring a line shared with other cafés: no journal (the
+    /// database is written first), and closing leaves the line to them.
+    pub fn on_shared_line(
+        queue_capacity: usize,
+        availability: Arc<Availability>,
+        finished_kept: usize,
+    ) -> Self {
+        let on_close = OnClose::LeaveToOthers;
+        Self::build(queue_capacity, availability, finished_kept, None, on_close)
     }
 
     fn build(
         queue_capacity: usize,
         availability: Arc<Availability>,
         finished_kept: usize,
-        journal: Option<Arc<Journal>>,
-        shared: Option<SharedLine>,
+        journal: Option<Arc<dyn Recorder>>,
+        on_close: OnClose,
     ) -> Self {
         OrderBook {
             state: Mutex::new(BookState {
@@ -259,7 +232,7 @@ impl OrderBook {
             line_moves: LineMoves::new(),
             queue_capacity,
             tally: census::Tally::default(),
-            shared,
+            on_close,
             journal,
             kept: watch::channel(Kept::Nothing).0,
         }
@@ -281,30 +254,15 @@ impl OrderBook {
     pub fn place(&self, request: NewOrder, origin: Origin) -> Result<Placed, CafeError> {
         let mut book = self.lock();
 
-        // A retry of an order already accepted gets that order back, even
-        // while the café is closing or has no barista: it was not lost.
-        if let Some(request_id) = &request.request_id
-            && let Some(entry) = book.registry.placed_with(&request.customer, request_id)
-        {
-            return placed_earlier(&book, entry, &request);
-        }
-
-        // Asked under the book's lock: `close` marks the café closed before
-        // it takes the lock to empty the line, so an order either is
-        // refused here or is in the line `close` empties.
-        self.availability.check()?;
-        if book.line.len() >= self.queue_capacity {
-            return Err(CafeError::QueueFull {
-                capacity: self.queue_capacity,
-            });
-        }
-
-        let id = book.registry.fresh_id();
+        let id = match self.admit_locked(&book, &request)? {
+            Admitted::Earlier(placed) => return Ok(placed),
+            Admitted::New(id) => id,
+        };
         let queue_position = u32::try_from(book.line.len() + 1).unwrap_or(u32::MAX);
         let ticket = book.line.next_ticket();
         let entry = OrderEntry::new(id, ticket, request, origin, queue_position);
         if let Some(journal) = &self.journal {
-            entry.placed_as(journal.append(stored::placed(&entry, &entry.latest())));
+            entry.placed_as(journal.record(Written::Placed(&entry, &entry.latest())));
         }
         let entry = Arc::new(entry);
         book.line.push(Arc::clone(&entry));
@@ -322,11 +280,61 @@ impl OrderBook {
         })
     }
 
+    /// Whether `request` may be placed, as [`OrderBook::place`] checks it
+    /// (a retry gets its earlier order back; a closed café or a full line
+    /// refuses), for an order another store numbers first (a shared line).
+    pub fn admit(&self, request: &NewOrder) -> Result<Admitted, CafeError> {
+        self.admit_locked(&self.lock(), request)
+    }
+
+    fn admit_locked(&self, book: &BookState, request: &NewOrder) -> Result<Admitted, CafeError> {
+        // A retry of an order already accepted gets that order back, even
+        // while the café is closing or has no barista: it was not lost.
+        if let Some(request_id) = &request.request_id
+            && let Some(entry) = book.registry.placed_with(&request.customer, request_id)
+        {
+            return placed_earlier(book, entry, request).map(Admitted::Earlier);
+        }
+
+        // Asked under the book's lock: `close` marks the café closed before
+        // it takes the lock to empty the line, so an order either is
+        // refused here or is in the line `close` empties.
+        self.availability.check()?;
+        if book.line.len() >= self.queue_capacity {
+            return Err(CafeError::QueueFull {
+                capacity: self.queue_capacity,
+            });
+        }
+        Ok(Admitted::New(book.registry.fresh_id()))
+    }
+
+    /// The answer to placing `request`, once its order is `entry` (taken in
+    /// from a shared line): `is_new` false when the line found it placed
+    /// earlier, at any café.
+    pub fn placed(
+        &self,
+        entry: Arc<OrderEntry>,
+        request: &NewOrder,
+        is_new: bool,
+    ) -> Result<Placed, CafeError> {
+        let book = self.lock();
+        if !is_new {
+            return placed_earlier(&book, &entry, request);
+        }
+        let queue_position = book.line.position(entry.ticket()).unwrap_or(0);
+        Ok(Placed {
+            entry,
+            is_new,
+            queue_position,
+        })
+    }
+
     /// Waits for the next order in line and takes it out of the line.
-    /// (On a shared line, baristas claim with [`OrderBook::claim_next`].)
+    /// (On a shared line, baristas claim in the database first: see
+    /// [`crate::store::Orders::claim`].)
     /// Returns `None` once the café is closed and the line is empty: the
     /// barista's shift is over.
-    pub async fn next_in_line(&self) -> Option<Arc<OrderEntry>> {
+    pub async fn claim(&self) -> Option<Arc<OrderEntry>> {
         loop {
             // Register for a wake-up *before* looking at the line, so an
             // order placed between the look and the wait is not missed.
@@ -357,11 +365,11 @@ impl OrderBook {
     /// an idle café holds none.
     pub async fn until_order_waiting(&self) {
         loop {
-            // As in `next_in_line`: register before looking.
+            // As in `claim`: register before looking.
             let notified = self.work.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // (`next_in_line` and `claim_next` look at the line before
+            // (`claim` and `claim_next` look at the line before
             // they wait, so the wake-up this may consume is not missed.)
             if self.queue_len() > 0 || self.availability.is_closed() {
                 return;
@@ -401,7 +409,7 @@ impl OrderBook {
     /// cancelled in the meantime and must not be brewed. An order already
     /// brewing may start again with another barista: a remote barista went
     /// away and another took the order over.
-    pub fn start_brewing(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
+    pub fn start(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
         let book = self.lock();
         self.change(&book, entry, |order| {
             if !matches!(order.status, OrderStatus::Queued | OrderStatus::Brewing) {
@@ -418,7 +426,7 @@ impl OrderBook {
     /// Tells the customer that the barista on their order went away and it
     /// is being retried (the order keeps its status; `note` says why).
     /// Returns false if the order has ended.
-    pub fn barista_left(&self, entry: &OrderEntry, note: &str) -> bool {
+    pub fn note(&self, entry: &OrderEntry, note: &str) -> bool {
         let book = self.lock();
         self.change(&book, entry, |order| {
             if order.status.is_final() {
@@ -431,7 +439,7 @@ impl OrderBook {
 
     /// Marks a brewing order as ready. Returns false if it had already ended
     /// (it was cancelled while brewing).
-    pub fn mark_ready(&self, entry: &OrderEntry) -> bool {
+    pub fn ready(&self, entry: &OrderEntry) -> bool {
         let mut book = self.lock();
         let ready = self.change(&book, entry, |order| {
             if order.status != OrderStatus::Brewing {
@@ -448,7 +456,7 @@ impl OrderBook {
     }
 
     /// Marks an order as failed with a reason, unless it has already ended.
-    pub fn mark_failed(&self, entry: &OrderEntry, reason: &str) -> bool {
+    pub fn fail(&self, entry: &OrderEntry, reason: &str) -> bool {
         self.end(&mut self.lock(), entry, OrderStatus::Failed, reason)
     }
 
@@ -482,13 +490,8 @@ impl OrderBook {
     }
 
     /// Cancels an order without a claim token, because its customer left
-    /// (a counter customer whose call was cancelled or timed out). On a
-    /// shared line the cancel is written in the background and mirrored
-    /// back (it is called from a drop guard, which cannot wait).
+    /// (a counter customer whose call was cancelled or timed out).
     pub fn abandon(&self, entry: &OrderEntry, reason: &str) -> bool {
-        if let Some(shared) = &self.shared {
-            return mirror::abandon(shared, self.availability.is_closed(), entry, reason);
-        }
         // A call cut because the café is closing is not a customer leaving:
         // the order keeps its place for the restart, and a retry with the
         // same request id finds it there.
@@ -531,7 +534,7 @@ impl OrderBook {
         let journal = &self.journal;
         book.registry.finished(entry.id(), |forgotten| {
             if let Some(journal) = journal {
-                journal.append(Record::Forgotten(forgotten.to_string()));
+                journal.record(Written::Forgotten(forgotten));
             }
         });
     }
@@ -540,8 +543,12 @@ impl OrderBook {
     /// store: what to await before telling a customer of it. Immediate
     /// with the memory store.
     pub async fn durable(&self, seq: Seq) {
-        if let Some(journal) = &self.journal {
-            journal.durable(seq).await;
+        if let Some(journal) = &self.journal
+            && *journal.durable_mark().borrow() < seq
+        {
+            // The sender lives in the journal, which the book holds.
+            let mut durable = journal.durable_mark().subscribe();
+            let _ = durable.wait_for(|durable| *durable >= seq).await;
         }
     }
 
@@ -549,7 +556,7 @@ impl OrderBook {
     pub fn is_durable(&self, seq: Seq) -> bool {
         self.journal
             .as_ref()
-            .is_none_or(|journal| journal.is_durable(seq))
+            .is_none_or(|journal| *journal.durable_mark().borrow() >= seq)
     }
 
     /// Applies `change` to the order's latest state if it returns true:
@@ -572,7 +579,7 @@ impl OrderBook {
                 _ => 0,
             },
             |made| match &self.journal {
-                Some(journal) => journal.append(stored::changed(entry, made)),
+                Some(journal) => journal.record(Written::Changed(entry, made)),
                 None => 0,
             },
         );
@@ -671,6 +678,19 @@ impl OrderBook {
         }
     }
 
+    /// Whether new orders are taken, for whoever learns that the store
+    /// cannot be written (or can again).
+    pub fn availability(&self) -> &Arc<Availability> {
+        &self.availability
+    }
+
+    /// Resolves when an order joins the line (one idle waiter per order),
+    /// or the café closes (all of them). Enable it before looking at the
+    /// line, so an order placed between the look and the wait is not missed.
+    pub fn line_joined(&self) -> Notified<'_> {
+        self.work.notified()
+    }
+
     /// Whether the café has closed.
     pub fn is_closed(&self) -> bool {
         self.availability.is_closed()
@@ -681,27 +701,10 @@ impl OrderBook {
         self.availability.closed().await
     }
 
-    /// Fails every order that has not ended, telling its customer why: the
-    /// last step of a shutdown whose grace ran out, so that no buzzer or
-    /// counter customer is left waiting for a drink that will never come.
-    pub fn fail_unfinished(&self, reason: &str) -> usize {
-        let mut book = self.lock();
-        let open: Vec<Arc<OrderEntry>> = book
-            .registry
-            .iter()
-            .filter(|entry| !entry.status().is_final())
-            .cloned()
-            .collect();
-        open.iter()
-            .filter(|entry| self.end(&mut book, entry, OrderStatus::Failed, reason))
-            .count()
-    }
-
     /// Whether closing keeps the open orders for a restart rather than
-    /// ending them: with a durable store of this café's own (a journal).
-    /// (On a shared line the other cafés brew them instead.)
+    /// ending them.
     fn keeps_line(&self) -> bool {
-        self.journal.is_some()
+        self.on_close == OnClose::KeepForRestart
     }
 
     /// Whether `entry` is left in the store for the café's restart: the
@@ -722,17 +725,33 @@ impl OrderBook {
         self.kept.subscribe()
     }
 
-    /// Leaves every order that has not ended in the store, as it is, for
-    /// the café's restart (a drink still brewing is brewed again first),
-    /// and ends their followers: the last step of a shutdown with a
-    /// durable store whose grace ran out. Returns how many were left.
-    pub fn keep_unfinished(&self) -> usize {
-        self.kept.send_replace(Kept::Unfinished);
-        self.lock()
+    /// The shutdown grace ran out with drinks still brewing: what is open
+    /// is ended, or kept, as [`OnClose`] says. With the memory store every
+    /// open order fails with `reason`, so no buzzer or counter customer is
+    /// left waiting for a drink that will never come; with a journal each
+    /// is left in the store as it is, for the restart (a drink still
+    /// brewing is brewed again first), and its followers end; on a shared
+    /// line the book does nothing (the store hands the drinks back).
+    /// Returns how many orders it failed or kept.
+    pub fn grace_over(&self, reason: &str) -> usize {
+        let mut book = self.lock();
+        let open: Vec<Arc<OrderEntry>> = book
             .registry
             .iter()
             .filter(|entry| !entry.status().is_final())
-            .count()
+            .cloned()
+            .collect();
+        match self.on_close {
+            OnClose::Cancel => open
+                .iter()
+                .filter(|entry| self.end(&mut book, entry, OrderStatus::Failed, reason))
+                .count(),
+            OnClose::KeepForRestart => {
+                self.kept.send_replace(Kept::Unfinished);
+                open.len()
+            }
+            OnClose::LeaveToOthers => 0,
+        }
     }
 
     /// Closes the café: no new orders; idle baristas go home, busy ones
@@ -753,7 +772,7 @@ impl OrderBook {
         // Closed first, then the line emptied under the lock: an order
         // placed meanwhile is either refused or in the line emptied here.
         self.availability.close();
-        if self.shared.is_some() {
+        if self.on_close == OnClose::LeaveToOthers {
             self.work.notify_waiters();
             return 0;
         }

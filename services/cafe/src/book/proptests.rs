@@ -205,7 +205,7 @@ impl Cafe {
                 espresso,
             } => self.place(*customer, *request_id, *espresso),
             Step::Take => {
-                if let Some(entry) = self.book.next_in_line().now_or_never().flatten() {
+                if let Some(entry) = self.book.claim().now_or_never().flatten() {
                     assert_eq!(entry.status(), OrderStatus::Queued, "taken from the line");
                     assert_eq!(self.book.position(&entry), None, "out of the line");
                     self.held.push(entry);
@@ -215,7 +215,7 @@ impl Cafe {
                 if let Some(entry) = self.pick_held(index) {
                     let was = entry.status();
                     self.changes(&entry, |book, entry| {
-                        book.start_brewing(entry, Arc::from("barista-1"))
+                        book.start(entry, Arc::from("barista-1"))
                     });
                     // Only an order still open may be (re)started.
                     assert_eq!(entry.status() == OrderStatus::Brewing, !was.is_final());
@@ -223,13 +223,13 @@ impl Cafe {
             }
             Step::Finish(index) => {
                 if let Some(entry) = self.pick_held(index) {
-                    self.changes(&entry, |book, entry| book.mark_ready(entry));
+                    self.changes(&entry, |book, entry| book.ready(entry));
                 }
             }
             Step::Fail(index) => {
                 if let Some(entry) = self.pick_held(index) {
                     self.changes(&entry, |book, entry| {
-                        book.mark_failed(entry, "the barista burnt it")
+                        book.fail(entry, "the barista burnt it")
                     });
                 }
             }
@@ -237,7 +237,7 @@ impl Cafe {
                 if let Some(entry) = self.pick_held(index) {
                     let was = entry.status();
                     self.changes(&entry, |book, entry| {
-                        book.barista_left(entry, "the barista went away: retrying")
+                        book.note(entry, "the barista went away: retrying")
                     });
                     assert_eq!(entry.status(), was, "a barista leaving keeps the status");
                 }
@@ -288,14 +288,11 @@ impl Cafe {
                 assert_eq!(cancelled, in_line);
                 assert_eq!(self.book.queue_len(), 0);
                 // Idle baristas go home.
-                assert!(matches!(
-                    self.book.next_in_line().now_or_never(),
-                    Some(None)
-                ));
+                assert!(matches!(self.book.claim().now_or_never(), Some(None)));
             }
             Step::GraceOver => {
                 let open = self.open_orders();
-                assert_eq!(self.book.fail_unfinished("the grace ran out"), open);
+                assert_eq!(self.book.grace_over("the grace ran out"), open);
                 assert_eq!(self.open_orders(), 0);
             }
         }

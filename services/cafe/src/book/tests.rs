@@ -31,7 +31,7 @@ fn place(book: &OrderBook, customer: &str) -> Arc<OrderEntry> {
 
 /// Takes the next order when there is one (never waits).
 fn take(book: &OrderBook) -> Arc<OrderEntry> {
-    book.next_in_line()
+    book.claim()
         .now_or_never()
         .flatten()
         .expect("an order in line")
@@ -212,8 +212,8 @@ fn cancelling_needs_the_token_and_an_unfinished_order() {
     );
 
     let brewed = place(&book, "Bo");
-    assert!(book.start_brewing(&brewed, "Ana".into()));
-    assert!(book.mark_ready(&brewed));
+    assert!(book.start(&brewed, "Ana".into()));
+    assert!(book.ready(&brewed));
     let err = book
         .cancel(brewed.id().as_str(), &brewed.claim_token().to_string(), "x")
         .unwrap_err();
@@ -230,12 +230,9 @@ fn cancelling_needs_the_token_and_an_unfinished_order() {
 fn history_keeps_every_status_change_in_order() {
     let book = open_book(10);
     let entry = place(&book, "Ada");
-    assert!(book.start_brewing(&entry, "Ana".into()));
-    assert!(book.mark_ready(&entry));
-    assert!(
-        !book.mark_failed(&entry, "too late"),
-        "a final order stays final"
-    );
+    assert!(book.start(&entry, "Ana".into()));
+    assert!(book.ready(&entry));
+    assert!(!book.fail(&entry, "too late"), "a final order stays final");
     let statuses: Vec<_> = entry
         .subscribe()
         .borrow()
@@ -288,7 +285,7 @@ fn the_board_starts_with_the_open_orders_in_placing_order() {
     let names = ["Ada", "Bo", "Cy", "Di"];
     let orders: Vec<_> = names.iter().map(|name| place(&book, name)).collect();
     take(&book);
-    assert!(book.start_brewing(&orders[0], "Ana".into()));
+    assert!(book.start(&orders[0], "Ana".into()));
     book.abandon(&orders[2], "left");
     let (open, mut updates) = book.watch_board();
     let shown: Vec<_> = open
@@ -310,7 +307,7 @@ fn the_board_starts_with_the_open_orders_in_placing_order() {
         ]
     );
     // Then every change, with nothing built while nobody watched.
-    assert!(book.mark_ready(&orders[0]));
+    assert!(book.ready(&orders[0]));
     let update = updates.try_recv().unwrap();
     assert_eq!(update.order.status, OrderStatus::Ready);
     assert!(updates.try_recv().is_err());
@@ -321,7 +318,7 @@ fn one_order_wakes_one_idle_barista() {
     let book = open_book(10);
     let waker = Arc::new(CountingWaker::default());
     // Fifty idle baristas, each waiting for an order.
-    let mut idle: Vec<_> = (0..50).map(|_| Box::pin(book.next_in_line())).collect();
+    let mut idle: Vec<_> = (0..50).map(|_| Box::pin(book.claim())).collect();
     for barista in &mut idle {
         assert!(poll_counting(barista, &waker).is_pending());
     }
@@ -370,8 +367,8 @@ fn a_counter_customer_is_woken_by_its_own_order_only() {
     }
     for _ in 0..50 {
         let taken = take(&book);
-        assert!(book.start_brewing(&taken, "Ana".into()));
-        assert!(book.mark_ready(&taken));
+        assert!(book.start(&taken, "Ana".into()));
+        assert!(book.ready(&taken));
     }
     for i in 0..50 {
         place(&book, &format!("later {i}"));
@@ -385,7 +382,7 @@ fn a_counter_customer_is_woken_by_its_own_order_only() {
     }
     assert_eq!(take(&book).id(), mine.id());
     assert_eq!(waker.count(), 0, "taking it from the line is no news yet");
-    assert!(book.start_brewing(&mine, "Ben".into()));
+    assert!(book.start(&mine, "Ben".into()));
     assert_eq!(waker.count(), 1);
     let Poll::Ready(Some(brewing)) = poll_counting(&mut waiting, &waker) else {
         panic!("BREWING");
@@ -401,8 +398,8 @@ fn a_follower_never_misses_a_change_however_late_it_looks() {
         .follow(Arc::clone(&entry), Replay::FromPlacement)
         .with_positions();
     take(&book);
-    assert!(book.start_brewing(&entry, "Ana".into()));
-    assert!(book.mark_ready(&entry));
+    assert!(book.start(&entry, "Ana".into()));
+    assert!(book.ready(&entry));
 
     let seen: Vec<_> = std::iter::from_fn(|| late.next().now_or_never().flatten())
         .map(|u| (u.order.status, u.queue_position))
@@ -552,8 +549,8 @@ async fn a_long_line_is_told_within_its_budget_and_every_buzzer_sees_its_place_g
     // A barista serving one order a millisecond (the brew is instant).
     while book.queue_len() > 0 {
         let entry = take(&book);
-        assert!(book.start_brewing(&entry, "Ana".into()));
-        assert!(book.mark_ready(&entry));
+        assert!(book.start(&entry, "Ana".into()));
+        assert!(book.ready(&entry));
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 
@@ -612,65 +609,6 @@ async fn a_long_line_is_told_within_its_budget_and_every_buzzer_sees_its_place_g
     // Without the budget each of the 3,000 would hear its place about four
     // times a second while waiting (1.5 s on average): about 18,000.
     assert!(told.len() < 8_000, "{} places told", told.len());
-}
-
-/// The status of the follower's next change; `None` once it has ended.
-async fn next_status(follower: &mut Follower) -> Option<OrderStatus> {
-    tokio::time::timeout(Duration::from_secs(10), follower.next())
-        .await
-        .expect("the follower does not hang")
-        .map(|update| update.order.status)
-}
-
-#[tokio::test]
-async fn a_cafe_with_a_journal_closes_keeping_its_line_for_the_restart() {
-    let availability = Arc::new(Availability::new());
-    let journal = Arc::new(Journal::new());
-    // The memory store writes nothing, but the writer marks each batch
-    // durable, as a real store's would.
-    let writer = tokio::spawn(crate::store::journal::write(
-        Arc::clone(&journal),
-        crate::store::Store::Memory,
-        Arc::clone(&availability),
-    ));
-    let book = Arc::new(OrderBook::with_journal(
-        10,
-        availability,
-        FINISHED_ORDERS_KEPT,
-        Some(Arc::clone(&journal)),
-    ));
-    let brewing = place(&book, "Ada");
-    let queued = place(&book, "Bo");
-    assert!(book.start_brewing(&take(&book), "barista".into()));
-    let mut buzzer = book.follow(Arc::clone(&queued), Replay::FromPlacement);
-    let mut at_the_bar = book.follow(Arc::clone(&brewing), Replay::FromNow);
-    assert_eq!(next_status(&mut buzzer).await, Some(OrderStatus::Queued));
-    assert_eq!(
-        next_status(&mut at_the_bar).await,
-        Some(OrderStatus::Brewing)
-    );
-
-    // Closing cancels nothing: the queued order stays queued, its follower
-    // ends with the order open, and no barista takes it any more.
-    assert_eq!(book.close("closing"), 0);
-    assert!(book.left_for_restart(&queued));
-    assert!(!book.left_for_restart(&brewing), "still in hand");
-    assert_eq!(next_status(&mut buzzer).await, None);
-    assert_eq!(queued.status(), OrderStatus::Queued);
-    assert!(book.next_in_line().now_or_never().flatten().is_none());
-    // A call cut by the closing is not a customer leaving.
-    assert!(!book.abandon(&queued, "the customer left"));
-    assert_eq!(queued.status(), OrderStatus::Queued);
-
-    // The grace runs out: the drink in hand stays BREWING, for the restart
-    // to brew again, and its follower ends too.
-    assert_eq!(book.keep_unfinished(), 2);
-    assert!(book.left_for_restart(&brewing));
-    assert_eq!(next_status(&mut at_the_bar).await, None);
-    assert_eq!(brewing.status(), OrderStatus::Brewing);
-
-    journal.close();
-    writer.await.unwrap();
 }
 
 #[test]

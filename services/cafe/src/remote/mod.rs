@@ -35,7 +35,7 @@
 //! the replica answers RESOURCE_EXHAUSTED instead of queueing, the café
 //! counts it as full until one of its own brews there ends or its station,
 //! read again by its health watcher, shows a barista free, and the order
-//! goes back to its place at the front of the line ([`OrderBook::put_back`]),
+//! goes back to its place at the front of the line ([`Orders::put_back`]),
 //! or on a shared line (where it is already claimed) is kept by its brew
 //! task, which waits for the next free slot. Nothing is lost and nothing
 //! fails because of it. The price is a round trip per order turned away,
@@ -92,11 +92,7 @@ pub use discovery::BaristaEndpoint;
 use discovery::Registry;
 use replica::{BrewJob, Slot};
 
-use crate::{
-    availability::Availability,
-    book::{OrderBook, OrderEntry},
-    service::CLOSING_NOTE,
-};
+use crate::{availability::Availability, book::OrderEntry, service::CLOSING_NOTE, store::Orders};
 
 /// How many replicas one order may be tried on before it fails.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -193,7 +189,8 @@ impl RemoteBaristas {
     /// With no replica up for `--barista-wait`, the orders still in line
     /// are taken and failed (UNAVAILABLE for their customers), all
     /// together, rather than left waiting for a barista who may never come.
-    pub async fn dispatch(&self, book: Arc<OrderBook>) {
+    pub async fn dispatch(&self, orders: Orders) {
+        let book = orders.book();
         // The brew tasks: owned here, so the shutdown waiting for the
         // dispatcher waits for them, and aborting it aborts them.
         let mut brews = JoinSet::new();
@@ -214,15 +211,13 @@ impl RemoteBaristas {
                 slot = self.reserve(false) => slot,
             };
             // 2. The next order (on a shared line, claimed in the database).
-            let entry = match book.shared_line() {
-                Some(_) => book.claim_next(&claimer).await,
-                None => book.next_in_line().await,
+            let Some(entry) = orders.claim(&claimer).await else {
+                break;
             };
-            let Some(entry) = entry else { break };
-            let (remote, book) = (self.clone(), Arc::clone(&book));
+            let (remote, orders) = (self.clone(), orders.clone());
             // A task per brew: the dispatcher goes back for the next free
             // barista while this one brews.
-            brews.spawn(async move { remote.brew(&book, &entry, slot).await });
+            brews.spawn(async move { remote.brew(&orders, &entry, slot).await });
         }
         while brews.join_next().await.is_some() {}
         info!("remote dispatcher: shift over");
@@ -233,7 +228,7 @@ impl RemoteBaristas {
     /// brew stream into the book, and retries on another replica if this
     /// one goes away. Returns when the order has ended, or is back in line;
     /// dropping the brew stream on the way out frees the remote barista.
-    async fn brew(&self, book: &OrderBook, entry: &Arc<OrderEntry>, slot: Option<Slot>) {
+    async fn brew(&self, orders: &Orders, entry: &Arc<OrderEntry>, slot: Option<Slot>) {
         let order = entry.request();
         let id = entry.id();
         let job = BrewJob {
@@ -260,8 +255,8 @@ impl RemoteBaristas {
                         // when the café closes is handed back, for another
                         // café. Otherwise it is a drink in hand (a retry):
                         // it is finished within the shutdown grace.
-                        () = book.closed(), if book.shared_line().is_some() => {
-                            book.fail_order(entry, CLOSING_NOTE).await;
+                        () = orders.book().closed(), if orders.hands_back_on_closing() => {
+                            orders.fail(entry, CLOSING_NOTE).await;
                             return;
                         }
                         slot = self.reserve(last_failure.is_some() || turned_away) => slot,
@@ -274,7 +269,7 @@ impl RemoteBaristas {
                             None => self.inner.no_barista_reason(),
                         };
                         warn!(order.id = %id, %reason, "no barista: order failed");
-                        book.fail_order(entry, &reason).await;
+                        orders.fail(entry, &reason).await;
                         return;
                     };
                     slot
@@ -311,7 +306,7 @@ impl RemoteBaristas {
                     span.in_scope(|| info!(order.id = %id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free"));
                     return;
                 }
-                outcome = follow(book, entry, response).instrument(span.clone()) => outcome,
+                outcome = follow(orders, entry, response).instrument(span.clone()) => outcome,
             };
             match outcome {
                 Ok(()) => return,
@@ -319,7 +314,7 @@ impl RemoteBaristas {
                     span.record("otel.status_code", "error");
                     span.record("otel.status_description", reason.as_str());
                     span.in_scope(|| warn!(order.id = %id, replica = %replica.addr, %reason, "the barista could not brew it: order failed"));
-                    book.fail_order(entry, &reason).await;
+                    orders.fail(entry, &reason).await;
                     return;
                 }
                 Err(Failure::DeadlinePassed) => {
@@ -333,7 +328,7 @@ impl RemoteBaristas {
                         () = entry.stopped() => {}
                         () = tokio::time::sleep(DEADLINE_SETTLE) => {
                             warn!(order.id = %id, "the customer's deadline passed while brewing, and the café's deadline layer did not end the order: order failed");
-                            book.fail_order(entry, "the customer's deadline passed before the drink was finished").await;
+                            orders.fail(entry, "the customer's deadline passed before the drink was finished").await;
                         }
                     }
                     return;
@@ -346,7 +341,7 @@ impl RemoteBaristas {
                     // Back to its place in the café's line if it is still
                     // there to be had (QUEUED, this café's own line); a
                     // claimed or already-brewing order waits here instead.
-                    if book.shared_line().is_none() && book.put_back(entry, CLOSING_NOTE) {
+                    if orders.put_back(entry, CLOSING_NOTE) {
                         return;
                     }
                 }
@@ -362,11 +357,12 @@ impl RemoteBaristas {
                     self.inner.registry.suspect(&replica, &why);
                     drop(slot);
                     if attempt < MAX_ATTEMPTS {
-                        book.note_order(
-                            entry,
-                            &format!("{who} went away; retrying on another barista"),
-                        )
-                        .await;
+                        orders
+                            .note(
+                                entry,
+                                &format!("{who} went away; retrying on another barista"),
+                            )
+                            .await;
                     }
                     last_failure = Some(format!("{who} went away ({why})"));
                     attempt += 1;
@@ -378,7 +374,7 @@ impl RemoteBaristas {
             last_failure.unwrap_or_default()
         );
         warn!(order.id = %id, %reason, "order failed");
-        book.fail_order(entry, &reason).await;
+        orders.fail(entry, &reason).await;
     }
 
     /// How many replicas are up and how many baristas they have, for the
@@ -453,7 +449,7 @@ impl Inner {
 /// Follows one brew stream into the book: `started` → BREWING with the
 /// barista's name, `finished` → READY.
 async fn follow(
-    book: &OrderBook,
+    orders: &Orders,
     entry: &OrderEntry,
     response: BoxFuture<'static, Result<Response<Streaming<pb::BrewEvent>>, Status>>,
 ) -> Result<(), Failure> {
@@ -467,8 +463,8 @@ async fn follow(
             Ok(Some(pb::BrewEvent {
                 event: Some(Event::Started(started)),
             })) => {
-                if !book
-                    .brewing_by(entry, Arc::from(started.barista.as_str()))
+                if !orders
+                    .start(entry, Arc::from(started.barista.as_str()))
                     .await
                 {
                     return Ok(()); // the order ended meanwhile
@@ -480,7 +476,7 @@ async fn follow(
             Ok(Some(pb::BrewEvent {
                 event: Some(Event::Finished(_)),
             })) => {
-                if book.ready_order(entry).await {
+                if orders.ready(entry).await {
                     debug!(order.id = %entry.id(), "ready");
                 }
                 // The customer has their drink; now read the stream to its

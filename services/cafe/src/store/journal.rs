@@ -33,12 +33,12 @@ use std::{
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
-use super::{Record, Store};
-use crate::availability::Availability;
-
-/// A change's number in the journal; 0 is "nothing to wait for" (the
-/// memory store, or an order restored as it was).
-pub type Seq = u64;
+use super::{Record, Store, rows};
+pub use crate::book::Seq;
+use crate::{
+    availability::Availability,
+    book::{Recorder, Written},
+};
 
 /// After this many failed attempts in a row, the café stops taking orders
 /// until a write succeeds again.
@@ -145,6 +145,18 @@ impl Journal {
             return None;
         }
         Some((mem::take(&mut pending.records), pending.last))
+    }
+}
+
+/// The book hands the journal each change under its lock: appended as the
+/// store's record, in the book's order.
+impl Recorder for Journal {
+    fn record(&self, written: Written<'_>) -> Seq {
+        self.append(rows::record(written))
+    }
+
+    fn durable_mark(&self) -> &watch::Sender<Seq> {
+        &self.durable
     }
 }
 

@@ -20,7 +20,7 @@
 //! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode).
 //! - [`shared`]: several cafés sharing one line in PostgreSQL: there the
 //!   database decides placing and claiming, and each café's book mirrors
-//!   every café's changes (no journal: see [`crate::book::mirror`]). A
+//!   every café's changes (no journal: see [`mirror`]). A
 //!   `postgres://` URL always means this, even for one café: a journal
 //!   beside the shared line would write every change twice.
 //!
@@ -38,6 +38,9 @@
 //! so after a restart the café knows what it knew before.
 
 pub mod journal;
+pub mod mirror;
+mod orders;
+mod rows;
 pub mod shared;
 mod sqlite;
 
@@ -51,6 +54,8 @@ use cafe_core::{
 };
 
 pub use journal::{Journal, Seq};
+pub use orders::{BookSettings, Orders, Upkeep};
+pub use rows::restore;
 
 /// Where the café keeps its orders.
 #[derive(Debug, Clone)]

@@ -48,11 +48,11 @@
 //! whatever it could not finish within its grace
 //! ([`SharedLine::hand_back`]) before it leaves ([`SharedLine::leave`]).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use cafe_core::{order::OrderStatus, proto::v1 as pb};
+use cafe_core::order::OrderStatus;
 
-use super::{StoreError, StoredOrder, redact};
+use super::{StoreError, StoredOrder, micros, redact, status_number};
 use serde::Deserialize;
 use sqlx::{
     PgPool,
@@ -167,13 +167,6 @@ impl Notice {
     pub fn decode(payload: &str) -> Result<Notice, serde_json::Error> {
         serde_json::from_str(payload)
     }
-}
-
-/// Microseconds since the Unix epoch (0 before it, saturating far after).
-pub fn micros(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
-    })
 }
 
 /// A connection to the shared line, as one café.
@@ -370,7 +363,7 @@ impl SharedLine {
             status,
             OrderStatus::Cancelled | OrderStatus::Failed
         ));
-        let status = pb::OrderStatus::from(status) as i32;
+        let status = status_number(status);
         sqlx::query_as(notified!(
             "UPDATE orders SET status = $3, note = $4, finished_at = $5, \
              version = version + 1 \
