@@ -6,7 +6,7 @@
 //! grace's end), each synchronous, under one `std::sync::Mutex` never held
 //! across `.await`. It does no I/O and knows no store: a durable store's
 //! journal is handed each change as it is made ([`Recorder`]), and where
-//! an order is kept is decided by the seam above it, [`crate::store::Orders`].
+//! an order is kept is decided by the seam above it, the store's `Orders`.
 //! Waking whoever waits is done by channels, each waking only who it
 //! concerns: an order's `watch` (its followers), [`line_moves`] (buzzers,
 //! at a bounded rate), the board's `broadcast`, and a [`Notify`] for idle
@@ -30,10 +30,13 @@
 
 pub mod census;
 pub mod claim;
+mod closing;
 pub mod entry;
 pub mod follow;
 pub mod line;
 pub mod line_moves;
+mod placing;
+mod reading;
 mod registry;
 pub mod restore;
 pub mod written;
@@ -43,19 +46,23 @@ use std::{
     time::SystemTime,
 };
 
-use cafe_core::order::{FieldViolation, NewOrder, Order, OrderId, OrderStatus};
+use cafe_core::order::{Order, OrderStatus};
 use tokio::sync::{Notify, broadcast, futures::Notified, watch};
 
 use crate::{availability::Availability, error::CafeError};
 
 pub use census::Census;
 pub use claim::ClaimToken;
+use closing::Kept;
+pub use closing::OnClose;
 pub use entry::{Change, OrderEntry, Origin, Seq, Update};
 pub use follow::{Follower, Replay};
 use line::Line;
 pub use line::Ticket;
 use line_moves::LineMoves;
 pub use line_moves::{POSITION_INTERVAL, POSITIONS_PER_SECOND, SHORT_LINE};
+pub use placing::{Admitted, Placed};
+pub use reading::Counts;
 use registry::Registry;
 pub use restore::{REBREW_NOTE, Restored};
 pub use written::{Recorder, Written};
@@ -68,35 +75,6 @@ pub const FINISHED_ORDERS_KEPT: usize = 10_000;
 /// How many board updates a slow board watcher may fall behind before it
 /// misses some.
 const BOARD_BACKLOG: usize = 1024;
-
-/// The result of placing an order.
-#[derive(Debug)]
-pub struct Placed {
-    /// The order (new, or the one placed earlier with the same request id).
-    pub entry: Arc<OrderEntry>,
-    /// False when an earlier order with the same request id was returned.
-    pub is_new: bool,
-    /// Its place in line now (0 if it has left the line).
-    pub queue_position: u32,
-}
-
-/// What checking a new order found ([`OrderBook::admit`]).
-#[derive(Debug)]
-pub enum Admitted {
-    /// A retry: the order placed earlier with the same request id.
-    Earlier(Placed),
-    /// A new order, with the id it gets.
-    New(OrderId),
-}
-
-/// The book's counts, for `GetStats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    /// Orders waiting in line.
-    pub queued: usize,
-    /// Orders a barista is brewing.
-    pub brewing: usize,
-}
 
 /// Every order the café knows, and the line for the baristas.
 #[derive(Debug)]
@@ -122,33 +100,6 @@ pub struct OrderBook {
     /// store for its restart (see [`OrderBook::close`]); their followers
     /// are woken by it and end.
     kept: watch::Sender<Kept>,
-}
-
-/// What a closing café does with the orders still in line: the store's
-/// choice, made when the book is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnClose {
-    /// Cancels them, telling their customers: nothing would survive the
-    /// process anyway (the memory store).
-    Cancel,
-    /// Keeps them, QUEUED, for the restart on the same store; their
-    /// followers end ([`OrderBook::left_for_restart`]), and what the grace
-    /// cuts short stays BREWING ([`OrderBook::grace_over`]).
-    KeepForRestart,
-    /// Leaves them in a line shared with other cafés, who brew them.
-    LeaveToOthers,
-}
-
-/// Which open orders a closing café leaves in its store for the restart,
-/// rather than ending them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kept {
-    /// None: the café is open, or ends what it cannot finish.
-    Nothing,
-    /// The orders still in line (from closing on).
-    Line,
-    /// Every open order: the grace ran out with drinks still brewing.
-    Unfinished,
 }
 
 #[derive(Debug)]
@@ -247,91 +198,9 @@ impl OrderBook {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Places an order at the end of the line, or returns the order placed
-    /// earlier by the same customer with the same request id. `origin` (the
-    /// customer's deadline, the call's trace) travels with a new order to
-    /// whoever brews it.
-    pub fn place(&self, request: NewOrder, origin: Origin) -> Result<Placed, CafeError> {
-        let mut book = self.lock();
-
-        let id = match self.admit_locked(&book, &request)? {
-            Admitted::Earlier(placed) => return Ok(placed),
-            Admitted::New(id) => id,
-        };
-        let queue_position = u32::try_from(book.line.len() + 1).unwrap_or(u32::MAX);
-        let ticket = book.line.next_ticket();
-        let entry = OrderEntry::new(id, ticket, request, origin, queue_position);
-        if let Some(journal) = &self.journal {
-            entry.placed_as(journal.record(Written::Placed(&entry, &entry.latest())));
-        }
-        let entry = Arc::new(entry);
-        book.line.push(Arc::clone(&entry));
-        book.registry.insert(Arc::clone(&entry));
-        self.tell_board(&entry, || entry.latest());
-        drop(book);
-
-        // Wake one idle barista; if none is idle, the permit is kept and the
-        // next barista to ask for work finds the order at once.
-        self.work.notify_one();
-        Ok(Placed {
-            entry,
-            is_new: true,
-            queue_position,
-        })
-    }
-
-    /// Whether `request` may be placed, as [`OrderBook::place`] checks it
-    /// (a retry gets its earlier order back; a closed café or a full line
-    /// refuses), for an order another store numbers first (a shared line).
-    pub fn admit(&self, request: &NewOrder) -> Result<Admitted, CafeError> {
-        self.admit_locked(&self.lock(), request)
-    }
-
-    fn admit_locked(&self, book: &BookState, request: &NewOrder) -> Result<Admitted, CafeError> {
-        // A retry of an order already accepted gets that order back, even
-        // while the café is closing or has no barista: it was not lost.
-        if let Some(request_id) = &request.request_id
-            && let Some(entry) = book.registry.placed_with(&request.customer, request_id)
-        {
-            return placed_earlier(book, entry, request).map(Admitted::Earlier);
-        }
-
-        // Asked under the book's lock: `close` marks the café closed before
-        // it takes the lock to empty the line, so an order either is
-        // refused here or is in the line `close` empties.
-        self.availability.check()?;
-        if book.line.len() >= self.queue_capacity {
-            return Err(CafeError::QueueFull {
-                capacity: self.queue_capacity,
-            });
-        }
-        Ok(Admitted::New(book.registry.fresh_id()))
-    }
-
-    /// The answer to placing `request`, once its order is `entry` (taken in
-    /// from a shared line): `is_new` false when the line found it placed
-    /// earlier, at any café.
-    pub fn placed(
-        &self,
-        entry: Arc<OrderEntry>,
-        request: &NewOrder,
-        is_new: bool,
-    ) -> Result<Placed, CafeError> {
-        let book = self.lock();
-        if !is_new {
-            return placed_earlier(&book, &entry, request);
-        }
-        let queue_position = book.line.position(entry.ticket()).unwrap_or(0);
-        Ok(Placed {
-            entry,
-            is_new,
-            queue_position,
-        })
-    }
-
     /// Waits for the next order in line and takes it out of the line.
     /// (On a shared line, baristas claim in the database first: see
-    /// [`crate::store::Orders::claim`].)
+    /// the store's `Orders::claim`.)
     /// Returns `None` once the café is closed and the line is empty: the
     /// barista's shift is over.
     pub async fn claim(&self) -> Option<Arc<OrderEntry>> {
@@ -376,33 +245,6 @@ impl OrderBook {
             }
             notified.await;
         }
-    }
-
-    /// Puts a queued order taken out of the line back at its own place (its
-    /// ticket: usually the front), as if it had never left. A remote barista
-    /// turned it away before starting it (see [`crate::remote`]), and it
-    /// waits in the café's line, the only line, for the next free barista.
-    /// Returns false if the order is no longer queued (it ended meanwhile).
-    ///
-    /// A café closing empties its line as [`OrderBook::close`] says; if it
-    /// closed before the order got back, the order ends the same way here:
-    /// cancelled with the memory store, kept in line with a journal.
-    pub fn put_back(&self, entry: &Arc<OrderEntry>, closing_note: &str) -> bool {
-        let mut book = self.lock();
-        if entry.status() != OrderStatus::Queued {
-            return false;
-        }
-        if self.availability.is_closed() && !self.keeps_line() {
-            return self.end(&mut book, entry, OrderStatus::Cancelled, closing_note);
-        }
-        if book.line.insert(entry.ticket(), Arc::clone(entry)).is_err() {
-            return true; // already back in line
-        }
-        self.line_moves.moved(book.line.len());
-        drop(book);
-        // As when an order is placed: wake whoever takes from the line.
-        self.work.notify_one();
-        true
     }
 
     /// Marks an order as being brewed by `barista`. Returns false if it was
@@ -607,77 +449,6 @@ impl OrderBook {
         }
     }
 
-    /// The order with this id.
-    pub fn get(&self, id: &str) -> Result<Arc<OrderEntry>, CafeError> {
-        self.lock()
-            .registry
-            .get(id)
-            .cloned()
-            .ok_or_else(|| CafeError::OrderNotFound(id.to_owned()))
-    }
-
-    /// The order's place in line now (1 is next), if it is in the line.
-    pub fn position(&self, entry: &OrderEntry) -> Option<u32> {
-        self.lock().line.position(entry.ticket())
-    }
-
-    /// Every order that has not ended yet, oldest first, and a receiver for
-    /// every change from this moment on. Taken under one lock, so no change
-    /// falls between the two.
-    pub fn watch_board(&self) -> (Vec<Update>, broadcast::Receiver<Update>) {
-        let book = self.lock();
-        let receiver = self.board.subscribe();
-        let mut open: Vec<(Ticket, Update)> = book
-            .registry
-            .iter()
-            .filter_map(|entry| {
-                let mut now = entry.latest();
-                if now.status.is_final() {
-                    return None;
-                }
-                if let Some(position) = book.line.position(entry.ticket()) {
-                    now.queue_position = position;
-                }
-                let update = Update {
-                    order: entry.order_at(&now),
-                    queue_position: now.queue_position,
-                };
-                Some((entry.ticket(), update))
-            })
-            .collect();
-        // Tickets are handed out in placing order.
-        open.sort_by_key(|(ticket, _)| *ticket);
-        (
-            open.into_iter().map(|(_, update)| update).collect(),
-            receiver,
-        )
-    }
-
-    /// Follows an order's changes (see [`Follower`]).
-    pub fn follow(self: &Arc<Self>, entry: Arc<OrderEntry>, from: Replay) -> Follower {
-        Follower::new(Arc::clone(self), entry, from)
-    }
-
-    /// How many orders are waiting in line.
-    pub fn queue_len(&self) -> usize {
-        self.lock().line.len()
-    }
-
-    /// How many orders are in line and being brewed, counted under one lock
-    /// so the two agree. Brewing orders are counted by a walk over the
-    /// orders the book remembers: fine for `GetStats`, not for a hot path.
-    pub fn counts(&self) -> Counts {
-        let book = self.lock();
-        Counts {
-            queued: book.line.len(),
-            brewing: book
-                .registry
-                .iter()
-                .filter(|entry| entry.status() == OrderStatus::Brewing)
-                .count(),
-        }
-    }
-
     /// Whether new orders are taken, for whoever learns that the store
     /// cannot be written (or can again).
     pub fn availability(&self) -> &Arc<Availability> {
@@ -690,136 +461,6 @@ impl OrderBook {
     pub fn line_joined(&self) -> Notified<'_> {
         self.work.notified()
     }
-
-    /// Whether the café has closed.
-    pub fn is_closed(&self) -> bool {
-        self.availability.is_closed()
-    }
-
-    /// Resolves when the café closes.
-    pub async fn closed(&self) {
-        self.availability.closed().await
-    }
-
-    /// Whether closing keeps the open orders for a restart rather than
-    /// ending them.
-    fn keeps_line(&self) -> bool {
-        self.on_close == OnClose::KeepForRestart
-    }
-
-    /// Whether `entry` is left in the store for the café's restart: the
-    /// café closed keeping its line and the order is still in it, or the
-    /// grace ran out before it was finished. Its followers end here
-    /// ([`Follower::next`] returns `None` with the order still open).
-    pub fn left_for_restart(&self, entry: &OrderEntry) -> bool {
-        match *self.kept.borrow() {
-            Kept::Nothing => false,
-            Kept::Line => self.position(entry).is_some(),
-            Kept::Unfinished => !entry.status().is_final(),
-        }
-    }
-
-    /// Woken whenever more orders are left for the restart: what a
-    /// follower waits on beside its own order.
-    fn kept_changes(&self) -> watch::Receiver<Kept> {
-        self.kept.subscribe()
-    }
-
-    /// The shutdown grace ran out with drinks still brewing: what is open
-    /// is ended, or kept, as [`OnClose`] says. With the memory store every
-    /// open order fails with `reason`, so no buzzer or counter customer is
-    /// left waiting for a drink that will never come; with a journal each
-    /// is left in the store as it is, for the restart (a drink still
-    /// brewing is brewed again first), and its followers end; on a shared
-    /// line the book does nothing (the store hands the drinks back).
-    /// Returns how many orders it failed or kept.
-    pub fn grace_over(&self, reason: &str) -> usize {
-        let mut book = self.lock();
-        let open: Vec<Arc<OrderEntry>> = book
-            .registry
-            .iter()
-            .filter(|entry| !entry.status().is_final())
-            .cloned()
-            .collect();
-        match self.on_close {
-            OnClose::Cancel => open
-                .iter()
-                .filter(|entry| self.end(&mut book, entry, OrderStatus::Failed, reason))
-                .count(),
-            OnClose::KeepForRestart => {
-                self.kept.send_replace(Kept::Unfinished);
-                open.len()
-            }
-            OnClose::LeaveToOthers => 0,
-        }
-    }
-
-    /// Closes the café: no new orders; idle baristas go home, busy ones
-    /// finish their drink first; board streams end. Returns how many
-    /// queued orders were cancelled.
-    ///
-    /// What becomes of the orders still in line depends on the store:
-    /// - with the memory store, they are cancelled (their customers are
-    ///   told why): nothing would survive the process anyway;
-    /// - with a durable store (a journal), nothing is cancelled: they stay
-    ///   QUEUED in the store, in their order, and the restart brews them
-    ///   ([`OrderBook::restore`]). Their followers end at once
-    ///   ([`OrderBook::left_for_restart`]), and the handlers tell the
-    ///   customers to come back (`UNAVAILABLE`);
-    /// - on a shared line, nothing is cancelled either: the line is every
-    ///   café's, and the others brew what waits in it.
-    pub fn close(&self, reason: &str) -> usize {
-        // Closed first, then the line emptied under the lock: an order
-        // placed meanwhile is either refused or in the line emptied here.
-        self.availability.close();
-        if self.on_close == OnClose::LeaveToOthers {
-            self.work.notify_waiters();
-            return 0;
-        }
-        if self.keeps_line() {
-            self.kept.send_replace(Kept::Line);
-            self.work.notify_waiters();
-            return 0;
-        }
-        let cancelled = {
-            let mut book = self.lock();
-            let waiting: Vec<Arc<OrderEntry>> = book.line.iter().cloned().collect();
-            waiting
-                .iter()
-                .filter(|entry| self.end(&mut book, entry, OrderStatus::Cancelled, reason))
-                .count()
-        };
-        self.work.notify_waiters();
-        cancelled
-    }
-}
-
-/// The answer to a retry of `request`, which `entry` was placed with
-/// earlier: that order, unless the request id is being reused for a
-/// different drink.
-fn placed_earlier(
-    book: &BookState,
-    entry: &Arc<OrderEntry>,
-    request: &NewOrder,
-) -> Result<Placed, CafeError> {
-    let earlier = entry.request();
-    if earlier.drink.id != request.drink.id || earlier.size != request.size {
-        return Err(CafeError::InvalidRequest(vec![FieldViolation {
-            field: "request_id",
-            description: format!(
-                "request_id {:?} was already used for order {} ({} {}): use a new request_id for a different drink",
-                request.request_id.as_deref().unwrap_or_default(),
-                entry.id(),
-                earlier.size,
-                earlier.drink.id
-            ),
-        }]));
-    }
-    Ok(Placed {
-        entry: Arc::clone(entry),
-        is_new: false,
-        queue_position: book.line.position(entry.ticket()).unwrap_or(0),
-    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use futures::{FutureExt, task::ArcWake};
 use tokio::time::Instant;
 
 use super::*;
+use cafe_core::order::NewOrder;
 
 fn latte(customer: &str, request_id: &str) -> NewOrder {
     NewOrder::parse(customer, "latte", Ok(None), request_id).unwrap()

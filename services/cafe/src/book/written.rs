@@ -1,5 +1,5 @@
 //! What the book tells whoever writes its changes down: a durable store's
-//! journal ([`crate::store::journal`]).
+//! journal (the `store` module's).
 //!
 //! The book makes every change under its one lock, and hands it to its
 //! [`Recorder`] there and then, so the records come in the order the

@@ -37,6 +37,7 @@
 //! an old finished order (retention), it journals [`Record::Forgotten`],
 //! so after a restart the café knows what it knew before.
 
+mod following;
 pub mod journal;
 pub mod mirror;
 mod orders;

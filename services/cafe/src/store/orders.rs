@@ -22,10 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::{
-    Journal, Store, StoreError, journal,
-    mirror::{self, Following},
-    rows,
-    shared::SharedLine,
+    Journal, Store, StoreError, following::Following, journal, mirror, rows, shared::SharedLine,
 };
 use crate::{
     availability::Availability,
