@@ -15,18 +15,16 @@
 //! thread: the runtime's few worker threads run whoever has something to
 //! do. That is why two baristas and a thousand customers waiting at the
 //! counter cost a handful of threads, and why a café may have a hundred
-//! thousand baristas: each is a small parked task, and an order placed
-//! wakes exactly one idle barista, so idle ones cost nothing while they
-//! wait. The loop is the same on every store: [`Orders`] does what the
-//! store needs (on a shared line, claiming in the database and writing
-//! READY there first, so two cafés never brew one order twice).
+//! thousand baristas: an order placed wakes exactly one idle one. The loop
+//! is the same on every store: [`Orders`] does what the store needs (on a
+//! shared line, claiming in the database and writing READY there first, so
+//! two cafés never brew one order twice).
 //!
 //! # Back to back, on the clock
 //!
-//! A drink is done when its brew time is up, but the barista hears so only
-//! when the runtime's timer wakes it, in whole milliseconds rounded up, and
-//! later still on a busy runtime. Starting each brew's clock at that late
-//! wake-up would lose that lateness on every drink (docs/performance.md
+//! The runtime's timer wakes a barista late (whole milliseconds, rounded
+//! up; later on a busy runtime), and starting each brew's clock at that
+//! wake-up would lose the lateness on every drink (docs/performance.md
 //! measures it). So a barista with orders waiting keeps its brews back to
 //! back *on the clock*: the next drink starts when the last one was due
 //! (or when the order was taken in, if later), and the barista's day does

@@ -4,38 +4,25 @@
 //!
 //! [`Application::build`] binds the listener first, so a caller (a test, the
 //! CLI's `demo`) can learn the port before anything is served; [`serve`]
-//! then runs until the shutdown future resolves and closes in order:
+//! opens the café's orders ([`Orders::open`]: the store `--database-url`
+//! names, the book rebuilt from it, and its upkeep), then runs until the
+//! shutdown future resolves and closes in order:
 //!
-//! 1. new orders get `UNAVAILABLE` with a hint to retry on another
-//!    replica, or here once the grace is over; board streams end; the
-//!    orders still in line are kept or cancelled, by the store (below);
+//! 1. new orders get `UNAVAILABLE` with a hint to retry elsewhere or later;
+//!    board streams end; the orders still in line are cancelled, kept for
+//!    the restart or left to the other cafés, as the store decides
+//!    ([`Orders::close`]);
 //! 2. health turns `NOT_SERVING`;
 //! 3. drinks being brewed are finished (their buzzers get `READY`);
-//! 4. the transport closes: GOAWAY on every connection, the last answers
-//!    sent, then the connections closed;
+//! 4. the transport closes: GOAWAY, the last answers sent, then the
+//!    connections closed;
 //!
-//! all within `--shutdown-grace`. If the grace runs out first, the
-//! connections still open are dropped. Every call the café receives while
-//! closing is answered; see [`cafe_core::serving::server`] for why GOAWAY
-//! comes last.
-//!
-//! What becomes of the orders still in line, and of the drinks the grace
-//! cuts short, is the store's to decide ([`Orders::close`],
-//! [`Orders::grace_over`]): kept for the restart with a durable store of
-//! its own (a rolling restart loses nothing, as a `kill -9` would not),
-//! cancelled and failed with the memory store (`cafe demo`), left and
-//! handed back to the other cafés on a shared line. See
-//! docs/cafe-server.md.
-//!
-//! Before any of that, the café opens its orders ([`Orders::open`]): the
-//! store `--database-url` names, the book rebuilt from it, and its upkeep
-//! (the journal's writer, or following a line shared with other cafés),
-//! finished once the transport has shut down, so the last changes (a drink
-//! made READY at the end of the grace) are kept too.
-//!
-//! With `--barista-endpoint`, the baristas are remote (see
-//! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
-//! while none is reachable.
+//! all within `--shutdown-grace`. If the grace runs out first, the drinks
+//! still brewing are failed, kept or handed back, again as the store decides
+//! ([`Orders::grace_over`]). The store's upkeep is finished last, once the
+//! transport is down, so the last changes are kept too. With
+//! `--barista-endpoint` the café's health follows the remote baristas'.
+//! See docs/cafe-server.md for what a rolling restart keeps.
 //!
 //! [`serve`]: cafe_core::serving::Application::serve
 

@@ -2,41 +2,22 @@
 //!
 //! Each order gets a **ticket**, a number one higher than the last, as at a
 //! deli counter. Its place in line is *derived* from the tickets, never
-//! stored with the order: it is one plus the number of tickets still waiting
-//! ahead of it. So when the first order leaves, nothing is rewritten; the
-//! next time anyone asks, every order behind it is one place further up.
+//! stored with the order: one plus the number of tickets still waiting
+//! ahead of it. So when the first order leaves, nothing is rewritten.
 //!
 //! Counting "tickets still waiting ahead" must stay cheap when customers
-//! leave from the middle of a long line (a counter customer whose deadline
-//! passed). A [Fenwick tree] (a binary indexed tree) over the tickets keeps
-//! a 1 for every waiting ticket and answers "how many up to here" in
-//! O(log n); taking the first order, cancelling one from the middle and
-//! asking an order's place are all O(log n), and joining is O(1) amortised.
+//! leave from the middle of a long line. A [Fenwick tree] over the tickets
+//! keeps a 1 for every waiting ticket and answers "how many up to here" in
+//! O(log n): taking the first order, cancelling one from the middle and
+//! asking a place are all O(log n), and joining is O(1) amortised. The
+//! tree covers a window of tickets from `origin`, rebuilt at least twice as
+//! large as needed when new tickets run past it, so a rebuild happens at
+//! most once per window's worth of tickets.
 //!
-//! The tree covers a window of tickets starting at `origin`. Tickets before
-//! the first waiting one are done with; when new tickets run past the end of
-//! the window, the tree is rebuilt over the tickets still in the window, at
-//! least twice as large as they need, so a rebuild (O(window)) happens at
-//! most once per window's worth of new tickets.
-//!
-//! # Tickets that arrive out of order
-//!
-//! A café alone hands out its own tickets, so orders join at the end
-//! (`Line::push`). Cafés sharing one line in PostgreSQL get their tickets
-//! from a database sequence, and hear of each other's orders a moment later:
-//! ticket 41 (placed at another café) may arrive after this café's own 42,
-//! and an order handed back to the line (its café stopped before brewing
-//! it) comes back with the ticket it always had, ahead of everyone who came
-//! after it. `Line::insert` puts an order at its ticket, wherever that
-//! is: a ticket past the end leaves a gap of empty slots for the tickets in
-//! between (their orders may still arrive, or never: a sequence skips
-//! numbers), and a ticket before the front becomes the new front. Either
-//! costs the gap it spans, plus O(log n); a ticket before the tree's window
-//! rebuilds the tree with as much room again before the front, so a run of
-//! late arrivals pays for at most one rebuild per window's worth of them.
-//!
-//! A ticket is what a database sequence gives out, and the line is "tickets
-//! not yet taken": the store numbers its orders the same way.
+//! On a shared line tickets come from a database sequence and arrive out
+//! of order (another café's 41 after this café's 42, an order handed back
+//! with its old ticket): `Line::insert` puts an order at its ticket,
+//! wherever that is (see docs/cafe-server.md, "The line").
 //!
 //! [Fenwick tree]: https://en.wikipedia.org/wiki/Fenwick_tree
 

@@ -1,42 +1,22 @@
 //! A property test of the order book's state machine: any interleaving of
 //! what happens to orders keeps the book's promises.
 //!
-//! The unit tests in `tests.rs` each walk one story. Here `proptest`
-//! writes the stories: random sequences of placing (with and without
-//! request ids, into a line of random capacity), a barista taking the next
-//! order, starting and finishing brews, customers cancelling (with the
-//! right token and a wrong one), counter deadlines running out (the order
-//! abandoned), a barista going away mid-brew (and another taking the order
-//! over, or it failing), every barista out of reach and back, and the café
-//! closing, then its grace running out. Each story runs against the real
-//! [`OrderBook`], with real [`Follower`]s (a buzzer's, that shows the
-//! line, and a counter customer's) and a real board watcher reading along:
-//! no model of the book is checked, only what the book itself promises.
+//! `proptest` writes random stories (placing with and without request ids,
+//! taking, brewing, cancelling with right and wrong tokens, counter
+//! deadlines, a barista going away, baristas out of reach and back, closing
+//! and the grace's end) and runs each against the real [`OrderBook`], with
+//! real [`Follower`]s and a board watcher reading along. After every step:
+//! **nothing changes after a final state**, and **places in line are
+//! consistent** (1..n in ticket order; every QUEUED order in line or in a
+//! barista's hands; `counts()` agrees). At the end, **exactly one final
+//! event per order**: in its history, by each follower, and on the board.
 //!
-//! After every step:
-//! - **nothing changes after a final state**: an order's history has at
-//!   most one final status, and it is the last entry; a call that says it
-//!   changed nothing (returned false) left the history as it was, and one
-//!   that says it did added exactly one change;
-//! - **places in line are consistent**: the orders in line are QUEUED,
-//!   their places are 1..n in ticket order (so unique), and every QUEUED
-//!   order is either in line or in a barista's hands; `counts()` agrees.
-//!
-//! At the end (the café closed and its grace over, so every order has
-//! ended), **exactly one final event per order**, seen three ways: in the
-//! order's history, by each of its followers (which then end), and on the
-//! board, which saw every change in the history's order.
-//!
-//! Why drive the book from a plain `#[test]` with `now_or_never`: outside a
-//! runtime the book tells every line move at once (see `line_moves`) and
-//! the memory store never waits for durability, so everything a follower
-//! can yield after a step is ready when the step returns. Polling until
-//! it would wait reads exactly that, with no timing in the test.
-//!
-//! 128 stories of up to 60 steps each by default (a second or two);
-//! `PROPTEST_CASES=10000 cargo test -p cafe-server --lib proptests` for a
-//! longer search. A failing story is shrunk to a short one and kept in
-//! `proptest-regressions/` to be replayed first next time.
+//! It runs from a plain `#[test]` with `now_or_never`: outside a runtime the
+//! book tells every line move at once and the memory store never waits, so
+//! whatever a follower can yield after a step is ready when the step
+//! returns, with no timing in the test. `PROPTEST_CASES=10000 cargo test
+//! -p cafe-server --lib proptests` searches longer; failures are shrunk and
+//! kept in `proptest-regressions/`.
 
 use std::collections::HashMap;
 

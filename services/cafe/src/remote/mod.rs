@@ -13,65 +13,16 @@
 //!                                           started → BREWING "barista-2/Ana", finished → READY
 //! ```
 //!
-//! # One line, and true places in it
-//!
-//! A replica keeps no queue: with every barista busy it answers `Brew` with
-//! RESOURCE_EXHAUSTED at once. So the café must not send it more than it
-//! can brew, or those drinks would fail; and it must not hold them back in
-//! a queue of its own either, or a customer's "position 1 in line" would be
-//! a lie. The one dispatcher ([`RemoteBaristas::dispatch`]) therefore waits
-//! for a **slot** first, a barista of some replica up that none of this
-//! café's brews holds (`Registry::try_reserve`, in `remote/discovery.rs`),
-//! and only then takes the next order out of the line. An order is QUEUED with its real place until
-//! a barista is free for it, then BREWING on that replica. The café's pace
-//! follows the replicas: a replica that comes up (found by the resolver
-//! within `--barista-resolve-interval`) adds its baristas at once, and one
-//! that goes takes its own away; its brews are retried on the others.
-//!
-//! # Several cafés on the same replicas
-//!
-//! Cafés sharing a line in PostgreSQL may share the replicas too, and then
-//! a café's count of a replica's free baristas is too high. That is safe:
-//! the replica answers RESOURCE_EXHAUSTED instead of queueing, the café
-//! counts it as full until one of its own brews there ends or its station,
-//! read again by its health watcher, shows a barista free, and the order
-//! goes back to its place at the front of the line ([`Orders::put_back`]),
-//! or on a shared line (where it is already claimed) is kept by its brew
-//! task, which waits for the next free slot. Nothing is lost and nothing
-//! fails because of it. The price is a round trip per order turned away,
-//! which only happens while cafés compete for the same barista. A replica
-//! could instead queue and let the café find out later, but that hidden line
-//! is what this design removes.
-//!
-//! # Why no balancer
-//!
-//! Power of two choices (tower's `p2c::Balance`) samples two replicas
-//! because looking at all of them is costly or their load is unknown. Here
-//! each replica's free baristas are known exactly and there are a handful
-//! of replicas, so the registry looks at every one and takes the one with
-//! the most free: the pick is a loop under a short std mutex, and a wait for
-//! a slot is a [`tokio::sync::Notify`] rung whenever one may have come free
-//! (no polling). tonic's `balance_channel` would hide which replica a brew
-//! went to (needed to stop retrying on it) and which replicas are up
-//! (needed for the café's health).
-//!
-//! # Closing
-//!
-//! The dispatcher stops taking orders when the café closes; the orders
-//! still in line end as they do with embedded baristas (cancelled with the
-//! memory store, kept for the restart with a journal, left to the other
-//! cafés on a shared line), and the drinks in hand are finished.
-//!
-//! # Traced across the hop
-//!
-//! Each attempt at a brew is a `brew` span, joined to the trace of the call
-//! that placed the order (its context is kept on the [`OrderEntry`]), and the
-//! replicas' channels are wrapped by [`cafe_core::propagation::traced`]: the
-//! `Brew` call is a client span under the attempt and sends `traceparent`,
-//! so the barista's server span lands in the customer's trace. A retry on
-//! another replica is a second `brew` span with `attempt = 2` and a
-//! `retry.reason`; the failed one is marked as an error, with the warning as
-//! its span event.
+//! The one dispatcher ([`RemoteBaristas::dispatch`]) waits for a **slot**
+//! first, a free barista on some replica up (`Registry::try_reserve`, in
+//! `remote/discovery.rs`), and only then takes the next order out of the
+//! line: an order is QUEUED with its real place until a barista is free for
+//! it. A replica full for another café answers RESOURCE_EXHAUSTED; the
+//! order goes back to its place ([`Orders::put_back`]) or, already claimed
+//! on a shared line, waits in its brew task for the next free slot. Each
+//! attempt is a `brew` span joined to the trace of the call that placed the
+//! order, and the `Brew` call carries `traceparent`. Why no balancer, and
+//! the rest of the design: docs/cafe-server.md, "Remote baristas".
 
 mod discovery;
 mod replica;

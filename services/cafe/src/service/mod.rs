@@ -113,9 +113,9 @@ impl CafeService {
         span.record("order.size", request.size.as_str());
         span.record("queue.position", placed.queue_position);
         if placed.is_new {
-            // `debug`, as every step of an order's usual life (see
-            // docs/cafe-server.md, "Logs"): at 10,000 orders a second, one
-            // `info` line per step was a quarter of the café's CPU.
+            // `debug`, as every step of an order's usual life: one `info`
+            // line per step cost a large share of the café's CPU (see
+            // docs/cafe-server.md, "Logs").
             debug!(order.id = %entry.id(), customer = %request.customer, drink = request.drink.id,
                    size = %request.size, queue_position = placed.queue_position, "order placed");
         } else {
