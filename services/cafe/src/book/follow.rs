@@ -209,3 +209,6 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

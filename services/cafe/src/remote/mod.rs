@@ -25,6 +25,7 @@
 //! the rest of the design: docs/cafe-server.md, "Remote baristas".
 
 mod discovery;
+mod registry;
 mod replica;
 
 use std::{sync::Arc, time::Duration};
@@ -40,7 +41,7 @@ use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
 use tracing::{Instrument, Span, debug, field::Empty, info, info_span, warn};
 
 pub use discovery::BaristaEndpoint;
-use discovery::Registry;
+use registry::Registry;
 use replica::{BrewJob, Slot};
 
 use crate::{availability::Availability, book::OrderEntry, service::CLOSING_NOTE, store::Orders};

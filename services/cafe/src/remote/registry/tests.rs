@@ -7,6 +7,7 @@ use crate::{
     book::{OrderBook, Origin},
     error::CafeError,
 };
+use tonic::transport::Endpoint;
 
 fn latte() -> NewOrder {
     NewOrder::parse("Ada", "latte", Ok(None), "").unwrap()
