@@ -65,7 +65,7 @@ pub use placing::{Admitted, Placed};
 pub use reading::Counts;
 use registry::Registry;
 pub use restore::{REBREW_NOTE, Restored};
-pub use written::{Recorder, Written};
+pub use written::{Durability, Recorder, Written};
 
 /// How many finished orders the café remembers for `GetOrder` and
 /// `WatchOrder` by default (`--finished-orders-kept`); older ones are
@@ -383,14 +383,12 @@ impl OrderBook {
 
     /// Waits until the change numbered `seq` ([`Change::seq`]) is in the
     /// store: what to await before telling a customer of it. Immediate
-    /// with the memory store.
-    pub async fn durable(&self, seq: Seq) {
-        if let Some(journal) = &self.journal
-            && *journal.durable_mark().borrow() < seq
-        {
-            // The sender lives in the journal, which the book holds.
-            let mut durable = journal.durable_mark().subscribe();
-            let _ = durable.wait_for(|durable| *durable >= seq).await;
+    /// with the memory store; [`CafeError::StoreUnwritable`] while the
+    /// store is failing (the change is written once it recovers).
+    pub async fn durable(&self, seq: Seq) -> Result<(), CafeError> {
+        match &self.journal {
+            Some(journal) => written::durable(journal.durability(), seq).await,
+            None => Ok(()),
         }
     }
 
@@ -398,7 +396,7 @@ impl OrderBook {
     pub fn is_durable(&self, seq: Seq) -> bool {
         self.journal
             .as_ref()
-            .is_none_or(|journal| *journal.durable_mark().borrow() >= seq)
+            .is_none_or(|journal| journal.durability().borrow().durable >= seq)
     }
 
     /// Applies `change` to the order's latest state if it returns true:

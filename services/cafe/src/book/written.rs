@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use cafe_core::order::OrderId;
 
 use super::entry::{Change, OrderEntry, Seq};
+use crate::error::CafeError;
 
 /// One change the book made, as it hands it to its [`Recorder`].
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +32,41 @@ pub trait Recorder: std::fmt::Debug + Send + Sync {
     /// Takes one change; returns its number.
     fn record(&self, written: Written<'_>) -> Seq;
 
-    /// The highest number durable so far, as a channel that is told each
-    /// time it moves.
-    fn durable_mark(&self) -> &watch::Sender<Seq>;
+    /// How far the changes are durable, as a channel that is told each
+    /// time that moves.
+    fn durability(&self) -> &watch::Sender<Durability>;
+}
+
+/// How far a [`Recorder`]'s changes are kept.
+#[derive(Debug, Clone, Default)]
+pub struct Durability {
+    /// The highest number durable.
+    pub durable: Seq,
+    /// Why the store cannot be written right now, after repeated failures;
+    /// `None` while writes succeed.
+    pub failing: Option<String>,
+}
+
+/// Waits until the change numbered `seq` is durable, or fails with
+/// [`CafeError::StoreUnwritable`] as soon as the store is known not to be
+/// writable: an acknowledgement is never sent for a change that is not on
+/// disk, and nobody waits on a store that is failing. The change itself
+/// stays with the recorder and is written once the store recovers.
+pub async fn durable(mark: &watch::Sender<Durability>, seq: Seq) -> Result<(), CafeError> {
+    if mark.borrow().durable >= seq {
+        return Ok(());
+    }
+    // The sender lives with the recorder, which the caller holds, so the
+    // channel cannot close while this waits.
+    let mut written = mark.subscribe();
+    let Ok(now) = written
+        .wait_for(|now| now.durable >= seq || now.failing.is_some())
+        .await
+    else {
+        unreachable!("the recorder outlives its waiters")
+    };
+    match &now.failing {
+        Some(why) if now.durable < seq => Err(CafeError::StoreUnwritable(why.clone())),
+        _ => Ok(()),
+    }
 }

@@ -172,7 +172,7 @@ impl Orders {
     pub async fn get(&self, id: &str) -> Result<Order, CafeError> {
         let entry = self.find(id).await?;
         let now = entry.latest();
-        self.book.durable(now.seq).await;
+        self.book.durable(now.seq).await?;
         Ok(entry.order_at(&now))
     }
 
@@ -234,7 +234,7 @@ impl Orders {
         match &self.store {
             Kept::Memory | Kept::Journal => {
                 let (order, seq) = self.book.cancel(id, claim_token, reason)?;
-                self.book.durable(seq).await;
+                self.book.durable(seq).await?;
                 Ok(order)
             }
             Kept::SharedLine(shared) => {
