@@ -238,7 +238,7 @@ impl OrderBook {
             let notified = self.work.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // (`claim` and `claim_next` look at the line before
+            // (`claim` and the shared line's claim look at the line before
             // they wait, so the wake-up this may consume is not missed.)
             if self.queue_len() > 0 || self.availability.is_closed() {
                 return;
