@@ -38,12 +38,12 @@ const FINAL_FLUSH: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Orders {
     book: Arc<OrderBook>,
-    store: Kept,
+    store: KeptIn,
 }
 
 /// Where the book's orders are kept.
 #[derive(Debug, Clone)]
-enum Kept {
+enum KeptIn {
     /// Nowhere else: a restart forgets them.
     Memory,
     /// In this café's own store, through the book's journal.
@@ -83,7 +83,7 @@ impl Orders {
     pub fn in_memory(book: Arc<OrderBook>) -> Self {
         Orders {
             book,
-            store: Kept::Memory,
+            store: KeptIn::Memory,
         }
     }
 
@@ -111,7 +111,7 @@ impl Orders {
             let following = Following::start(&book, &shared, lease, finished_kept).await?;
             let orders = Orders {
                 book,
-                store: Kept::SharedLine(shared.clone()),
+                store: KeptIn::SharedLine(shared.clone()),
             };
             return Ok((orders, Upkeep(Running::Following(following, shared))));
         }
@@ -137,7 +137,7 @@ impl Orders {
         let writer = tokio::spawn(journal::write(Arc::clone(&journal), store, availability));
         let orders = Orders {
             book,
-            store: Kept::Journal,
+            store: KeptIn::Journal,
         };
         Ok((orders, Upkeep(Running::Writer(journal, writer))))
     }
@@ -152,8 +152,8 @@ impl Orders {
     /// travels with a new order to whoever brews it.
     pub async fn place(&self, request: NewOrder, origin: Origin) -> Result<Placed, CafeError> {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.place(request, origin),
-            Kept::SharedLine(shared) => mirror::place(&self.book, shared, request, origin).await,
+            KeptIn::Memory | KeptIn::Journal => self.book.place(request, origin),
+            KeptIn::SharedLine(shared) => mirror::place(&self.book, shared, request, origin).await,
         }
     }
 
@@ -161,8 +161,8 @@ impl Orders {
     /// at another café too).
     pub async fn find(&self, id: &str) -> Result<Arc<OrderEntry>, CafeError> {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.get(id),
-            Kept::SharedLine(shared) => mirror::find(&self.book, shared, id).await,
+            KeptIn::Memory | KeptIn::Journal => self.book.get(id),
+            KeptIn::SharedLine(shared) => mirror::find(&self.book, shared, id).await,
         }
     }
 
@@ -182,8 +182,8 @@ impl Orders {
     /// is over.
     pub async fn claim(&self, barista: &Arc<str>) -> Option<Arc<OrderEntry>> {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.claim().await,
-            Kept::SharedLine(shared) => mirror::claim(&self.book, shared, barista).await,
+            KeptIn::Memory | KeptIn::Journal => self.book.claim().await,
+            KeptIn::SharedLine(shared) => mirror::claim(&self.book, shared, barista).await,
         }
     }
 
@@ -191,8 +191,8 @@ impl Orders {
     /// on a shared line, is no longer this café's) and must not be brewed.
     pub async fn start(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.start(entry, barista),
-            Kept::SharedLine(shared) => mirror::start(&self.book, shared, entry, barista).await,
+            KeptIn::Memory | KeptIn::Journal => self.book.start(entry, barista),
+            KeptIn::SharedLine(shared) => mirror::start(&self.book, shared, entry, barista).await,
         }
     }
 
@@ -200,8 +200,8 @@ impl Orders {
     /// is no longer this café's to finish).
     pub async fn ready(&self, entry: &OrderEntry) -> bool {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.ready(entry),
-            Kept::SharedLine(shared) => mirror::ready(&self.book, shared, entry).await,
+            KeptIn::Memory | KeptIn::Journal => self.book.ready(entry),
+            KeptIn::SharedLine(shared) => mirror::ready(&self.book, shared, entry).await,
         }
     }
 
@@ -209,16 +209,16 @@ impl Orders {
     /// shared line, a closing café hands it back to the line instead).
     pub async fn fail(&self, entry: &OrderEntry, reason: &str) -> bool {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.fail(entry, reason),
-            Kept::SharedLine(shared) => mirror::fail(&self.book, shared, entry, reason).await,
+            KeptIn::Memory | KeptIn::Journal => self.book.fail(entry, reason),
+            KeptIn::SharedLine(shared) => mirror::fail(&self.book, shared, entry, reason).await,
         }
     }
 
     /// Notes why an open order waits longer (its barista went away).
     pub async fn note(&self, entry: &OrderEntry, note: &str) -> bool {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.note(entry, note),
-            Kept::SharedLine(shared) => mirror::note(&self.book, shared, entry, note).await,
+            KeptIn::Memory | KeptIn::Journal => self.book.note(entry, note),
+            KeptIn::SharedLine(shared) => mirror::note(&self.book, shared, entry, note).await,
         }
     }
 
@@ -232,12 +232,12 @@ impl Orders {
         reason: &str,
     ) -> Result<Order, CafeError> {
         match &self.store {
-            Kept::Memory | Kept::Journal => {
+            KeptIn::Memory | KeptIn::Journal => {
                 let (order, seq) = self.book.cancel(id, claim_token, reason)?;
                 self.book.durable(seq).await?;
                 Ok(order)
             }
-            Kept::SharedLine(shared) => {
+            KeptIn::SharedLine(shared) => {
                 mirror::cancel(&self.book, shared, id, claim_token, reason).await
             }
         }
@@ -248,8 +248,8 @@ impl Orders {
     /// the background). A call cut by the café closing cancels nothing.
     pub fn abandon(&self, entry: &OrderEntry, reason: &str) -> bool {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.abandon(entry, reason),
-            Kept::SharedLine(shared) => mirror::abandon(&self.book, shared, entry, reason),
+            KeptIn::Memory | KeptIn::Journal => self.book.abandon(entry, reason),
+            KeptIn::SharedLine(shared) => mirror::abandon(&self.book, shared, entry, reason),
         }
     }
 
@@ -258,15 +258,15 @@ impl Orders {
     /// holds it: it ended, or on a shared line it is already claimed.
     pub fn put_back(&self, entry: &Arc<OrderEntry>, closing_note: &str) -> bool {
         match &self.store {
-            Kept::Memory | Kept::Journal => self.book.put_back(entry, closing_note),
-            Kept::SharedLine(_) => false,
+            KeptIn::Memory | KeptIn::Journal => self.book.put_back(entry, closing_note),
+            KeptIn::SharedLine(_) => false,
         }
     }
 
     /// Whether a drink waiting for a barista when the café closes goes
     /// back to the line (for another café) rather than being finished here.
     pub fn hands_back_on_closing(&self) -> bool {
-        matches!(self.store, Kept::SharedLine(_))
+        matches!(self.store, KeptIn::SharedLine(_))
     }
 
     /// Closes the café: no new orders; the orders still in line are
@@ -282,21 +282,21 @@ impl Orders {
     /// the other cafés. Logs what it did.
     pub async fn grace_over(&self, reason: &str) {
         match &self.store {
-            Kept::Memory => {
+            KeptIn::Memory => {
                 let failed = self.book.grace_over(reason);
                 warn!(
                     failed,
                     "shutdown grace over with drinks still brewing: failed them"
                 );
             }
-            Kept::Journal => {
+            KeptIn::Journal => {
                 let kept = self.book.grace_over(reason);
                 warn!(
                     kept,
                     "shutdown grace over with drinks still brewing: kept them for the restart"
                 );
             }
-            Kept::SharedLine(shared) => {
+            KeptIn::SharedLine(shared) => {
                 let handed_back = mirror::hand_back_unfinished(&self.book, shared).await;
                 warn!(
                     handed_back,
