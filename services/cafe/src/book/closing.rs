@@ -92,7 +92,7 @@ impl OrderBook {
     /// Whether `entry` is left in the store for the café's restart: the
     /// café closed keeping its line and the order is still in it, or the
     /// grace ran out before it was finished. Its followers end here
-    /// ([`Follower::next`] returns `None` with the order still open).
+    /// ([`super::Follower::next`] returns `None` with the order still open).
     pub fn left_for_restart(&self, entry: &OrderEntry) -> bool {
         match *self.kept.borrow() {
             Kept::Nothing => false,

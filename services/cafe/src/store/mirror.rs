@@ -13,7 +13,7 @@
 //!
 //! Each café writes, then takes in the row its statement returned
 //! ([`mirror`], [`OrderBook::take_in`]); every other café takes in the same
-//! row when its notification arrives ([`super::following`]).
+//! row when its notification arrives (the `following` task).
 
 use std::{sync::Arc, time::SystemTime};
 
