@@ -207,7 +207,7 @@ impl RemoteBaristas {
                         // when the café closes is handed back, for another
                         // café. Otherwise it is a drink in hand (a retry):
                         // it is finished within the shutdown grace.
-                        () = orders.book().closed(), if orders.hands_back_on_closing() => {
+                        () = orders.waiting_drinks_go_back() => {
                             orders.fail(entry, CLOSING_NOTE).await;
                             return;
                         }

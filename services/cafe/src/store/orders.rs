@@ -263,10 +263,15 @@ impl Orders {
         }
     }
 
-    /// Whether a drink waiting for a barista when the café closes goes
-    /// back to the line (for another café) rather than being finished here.
-    pub fn hands_back_on_closing(&self) -> bool {
-        matches!(self.store, KeptIn::SharedLine(_))
+    /// Resolves when a drink still waiting for a barista must go back to
+    /// the line ([`Orders::fail`] hands it back): when the café closes on a
+    /// shared line, where another café can brew it. Never otherwise: a
+    /// drink in hand is finished here within the shutdown grace.
+    pub async fn waiting_drinks_go_back(&self) {
+        match &self.store {
+            KeptIn::Memory | KeptIn::Journal => std::future::pending().await,
+            KeptIn::SharedLine(_) => self.book.closed().await,
+        }
     }
 
     /// Closes the café: no new orders; the orders still in line are
