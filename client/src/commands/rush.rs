@@ -1,22 +1,13 @@
 //! `cafe rush`: a crowd orders at the counter, and the timeline shows what
-//! the way they wait costs.
-//!
-//! - **sequential** is the synchronous café from the customer's side: each
-//!   order is awaited before the next is sent, so the run takes the *sum* of
-//!   the waits, however many baristas stand idle.
-//! - **concurrent** is the asynchronous café: up to K orders are in flight
-//!   at once, so the run takes about the *longest* wait, which the number of
-//!   baristas bounds (6 orders, 3 baristas: two rounds of brewing).
-//!
-//! Both send the very same unary `OrderCoffee` call on the very same
+//! the way they wait costs. [`one_after_another`] is the synchronous café
+//! from the customer's side, [`all_at_once`] the asynchronous one, side by
+//! side: both send the very same unary `OrderCoffee` call on the very same
 //! connection; only when the client awaits differs. That is the lesson.
 //!
 //! The trace tells it too: each run is a span (`sequential`, `concurrent`)
 //! and each customer a `customer` span over everything done for their
-//! order, a staircase and a fan in Jaeger (`docs/tracing.md`).
-//!
-//! The lesson itself is [`one_after_another`] and [`all_at_once`], side by
-//! side; `report` holds what a run measured, `print` shows it.
+//! order, a staircase and a fan in Jaeger (`docs/tracing.md`). The module
+//! `report` holds what a run measured, `print` shows it.
 
 mod print;
 mod report;

@@ -1,24 +1,15 @@
 //! `cafe demo`: both halves of the lesson, measured, with nothing else
-//! running.
-//!
-//! - **The customer's half** (how the customer waits): one café, the same
-//!   rush at the counter twice, one customer after another (a staircase:
-//!   the run costs the *sum* of the waits), then all at once (a fan: about
-//!   the *longest* wait).
-//! - **The barista's half** (how the barista waits): the same concurrent
-//!   rush against two cafés with the same baristas and the same few runtime
-//!   worker threads. In the Flask-like one a brewing barista blocks its
-//!   worker thread (`--brew-mode blocking`), so the fan turns back into a
-//!   staircase although the customers are concurrent, and the menu, which
-//!   needs no barista, waits behind the drinks. In the FastAPI-like one a
-//!   brewing barista is a parked task, and the threads serve everyone else.
+//! running: the customer's half (one café, the same rush one customer after
+//! another, then all at once) and the barista's half (the same concurrent
+//! rush at a café whose baristas block their worker thread and at one whose
+//! baristas await, with the same baristas and threads). What each shows is
+//! told in `docs/lesson.md`.
 //!
 //! It ends with the seed's "Key differences" table filled with what was
-//! just measured ([`table`]). Every number is measured (the customers'
-//! clock, the café's timestamps, the runtime's metrics), none is computed
-//! from the menu. The cafés are real `cafe_server::Application`s, each on
-//! its own runtime and thread ([`cafe`]); their logs stay quiet (warnings
-//! only) unless `RUST_LOG` asks.
+//! just measured ([`table`]); every number is measured, none computed from
+//! the menu. The cafés are real `cafe_server::Application`s, each on its own
+//! runtime and thread ([`cafe`]), so a blocked café stalls only itself;
+//! their logs stay quiet (warnings only) unless `RUST_LOG` asks.
 
 pub mod cafe;
 mod explain;
