@@ -23,7 +23,7 @@ use cafe_core::{
     serving::ServerFlags,
 };
 use cafe_server::Config;
-use futures::FutureExt;
+use futures::{FutureExt, future::OptionFuture};
 use tokio::sync::watch;
 use tracing::{Instrument, Span, info_span};
 
@@ -185,14 +185,10 @@ async fn one_run(
         let _ = stop.send(true);
         report
     };
-    let menu = async {
-        match setup.menu {
-            Some(connection) => {
-                Some(probe::menu_while(connection.cafe.clone(), stopped.clone()).await)
-            }
-            None => None,
-        }
-    };
+    let menu: OptionFuture<_> = setup
+        .menu
+        .map(|connection| probe::menu_while(connection.cafe.clone(), stopped.clone()))
+        .into();
     let runtime = probe::runtime_while(setup.cafe.metrics.clone(), stopped.clone());
     let (report, menu, runtime) = async { tokio::join!(rush, menu, runtime) }
         .instrument(span)
