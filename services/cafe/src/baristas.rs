@@ -1,13 +1,11 @@
 //! Who brews, and the loop that takes orders from the line to them.
 //!
 //! [`Brewers`] is the one choice the café makes about its baristas:
-//! - **embedded** (the default): `--baristas` tasks, each of which *is* a
-//!   barista, named `Ana`, `Ben`, …, taking the next order in line and
-//!   brewing it in-process, then coming back for more;
-//! - **remote** (`--barista-endpoint`): one dispatcher task that waits for
-//!   a free barista on some `cafe-barista` replica, then takes the next
-//!   order and hands it over (see [`crate::remote`]). How many drinks are in
-//!   flight is then the replicas' free baristas, not `--baristas`.
+//! - **embedded** (the default): `--baristas` tasks named `Ana`, `Ben`, …,
+//!   each taking the next order in line and brewing it in-process;
+//! - **remote** (`--barista-endpoint`): one dispatcher that waits for a free
+//!   barista on some `cafe-barista` replica, then hands it the next order
+//!   ([`crate::remote`]); the replicas' free baristas set the pace.
 //!
 //! Either way this is where the waiting happens. A task spends almost all
 //! its life in two `.await`s: waiting for an order ([`Orders::claim`]) and
