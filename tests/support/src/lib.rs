@@ -110,6 +110,22 @@ pub async fn until_brewing(buzzer: &mut Streaming<OrderEvent>) -> OrderEvent {
     }
 }
 
+/// Reads a buzzer stream to its end, returning every event.
+pub async fn drain(mut stream: Streaming<OrderEvent>) -> Vec<OrderEvent> {
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.expect("the stream ends OK") {
+        events.push(event);
+    }
+    events
+}
+
+/// The statuses a buzzer showed, with repeats (queue moves) folded.
+pub fn statuses(events: &[OrderEvent]) -> Vec<OrderStatus> {
+    let mut seen: Vec<OrderStatus> = events.iter().map(status_of).collect();
+    seen.dedup();
+    seen
+}
+
 /// An order request for `drink` in medium.
 pub fn order(customer: &str, drink: &str) -> OrderRequest {
     OrderRequest {

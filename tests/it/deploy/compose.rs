@@ -61,24 +61,24 @@ impl Deployment {
         let files = [
             (
                 "docker-compose.yml",
-                include_str!("../../docker-compose.yml"),
+                include_str!("../../../docker-compose.yml"),
             ),
             (
                 "docker-compose.tls.yml",
-                include_str!("../../docker-compose.tls.yml"),
+                include_str!("../../../docker-compose.tls.yml"),
             ),
-            ("Dockerfile", include_str!("../../Dockerfile")),
+            ("Dockerfile", include_str!("../../../Dockerfile")),
             (
                 "deploy/envoy/envoy.yaml",
-                include_str!("../../deploy/envoy/envoy.yaml"),
+                include_str!("../../../deploy/envoy/envoy.yaml"),
             ),
             (
                 "deploy/envoy/envoy.tls.yaml",
-                include_str!("../../deploy/envoy/envoy.tls.yaml"),
+                include_str!("../../../deploy/envoy/envoy.tls.yaml"),
             ),
             (
                 "docker/make-certs.sh",
-                include_str!("../../docker/make-certs.sh"),
+                include_str!("../../../docker/make-certs.sh"),
             ),
         ];
         Deployment {

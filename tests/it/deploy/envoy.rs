@@ -25,9 +25,9 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde_norway::Value;
 
-const ENVOY: &str = include_str!("../../deploy/envoy/envoy.yaml");
-const ENVOY_TLS: &str = include_str!("../../deploy/envoy/envoy.tls.yaml");
-const CAFE_PROTO: &str = include_str!("../../proto/cafe/v1/cafe.proto");
+const ENVOY: &str = include_str!("../../../deploy/envoy/envoy.yaml");
+const ENVOY_TLS: &str = include_str!("../../../deploy/envoy/envoy.tls.yaml");
+const CAFE_PROTO: &str = include_str!("../../../proto/cafe/v1/cafe.proto");
 
 /// The calls a retry would repeat with an effect: each may have placed or
 /// cancelled an order before its café answered `UNAVAILABLE`.

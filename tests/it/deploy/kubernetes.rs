@@ -27,7 +27,7 @@ use super::binaries::{
     Binary, Parsed, Var, check_environment, check_grace, check_listen, postgres_target, root,
 };
 
-const DOCKERFILE: &str = include_str!("../../Dockerfile");
+const DOCKERFILE: &str = include_str!("../../../Dockerfile");
 
 /// OTLP over gRPC.
 const OTLP_GRPC_PORT: u16 = 4317;
