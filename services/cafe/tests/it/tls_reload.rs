@@ -3,7 +3,8 @@
 //! while the last good certificate stays served. A child process, because
 //! what is tested is the signal reaching `run_main`'s reload task; the
 //! reload itself, with a buzzer open across it, is tested in-process in
-//! `tests/tls.rs`. Certificates are made at run time (`cafe_testkit::tls`).
+//! the end-to-end `tests/it/tls.rs`. Certificates are made at run time
+//! (`cafe_testkit::tls`).
 
 #![cfg(unix)]
 
