@@ -4,7 +4,7 @@
 //! How each test gets a telemetry stack of its own: the global subscriber
 //! can be installed once per process, so instead each test builds one with
 //! [`telemetry::build`] and makes it the default *for its thread*
-//! (`tracing::dispatcher::set_default`). `#[tokio::test]` runs on a
+//! (`cafe_testkit::set_thread_default`). `#[tokio::test]` runs on a
 //! current-thread runtime, so the café's tasks, the client and every span
 //! they open live on that thread and report to that test's collector. Tests
 //! run in parallel without seeing each other's spans.
@@ -46,7 +46,7 @@ fn telemetry_to(endpoint: String) -> (Telemetry, DefaultGuard) {
         default_filter: cafe_testkit::test_console_filter(),
         otlp_endpoint: Some(endpoint),
     });
-    (telemetry, tracing::dispatcher::set_default(&dispatch))
+    (telemetry, cafe_testkit::set_thread_default(&dispatch))
 }
 
 /// A medium latte's brew time in the fast test café.

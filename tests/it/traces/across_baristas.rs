@@ -123,12 +123,12 @@ async fn blocking_brews_show_as_requests_that_start_late() {
         default_filter: cafe_testkit::test_console_filter(),
         otlp_endpoint: Some(collector.endpoint()),
     });
-    let _default = tracing::dispatcher::set_default(&dispatch);
+    let _default = cafe_testkit::set_thread_default(&dispatch);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .on_thread_start({
             let dispatch = dispatch.clone();
-            move || std::mem::forget(tracing::dispatcher::set_default(&dispatch))
+            move || std::mem::forget(cafe_testkit::set_thread_default(&dispatch))
         })
         .enable_all()
         .build()
