@@ -5,7 +5,9 @@
 //!
 //! One binary rather than one per file: the tests link once, and run in
 //! parallel with each other. Nothing here sets process-wide state (a global
-//! subscriber, an environment variable), so they can share a process.
+//! subscriber, an environment variable), so they can share a process. The
+//! one test that must run alone, closing under 2,000 orders in flight, is
+//! the package's second binary (`tests/shutdown.rs`, which says why).
 
 mod board;
 mod cancelling;
@@ -19,6 +21,5 @@ mod orders;
 mod queueing;
 mod restart;
 mod shared_line;
-mod shutdown;
 mod store_faults;
 mod tls_reload;
