@@ -13,6 +13,11 @@
 //! ignore the hint and send again at once lose a few hundred calls here to
 //! tonic's client, which fails the calls it had queued when GOAWAY came:
 //! see `cafe_core::serving::server`.)
+//!
+//! A binary of its own, unlike the café's other tests (`tests/it/`): it
+//! times a drain of 2,000 orders against a shutdown grace, and a test
+//! beside it in the same process would take the CPU that drain needs, so
+//! it runs alone, as the suite runs one binary at a time.
 
 use std::{
     collections::HashMap,

@@ -18,11 +18,8 @@
 #![cfg(unix)]
 
 use std::{
-    net::SocketAddr,
     path::Path,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use cafe_core::{
@@ -32,97 +29,16 @@ use cafe_core::{
     },
     serving::retry_hint::PUSHBACK,
 };
-use cafe_testkit::{LIMIT, child_log, connect, leaky_env, order, status_of, until_brewing};
-use serde_json::Value;
+use cafe_testkit::{LIMIT, order, process::ServerProcess, status_of, until_brewing};
 use tonic::{Code, Status, transport::Channel};
 
-/// A `cafe-server` process and its JSON log.
-struct CafeProcess {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-    addr: SocketAddr,
-}
-
-impl CafeProcess {
-    /// Starts the binary on the SQLite file in `dir` with one barista
-    /// brewing at `time_scale`, and waits until it listens.
-    fn start(dir: &Path, time_scale: &str) -> CafeProcess {
-        Self::start_with(dir, time_scale, &[])
-    }
-
-    /// Like [`CafeProcess::start`], with more flags.
-    fn start_with(dir: &Path, time_scale: &str, flags: &[&str]) -> CafeProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cafe-server"));
-        for key in leaky_env() {
-            command.env_remove(key);
-        }
-        let mut child = command
-            .arg("--database-url")
-            .arg(format!("sqlite://{}/cafe.db", dir.display()))
-            .args(["--listen", "127.0.0.1:0", "--baristas", "1"])
-            .args(["--time-scale", time_scale, "--log-format", "json"])
-            .args(flags)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start cafe-server");
-        let lines = child_log::json_lines(child.stderr.take().unwrap());
-        let mut cafe = CafeProcess {
-            child,
-            lines,
-            addr: "0.0.0.0:0".parse().unwrap(),
-        };
-        let open = cafe.wait_for_log("café open");
-        cafe.addr = open["fields"]["address"].as_str().unwrap().parse().unwrap();
-        cafe
-    }
-
-    /// The first log line from now on whose message is `message`.
-    fn wait_for_log(&self, message: &str) -> Value {
-        child_log::wait_for(&self.lines, message, LIMIT)
-    }
-
-    async fn client(&self) -> CafeClient<Channel> {
-        connect(self.addr).await
-    }
-
-    /// SIGTERM: the café closes politely, as on a rolling restart.
-    fn terminate(&self) {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "SIGTERM sent");
-    }
-
-    /// Waits for the process to exit by itself, and says whether it
-    /// exited cleanly.
-    fn wait_exit(mut self) -> bool {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.success();
-            }
-            assert!(Instant::now() < deadline, "the café did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `kill -9`: the process ends at once, in the middle of whatever it
-    /// was doing.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for CafeProcess {
-    fn drop(&mut self) {
-        // A failing test must not leave a café running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the real binary on the SQLite file in `dir` with one barista
+/// brewing at `time_scale` (and `flags`), and waits until it listens.
+fn start(dir: &Path, time_scale: &str, flags: &[&str]) -> ServerProcess {
+    let store = format!("sqlite://{}/cafe.db", dir.display());
+    let args = ["--database-url", &store, "--baristas", "1"];
+    let args = [&args[..], &["--time-scale", time_scale], flags].concat();
+    ServerProcess::start(env!("CARGO_BIN_EXE_cafe-server"), &args, "café open")
 }
 
 async fn get(client: &mut CafeClient<Channel>, id: &str) -> Order {
@@ -150,7 +66,7 @@ async fn a_killed_cafe_keeps_every_promise_after_a_restart() {
 
     // Before: real brew times (a latte takes 40 s), so the first order is
     // still brewing, and the rest waiting, when the café dies.
-    let cafe = CafeProcess::start(dir.path(), "1");
+    let cafe = start(dir.path(), "1", &[]);
     let mut client = cafe.client().await;
     let mut first_request = order("Ada", "latte");
     first_request.request_id = "ada-1".into();
@@ -199,7 +115,7 @@ async fn a_killed_cafe_keeps_every_promise_after_a_restart() {
     );
 
     // After: the same file, fast brewing (a latte in 1 s).
-    let cafe = CafeProcess::start(dir.path(), "0.025");
+    let cafe = start(dir.path(), "0.025", &[]);
     let restored = cafe.wait_for_log("order store open");
     assert_eq!(restored["fields"]["rebrewed"], 1, "{restored}");
     assert_eq!(restored["fields"]["queued"], 4, "{restored}");
@@ -290,7 +206,7 @@ async fn a_rolling_restart_keeps_the_line_and_the_drink_cut_short() {
 
     // Before: real brew times (a latte takes 40 s) and a 1 s grace, so the
     // first order is cut short and the rest still wait when the café closes.
-    let cafe = CafeProcess::start_with(dir.path(), "1", &["--shutdown-grace", "1s"]);
+    let cafe = start(dir.path(), "1", &["--shutdown-grace", "1s"]);
     let mut client = cafe.client().await;
     let mut first = client
         .order_with_buzzer(order("Ada", "latte"))
@@ -371,7 +287,7 @@ async fn a_rolling_restart_keeps_the_line_and_the_drink_cut_short() {
     assert!(cafe.wait_exit(), "a clean exit");
 
     // After: the same file, fast brewing (a latte in 1 s).
-    let cafe = CafeProcess::start(dir.path(), "0.025");
+    let cafe = start(dir.path(), "0.025", &[]);
     let restored = cafe.wait_for_log("order store open");
     assert_eq!(restored["fields"]["rebrewed"], 1, "{restored}");
     assert_eq!(restored["fields"]["queued"], 4, "{restored}");

@@ -2,7 +2,7 @@
 //! serving: how long a customer may wait at the counter, and how large a
 //! request may be. (The transport's limits, the same in every server, are
 //! tested in `cafe_core::serving::transport`; the queue's capacity in
-//! `cafe.rs`.)
+//! `orders`.)
 
 use std::time::Duration;
 

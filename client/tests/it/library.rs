@@ -1,6 +1,6 @@
 //! The `cafe` client's library against a real café on port 0: how the two
 //! paces of a rush actually wait, and what a missing café looks like.
-//! (The binary itself is driven by `client/tests/cli.rs`.)
+//! (The binary itself is driven by the `cli` tests.)
 
 use std::time::Duration;
 

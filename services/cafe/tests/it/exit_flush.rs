@@ -2,60 +2,46 @@
 //! delivers its last spans: the telemetry guard flushes them after the
 //! runtime is gone, on the exit path a person actually takes.
 //!
-//! This is the one place where the binary runs as a child process: what is
+//! The binary runs as a child process (`cafe_testkit::process`): what is
 //! tested is `main`'s order of drops, which no in-process test can see.
 //! It uses the OTLP collector of `cafe_testkit::otlp`.
 
 #![cfg(unix)]
 
-use std::{
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use cafe_core::{
     propagation,
     proto::v1::{OrderRequest, cafe_client::CafeClient},
 };
 use cafe_testkit::{
-    child_log,
     otlp::{Collector, KIND_SERVER},
+    process::ServerProcess,
 };
 use serde_json::Value;
-
-/// The first log line whose message is `message`, within 10 s.
-fn wait_for_log(lines: &mpsc::Receiver<Value>, message: &str) -> Value {
-    child_log::wait_for(lines, message, Duration::from_secs(10))
-}
 
 #[tokio::test]
 async fn ctrl_c_still_delivers_the_last_spans() {
     let collector = Collector::start();
     let data_dir = tempfile::tempdir().unwrap();
-    let mut cafe = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
-        // The binary's default store, in a directory of this test's own.
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .args(["--listen", "127.0.0.1:0", "--time-scale", "0.005"])
-        .args([
-            "--log-format",
-            "json",
+    let data_dir = data_dir.path().display().to_string();
+    let cafe = ServerProcess::start_with_env(
+        env!("CARGO_BIN_EXE_cafe-server"),
+        &[
+            // The binary's default store, in a directory of this test's own.
+            "--data-dir",
+            &data_dir,
+            "--time-scale",
+            "0.005",
             "--otlp-endpoint",
             &collector.endpoint(),
-        ])
+        ],
         // An order's usual steps are logged at `debug` (docs/cafe-server.md,
         // "Logs"); this test reads the "order placed" line.
-        .env("RUST_LOG", "info,cafe_server=debug")
-        .env_remove("OTEL_SERVICE_NAME")
-        .env_remove("OTEL_TRACES_SAMPLER")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start cafe-server");
-    let lines = child_log::json_lines(cafe.stderr.take().unwrap());
-    let open = wait_for_log(&lines, "café open");
-    let address = open["fields"]["address"].as_str().unwrap().to_owned();
+        &[("RUST_LOG", "info,cafe_server=debug")],
+        "café open",
+    );
+    let address = cafe.addr;
 
     // One order, through a traced channel (with no subscriber in this test
     // process, the café's server span is the trace's root).
@@ -76,27 +62,21 @@ async fn ctrl_c_still_delivers_the_last_spans() {
     let trace_id = propagation::trace_id_from(response.metadata()).expect("x-trace-id");
 
     // The JSON log line of the order names the same trace.
-    let placed = wait_for_log(&lines, "order placed");
+    let placed = cafe.wait_for_log("order placed");
     assert_eq!(placed["trace_id"], trace_id.as_str(), "{placed}");
     assert!(placed["span_id"].as_str().is_some_and(|id| id.len() == 16));
 
     // Ctrl-C. The batch processor's schedule (5 s) has not come round: only
     // the guard's flush at exit can deliver the spans.
     let stopped = Instant::now();
-    let interrupted = Command::new("kill")
-        .args(["-INT", &cafe.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
-    let status = tokio::task::spawn_blocking(move || cafe.wait())
+    cafe.signal("INT");
+    let (status, lines) = tokio::task::spawn_blocking(move || cafe.wait_exit_with_log())
         .await
-        .unwrap()
         .unwrap();
     let took = stopped.elapsed();
     eprintln!("cafe-server exited {status} {took:?} after SIGINT");
     assert!(status.success(), "{status}");
     // Its last word is the telemetry's account: every span exported.
-    let lines: Vec<Value> = lines.iter().collect();
     let account = final_account(&lines);
     assert_eq!(account["dropped"], 0, "{account}");
     assert!(
@@ -140,27 +120,23 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
         .local_addr()
         .unwrap();
     let data_dir = tempfile::tempdir().unwrap();
-    let mut cafe = Command::new(env!("CARGO_BIN_EXE_cafe-server"))
-        // The binary's default store, in a directory of this test's own.
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .args(["--listen", "127.0.0.1:0", "--time-scale", "0.005"])
-        .args([
-            "--log-format",
-            "json",
+    let data_dir = data_dir.path().display().to_string();
+    let cafe = ServerProcess::start_with_env(
+        env!("CARGO_BIN_EXE_cafe-server"),
+        &[
+            // The binary's default store, in a directory of this test's own.
+            "--data-dir",
+            &data_dir,
+            "--time-scale",
+            "0.005",
             "--otlp-endpoint",
             &format!("http://{closed}"),
-        ])
-        .env("RUST_LOG", "info")
+        ],
         // Export every 50 ms, so that the outage spans many failed batches.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start cafe-server");
-    let lines = child_log::json_lines(cafe.stderr.take().unwrap());
-    let open = wait_for_log(&lines, "café open");
-    let address = open["fields"]["address"].as_str().unwrap().to_owned();
+        &[("OTEL_BSP_SCHEDULE_DELAY", "50")],
+        "café open",
+    );
+    let address = cafe.addr;
 
     let mut client = CafeClient::connect(format!("http://{address}"))
         .await
@@ -181,24 +157,15 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
     }
 
     let stopped = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &cafe.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || cafe.wait())
+    cafe.signal("INT");
+    let (status, lines) = tokio::task::spawn_blocking(move || cafe.wait_exit_with_log())
         .await
-        .unwrap()
         .unwrap();
     let took = stopped.elapsed();
     eprintln!("{orders} orders; exited {status} {took:?} after SIGINT");
     assert!(status.success(), "{status}");
     assert!(took < Duration::from_secs(3), "exit took {took:?}");
 
-    // The log thread ends with the child's stderr.
-    let lines: Vec<Value> = lines.iter().collect();
     let warnings: Vec<Value> = lines
         .iter()
         .filter(|line| line["level"] == "WARN" || line["level"] == "ERROR")

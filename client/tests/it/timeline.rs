@@ -2,7 +2,7 @@
 //! and the shape and width rules from 1 to 200 customers.
 //!
 //! Regenerate the golden file after an intended change with
-//! `UPDATE_GOLDEN=1 cargo test -p cafe-client --test timeline`, and read
+//! `UPDATE_GOLDEN=1 cargo test -p cafe-client --test it timeline`, and read
 //! the diff before committing it.
 
 use std::time::Duration;
@@ -77,7 +77,7 @@ fn a_small_compare_matches_the_golden_text() {
     );
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/timeline_small.txt"
+        "/tests/it/golden/timeline_small.txt"
     );
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(path, &text).unwrap();
@@ -168,7 +168,7 @@ fn a_small_compare_matches_the_golden_svg() {
     );
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/timeline_small.svg"
+        "/tests/it/golden/timeline_small.svg"
     );
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(path, &picture).unwrap();

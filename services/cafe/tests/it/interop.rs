@@ -7,12 +7,12 @@
 //!
 //! | Interop case | Here | Elsewhere |
 //! | --- | --- | --- |
-//! | `cancel_after_first_response` | the dropped buzzer's order is still brewed, and its re-attached stream can be dropped too | `leaks.rs`: no task or stream left behind |
-//! | `timeout_on_sleeping_server` | `DEADLINE_EXCEEDED` exactly, from the café (a raw HTTP/2 client with no timer of its own), and the barista freed | `cafe.rs`: the same through tonic's client |
-//! | `status_code_and_message`, `special_status_message` | Unicode names round-trip exactly; a refusal's message and details arrive intact through `grpc-message`'s percent-encoding | `cafe.rs`: each bad field named |
+//! | `cancel_after_first_response` | the dropped buzzer's order is still brewed, and its re-attached stream can be dropped too | `leaks`: no task or stream left behind |
+//! | `timeout_on_sleeping_server` | `DEADLINE_EXCEEDED` exactly, from the café (a raw HTTP/2 client with no timer of its own), and the barista freed | `cancelling`: the same through tonic's client |
+//! | `status_code_and_message`, `special_status_message` | Unicode names round-trip exactly; a refusal's message and details arrive intact through `grpc-message`'s percent-encoding | `orders`: each bad field named |
 //! | `unimplemented_method`, `unimplemented_service` | `UNIMPLEMENTED`, and the café goes on serving | |
 //! | `custom_metadata` (large) | an 8 KiB header is served; one over the café's 16 KiB header limit gets HTTP 431 (`UNKNOWN` naming 431), and the café goes on serving | |
-//! | `max_message_size` | | `limits.rs` |
+//! | `max_message_size` | | `limits` |
 //!
 //! The others (compression, client-compressed streaming, the test
 //! service's echo methods, per-RPC credentials) have no counterpart in the

@@ -1,6 +1,6 @@
 //! The café's `/metrics`, scraped over HTTP as Prometheus does: the names
 //! and labels are there, and the values move with what the café does.
-//! (The leak tests, which read these gauges, are in `leaks.rs`.)
+//! (The leak tests, which read these gauges, are in `leaks`.)
 
 use cafe_core::proto::v1::{GetOrderRequest, OrderStatus, WatchBoardRequest};
 use cafe_testkit::{

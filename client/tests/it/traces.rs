@@ -43,7 +43,7 @@ fn stack(service: &'static str, endpoint: &str) -> (Telemetry, tracing::Dispatch
 /// `stack`, made the default for this thread until the guard drops.
 fn stack_here(service: &'static str, endpoint: &str) -> (Telemetry, DefaultGuard) {
     let (telemetry, dispatch) = stack(service, endpoint);
-    (telemetry, tracing::dispatcher::set_default(&dispatch))
+    (telemetry, cafe_testkit::set_thread_default(&dispatch))
 }
 
 /// Runs the real `cafe` binary with `args`, exporting to `endpoint` if
