@@ -22,6 +22,8 @@
 //! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
 //! - [`telemetry`]: logs and traces for every binary, set up once; the OTLP
 //!   exporter that never slows the service down.
+//! - [`outcome`]: the one wrapper that reads a call's outcome (at its
+//!   headers, its trailers, or its drop) for whoever watches calls.
 //! - [`propagation`]: one trace across processes: the tower layers that carry
 //!   the W3C trace context in gRPC metadata and open a span per call.
 //! - [`metrics`]: what an operator watches a server by, for Prometheus
@@ -42,6 +44,7 @@ pub mod fuzz;
 pub mod menu;
 pub mod metrics;
 pub mod order;
+pub mod outcome;
 pub mod propagation;
 pub mod serving;
 pub mod shutdown;

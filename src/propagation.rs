@@ -1,80 +1,38 @@
 //! One trace from the client through the café to the barista: the W3C
 //! trace context carried in gRPC metadata, and a span for every call.
 //!
-//! A process only knows its own spans. To stitch them into one trace, the
-//! caller writes its span's identity into the request's headers
-//! (`traceparent: 00-<trace id>-<span id>-01`, plus `tracestate` and
-//! `baggage` if any), and the server reads it back and makes its span a child
-//! of the caller's. gRPC metadata *is* HTTP/2 headers, so this is the same
-//! W3C Trace Context that HTTP services use.
+//! The caller writes its span's identity into the request's headers
+//! (`traceparent`, plus `tracestate` and `baggage`), and the server reads it
+//! back and makes its span a child of the caller's. gRPC metadata *is*
+//! HTTP/2 headers, so this is the W3C Trace Context that HTTP services use.
+//! Both ends are call observers ([`crate::outcome`]), so no handler has to
+//! think about it:
+//! - [`ServerTracing`]: reads the caller's context, opens the server span
+//!   (the OpenTelemetry RPC attributes), runs the handler inside it, and
+//!   answers with the trace id in `x-trace-id`.
+//! - [`traced`] ([`ClientTracing`]), around a client's `Channel`: opens the
+//!   client span as a child of the current span and sends it on.
 //!
-//! Both ends are tower layers, so no handler has to think about it:
-//! - [`GrpcServerTraceLayer`], for `Server::builder().layer(...)`: reads the
-//!   caller's context, opens the server span (named
-//!   `cafe.v1.Cafe/OrderCoffee`, with the OpenTelemetry RPC attributes), runs
-//!   the handler inside it, and answers with the trace id in `x-trace-id`.
-//! - [`GrpcClientTraceLayer`] (or [`traced`]), around a client's `Channel`:
-//!   opens the client span as a child of the current span and sends it on.
+//! The span and the header work come from
+//! `tracing-opentelemetry-instrumentation-sdk`; what is ours: a call ends
+//! with its trailers, not its headers (a dropped body is `CANCELLED`); each
+//! side judges failure by its own rule; health checks and reflection are
+//! not traced; `x-trace-id` on every traced response. Why not that crate's
+//! own layers, and what happens without export: `docs/tracing.md`, "How
+//! calls are traced".
 //!
-//! # What is borrowed and what is ours
-//!
-//! The span itself and the header work come from
-//! `tracing-opentelemetry-instrumentation-sdk`, the core of the
-//! `tonic-tracing-opentelemetry` middleware: it builds the span with the RPC
-//! semantic conventions (`rpc.system`, `rpc.service`, `rpc.method`,
-//! `server.address`, …), reads and writes `traceparent` through
-//! OpenTelemetry's global propagator ([`propagator`], installed by
-//! [`crate::telemetry`]), and knows which status codes are the server's
-//! fault. What our layers add (in `call`, `server` and `client` below):
-//! - **A call ends with its trailers, not its headers.** A server-streaming
-//!   call (a buzzer, the board) goes on until its last message, and its
-//!   status arrives in the HTTP/2 *trailers*. So the span travels inside the
-//!   response body ([`TracedBody`]) and closes when the trailers pass by,
-//!   recording `rpc.grpc.status_code`; a body dropped before its trailers is
-//!   a cancelled call. No span is left open forever.
-//! - **Each side judges failure by its own rule.** A client failed whenever
-//!   it did not get OK; a server only when the fault is its own (NOT_FOUND is
-//!   the server doing its job).
-//! - **Health checks and reflection are not traced, on either side**: a load
-//!   balancer probing every second would bury the interesting traces.
-//! - **`x-trace-id`** on every traced response, so a caller without a trace
-//!   backend of its own can still find the call's trace.
-//!
-//! Why not `tonic-tracing-opentelemetry`'s own layers (`OtelGrpcLayer`,
-//! server and client)? Run against `tests/tracing.rs` (version 0.42.1, with
-//! its health-check filter), they failed four assertions: a buzzer's server
-//! span lasted 33 ms and ended 202 ms before the stream did (it ends at the
-//! response headers); a board watcher who hung up was recorded as status 0
-//! and OK on both sides instead of CANCELLED (1), an error for the client;
-//! a NOT_FOUND was OK for the client (its client layer applies the server's
-//! rule); and a health check through a traced channel left a client span
-//! (its client layer has no filter). No layer on top can mend the first two:
-//! those layers mark the span OK when the headers arrive, and OpenTelemetry
-//! treats OK as final.
-//!
-//! # Without export
-//!
-//! The spans are at `TRACE` level with the target `otel::tracing` (the
-//! crate's convention): the OpenTelemetry layer lets them through, and
-//! `RUST_LOG=info` logs do not show them. When nothing is exported, that
-//! layer is not installed (see [`crate::telemetry`]), a call's span is
-//! disabled (unless `RUST_LOG` asks for `trace`), and tracing a call costs
-//! a header lookup. The caller's context
-//! is still honoured: while the call runs it is OpenTelemetry's *current*
-//! context, so the JSON logs name the caller's trace, calls made from the
-//! handler pass it on, and `x-trace-id` echoes the caller's trace id. A call
-//! with no `traceparent` gets no `x-trace-id`: with no trace backend there
-//! is no trace to point to. (Work that another task picks up later, such as
-//! a remote barista's `Brew`, does not carry it: [`join_trace`] needs the
-//! layer.)
+//! The spans are at `TRACE` level with the target `otel::tracing`: the
+//! OpenTelemetry layer lets them through, `RUST_LOG=info` logs do not show
+//! them. Without export, the caller's context is still made current while
+//! the call runs, so logs and onward calls name the caller's trace.
 
 mod call;
 mod client;
 mod server;
 
-pub use call::{TracedBody, TracedResponse};
-pub use client::{GrpcClientTrace, GrpcClientTraceLayer, traced};
-pub use server::{GrpcServerTrace, GrpcServerTraceLayer};
+pub use call::{CallSpan, InCall};
+pub use client::{ClientTracing, GrpcClientTrace, traced};
+pub use server::{GrpcServerTrace, ServerTracing};
 
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
@@ -137,7 +95,7 @@ mod tests {
     use std::convert::Infallible;
 
     use opentelemetry::trace::TraceContextExt;
-    use tower::{Layer, Service, ServiceExt};
+    use tower::{Service, ServiceExt};
     use tracing_opentelemetry_instrumentation_sdk::http::{extract_context, inject_context};
 
     use super::*;
@@ -168,7 +126,9 @@ mod tests {
 
     /// A server whose handler says (in a `seen` header) the trace id of the
     /// OpenTelemetry context it ran in.
-    async fn serve_once(request: http::Request<()>) -> http::Response<TracedBody<String>> {
+    async fn serve_once(
+        request: http::Request<()>,
+    ) -> http::Response<crate::outcome::ObservedBody<String, Option<CallSpan>>> {
         let handler = tower::service_fn(|_request: http::Request<()>| async {
             let context = opentelemetry::Context::current();
             let trace_id = context.span().span_context().trace_id().to_string();
@@ -178,7 +138,7 @@ mod tests {
                 .unwrap();
             Ok::<_, Infallible>(response)
         });
-        let mut server = GrpcServerTraceLayer.layer(handler);
+        let mut server = crate::outcome::Observe::new(handler, ServerTracing);
         server.ready().await.unwrap().call(request).await.unwrap()
     }
 

@@ -3,47 +3,30 @@
 //! go-grpc-prometheus, which existing dashboards know), and the calls open
 //! right now by method, `grpc_server_calls_in_flight`.
 //!
-//! # When a call ends
+//! A call ends when its gRPC status is known, which for a stream is its
+//! trailers: [`crate::outcome`] tells a [`TimedCall`] then, or `CANCELLED`
+//! when the body is dropped before them (the call leaves the in-flight
+//! gauge at that moment). A stream that nobody reads and that never ends
+//! stays in flight, which is what the gauge is for.
 //!
-//! As in [`crate::propagation`] (whose span does the same journey): a call
-//! ends when its gRPC status is known, and that is not when the handler
-//! returns. An error answered at once comes "trailers-only", its status in
-//! the response headers; every other call, and every stream, ends with the
-//! trailers at the end of the body, which for a buzzer is minutes later. So
-//! the call's clock travels from [`MeteredResponse`] into the response body
-//! ([`MeteredBody`]) and stops when the trailers pass. A body dropped
-//! before its trailers is a call the client cancelled (or whose connection
-//! went away): it is filed as `CANCELLED`, and it leaves the in-flight
-//! gauge then. A stream that nobody reads and that never ends stays in
-//! flight, which is what the gauge is for.
-//!
-//! # What it costs
-//!
-//! Per call: a lookup of the method's path in a map built at start, two
-//! atomic additions (in flight), two clock reads and one histogram
-//! observation (a short lock). Methods are known in advance from the
-//! descriptor sets of what the server serves, so a client sending made-up
-//! paths cannot create new series: they are all filed under
-//! `grpc_service="unknown"`.
+//! Methods are known in advance from the descriptor sets of what the server
+//! serves, so a client sending made-up paths cannot create new series: they
+//! are all filed under `grpc_service="unknown"`. Per call: a lookup in a map
+//! built at start, the in-flight gauge up and down, two clock reads and one
+//! histogram observation.
 
 use std::{
     collections::HashMap,
-    pin::Pin,
     sync::{Arc, OnceLock},
-    task::{Context, Poll},
     time::Instant,
 };
 
-use http::{HeaderMap, HeaderName};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 use prometheus_client::{
     metrics::{family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use prost::Message;
 use tonic::Code;
-use tower::{Layer, Service};
 
 use crate::convert::code_name;
 
@@ -55,10 +38,6 @@ pub const BUCKETS: [f64; 18] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 120.0, 300.0,
 ];
-
-/// The header (or trailer) with a call's status code. A `HeaderName` made
-/// once: looking a `&str` up parses and checks it on every call.
-static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// `grpc_service` and `grpc_method`.
 type MethodLabels = [(&'static str, Arc<str>); 2];
@@ -147,13 +126,12 @@ impl RpcMetrics {
     }
 
     /// Starts timing a call to `path`.
-    fn start(&self, path: &str) -> Call {
+    pub fn start(&self, path: &str) -> TimedCall {
         let method = Arc::clone(self.methods.get(path).unwrap_or(&self.unknown));
         method.in_flight.inc();
-        Call {
+        TimedCall {
             method,
             started: Instant::now(),
-            finished: false,
         }
     }
 }
@@ -192,194 +170,41 @@ fn served_methods(service: &str) -> Vec<(String, String)> {
     methods
 }
 
-/// One call, timed until its status is known. Dropped without a status:
-/// the call was cancelled.
+/// One call, timed until its status is known.
 #[derive(Debug)]
-struct Call {
+pub struct TimedCall {
     method: Arc<MethodMetrics>,
     started: Instant,
-    finished: bool,
 }
 
-impl Call {
-    fn finish(mut self, code: Code) {
-        self.record(code);
-    }
-
-    fn record(&mut self, code: Code) {
-        self.finished = true;
+impl TimedCall {
+    /// Files the call under `code`; it is no longer in flight.
+    pub fn finish(self, code: Code) {
         let seconds = self.started.elapsed().as_secs_f64();
         self.method.durations(code).observe(seconds);
-    }
-
-    /// Finishes the call if `headers` (or trailers) carry its status;
-    /// gives it back if not.
-    fn finish_from(self, headers: &HeaderMap) -> Option<Self> {
-        match headers.get(&GRPC_STATUS) {
-            Some(status) => {
-                self.finish(Code::from_bytes(status.as_bytes()));
-                None
-            }
-            None => Some(self),
-        }
-    }
-}
-
-impl Drop for Call {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.record(Code::Cancelled);
-        }
         self.method.in_flight.dec();
-    }
-}
-
-/// Times every call (see the module docs). With `None` (no
-/// `--metrics-listen`) it only passes calls through.
-#[derive(Debug, Clone, Default)]
-pub struct RpcMetricsLayer {
-    metrics: Option<Arc<RpcMetrics>>,
-}
-
-impl RpcMetricsLayer {
-    /// Records into `metrics`, if any.
-    pub fn new(metrics: Option<Arc<RpcMetrics>>) -> Self {
-        RpcMetricsLayer { metrics }
-    }
-}
-
-impl<S> Layer<S> for RpcMetricsLayer {
-    type Service = RpcMetricsService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RpcMetricsService {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// The service made by [`RpcMetricsLayer`].
-#[derive(Debug, Clone)]
-pub struct RpcMetricsService<S> {
-    inner: S,
-    metrics: Option<Arc<RpcMetrics>>,
-}
-
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RpcMetricsService<S>
-where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-{
-    type Response = http::Response<MeteredBody<ResBody>>;
-    type Error = S::Error;
-    type Future = MeteredResponse<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let call = self
-            .metrics
-            .as_ref()
-            .map(|metrics| metrics.start(request.uri().path()));
-        MeteredResponse {
-            inner: self.inner.call(request),
-            call,
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of a timed call: moves the call's clock into
-    /// the body when the response head arrives, or stops it there for an
-    /// error answered at once.
-    pub struct MeteredResponse<F> {
-        #[pin]
-        inner: F,
-        call: Option<Call>,
-    }
-}
-
-impl<F, B, E> Future for MeteredResponse<F>
-where
-    F: Future<Output = Result<http::Response<B>, E>>,
-{
-    type Output = Result<http::Response<MeteredBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        let call = this.call.take();
-        Poll::Ready(match result {
-            Ok(response) => {
-                let call = call.and_then(|call| call.finish_from(response.headers()));
-                Ok(response.map(|inner| MeteredBody { inner, call }))
-            }
-            Err(error) => {
-                if let Some(call) = call {
-                    call.finish(Code::Unavailable);
-                }
-                Err(error)
-            }
-        })
-    }
-}
-
-pin_project! {
-    /// A response body that stops its call's clock when the trailers (with
-    /// the gRPC status) pass, or files the call as cancelled if dropped
-    /// before them.
-    pub struct MeteredBody<B> {
-        #[pin]
-        inner: B,
-        call: Option<Call>,
-    }
-}
-
-impl<B: Body> Body for MeteredBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    *this.call = this.call.take().and_then(|call| call.finish_from(trailers));
-                }
-            }
-            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
-                // A body that failed, or ended without a status.
-                if let Some(call) = this.call.take() {
-                    call.finish(Code::Unknown);
-                }
-            }
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::VecDeque, convert::Infallible, future::poll_fn};
+    use std::{collections::VecDeque, convert::Infallible, future::poll_fn, pin::Pin, task::{Context, Poll}};
 
+    use http::HeaderMap;
+    use http_body::{Body, Frame};
     use tower::ServiceExt;
 
     use super::*;
+    use crate::{
+        outcome::{Observe, ObservedBody},
+        serving::calls::{OpenCalls, ServedCall, ServedCalls},
+    };
+
+    /// A service watched as a server watches its calls, timed in `metrics`.
+    fn timed<S>(service: S, metrics: &Arc<RpcMetrics>) -> Observe<S, ServedCalls> {
+        let watched = ServedCalls::new(OpenCalls::default(), Some(Arc::clone(metrics)));
+        Observe::new(service, watched)
+    }
 
     #[test]
     fn code_names_follow_the_spec() {
@@ -430,7 +255,7 @@ mod tests {
         ]))
     }
 
-    async fn read_to_end(mut body: MeteredBody<Frames>) {
+    async fn read_to_end(mut body: ObservedBody<Frames, ServedCall>) {
         while poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
             .await
             .is_some()
@@ -448,7 +273,7 @@ mod tests {
         let handler = tower::service_fn(|_request: http::Request<()>| async {
             Ok::<_, Infallible>(http::Response::new(stream_ending_with("5")))
         });
-        let service = RpcMetricsLayer::new(Some(Arc::clone(&metrics))).layer(handler);
+        let service = timed(handler, &metrics);
         let watch = &metrics.methods["/cafe.v1.Cafe/WatchOrder"];
 
         // Read to the end: NOT_FOUND (5), from the trailers.
@@ -485,7 +310,7 @@ mod tests {
                 .insert("grpc-status", "12".parse().unwrap());
             Ok::<_, Infallible>(response)
         });
-        let service = RpcMetricsLayer::new(Some(Arc::clone(&metrics))).layer(refuses);
+        let service = timed(refuses, &metrics);
         for path in ["/made.up/Path", "/another/One"] {
             let response = service.clone().oneshot(request(path)).await.unwrap();
             assert_eq!(metrics.unknown.in_flight.get(), 0, "over at its headers");

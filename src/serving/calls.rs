@@ -1,24 +1,24 @@
 //! The calls open on one connection, counted, so that a connection with no
 //! call for `--idle-timeout` can be closed, and so that a closing server
-//! sends GOAWAY once a client has stopped sending new calls.
+//! sends GOAWAY once a client has stopped sending new calls; and
+//! [`ServedCalls`], everything a server watches each call for.
 //!
 //! A call is open from the moment its request reaches the service until its
-//! response body has been sent to the end (for a buzzer: the last event)
-//! or dropped (the client reset it, the connection died). The count lives
+//! status has been sent (for a buzzer: after the last event) or its
+//! response dropped (the client reset it, the connection died). The count lives
 //! in a `watch` channel, so the connection's task can wait for "none open
 //! for this long" without polling.
 
-use std::{
-    convert::Infallible,
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use futures::future::BoxFuture;
-use http::{Request, Response};
-use hyper::body::{Body, Frame, SizeHint};
+use http::Request;
 use tokio::sync::watch;
+
+use crate::{
+    metrics::rpc::{RpcMetrics, TimedCall},
+    outcome::{CallObserver, MakeObserver, Outcome},
+    propagation::{CallSpan, InCall, ServerTracing},
+};
 
 /// The calls open on one connection. Clones share the count.
 #[derive(Debug, Clone, Default)]
@@ -90,73 +90,60 @@ impl Drop for CallGuard {
     }
 }
 
-/// A service that counts its calls in an [`OpenCalls`].
+/// How a server watches its calls on one connection: each call counted
+/// open, timed by method (with `--metrics-listen`) and traced, all told
+/// the call's outcome by one [`Observe`](crate::outcome::Observe) wrapper.
 #[derive(Debug, Clone)]
-pub struct CountCalls<S> {
-    inner: S,
+pub struct ServedCalls {
     calls: OpenCalls,
+    metrics: Option<Arc<RpcMetrics>>,
 }
 
-impl<S> CountCalls<S> {
-    /// `inner`, with its calls counted in `calls`.
-    pub fn new(inner: S, calls: OpenCalls) -> Self {
-        CountCalls { inner, calls }
-    }
-}
-
-impl<S, R, B> tower::Service<Request<R>> for CountCalls<S>
-where
-    S: tower::Service<Request<R>, Response = Response<B>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<CountedBody<B>>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<R>) -> Self::Future {
-        let guard = self.calls.open();
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await?;
-            Ok(response.map(|body| CountedBody {
-                body,
-                _guard: guard,
-            }))
-        })
+impl ServedCalls {
+    /// Counts calls in `calls` and times them in `metrics`, if any.
+    pub fn new(calls: OpenCalls, metrics: Option<Arc<RpcMetrics>>) -> Self {
+        ServedCalls { calls, metrics }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A response body that holds its call open until it is dropped.
-    #[derive(Debug)]
-    pub struct CountedBody<B> {
-        #[pin]
-        body: B,
-        _guard: CallGuard,
+/// One call as a server watches it.
+#[derive(Debug)]
+pub struct ServedCall {
+    span: Option<CallSpan>,
+    timed: Option<TimedCall>,
+    _open: CallGuard,
+}
+
+impl MakeObserver for ServedCalls {
+    type Observer = ServedCall;
+
+    fn observe<B>(&self, request: &mut Request<B>) -> ServedCall {
+        ServedCall {
+            _open: self.calls.open(),
+            timed: self
+                .metrics
+                .as_ref()
+                .map(|metrics| metrics.start(request.uri().path())),
+            span: ServerTracing.observe(request),
+        }
     }
 }
 
-impl<B: Body> Body for CountedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().body.poll_frame(cx)
+impl CallObserver for ServedCall {
+    fn enter(&self) -> Option<InCall<'_>> {
+        self.span.enter()
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+    fn respond(&mut self, headers: &mut http::HeaderMap) {
+        self.span.respond(headers);
     }
 
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+    fn finish(self, outcome: Outcome<'_>) {
+        if let Some(timed) = self.timed {
+            timed.finish(outcome.code);
+        }
+        self.span.finish(outcome);
+        // Dropping `_open` ends the call's count.
     }
 }
 

@@ -59,8 +59,7 @@ use super::{
 };
 use crate::{
     deadline::DeadlineLayer,
-    metrics::{Collector, endpoint::MetricsServer, rpc::RpcMetricsLayer},
-    propagation::GrpcServerTraceLayer,
+    metrics::{Collector, endpoint::MetricsServer},
     proto::FILE_DESCRIPTOR_SET,
 };
 
@@ -219,15 +218,12 @@ impl Server {
         // drain.
         let (rpc_metrics, _metrics_endpoint) =
             self.metrics.map(|metrics| metrics.start(S::NAME)).unzip();
+        // Outside these layers, the transport watches every call (see
+        // `calls::ServedCalls`), so it sees each call's final status, the
+        // deadline's and retry hint's included: timed by method and status
+        // code, and in a server span, child of the caller's span when the
+        // request carries a `traceparent`, its trace id in `x-trace-id`.
         let stack = tower::ServiceBuilder::new()
-            // Outermost, so it sees every call's final status (the deadline
-            // and retry-hint layers' included): each call timed by method
-            // and status code.
-            .layer(RpcMetricsLayer::new(rpc_metrics))
-            // Every call gets a server span, child of the caller's span when
-            // the request carries a `traceparent` (health and reflection
-            // calls excepted), and its trace id back in `x-trace-id`.
-            .layer(GrpcServerTraceLayer)
             // Callers get DEADLINE_EXCEEDED (not tonic's CANCELLED) when their
             // deadline passes, and handlers see it (see `crate::deadline`).
             .layer(DeadlineLayer)
@@ -237,7 +233,7 @@ impl Server {
         // The connections are served in a task of their own, so that
         // closing can go on beside them: calls keep being answered while the
         // server closes.
-        let transport = Transport::start(self.listener, stack, self.limits, self.tls);
+        let transport = Transport::start(self.listener, stack, rpc_metrics, self.limits, self.tls);
 
         self.shutdown.await;
 

@@ -47,8 +47,10 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
+use crate::{metrics::rpc::RpcMetrics, outcome::Observe};
+
 use super::{
-    calls::{CountCalls, OpenCalls},
+    calls::{OpenCalls, ServedCalls},
     handshake::{self, Began},
     tls::ServerTls,
 };
@@ -162,10 +164,12 @@ impl<B> ResponseBody for B where
 
 impl Transport {
     /// Starts accepting on `listener` and serving `service` on every
-    /// connection, within `limits`; over TLS with `tls`.
+    /// connection, within `limits`, each call timed in `metrics` (if any)
+    /// and traced; over TLS with `tls`.
     pub fn start<S, B>(
         listener: TcpListener,
         service: S,
+        metrics: Option<Arc<RpcMetrics>>,
         limits: Limits,
         tls: Option<Arc<ServerTls>>,
     ) -> Transport
@@ -174,7 +178,7 @@ impl Transport {
         B: ResponseBody,
     {
         let (closing, closed) = watch::channel(None);
-        let task = tokio::spawn(accept_loop(listener, service, limits, tls, closed));
+        let task = tokio::spawn(accept_loop(listener, (service, metrics), limits, tls, closed));
         Transport { closing, task }
     }
 
@@ -211,7 +215,7 @@ impl Drop for Transport {
 /// finish. Dropping this future (the task aborted) drops every connection.
 async fn accept_loop<S, B>(
     listener: TcpListener,
-    service: S,
+    service: (S, Option<Arc<RpcMetrics>>),
     limits: Limits,
     tls: Option<Arc<ServerTls>>,
     mut closed: watch::Receiver<Option<Instant>>,
@@ -302,7 +306,7 @@ fn settings(limits: &Limits) -> http2::Builder<TokioExecutor> {
 async fn connection<S, B>(
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
-    service: S,
+    service: (S, Option<Arc<RpcMetrics>>),
     http2: http2::Builder<TokioExecutor>,
     limits: Limits,
     tls: Option<Arc<ServerTls>>,
@@ -375,7 +379,7 @@ async fn refuse_plaintext(
 /// closes.
 async fn serve<I, S, B>(
     io: I,
-    service: S,
+    (service, metrics): (S, Option<Arc<RpcMetrics>>),
     http2: http2::Builder<TokioExecutor>,
     limits: Limits,
     mut closed: watch::Receiver<Option<Instant>>,
@@ -385,7 +389,9 @@ async fn serve<I, S, B>(
     B: ResponseBody,
 {
     let calls = OpenCalls::default();
-    let service = TowerToHyperService::new(CountCalls::new(service, calls.clone()));
+    // Every call counted open (for the timers below), timed and traced.
+    let watched = ServedCalls::new(calls.clone(), metrics);
+    let service = TowerToHyperService::new(Observe::new(service, watched));
     let connection = http2.serve_connection(io, service);
     tokio::pin!(connection);
 
