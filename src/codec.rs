@@ -29,9 +29,8 @@ use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 /// The size a call's encode and decode buffers start at: a message of the
 /// café's (an `OrderEvent`, an `OrderRequest`, the menu) and its 5-byte
 /// gRPC header fit without growing it. jemalloc, the servers' allocator,
-/// has a size class of exactly this. Measured (5,000 open buzzers, RSS
-/// growth per order): 1 KiB buffers left 7.2 to 7.3 KiB per open buzzer,
-/// 512 bytes 5.9 to 6.8.
+/// has a size class of exactly this. Smaller than a larger class by what
+/// `docs/performance.md` ("Call buffers") measured per open buzzer.
 pub const BUFFER_SIZE: usize = 512;
 
 /// How many bytes of ready messages a stream gathers before handing them

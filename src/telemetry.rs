@@ -5,56 +5,36 @@
 //! still buffered, so even a two-second CLI run or a Ctrl-C'd server sends
 //! its last spans.
 //!
-//! One `tracing` subscriber feeds up to two layers, each with its own filter:
+//! One `tracing` subscriber feeds up to two layers, each with its own filter
+//! ([`filters`]):
 //! - the **console** layer writes log lines to stderr (stdout belongs to the
 //!   CLI's output), filtered by `RUST_LOG` (default `info`), as text for
 //!   people or as JSON (with `trace_id` and `span_id`, so a log line leads
 //!   to its trace);
 //! - the **OpenTelemetry** layer, *only when exporting*, turns spans into
-//!   OpenTelemetry spans. Its filter is fixed ([`OTEL_FILTER_DIRECTIVES`];
-//!   of the events, only warnings and errors become span events: see
-//!   `otel_filter`) and independent of `RUST_LOG`: turning on debug logs
-//!   must not flood the trace backend, and the exporter's own gRPC client
-//!   (h2, hyper, tonic, tower) must never record spans about sending spans.
-//!   Without that filter every export makes spans that need exporting, and
-//!   throughput collapses.
-//!
-//! Why only when exporting: the layer does work for every span that passes
-//! its filter (ids, attributes, timings, a context switch on every enter),
-//! exported or not. Without it there are no trace ids of
-//! our own: a server echoes the caller's trace id (from `traceparent`) in
-//! `x-trace-id` and in the JSON logs, and a call without one has none (see
-//! [`crate::propagation`]). A trace id that leads to no trace is no help.
+//!   OpenTelemetry spans, with a fixed filter independent of `RUST_LOG`:
+//!   debug logs must not flood the trace backend, and the exporter's own
+//!   gRPC client must never record spans about sending spans. It does work
+//!   for every span it sees, exported or not, hence only when exporting;
+//!   without it a server echoes the caller's trace id instead of making its
+//!   own (see [`crate::propagation`]).
 //!
 //! Export over OTLP/gRPC starts only when an endpoint is given
-//! (`--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`); `telemetry/export.rs`
-//! explains how it stays out of the way when the collector is missing, and
-//! `telemetry/queue.rs` how every dropped span is counted and reported
-//! ([`spans_dropped`], [`Telemetry::span_counts`]). The other standard
-//! variables, all read here ([`ExportSettings`]) unless said otherwise:
-//! - `OTEL_SERVICE_NAME`: the service's name in the trace backend (defaults
-//!   to [`TelemetryConfig::service_name`]).
-//! - `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` (e.g.
-//!   `parentbased_traceidratio` and `0.1`); default: every trace.
-//! - `OTEL_BSP_MAX_QUEUE_SIZE` (default [`DEFAULT_MAX_QUEUE_SIZE`] spans),
-//!   `OTEL_BSP_SCHEDULE_DELAY` (ms, default 5 s),
-//!   `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (default
-//!   [`DEFAULT_MAX_EXPORT_BATCH_SIZE`]), `OTEL_BSP_MAX_CONCURRENT_EXPORTS`
-//!   (default [`DEFAULT_MAX_CONCURRENT_EXPORTS`]): the batch span
-//!   processor, sized for a rush of 10,000 orders/s.
-//! - `OTEL_EXPORTER_OTLP_TIMEOUT` or `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`
-//!   (ms): default 1 s (not 10 s: a short-lived process must not hang at
-//!   exit on an unreachable collector).
-//! - `OTEL_RESOURCE_ATTRIBUTES`: read by the SDK.
-//!
-//! The W3C `traceparent` travelling between processes is the job of
-//! [`crate::propagation`].
+//! (`--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`); `export` keeps it
+//! out of the way when the collector is missing, `queue` counts every
+//! dropped span, and `settings` reads the standard `OTEL_*` variables
+//! ([`ENV_VARS`]; what each means: `docs/tracing.md`, "Configuration").
+//! [`links`] says where a trace can be found.
 
 mod export;
+mod filters;
 mod json;
+pub mod links;
 mod queue;
 mod settings;
 
+pub use filters::{OTEL_FILTER_DIRECTIVES, TRACE_ONLY};
+pub use links::{DEFAULT_JAEGER_UI, current_trace_id, jaeger_trace_url, jaeger_trace_url_in};
 pub use queue::{DROP_REPORT_EVERY, SpanCounts};
 pub use settings::{
     DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_CONCURRENT_EXPORTS, DEFAULT_MAX_EXPORT_BATCH_SIZE,
@@ -63,16 +43,18 @@ pub use settings::{
 
 use std::{borrow::Cow, sync::Arc, time::Duration};
 
-use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{
     Resource,
     trace::{BatchSpanProcessor, SdkTracerProvider},
 };
-use tracing_subscriber::{
-    EnvFilter, Layer,
-    filter::{FilterExt, LevelFilter, Targets, filter_fn},
-    layer::SubscriberExt,
-};
+use tracing_subscriber::{Layer, layer::SubscriberExt};
+
+use filters::{console_filter, otel_filter};
+
+/// The target of this module's own logs (the exporter's outage reports),
+/// whatever the crate is called.
+const OWN_TARGET: &str = module_path!();
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -100,64 +82,6 @@ pub struct TelemetryConfig {
     /// set, nothing is exported.
     pub otlp_endpoint: Option<String>,
 }
-
-/// Which spans the OpenTelemetry layer records, whatever `RUST_LOG` says:
-/// everything at `info` and above, and the gRPC call spans of
-/// [`crate::propagation`] (at `trace`, under their own target), except the
-/// transport crates (their spans would trace the exporter's own requests)
-/// and the exporter's own reports.
-pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
-    (
-        tracing_opentelemetry_instrumentation_sdk::TRACING_TARGET,
-        LevelFilter::TRACE,
-    ),
-    ("h2", LevelFilter::OFF),
-    ("hyper", LevelFilter::OFF),
-    ("hyper_util", LevelFilter::OFF),
-    ("tonic", LevelFilter::OFF),
-    ("tower", LevelFilter::OFF),
-    ("opentelemetry", LevelFilter::OFF),
-    ("opentelemetry_sdk", LevelFilter::OFF),
-    ("opentelemetry-otlp", LevelFilter::OFF),
-    // Our exporter's own outage reports.
-    ("cafe_core::telemetry", LevelFilter::OFF),
-];
-
-/// The target of the spans that only draw a bar in a trace view: spans a
-/// task holds but never enters (an order's `queue.wait` and `brewing`
-/// phases), so that no log line is ever written inside them and the
-/// console has nothing to show them in. The console's filter leaves them
-/// out; with nothing exported no layer wants them, and they are not made
-/// at all (a span the console takes costs its slot in the registry and its
-/// fields formatted, printed or not). The OpenTelemetry layer takes them
-/// as any other span at `info`. Give it as `target:` in `info_span!`.
-pub const TRACE_ONLY: &str = "cafe_trace_only";
-
-/// The OpenTelemetry layer's filter: the spans of [`OTEL_FILTER_DIRECTIVES`],
-/// and of the events only warnings and errors.
-///
-/// An event inside a span becomes one of the span's events, with its
-/// fields as attributes: every `info!` line of an order would travel to the
-/// trace backend with the order's spans. They already go to the logs (with
-/// the trace id, in JSON), and what they say the trace shows anyway (a span
-/// per phase, its attributes). Measured with the café exporting, saturated
-/// (callgrind): an order's three `info!` lines cost about 26k instructions
-/// of its 386k as span events (recorded, converted, encoded, dropped).
-/// A warning or an error still marks the span it happened in (a
-/// barista that went away), and a moment that belongs on the bar is added
-/// to the span on purpose (`Span::add_event`, as the buzzers' `buzz`).
-fn otel_filter<S>() -> impl tracing_subscriber::layer::Filter<S> {
-    let spans_and_warnings =
-        filter_fn(|metadata| metadata.is_span() || *metadata.level() <= tracing::Level::WARN);
-    Targets::new()
-        .with_default(LevelFilter::INFO)
-        .with_targets(OTEL_FILTER_DIRECTIVES.iter().copied())
-        .and(spans_and_warnings)
-}
-
-/// The Jaeger UI used by [`jaeger_trace_url`] unless `CAFE_JAEGER_UI` says
-/// otherwise.
-pub const DEFAULT_JAEGER_UI: &str = "http://localhost:16686";
 
 /// How long dropping the guard may wait for the last spans to be sent. A
 /// container's stop grace period must leave room for it after the server's
@@ -384,10 +308,9 @@ pub fn build_with_env(
         let otel_filter = otel_filter();
         // A span carries what the café records on it, not where in the code
         // it was made (`code.*`), on which thread (`thread.*`), its target,
-        // nor busy/idle timings: in `examples/span_load.rs` (cafe-testkit)
-        // those made up half the bytes exported (380 → 193 B per span) and
-        // 17% of the layer's CPU (callgrind: 111k → 92k instructions for an
-        // order's 7 spans).
+        // nor busy/idle timings: those were much of the bytes exported and
+        // of the layer's CPU (`docs/performance.md`, measured with
+        // `examples/span_load.rs` in cafe-testkit).
         tracing_opentelemetry::layer()
             .with_tracer(export.provider.tracer("cafe"))
             .with_location(false)
@@ -431,40 +354,6 @@ pub fn build_with_env(
     (Telemetry { export }, dispatch)
 }
 
-/// What the console writes: `rust_log` (`RUST_LOG`) if it parses, else
-/// `default`, without the batch processor's export errors and without the
-/// spans made for traces only ([`TRACE_ONLY`]).
-fn console_filter<S>(
-    rust_log: Option<String>,
-    default: &str,
-) -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static
-where
-    S: tracing::Subscriber,
-{
-    let directives = rust_log
-        .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
-    // The batch processor logs every failed export; our exporter says it
-    // once per outage instead (see `export`).
-    //
-    // The level hint matters more than the filter: a filter without one
-    // makes the pair's hint unknown, so the subscriber's most verbose level
-    // becomes TRACE, and every `trace!` in h2, hyper and tokio (about 120
-    // events and 50 spans per counter order) is built and offered to the
-    // subscriber only to be refused, one by one. With the hint (this filter
-    // refuses, it never adds a level), `RUST_LOG`'s own most verbose level
-    // stays the subscriber's, and those macros stop at a single comparison.
-    // Callgrind, one counter order at `info`: 313k instructions, 173k of
-    // them in `tracing`, before this hint; 161k after.
-    directives.and(
-        filter_fn(|metadata| {
-            metadata.name() != "BatchSpanProcessor.ExportError"
-                && !(metadata.is_span() && metadata.target() == TRACE_ONLY)
-        })
-        .with_max_level_hint(LevelFilter::TRACE),
-    )
-}
-
 /// The provider, its counted batch queue and the exporter, for `endpoint`.
 fn start_export(
     endpoint: &str,
@@ -500,83 +389,9 @@ fn start_export(
     })
 }
 
-/// The trace id of the current span, if it has one: when exporting, the
-/// span's; otherwise the trace id of the caller being served, if it sent
-/// one.
-pub fn current_trace_id() -> Option<TraceId> {
-    let context = tracing_opentelemetry_instrumentation_sdk::find_current_context();
-    let span_context = context.span().span_context().clone();
-    span_context.is_valid().then(|| span_context.trace_id())
-}
-
-/// The address of one trace in the Jaeger UI: `CAFE_JAEGER_UI` (default
-/// [`DEFAULT_JAEGER_UI`]) followed by `/trace/<trace id>`.
-pub fn jaeger_trace_url(trace_id: &str) -> String {
-    let ui = std::env::var("CAFE_JAEGER_UI")
-        .ok()
-        .filter(|ui| !ui.trim().is_empty());
-    jaeger_trace_url_in(ui.as_deref().unwrap_or(DEFAULT_JAEGER_UI), trace_id)
-}
-
-/// [`jaeger_trace_url`] for a given UI address.
-pub fn jaeger_trace_url_in(ui: &str, trace_id: &str) -> String {
-    format!("{}/trace/{trace_id}", ui.trim_end_matches('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jaeger_links_join_cleanly() {
-        assert_eq!(
-            jaeger_trace_url_in(
-                "http://localhost:16686/",
-                "4bf92f3577b34da6a3ce929d0e0e4736"
-            ),
-            "http://localhost:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-    }
-
-    #[test]
-    fn the_exporter_never_traces_its_own_transport() {
-        let filter = Targets::new()
-            .with_default(LevelFilter::INFO)
-            .with_targets(OTEL_FILTER_DIRECTIVES.iter().copied());
-        for target in [
-            "h2::codec",
-            "hyper_util::client",
-            "tonic::transport",
-            "tower::buffer",
-        ] {
-            assert!(
-                !filter.would_enable(target, &tracing::Level::ERROR),
-                "{target}"
-            );
-        }
-        assert!(filter.would_enable("cafe_server::service", &tracing::Level::INFO));
-        // The gRPC call spans (`crate::propagation`).
-        assert!(filter.would_enable(
-            tracing_opentelemetry_instrumentation_sdk::TRACING_TARGET,
-            &tracing::Level::TRACE
-        ));
-        assert!(!filter.would_enable("cafe_server::service", &tracing::Level::DEBUG));
-    }
-
-    #[test]
-    fn the_console_keeps_rust_logs_most_verbose_level() {
-        // Without it, every `trace!` of h2 and hyper reaches the subscriber.
-        use tracing_subscriber::{Registry, layer::Filter};
-        let at = |rust_log: Option<&str>| {
-            Filter::<Registry>::max_level_hint(&console_filter::<Registry>(
-                rust_log.map(str::to_owned),
-                "info",
-            ))
-        };
-        assert_eq!(at(None), Some(LevelFilter::INFO));
-        assert_eq!(at(Some("warn,cafe_server=debug")), Some(LevelFilter::DEBUG));
-        assert_eq!(at(Some("off")), Some(LevelFilter::OFF));
-    }
 
     /// A test service's telemetry with no endpoint: nothing exported.
     fn unexported(default_filter: &'static str) -> TelemetryConfig {
@@ -596,42 +411,6 @@ mod tests {
             assert!(tracing::info_span!(target: TRACE_ONLY, "queue.wait").is_disabled());
             assert!(!tracing::info_span!("order_coffee").is_disabled());
         });
-    }
-
-    #[test]
-    fn only_spans_warnings_and_errors_reach_the_trace_layer() {
-        use std::sync::Mutex;
-        use tracing::{Event, Subscriber, span};
-        use tracing_subscriber::layer::Context;
-
-        /// Notes what reaches it: span names, events by level.
-        struct Seen(Arc<Mutex<Vec<String>>>);
-        impl<S: Subscriber> Layer<S> for Seen {
-            fn on_new_span(&self, attrs: &span::Attributes<'_>, _: &span::Id, _: Context<'_, S>) {
-                self.0.lock().unwrap().push(attrs.metadata().name().into());
-            }
-            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-                self.0
-                    .lock()
-                    .unwrap()
-                    .push(event.metadata().level().to_string());
-            }
-        }
-
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let subscriber =
-            tracing_subscriber::registry().with(Seen(Arc::clone(&seen)).with_filter(otel_filter()));
-        // The café's target: this module's own is one the filter turns off
-        // (the exporter's reports).
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(target: "cafe_server::service", "order_coffee");
-            let _entered = span.enter();
-            tracing::info!(target: "cafe_server::service", "order placed");
-            tracing::warn!(target: "cafe_server::service", "barista went away");
-            tracing::error!(target: "cafe_server::service", "cannot brew");
-            tracing::debug_span!(target: "cafe_server::service", "too fine").in_scope(|| {});
-        });
-        assert_eq!(*seen.lock().unwrap(), ["order_coffee", "WARN", "ERROR"]);
     }
 
     #[test]

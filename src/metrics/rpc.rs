@@ -188,7 +188,13 @@ impl TimedCall {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::VecDeque, convert::Infallible, future::poll_fn, pin::Pin, task::{Context, Poll}};
+    use std::{
+        collections::VecDeque,
+        convert::Infallible,
+        future::poll_fn,
+        pin::Pin,
+        task::{Context, Poll},
+    };
 
     use http::HeaderMap;
     use http_body::{Body, Frame};

@@ -31,9 +31,9 @@
 //! however gracefully the server closes; and hyper's client notices a
 //! GOAWAY only when its next call comes, which it then cancels, as long as
 //! the connection stays open for the calls still running. Sent at once,
-//! while 2,000 orders were still open, GOAWAY cost 143 to 214 of their
-//! customers' next calls that way (`services/cafe/tests/shutdown.rs`). Sent
-//! after the closing steps, the long calls have ended (their orders are
+//! with many orders still open, GOAWAY cost some of their customers' next
+//! calls that way (`services/cafe/tests/shutdown.rs`; the figures are in
+//! `docs/performance.md`). Sent after the closing steps, the long calls have ended (their orders are
 //! final), each connection closes as soon as GOAWAY is out, and every
 //! customer has been told `UNAVAILABLE` with a hint to wait until the
 //! server has gone, so a client that honours it has nothing in flight when

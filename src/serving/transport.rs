@@ -91,9 +91,8 @@ const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 const MAX_PENDING_RESETS: usize = 20;
 /// While closing, how long a client must have sent no new call before its
 /// connection gets GOAWAY: far longer than a client takes to send its next
-/// call after an answer, even on a busy machine. (2,000 customers on a
-/// loaded 2-core machine lost a few of their next calls at 100 ms, and
-/// still some at 500 ms with a second café closing beside them.)
+/// call after an answer, even on a busy machine (shorter ones lost calls:
+/// `docs/performance.md`, "GOAWAY and the quiet period").
 const QUIET: Duration = Duration::from_secs(1);
 /// While closing, the longest GOAWAY waits for a client to go quiet: a
 /// client that ignores the retry hint and keeps sending gets GOAWAY after
@@ -178,7 +177,13 @@ impl Transport {
         B: ResponseBody,
     {
         let (closing, closed) = watch::channel(None);
-        let task = tokio::spawn(accept_loop(listener, (service, metrics), limits, tls, closed));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            (service, metrics),
+            limits,
+            tls,
+            closed,
+        ));
         Transport { closing, task }
     }
 

@@ -16,39 +16,27 @@
 //!
 //! # Sized for a rush
 //!
-//! The SDK's defaults (a queue of 2,048 spans, batches of 512, one export at
-//! a time) are for a quiet service. A queue of 2,048 holds 30 ms of a
-//! 10,000 orders/s rush (about 70,000 spans/s): any pause of the export
-//! thread longer than that, on a machine whose cores the café keeps busy,
-//! drops spans. Measured with the café (before these defaults): 10,073
-//! spans dropped in 10 s at 2,000 orders/s, 292,185 in 12 s at 9,000.
-//!
-//! `examples/span_load.rs` in `cafe-testkit` replays the café's seven
-//! spans per order at a given rate through this whole pipeline to the
-//! in-test collector. On the shared 2-core machine these defaults were
-//! chosen on (load average 6 to 11 from other work), for 10 s at 10,000
-//! orders/s (700,000 spans): the telemetry of before dropped 210,885 to
-//! 331,424 in five runs; with these defaults, five runs of ten dropped
-//! none, and the others 42,806 to 275,857 (while other jobs compiled, or
-//! when the machine stalled the producers too: a queue rides out pauses,
-//! not a sustained lack of CPU); the SDK's sizes with the rest of ours
-//! dropped 143,757 to 359,703. At 5,000 orders/s: 68,493 before, none now.
+//! The SDK's defaults are for a quiet service: under the benchmark's rush
+//! its queue overflows at the first pause of the export thread. Ours ride
+//! out such pauses; `examples/span_load.rs` in `cafe-testkit` replays the
+//! café's spans through this whole pipeline to check, and
+//! `docs/performance.md` ("The span export queue and batches") has what it
+//! measured.
 
 use std::time::Duration;
 
 use opentelemetry_sdk::trace::{BatchConfig, BatchConfigBuilder, Sampler};
 
-/// Spans waiting for export before new ones are dropped: nearly a second of
-/// a 10,000 orders/s rush (~70,000 spans/s) while batches are on the wire,
-/// the export threads wait for a core, or the collector pauses. A span
-/// waiting here takes about 1 KiB, so a full queue is about 64 MiB; an
-/// empty one costs nothing. `OTEL_BSP_MAX_QUEUE_SIZE`.
+/// Spans waiting for export before new ones are dropped: enough for the
+/// benchmark's rush to go on while batches are on the wire, the export
+/// threads wait for a core, or the collector pauses. Memory is taken as
+/// spans wait (what a full queue costs: `docs/performance.md`); an empty
+/// one costs nothing. `OTEL_BSP_MAX_QUEUE_SIZE`.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 65_536;
 
-/// Spans per export request: fewer, larger requests for the same spans.
-/// 4,096 of the café's spans encode to 771 KiB of OTLP (measured; 1.5 MiB
-/// with `tracing-opentelemetry`'s default attributes), well under the 4 MiB
-/// that gRPC servers, collectors included, accept by default.
+/// Spans per export request: fewer, larger requests for the same spans, and
+/// a batch still well under the message size that gRPC servers, collectors
+/// included, accept by default (see `docs/performance.md`).
 /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
 pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 4_096;
 
