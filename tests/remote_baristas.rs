@@ -32,8 +32,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 /// finishes while a test looks at who is brewing.
 fn slow_barista(name: &str, baristas: u16) -> cafe_barista::Config {
     cafe_barista::Config {
+        time_scale: TimeScale::new(1.0).unwrap(),
         server: ServerFlags {
-            time_scale: TimeScale::new(1.0).unwrap(),
             ..ServerFlags::default()
         },
         ..barista_config(name, baristas)
@@ -199,8 +199,8 @@ async fn drinks_in_flight_follow_the_replicas_baristas_and_the_rest_wait_in_line
 async fn a_replica_that_leaves_mid_rush_takes_its_baristas_and_its_drinks_finish_elsewhere() {
     // Two replicas of 2; a latte takes 2 s.
     let config = |name: &str| cafe_barista::Config {
+        time_scale: TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
             ..ServerFlags::default()
         },
         ..barista_config(name, 2)
@@ -307,7 +307,7 @@ async fn a_replica_full_with_another_cafes_drink_turns_the_order_away_and_it_kee
     // One barista, shared by two cafés that do not know of each other. At
     // this scale a tea takes 9 s and an espresso 1 s.
     let mut config = barista_config("shared", 1);
-    config.server.time_scale = TimeScale::new(0.05).unwrap();
+    config.time_scale = TimeScale::new(0.05).unwrap();
     config.server.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let barista = spawn_barista(config);
     let barista_metrics = barista.metrics_addr.unwrap();
@@ -446,8 +446,8 @@ async fn concurrent_orders_spread_over_two_baristas() {
 async fn a_barista_killed_mid_brew_the_order_is_retried_on_the_other() {
     // A latte takes 2 s here: long enough to kill its barista mid-brew.
     let slow = |name: &str| cafe_barista::Config {
+        time_scale: TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
             ..ServerFlags::default()
         },
         ..barista_config(name, 1)
@@ -541,8 +541,8 @@ async fn with_no_barista_orders_are_unavailable_until_one_comes() {
 #[tokio::test]
 async fn an_order_waiting_when_the_last_barista_dies_fails_after_the_wait() {
     let barista = spawn_barista(cafe_barista::Config {
+        time_scale: TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
             ..ServerFlags::default()
         },
         ..barista_config("only", 1)
@@ -578,8 +578,8 @@ async fn an_order_waiting_when_the_last_barista_dies_fails_after_the_wait() {
 async fn a_deadline_shorter_than_the_brew_frees_the_remote_barista_at_once() {
     // One barista; a pot of tea takes 9 s here, a latte 2 s.
     let barista = spawn_barista(cafe_barista::Config {
+        time_scale: TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
             ..ServerFlags::default()
         },
         ..barista_config("solo", 1)
@@ -612,8 +612,8 @@ async fn a_barista_shutting_down_finishes_its_drink_and_new_orders_go_elsewhere(
     // A latte takes 2 s; the grace is far longer, so a shutdown that waited
     // for it (instead of for the drink) would show.
     let config = |name: &str| cafe_barista::Config {
+        time_scale: TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
             shutdown_grace: Duration::from_secs(30),
             ..ServerFlags::default()
         },

@@ -45,10 +45,7 @@ fn tls_flags<E: cafe_core::serving::ServerEnv>(issued: &Issued) -> ServerFlags<E
 fn tls_cafe(issued: &Issued, scale: f64) -> Config {
     let base = config_at_scale(scale);
     Config {
-        server: ServerFlags {
-            time_scale: base.server.time_scale,
-            ..tls_flags(issued)
-        },
+        server: tls_flags(issued),
         ..base
     }
 }
@@ -211,7 +208,6 @@ async fn mutual_tls_lets_only_a_cafe_with_a_client_certificate_brew() {
     let barista = spawn_barista(cafe_barista::Config {
         server: ServerFlags {
             tls_client_ca: Some(pki.ca_pem.clone()),
-            time_scale: barista_config("b", 1).server.time_scale,
             ..tls_flags(&barista_cert)
         },
         ..barista_config("tls", 1)

@@ -51,7 +51,7 @@ fn telemetry_to(endpoint: String) -> (Telemetry, DefaultGuard) {
 fn latte_brew_time() -> Duration {
     menu::find("latte")
         .unwrap()
-        .brew_time_for(Size::Medium, fast_config().server.time_scale)
+        .brew_time_for(Size::Medium, fast_config().time_scale)
 }
 
 /// The one span of `trace_id` named `name` (and of `kind`, if given).
@@ -471,8 +471,8 @@ async fn a_retry_on_another_barista_is_a_second_brew_span_saying_why() {
     let (telemetry, _default) = telemetry_to(collector.endpoint());
     // A latte takes 2 s here: long enough to kill its barista mid-brew.
     let slow = |name: &str| cafe_barista::Config {
+        time_scale: menu::TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
-            time_scale: menu::TimeScale::new(0.05).unwrap(),
             ..ServerFlags::default()
         },
         ..barista_config(name, 1)
@@ -579,8 +579,8 @@ async fn blocking_brews_show_as_requests_that_start_late() {
         .unwrap();
     let config = cafe_server::Config {
         baristas: 2,
+        brew_mode: cafe_core::brewing::BrewMode::Blocking,
         server: ServerFlags {
-            brew_mode: cafe_core::brewing::BrewMode::Blocking,
             ..fast_config().server
         },
         ..fast_config()

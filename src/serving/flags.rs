@@ -1,8 +1,10 @@
-//! The flags every server has, defined once: `--listen`, `--time-scale`,
-//! `--brew-mode`, `--runtime-workers`, `--shutdown-grace`, `--log-format`,
+//! The flags every server has, defined once: `--listen`,
+//! `--runtime-workers`, `--shutdown-grace`, `--log-format`,
 //! `--otlp-endpoint` and `--metrics-listen`, the limits that keep one
 //! client from starving the others (the `--max-*`, `--*-timeout` and
-//! `--keepalive-*` flags), and the runtime that `--runtime-workers` sizes.
+//! `--keepalive-*` flags), TLS, and the runtime that `--runtime-workers`
+//! sizes. What a server does with its time (the café's `--time-scale`, say)
+//! is its own flag, in its own `Config`.
 //!
 //! Each server puts [`ServerFlags`] in its own clap `Config` with
 //! `#[command(flatten)]`. The same flag must still read a different
@@ -10,36 +12,15 @@
 //! `BARISTA_LISTEN` for the barista backend), and clap's derive has no
 //! prefix for a flattened struct. So [`ServerFlags`] is generic over a
 //! marker type that says which server it belongs to ([`ServerEnv`]): its
-//! prefix, its default address, and its own words for the three flags whose
-//! help differs between the servers. Every field names its variable as
-//! `env = E::env_name("LISTEN")`, so the names are still in plain sight
-//! here, one per flag, and the prefix is written once per server.
+//! prefix, its default address, and its own words for `--shutdown-grace`.
+//! Every field names its variable as `env = E::env_name("LISTEN")`, so the
+//! names are still in plain sight here, one per flag, and the prefix is
+//! written once per server (clap's `string` feature builds them at run
+//! time). Each server's flags, defaults and variables are listed in its
+//! doc, generated from these definitions (`docs/cafe-server.md`,
+//! `docs/baristas.md`).
 //!
-//! | flag | variable | default |
-//! | --- | --- | --- |
-//! | `--listen` | `<PREFIX>_LISTEN` | [`ServerEnv::LISTEN`] |
-//! | `--time-scale` | `<PREFIX>_TIME_SCALE` | `1` |
-//! | `--brew-mode` | `<PREFIX>_BREW_MODE` | `async` |
-//! | `--runtime-workers` | `<PREFIX>_RUNTIME_WORKERS` | one per CPU core |
-//! | `--shutdown-grace` | `<PREFIX>_SHUTDOWN_GRACE` | `10s` |
-//! | `--log-format` | `<PREFIX>_LOG_FORMAT` | `text` |
-//! | `--otlp-endpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT` (the standard one) | none |
-//! | `--metrics-listen` | `<PREFIX>_METRICS_LISTEN` | none (no metrics endpoint) |
-//! | `--max-connections` | `<PREFIX>_MAX_CONNECTIONS` | `10000` |
-//! | `--handshake-timeout` | `<PREFIX>_HANDSHAKE_TIMEOUT` | `10s` |
-//! | `--idle-timeout` | `<PREFIX>_IDLE_TIMEOUT` | `5m` |
-//! | `--max-streams-per-connection` | `<PREFIX>_MAX_STREAMS_PER_CONNECTION` | `16384` |
-//! | `--keepalive-interval` | `<PREFIX>_KEEPALIVE_INTERVAL` | `60s` |
-//! | `--keepalive-timeout` | `<PREFIX>_KEEPALIVE_TIMEOUT` | `20s` |
-//! | `--max-message-size` | `<PREFIX>_MAX_MESSAGE_SIZE` | `65536` (bytes) |
-//! | `--tls-cert` | `<PREFIX>_TLS_CERT` | none (plaintext) |
-//! | `--tls-key` | `<PREFIX>_TLS_KEY` | none |
-//! | `--tls-client-ca` | `<PREFIX>_TLS_CLIENT_CA` | none (no client certificate asked) |
-//!
-//! (The names are built at run time, which is what clap's `string` feature
-//! allows.)
-//!
-//! A test builds a value directly (`ServerFlags { time_scale, ..Default::default() }`)
+//! A test builds a value directly (`ServerFlags { listen, ..Default::default() }`)
 //! instead of setting variables. [`ServerFlags::default`], like each
 //! server's `Config::default()`, is [`defaults`]: what clap makes of no
 //! arguments and no environment, so it cannot drift from `--help`.
@@ -49,7 +30,7 @@ use std::{fmt::Debug, marker::PhantomData, net::SocketAddr, path::PathBuf, time:
 use clap::{Args, Command, FromArgMatches};
 
 use super::{tls::TlsFiles, transport::Limits};
-use crate::{brewing::BrewMode, menu::TimeScale, telemetry::LogFormat};
+use crate::telemetry::LogFormat;
 
 /// Which server a [`ServerFlags`] belongs to: how its variables are named,
 /// where it listens by default, and its words for the flags whose help is
@@ -59,10 +40,6 @@ pub trait ServerEnv: Debug + Clone + Send + Sync + 'static {
     const PREFIX: &'static str;
     /// Default of `--listen`, e.g. `127.0.0.1:50051`.
     const LISTEN: &'static str;
-    /// Help of `--time-scale` (what it changes in this server).
-    const TIME_SCALE_HELP: &'static str;
-    /// Help of `--brew-mode`.
-    const BREW_MODE_HELP: &'static str;
     /// Help of `--shutdown-grace` (what it waits for in this server).
     const SHUTDOWN_GRACE_HELP: &'static str;
 
@@ -78,17 +55,6 @@ pub struct ServerFlags<E: ServerEnv> {
     /// Address to listen on for gRPC.
     #[arg(long, env = E::env_name("LISTEN"), default_value = E::LISTEN)]
     pub listen: SocketAddr,
-
-    /// Multiplier on every brew time (help: [`ServerEnv::TIME_SCALE_HELP`]).
-    #[arg(long, env = E::env_name("TIME_SCALE"), default_value = "1",
-          help = E::TIME_SCALE_HELP)]
-    pub time_scale: TimeScale,
-
-    /// How baristas wait while a drink brews (help:
-    /// [`ServerEnv::BREW_MODE_HELP`]).
-    #[arg(long, env = E::env_name("BREW_MODE"), value_enum,
-          default_value_t = BrewMode::Async, help = E::BREW_MODE_HELP)]
-    pub brew_mode: BrewMode,
 
     /// Worker threads of the async runtime [default: one per CPU core].
     #[arg(long, env = E::env_name("RUNTIME_WORKERS"),
@@ -266,8 +232,6 @@ mod tests {
     impl ServerEnv for TestEnv {
         const PREFIX: &'static str = "TEST";
         const LISTEN: &'static str = "127.0.0.1:50099";
-        const TIME_SCALE_HELP: &'static str = "time scale help";
-        const BREW_MODE_HELP: &'static str = "brew mode help";
         const SHUTDOWN_GRACE_HELP: &'static str = "grace help";
     }
 
@@ -290,8 +254,6 @@ mod tests {
         };
         for (id, env) in [
             ("listen", "TEST_LISTEN"),
-            ("time_scale", "TEST_TIME_SCALE"),
-            ("brew_mode", "TEST_BREW_MODE"),
             ("runtime_workers", "TEST_RUNTIME_WORKERS"),
             ("shutdown_grace", "TEST_SHUTDOWN_GRACE"),
             ("log_format", "TEST_LOG_FORMAT"),
@@ -322,18 +284,14 @@ mod tests {
             let arg = command.get_arguments().find(|arg| arg.get_id() == id);
             arg.and_then(|arg| arg.get_help()).map(ToString::to_string)
         };
-        assert_eq!(help_of("time_scale").as_deref(), Some("time scale help"));
-        assert_eq!(help_of("brew_mode").as_deref(), Some("brew mode help"));
         assert_eq!(help_of("shutdown_grace").as_deref(), Some("grace help"));
     }
 
     #[test]
     fn default_is_the_documented_defaults() {
-        // The table in the module docs.
+        // As documented in each server's generated flag reference.
         let default = ServerFlags::<TestEnv>::default();
         assert_eq!(default.listen, SocketAddr::from(([127, 0, 0, 1], 50099)));
-        assert_eq!(default.time_scale.get(), 1.0);
-        assert_eq!(default.brew_mode, BrewMode::Async);
         assert_eq!(default.runtime_workers, None);
         assert_eq!(default.shutdown_grace, Duration::from_secs(10));
         assert_eq!(default.log_format, LogFormat::Text);
@@ -360,9 +318,6 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         for args in [
-            ["test", "--time-scale", "0"],
-            ["test", "--time-scale", "-1"],
-            ["test", "--brew-mode", "sometimes"],
             ["test", "--shutdown-grace", "soon"],
             ["test", "--runtime-workers", "0"],
             ["test", "--listen", "nowhere"],

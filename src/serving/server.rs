@@ -354,8 +354,6 @@ mod tests {
     impl crate::serving::ServerEnv for TestEnv {
         const PREFIX: &'static str = "TEST";
         const LISTEN: &'static str = "127.0.0.1:0";
-        const TIME_SCALE_HELP: &'static str = "";
-        const BREW_MODE_HELP: &'static str = "";
         const SHUTDOWN_GRACE_HELP: &'static str = "";
     }
 

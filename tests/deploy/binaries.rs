@@ -217,13 +217,14 @@ impl ServerSettings {
     fn of<E: cafe_core::serving::ServerEnv>(
         binary: Binary,
         server: &cafe_core::serving::ServerFlags<E>,
+        time_scale: cafe_core::menu::TimeScale,
     ) -> Self {
         ServerSettings {
             binary,
             listen: server.listen,
             metrics: server.metrics_listen,
             shutdown_grace: server.shutdown_grace,
-            time_scale: server.time_scale,
+            time_scale,
         }
     }
 }
@@ -253,8 +254,12 @@ impl Parsed {
 
     pub(crate) fn settings(&self) -> ServerSettings {
         match self {
-            Parsed::Cafe(config) => ServerSettings::of(Binary::Server, &config.server),
-            Parsed::Barista(config) => ServerSettings::of(Binary::Barista, &config.server),
+            Parsed::Cafe(config) => {
+                ServerSettings::of(Binary::Server, &config.server, config.time_scale)
+            }
+            Parsed::Barista(config) => {
+                ServerSettings::of(Binary::Barista, &config.server, config.time_scale)
+            }
         }
     }
 

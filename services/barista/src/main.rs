@@ -19,8 +19,8 @@ fn main() -> anyhow::Result<()> {
             %address,
             replica = %config.name,
             baristas = config.baristas,
-            time_scale = %config.server.time_scale,
-            brew_mode = config.server.brew_mode.as_str(),
+            time_scale = %config.time_scale,
+            brew_mode = config.brew_mode.as_str(),
             "baristas ready"
         );
     })?;

@@ -43,8 +43,8 @@ impl Serve for Config {
         let service = BaristaService::new(
             station.clone(),
             &self.name,
-            self.server.time_scale,
-            self.server.brew_mode,
+            self.time_scale,
+            self.brew_mode,
             brews.clone(),
         );
         // With --metrics-listen: the station and its brews, counted at each

@@ -11,7 +11,11 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use cafe_core::serving::{self, ServerEnv, ServerFlags, StartupError, tls};
+use cafe_core::{
+    brewing::BrewMode,
+    menu::TimeScale,
+    serving::{self, ServerEnv, ServerFlags, StartupError, tls},
+};
 use clap::Parser;
 use tonic::transport::ClientTlsConfig;
 
@@ -31,6 +35,18 @@ pub struct Config {
     /// The flags every server has.
     #[command(flatten)]
     pub server: ServerFlags<CafeEnv>,
+
+    /// Multiplier on every brew time: 1 is real time, 0.05 makes a 40 s
+    /// latte take 2 s. Remote baristas brew at their own --time-scale; the
+    /// café's is then only what GetMenu reports, so give them the same.
+    #[arg(long, env = "CAFE_TIME_SCALE", default_value = "1")]
+    pub time_scale: TimeScale,
+
+    /// How baristas wait while a drink brews: `async` awaits a timer;
+    /// `blocking` sleeps the runtime's worker thread (the anti-pattern, to
+    /// see the whole server stall).
+    #[arg(long, env = "CAFE_BREW_MODE", value_enum, default_value_t = BrewMode::Async)]
+    pub brew_mode: BrewMode,
 
     /// How many baristas the café has: how many drinks it brews at the same
     /// time. Each is a parked task of about 1 KiB, not a thread: up to
@@ -161,12 +177,6 @@ impl Config {
 pub enum CafeEnv {}
 
 impl ServerEnv for CafeEnv {
-    const TIME_SCALE_HELP: &'static str = "Multiplier on every brew time: 1 is real time, 0.05 \
-        makes a 40 s latte take 2 s. Remote baristas brew at their own --time-scale; the \
-        café's is then only what GetMenu reports, so give them the same";
-    const BREW_MODE_HELP: &'static str = "How baristas wait while a drink brews: `async` \
-        awaits a timer; `blocking` sleeps the runtime's worker thread (the anti-pattern, to \
-        see the whole server stall)";
     const SHUTDOWN_GRACE_HELP: &'static str = "On SIGINT or SIGTERM, how long brewing drinks \
         may take to finish before the process exits anyway (e.g. 500ms, 10s)";
     const PREFIX: &'static str = "CAFE";

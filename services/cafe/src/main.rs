@@ -30,8 +30,8 @@ fn main() -> anyhow::Result<()> {
         tracing::info!(
             %address,
             baristas = config.baristas,
-            time_scale = %config.server.time_scale,
-            brew_mode = config.server.brew_mode.as_str(),
+            time_scale = %config.time_scale,
+            brew_mode = config.brew_mode.as_str(),
             remote_baristas = remote_baristas.join(","),
             "café open"
         );

@@ -147,8 +147,8 @@ impl Serve for Config {
         };
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
-                time_scale: self.server.time_scale,
-                brew_mode: self.server.brew_mode,
+                time_scale: self.time_scale,
+                brew_mode: self.brew_mode,
             }
         } else {
             // Remote baristas: the café takes orders (and says SERVING) only
@@ -178,7 +178,7 @@ impl Serve for Config {
         // remote baristas' background tasks alive past the shift.
         drop(brewers);
 
-        let service = CafeService::new(Arc::clone(&book), self.server.time_scale)
+        let service = CafeService::new(Arc::clone(&book), self.time_scale)
             .with_max_counter_wait(self.max_counter_wait);
         let cafe = CafeServer::new(service).max_decoding_message_size(server.max_message_size());
         let grace = self.server.shutdown_grace;

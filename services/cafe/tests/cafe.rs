@@ -273,8 +273,8 @@ async fn a_full_queue_refuses_orders_with_resource_exhausted() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
         queue_capacity: 1,
+        time_scale: cafe_core::menu::TimeScale::REAL, // nothing finishes during the test
         server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::REAL, // nothing finishes during the test
             shutdown_grace: Duration::from_millis(200),
             ..ServerFlags::default()
         },
@@ -651,8 +651,8 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
     let scale = 0.02; // a latte takes 800 ms
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
+        time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
         server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
             shutdown_grace: Duration::from_secs(5),
             ..ServerFlags::default()
         },
@@ -700,8 +700,8 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
 async fn shutdown_gives_up_on_a_brew_longer_than_the_grace() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
+        time_scale: cafe_core::menu::TimeScale::REAL, // a tea takes 3 minutes
         server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::REAL, // a tea takes 3 minutes
             shutdown_grace: Duration::from_millis(500),
             ..ServerFlags::default()
         },

@@ -143,10 +143,10 @@ async fn closing_with_2000_orders_in_flight_answers_every_call_with_a_final_stat
     let mut cafe = spawn_cafe(Config {
         baristas: BARISTAS,
         queue_capacity: 10 * IN_FLIGHT as u32,
+        time_scale: TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
             // A latte takes 2 s: the drinks being brewed are finished
             // well within the grace.
-            time_scale: TimeScale::new(0.05).unwrap(),
             shutdown_grace: Duration::from_secs(5),
             ..ServerFlags::default()
         },

@@ -8,7 +8,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use cafe_barista::{Application, Config};
-use cafe_core::serving::{ServerFlags, StartupError};
+use cafe_core::serving::StartupError;
 use cafe_core::{
     menu::TimeScale,
     proto::v1::{BrewRequest, Size, barista_client::BaristaClient},
@@ -35,10 +35,8 @@ pub fn barista_config(name: &str, baristas: u16) -> Config {
     Config {
         name: name.to_owned(),
         baristas,
-        server: ServerFlags {
-            time_scale: TimeScale::new(FAST).unwrap(),
-            ..ServerFlags::default()
-        },
+        time_scale: TimeScale::new(FAST).unwrap(),
+        ..Config::default()
     }
 }
 

@@ -48,8 +48,8 @@ pub fn fast_config() -> Config {
 /// (`--time-scale`): at 0.05 a medium latte takes 2 s.
 pub fn config_at_scale(scale: f64) -> Config {
     Config {
+        time_scale: TimeScale::new(scale).expect("a positive time scale"),
         server: ServerFlags {
-            time_scale: TimeScale::new(scale).expect("a positive time scale"),
             ..ServerFlags::default()
         },
         ..Config::default()

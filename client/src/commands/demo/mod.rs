@@ -110,9 +110,9 @@ pub async fn run(out: &Output, args: &DemoArgs) -> Result<Finished, ClientError>
 fn config(args: &DemoArgs, brew_mode: BrewMode) -> Config {
     Config {
         baristas: u32::from(args.baristas),
+        time_scale: args.time_scale,
+        brew_mode,
         server: ServerFlags {
-            time_scale: args.time_scale,
-            brew_mode,
             runtime_workers: Some(args.workers),
             shutdown_grace: Duration::from_secs(2),
             ..ServerFlags::default()
