@@ -146,35 +146,6 @@ impl TryFrom<&pb::BrewRequest> for Cup {
     }
 }
 
-/// The gRPC status codes by number, as the spec names them: the
-/// `grpc_code` label of the servers' metrics and the rows of `cafe bench`'s
-/// results.
-pub const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
-/// The name of a status code as the gRPC spec writes it, e.g.
-/// `DEADLINE_EXCEEDED`.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    CODE_NAMES[code as usize]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ use tonic_types::StatusExt;
 use crate::{
     order::{Cup, FieldViolation, MAX_CUSTOMER_CHARS, MAX_REQUEST_ID_CHARS, NewOrder},
     proto::v1 as pb,
-    serving::status::invalid_argument,
+    status::invalid_argument,
 };
 
 /// The longest status message a refusal may carry, in bytes before

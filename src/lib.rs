@@ -19,6 +19,8 @@
 //!   the connections and their limits, HTTP/2 settings, layers, health,
 //!   reflection, the bounded shutdown (GOAWAY, retry hints), the steps of
 //!   `main`, and a bad request as a status.
+//! - [`status`]: a bad request's field violations as `INVALID_ARGUMENT`
+//!   with `google.rpc.BadRequest` details, the same from every server.
 //! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
 //! - [`telemetry`]: logs and traces for every binary, set up once; the OTLP
 //!   exporter that never slows the service down.
@@ -48,6 +50,7 @@ pub mod outcome;
 pub mod propagation;
 pub mod serving;
 pub mod shutdown;
+pub mod status;
 pub mod telemetry;
 
 /// The generated protobuf messages and gRPC clients and servers.

@@ -87,8 +87,8 @@ impl Metrics {
 
     /// The call metrics of a server of `service` (e.g. `cafe.v1.Cafe`), for
     /// its [`rpc::RpcMetricsLayer`], registered here.
-    pub fn rpc(&mut self, service: &str) -> Arc<RpcMetrics> {
-        RpcMetrics::register(&mut self.registry, service)
+    pub fn rpc(&mut self, service: &str, descriptors: &[u8]) -> Arc<RpcMetrics> {
+        RpcMetrics::register(&mut self.registry, service, descriptors)
     }
 
     /// Everything, in the OpenMetrics text format (what Prometheus asks

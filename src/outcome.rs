@@ -35,6 +35,35 @@ use crate::propagation::InCall;
 /// once: looking a `&str` up parses and checks it on every call.
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
+/// The gRPC status codes by number, as the spec names them: the
+/// `grpc_code` label of the servers' metrics and the rows of `cafe bench`'s
+/// results.
+pub const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// The name of a status code as the gRPC spec writes it, e.g.
+/// `DEADLINE_EXCEEDED`.
+pub fn code_name(code: Code) -> &'static str {
+    CODE_NAMES[code as usize]
+}
+
 /// How a call ended: its gRPC status code, and where its message is.
 #[derive(Clone, Copy)]
 pub struct Outcome<'a> {

@@ -86,10 +86,11 @@ impl MetricsServer {
         &mut self.metrics
     }
 
-    /// Registers the call metrics of `service` and starts answering
-    /// scrapes; they stop when the returned [`Running`] is dropped.
-    pub fn start(mut self, service: &str) -> (Arc<RpcMetrics>, Running) {
-        let rpc = self.metrics.rpc(service);
+    /// Registers the call metrics of `service` (described in the encoded
+    /// descriptor set `descriptors`) and starts answering scrapes; they
+    /// stop when the returned [`Running`] is dropped.
+    pub fn start(mut self, service: &str, descriptors: &[u8]) -> (Arc<RpcMetrics>, Running) {
+        let rpc = self.metrics.rpc(service, descriptors);
         let registry = self.metrics.into_registry();
         let task = tokio::spawn(serve(self.listener, registry));
         (rpc, Running(task))
@@ -211,7 +212,8 @@ mod tests {
     async fn start() -> (SocketAddr, Running) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (_rpc, running) = MetricsServer::new(listener).start("cafe.v1.Cafe");
+        let (_rpc, running) =
+            MetricsServer::new(listener).start("cafe.v1.Cafe", crate::proto::FILE_DESCRIPTOR_SET);
         (addr, running)
     }
 

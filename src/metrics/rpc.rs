@@ -28,7 +28,7 @@ use prometheus_client::{
 use prost::Message;
 use tonic::Code;
 
-use crate::convert::code_name;
+use crate::outcome::code_name;
 
 /// Upper bounds of the duration buckets, in seconds: from a `GetMenu`
 /// (well under a millisecond) to a buzzer waiting for a large tea at real
@@ -83,9 +83,13 @@ fn new_histogram() -> Histogram {
 
 impl RpcMetrics {
     /// Registers the call metrics of a server of `service` in `registry`:
-    /// its methods, and those of the health and reflection services every
-    /// server has beside it.
-    pub(super) fn register(registry: &mut Registry, service: &str) -> Arc<Self> {
+    /// its methods (read from `descriptors`, its encoded descriptor set),
+    /// and those of the health and reflection services every server has.
+    pub(super) fn register(
+        registry: &mut Registry,
+        service: &str,
+        descriptors: &[u8],
+    ) -> Arc<Self> {
         let durations: Family<CallLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(new_histogram);
         let in_flight: Family<MethodLabels, Gauge> = Family::default();
@@ -115,7 +119,7 @@ impl RpcMetrics {
             })
         };
         let mut methods = HashMap::new();
-        for (service, name) in served_methods(service) {
+        for (service, name) in served_methods(service, descriptors) {
             methods.insert(format!("/{service}/{name}"), method(&service, &name));
         }
         RpcMetrics {
@@ -137,8 +141,9 @@ impl RpcMetrics {
 }
 
 /// The services a server of `service` answers (it, health, reflection),
-/// with each of their methods, read from their descriptor sets.
-fn served_methods(service: &str) -> Vec<(String, String)> {
+/// with each of their methods, read from their descriptor sets (its own
+/// in `descriptors`).
+fn served_methods(service: &str, descriptors: &[u8]) -> Vec<(String, String)> {
     let served = [
         service,
         "grpc.health.v1.Health",
@@ -146,7 +151,7 @@ fn served_methods(service: &str) -> Vec<(String, String)> {
         "grpc.reflection.v1alpha.ServerReflection",
     ];
     let sets = [
-        crate::proto::FILE_DESCRIPTOR_SET,
+        descriptors,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
@@ -203,6 +208,7 @@ mod tests {
     use super::*;
     use crate::{
         outcome::{Observe, ObservedBody},
+        proto::FILE_DESCRIPTOR_SET,
         serving::calls::{OpenCalls, ServedCall, ServedCalls},
     };
 
@@ -221,7 +227,7 @@ mod tests {
 
     #[test]
     fn a_server_knows_its_methods_and_no_others() {
-        let methods = served_methods("cafe.v1.Cafe");
+        let methods = served_methods("cafe.v1.Cafe", FILE_DESCRIPTOR_SET);
         let has = |service: &str, method: &str| {
             methods
                 .iter()
@@ -275,7 +281,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_ends_at_its_trailers_and_a_dropped_one_is_cancelled() {
         let mut registry = Registry::default();
-        let metrics = RpcMetrics::register(&mut registry, "cafe.v1.Cafe");
+        let metrics = RpcMetrics::register(&mut registry, "cafe.v1.Cafe", FILE_DESCRIPTOR_SET);
         let handler = tower::service_fn(|_request: http::Request<()>| async {
             Ok::<_, Infallible>(http::Response::new(stream_ending_with("5")))
         });
@@ -308,7 +314,7 @@ mod tests {
     #[tokio::test]
     async fn an_error_answered_at_once_ends_at_its_headers_and_made_up_paths_share_one_series() {
         let mut registry = Registry::default();
-        let metrics = RpcMetrics::register(&mut registry, "cafe.v1.Cafe");
+        let metrics = RpcMetrics::register(&mut registry, "cafe.v1.Cafe", FILE_DESCRIPTOR_SET);
         let refuses = tower::service_fn(|_request: http::Request<()>| async {
             let mut response = http::Response::new(Frames(VecDeque::new()));
             response
@@ -324,6 +330,9 @@ mod tests {
         }
         assert_eq!(metrics.unknown.durations(Code::Unimplemented).count(), 2);
         assert_eq!(metrics.unknown.durations(Code::Cancelled).count(), 0);
-        assert_eq!(metrics.methods.len(), served_methods("cafe.v1.Cafe").len());
+        assert_eq!(
+            metrics.methods.len(),
+            served_methods("cafe.v1.Cafe", FILE_DESCRIPTOR_SET).len()
+        );
     }
 }

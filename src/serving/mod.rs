@@ -25,9 +25,6 @@
 //! - [`application`]: [`Application`] (build, learn the port, serve) over a
 //!   server's [`Serve`] implementation, and [`run_main`], the body of every
 //!   server binary's `main`.
-//! - [`status`]: a bad request's field violations as `INVALID_ARGUMENT`
-//!   with `google.rpc.BadRequest` details, for each server's one mapping to
-//!   a gRPC status.
 
 pub mod application;
 pub mod calls;
@@ -35,7 +32,6 @@ pub mod flags;
 pub mod handshake;
 pub mod retry_hint;
 pub mod server;
-pub mod status;
 pub mod tls;
 pub mod transport;
 

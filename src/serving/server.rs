@@ -60,7 +60,6 @@ use super::{
 use crate::{
     deadline::DeadlineLayer,
     metrics::{Collector, endpoint::MetricsServer},
-    proto::FILE_DESCRIPTOR_SET,
 };
 
 /// The least the transport gets after the closing steps, even when they used
@@ -182,13 +181,19 @@ impl Server {
         self.max_message_size
     }
 
-    /// Serves `service` (with health and reflection beside it) until told
-    /// to close, then runs `closing` with the deadline the grace sets and
+    /// Serves `service` (with health and reflection beside it, reflection
+    /// and metrics reading its methods from `descriptors`, its encoded
+    /// descriptor set) until told to close, then runs `closing` with the deadline the grace sets and
     /// closes the transport by that deadline (see the module docs for the
     /// order). `closing` keeps to the deadline itself (waiting with
     /// `tokio::time::timeout_at`), so that it can still act when the grace
     /// is over: the café fails the drinks left unfinished.
-    pub async fn serve<S, C, F>(self, service: S, closing: C) -> Result<(), StartupError>
+    pub async fn serve<S, C, F>(
+        self,
+        service: S,
+        descriptors: &'static [u8],
+        closing: C,
+    ) -> Result<(), StartupError>
     where
         S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
             + NamedService
@@ -200,7 +205,8 @@ impl Server {
         C: FnOnce(Instant) -> F,
         F: Future<Output = ()>,
     {
-        let (reflection_v1, reflection_v1alpha) = reflection(S::NAME, self.max_message_size)?;
+        let (reflection_v1, reflection_v1alpha) =
+            reflection(S::NAME, descriptors, self.max_message_size)?;
         // Never changed after this: see [`LIVENESS`].
         self.health
             .set_service_status(LIVENESS, ServingStatus::Serving)
@@ -216,8 +222,10 @@ impl Server {
         // The metrics endpoint answers until this function returns (its
         // guard is dropped then), closing included: an operator sees the
         // drain.
-        let (rpc_metrics, _metrics_endpoint) =
-            self.metrics.map(|metrics| metrics.start(S::NAME)).unzip();
+        let (rpc_metrics, _metrics_endpoint) = self
+            .metrics
+            .map(|metrics| metrics.start(S::NAME, descriptors))
+            .unzip();
         // Outside these layers, the transport watches every call (see
         // `calls::ServedCalls`), so it sees each call's final status, the
         // deadline's and retry hint's included: timed by method and status
@@ -277,6 +285,7 @@ pub async fn not_serving<S: NamedService>(health: &HealthReporter) {
 /// `google.rpc` so tools can decode the `BadRequest` details of errors.
 fn reflection(
     service: &str,
+    descriptors: &'static [u8],
     max_message_size: usize,
 ) -> Result<
     (
@@ -287,7 +296,7 @@ fn reflection(
 > {
     let builder = |itself: &str| {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(descriptors)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .with_service_name(service)
@@ -314,9 +323,12 @@ mod tests {
     use tonic::{Request, Response, Status};
 
     use super::*;
-    use crate::proto::v1::{
-        BrewEvent, BrewRequest, GetStationRequest, Station,
-        barista_server::{Barista, BaristaServer},
+    use crate::proto::{
+        FILE_DESCRIPTOR_SET,
+        v1::{
+            BrewEvent, BrewRequest, GetStationRequest, Station,
+            barista_server::{Barista, BaristaServer},
+        },
     };
     use crate::serving::ServerFlags;
 
@@ -367,7 +379,11 @@ mod tests {
             let _ = stopped.await;
         };
         let server = Server::new(listener, closed, Duration::from_secs(1), limits(), 4096);
-        tokio::spawn(server.serve(BaristaServer::new(Refuses), |_deadline| async {}));
+        tokio::spawn(server.serve(
+            BaristaServer::new(Refuses),
+            FILE_DESCRIPTOR_SET,
+            |_deadline| async {},
+        ));
         (addr, stop)
     }
 

@@ -3,7 +3,7 @@
 
 use cafe_core::{
     order::FieldViolation,
-    serving::status::{describe, invalid_argument},
+    status::{describe, invalid_argument},
 };
 use tonic::Status;
 

@@ -15,7 +15,7 @@
 //! [`serve`]: cafe_core::serving::Application::serve
 
 use cafe_core::{
-    proto::v1::barista_server::BaristaServer,
+    proto::{self, v1::barista_server::BaristaServer},
     serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
 };
 use tokio::time::Instant;
@@ -72,6 +72,8 @@ impl Serve for Config {
         };
         let barista =
             BaristaServer::new(service).max_decoding_message_size(server.max_message_size());
-        server.serve(barista, closing).await
+        server
+            .serve(barista, proto::FILE_DESCRIPTOR_SET, closing)
+            .await
     }
 }

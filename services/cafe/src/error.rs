@@ -10,7 +10,7 @@
 
 use cafe_core::{
     order::{FieldViolation, OrderId, OrderStatus, quoted},
-    serving::status::{describe, invalid_argument},
+    status::{describe, invalid_argument},
 };
 use tonic::Status;
 

@@ -55,7 +55,7 @@
 use std::{sync::Arc, time::Duration};
 
 use cafe_core::{
-    proto::v1::cafe_server::CafeServer,
+    proto::{self, v1::cafe_server::CafeServer},
     serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
 };
 use tokio::{task::JoinHandle, time::Instant};
@@ -226,7 +226,9 @@ impl Serve for Config {
                 }
             }
         };
-        let served = server.serve(cafe, closing).await;
+        let served = server
+            .serve(cafe, proto::FILE_DESCRIPTOR_SET, closing)
+            .await;
         // Only now: until the transport was down, open buzzers and watches
         // here were still told of their orders' progress at the other cafés.
         if let Some(following) = following {

@@ -24,7 +24,7 @@ use cafe_core::{
         GetMenuRequest, GetMenuResponse, GetOrderRequest, OrderRequest, OrderStatus,
         WatchOrderRequest,
     },
-    serving::status::invalid_argument,
+    status::invalid_argument,
 };
 use cafe_server::Config;
 use cafe_testkit::{

@@ -12,9 +12,12 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use super::*;
 use crate::{
-    proto::v1::{
-        BrewEvent, BrewRequest, GetStationRequest, Station,
-        barista_server::{Barista, BaristaServer},
+    proto::{
+        FILE_DESCRIPTOR_SET,
+        v1::{
+            BrewEvent, BrewRequest, GetStationRequest, Station,
+            barista_server::{Barista, BaristaServer},
+        },
     },
     serving::Server,
 };
@@ -64,7 +67,11 @@ async fn start(limits: Limits) -> (SocketAddr, oneshot::Sender<()>) {
         let _ = stopped.await;
     };
     let server = Server::new(listener, closed, Duration::from_secs(1), limits, 4096);
-    tokio::spawn(server.serve(BaristaServer::new(Refuses), |_deadline| async {}));
+    tokio::spawn(server.serve(
+        BaristaServer::new(Refuses),
+        FILE_DESCRIPTOR_SET,
+        |_deadline| async {},
+    ));
     (addr, stop)
 }
 

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use cafe_core::{convert::CODE_NAMES, proto::v1::OrderStatus};
+use cafe_core::{outcome::CODE_NAMES, proto::v1::OrderStatus};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tonic::Code;
