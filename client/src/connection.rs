@@ -20,7 +20,7 @@
 //! do ([`tls_failure`]): a certificate for another name, one from a CA that
 //! `--ca` does not hold, a café that does not speak TLS at all; and the
 //! other way round, a plaintext client on a TLS port is told so by the
-//! café itself (`cafe_core::serving::transport::PLAINTEXT_ON_TLS`).
+//! café itself (`cafe_core::outcome::PLAINTEXT_ON_TLS`).
 
 use std::{
     path::{Path, PathBuf},

@@ -323,14 +323,14 @@ mod tests {
     use tonic::{Request, Response, Status};
 
     use super::*;
-    use crate::proto::{
+    use cafe_domain::proto::{
         FILE_DESCRIPTOR_SET,
         v1::{
             BrewEvent, BrewRequest, GetStationRequest, Station,
             barista_server::{Barista, BaristaServer},
         },
     };
-    use crate::serving::ServerFlags;
+    use crate::ServerFlags;
 
     /// A service that refuses every call: these tests are about the
     /// transport around it.
@@ -363,7 +363,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum TestEnv {}
 
-    impl crate::serving::ServerEnv for TestEnv {
+    impl crate::ServerEnv for TestEnv {
         const PREFIX: &'static str = "TEST";
         const LISTEN: &'static str = "127.0.0.1:0";
         const SHUTDOWN_GRACE_HELP: &'static str = "";

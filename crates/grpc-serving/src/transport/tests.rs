@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use super::*;
-use crate::{
+use cafe_domain::{
     proto::{
         FILE_DESCRIPTOR_SET,
         v1::{
@@ -19,7 +19,9 @@ use crate::{
             barista_server::{Barista, BaristaServer},
         },
     },
-    serving::Server,
+};
+use crate::{
+    Server,
 };
 
 /// Far more than any wait here should take, even on a loaded machine.

@@ -64,6 +64,12 @@ pub fn code_name(code: Code) -> &'static str {
     CODE_NAMES[code as usize]
 }
 
+/// What a plaintext gRPC client on a TLS port is told by our servers, as
+/// the status of every call it makes there (so that our client can
+/// recognise it): in words, so that `cafe`, grpcurl or any other
+/// client shows the fix rather than a protocol error.
+pub const PLAINTEXT_ON_TLS: &str = "this server speaks TLS only: connect with https:// (and --ca if its certificate is from a private CA)";
+
 /// How a call ended: its gRPC status code, and where its message is.
 #[derive(Clone, Copy)]
 pub struct Outcome<'a> {

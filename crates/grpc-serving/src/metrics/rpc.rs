@@ -4,7 +4,7 @@
 //! right now by method, `grpc_server_calls_in_flight`.
 //!
 //! A call ends when its gRPC status is known, which for a stream is its
-//! trailers: [`crate::outcome`] tells a [`TimedCall`] then, or `CANCELLED`
+//! trailers: [`grpc_telemetry::outcome`] tells a [`TimedCall`] then, or `CANCELLED`
 //! when the body is dropped before them (the call leaves the in-flight
 //! gauge at that moment). A stream that nobody reads and that never ends
 //! stays in flight, which is what the gauge is for.
@@ -28,7 +28,7 @@ use prometheus_client::{
 use prost::Message;
 use tonic::Code;
 
-use crate::outcome::code_name;
+use grpc_telemetry::outcome::code_name;
 
 /// Upper bounds of the duration buckets, in seconds: from a `GetMenu`
 /// (well under a millisecond) to a buzzer waiting for a large tea at real
@@ -206,11 +206,10 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{
-        outcome::{Observe, ObservedBody},
-        proto::FILE_DESCRIPTOR_SET,
-        serving::calls::{OpenCalls, ServedCall, ServedCalls},
-    };
+    use cafe_domain::proto::FILE_DESCRIPTOR_SET;
+    use grpc_telemetry::outcome::{Observe, ObservedBody};
+
+    use crate::calls::{OpenCalls, ServedCall, ServedCalls};
 
     /// A service watched as a server watches its calls, timed in `metrics`.
     fn timed<S>(service: S, metrics: &Arc<RpcMetrics>) -> Observe<S, ServedCalls> {

@@ -45,7 +45,7 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 
 /// The propagators both layers use: W3C `traceparent`/`tracestate` and W3C
 /// `baggage`. Installed as OpenTelemetry's global propagator by
-/// [`crate::telemetry::init`] (and `build`), which the layers read.
+/// [`crate::init`] (and `build`), which the layers read.
 pub fn propagator() -> TextMapCompositePropagator {
     TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),

@@ -14,11 +14,12 @@ use std::{sync::Arc, time::Duration};
 use http::Request;
 use tokio::sync::watch;
 
-use crate::{
-    metrics::rpc::{RpcMetrics, TimedCall},
+use grpc_telemetry::{
     outcome::{CallObserver, MakeObserver, Outcome},
     propagation::{CallSpan, InCall, ServerTracing},
 };
+
+use crate::metrics::rpc::{RpcMetrics, TimedCall};
 
 /// The calls open on one connection. Clones share the count.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +93,7 @@ impl Drop for CallGuard {
 
 /// How a server watches its calls on one connection: each call counted
 /// open, timed by method (with `--metrics-listen`) and traced, all told
-/// the call's outcome by one [`Observe`](crate::outcome::Observe) wrapper.
+/// the call's outcome by one [`Observe`](grpc_telemetry::outcome::Observe) wrapper.
 #[derive(Debug, Clone)]
 pub struct ServedCalls {
     calls: OpenCalls,

@@ -1,4 +1,4 @@
-//! Compiles `proto/` into Rust at build time.
+//! Compiles the workspace's `proto/` into Rust at build time.
 //!
 //! `protox` parses the `.proto` files in pure Rust, so no system `protoc` is
 //! needed: a fresh machine with only Rust installed can build the café. The
@@ -8,12 +8,15 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/cafe/v1/cafe.proto", "proto/cafe/v1/barista.proto"];
+    let protos = [
+        "../../proto/cafe/v1/cafe.proto",
+        "../../proto/cafe/v1/barista.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }
 
-    let descriptors = protox::compile(protos, ["proto"])?;
+    let descriptors = protox::compile(protos, ["../../proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(
         out_dir.join("cafe_descriptor.bin"),
@@ -21,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     // Every generated client and server encodes with the café's codec:
-    // prost's, with call buffers sized for our messages (see `src/codec.rs`).
+    // prost's, with call buffers sized for our messages (see `codec.rs`).
     tonic_prost_build::configure()
         .codec_path("crate::codec::SmallBufferCodec")
         .compile_fds(descriptors)?;

@@ -1,7 +1,8 @@
 //! What every gRPC server of the café does the same way, written once: the
-//! flags they share, binding, the HTTP/2 settings, the middleware,
-//! reflection and health, a graceful shutdown bounded by the grace, the
-//! steps of `main`, and how a bad request becomes a status.
+//! flags they share, binding, the HTTP/2 settings, the layers, reflection
+//! and health, deadlines, metrics, a graceful shutdown bounded by the grace,
+//! and the steps of `main`. It knows no café type: a server hands it its
+//! service and that service's descriptor set.
 //!
 //! The café (`services/cafe`) and the barista backend (`services/barista`)
 //! each say only what is their own: which gRPC service they serve, how they
@@ -14,24 +15,27 @@
 //! - [`server`]: [`Server`], one gRPC service as every server serves it:
 //!   bind, layers, health, reflection, and the closing order bounded by
 //!   `--shutdown-grace`.
-//! - [`transport`]: the connections, from `accept` to GOAWAY: the limits
-//!   (connections, handshake and idle timeouts, streams, keepalive) and the
-//!   HTTP/2 settings, with [`handshake`] (the preface deadline) and
-//!   [`calls`] (the calls open on a connection, for the idle timeout).
-//! - [`tls`]: TLS and mutual TLS on the accept loop (`--tls-cert`,
-//!   `--tls-key`, `--tls-client-ca`), and the certificate swapped on SIGHUP
-//!   without dropping a connection.
+//! - [`transport`]: the connections, from `accept` to GOAWAY, their limits
+//!   and HTTP/2 settings, with [`handshake`] (the preface deadline) and
+//!   [`calls`] (each call counted, timed and traced by one observer).
+//! - [`tls`]: TLS and mutual TLS on the accept loop, and the certificate
+//!   swapped on SIGHUP without dropping a connection.
+//! - [`deadline`]: the caller's deadline, answered `DEADLINE_EXCEEDED`.
 //! - [`retry_hint`]: while closing, `UNAVAILABLE` says when to come back.
-//! - [`application`]: [`Application`] (build, learn the port, serve) over a
-//!   server's [`Serve`] implementation, and [`run_main`], the body of every
-//!   server binary's `main`.
+//! - [`metrics`]: what an operator watches a server by, for Prometheus.
+//! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
+//! - [`application`]: [`Application`] (build, learn the port, serve) and
+//!   [`run_main`], the body of every server binary's `main`.
 
 pub mod application;
 pub mod calls;
+pub mod deadline;
 pub mod flags;
 pub mod handshake;
+pub mod metrics;
 pub mod retry_hint;
 pub mod server;
+pub mod shutdown;
 pub mod tls;
 pub mod transport;
 

@@ -30,7 +30,7 @@ use std::{fmt::Debug, marker::PhantomData, net::SocketAddr, path::PathBuf, time:
 use clap::{Args, Command, FromArgMatches};
 
 use super::{tls::TlsFiles, transport::Limits};
-use crate::telemetry::LogFormat;
+use grpc_telemetry::LogFormat;
 
 /// Which server a [`ServerFlags`] belongs to: how its variables are named,
 /// where it listens by default, and its words for the flags whose help is

@@ -47,7 +47,9 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use crate::{metrics::rpc::RpcMetrics, outcome::Observe};
+use grpc_telemetry::outcome::{Observe, PLAINTEXT_ON_TLS};
+
+use crate::metrics::rpc::RpcMetrics;
 
 use super::{
     calls::{OpenCalls, ServedCalls},
@@ -354,11 +356,6 @@ async fn connection<S, B>(
         Err(error) => debug!(%error, "connection closed before TLS and HTTP/2 began"),
     }
 }
-
-/// What a plaintext gRPC client on a TLS port is told, as the status of
-/// every call it makes there: in words, so that `cafe`, grpcurl or any other
-/// client shows the fix rather than a protocol error.
-pub const PLAINTEXT_ON_TLS: &str = "this server speaks TLS only: connect with https:// (and --ca if its certificate is from a private CA)";
 
 /// Answers every call of a plaintext HTTP/2 client `UNAVAILABLE` with
 /// [`PLAINTEXT_ON_TLS`], for at most `timeout` (the handshake timeout: this

@@ -1,4 +1,5 @@
-//! Logs and traces for every binary of the café, set up in one place.
+//! Logs and traces for gRPC clients and servers, set up in one place, and
+//! what carries one trace across them.
 //!
 //! Each binary calls [`init`] once, first thing, and keeps the returned
 //! [`Telemetry`] guard alive until it exits: dropping it flushes the spans
@@ -6,7 +7,7 @@
 //! its last spans.
 //!
 //! One `tracing` subscriber feeds up to two layers, each with its own filter
-//! ([`filters`]):
+//! (`filters`):
 //! - the **console** layer writes log lines to stderr (stdout belongs to the
 //!   CLI's output), filtered by `RUST_LOG` (default `info`), as text for
 //!   people or as JSON (with `trace_id` and `span_id`, so a log line leads
@@ -19,17 +20,24 @@
 //!   without it a server echoes the caller's trace id instead of making its
 //!   own (see [`crate::propagation`]).
 //!
-//! Export over OTLP/gRPC starts only when an endpoint is given
-//! (`--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`); `export` keeps it
-//! out of the way when the collector is missing, `queue` counts every
-//! dropped span, and `settings` reads the standard `OTEL_*` variables
-//! ([`ENV_VARS`]; what each means: `docs/tracing.md`, "Configuration").
-//! [`links`] says where a trace can be found.
+//! Export over OTLP/gRPC starts only when an endpoint is given; `export`
+//! keeps it out of the way when the collector is missing, `queue` counts
+//! every dropped span, `settings` reads the `OTEL_*` variables ([`ENV_VARS`],
+//! explained in `docs/tracing.md`).
+//!
+//! # Layout
+//! - [`propagation`]: the W3C trace context in gRPC metadata, a span per
+//!   call on either side.
+//! - [`outcome`]: the one wrapper that reads a call's outcome (headers,
+//!   trailers, end or drop) for whoever watches calls.
+//! - [`links`]: where a trace can be found.
 
 mod export;
 mod filters;
 mod json;
 pub mod links;
+pub mod outcome;
+pub mod propagation;
 mod queue;
 mod settings;
 

@@ -60,7 +60,7 @@ impl Collector for ProcessCollector {
             "trace_spans_dropped",
             "Spans this process failed to export (queue full or export failed).",
             None,
-            [("", crate::telemetry::spans_dropped())],
+            [("", grpc_telemetry::spans_dropped())],
         )?;
         if let Some(bytes) = resident_memory_bytes() {
             gauge(

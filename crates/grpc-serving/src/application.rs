@@ -14,10 +14,9 @@ use super::{
     server::{Server, bind},
     tls::{self, ServerTls},
 };
-use crate::{
-    shutdown,
-    telemetry::{self, TelemetryConfig},
-};
+use grpc_telemetry::TelemetryConfig;
+
+use crate::shutdown;
 
 /// What one server brings to the scaffold, implemented by its
 /// configuration: where it keeps the flags every server has, and how it
@@ -167,7 +166,7 @@ pub fn run_main<C: Serve>(
     opened: impl FnOnce(&C, SocketAddr),
 ) -> Result<(), StartupError> {
     let flags = config.flags();
-    let _telemetry = telemetry::init(&TelemetryConfig {
+    let _telemetry = grpc_telemetry::init(&TelemetryConfig {
         service_name,
         log_format: flags.log_format,
         default_filter: "info",

@@ -213,7 +213,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (_rpc, running) =
-            MetricsServer::new(listener).start("cafe.v1.Cafe", crate::proto::FILE_DESCRIPTOR_SET);
+            MetricsServer::new(listener).start("cafe.v1.Cafe", cafe_domain::proto::FILE_DESCRIPTOR_SET);
         (addr, running)
     }
 
