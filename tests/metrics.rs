@@ -5,7 +5,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe_core::menu::TimeScale;
+use cafe_domain::menu::TimeScale;
 use cafe_testkit::{
     LIMIT,
     barista::{barista_config, spawn_barista},

@@ -11,12 +11,11 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::{
+use cafe_domain::{
     menu::TimeScale,
     proto::v1::{
         CancelOrderRequest, OrderEvent, OrderStatus, WatchBoardRequest, WatchOrderRequest,
     },
-    serving::ServerFlags,
 };
 use cafe_testkit::{
     Config, LIMIT, TestCafe,
@@ -24,6 +23,7 @@ use cafe_testkit::{
     metrics::scrape_until,
     order, remote_config, spawn_cafe, status_of, until_brewing, with_metrics,
 };
+use grpc_serving::ServerFlags;
 use tokio::time::{Instant, timeout};
 use tonic::{Code, Streaming};
 use tonic_health::pb::health_check_response::ServingStatus;

@@ -11,10 +11,7 @@ use cafe_client::{
     connection::{self, Dial},
     error::ClientError,
 };
-use cafe_core::{
-    proto::v1::{GetMenuRequest, OrderStatus, cafe_client::CafeClient},
-    serving::ServerFlags,
-};
+use cafe_domain::proto::v1::{GetMenuRequest, OrderStatus, cafe_client::CafeClient};
 use cafe_testkit::{
     Config, LIMIT,
     barista::{barista_config, spawn_barista},
@@ -22,6 +19,7 @@ use cafe_testkit::{
     tls::{Issued, TestPki},
     until_brewing,
 };
+use grpc_serving::ServerFlags;
 use tokio::time::timeout;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
@@ -33,7 +31,7 @@ use tonic_health::pb::{
 const HOST: &str = "127.0.0.1";
 
 /// Server flags serving TLS with `issued`.
-fn tls_flags<E: cafe_core::serving::ServerEnv>(issued: &Issued) -> ServerFlags<E> {
+fn tls_flags<E: grpc_serving::ServerEnv>(issued: &Issued) -> ServerFlags<E> {
     ServerFlags {
         tls_cert: Some(issued.cert.clone()),
         tls_key: Some(issued.key.clone()),

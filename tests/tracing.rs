@@ -17,12 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe_core::{
+use cafe_domain::{
     menu::{self, Size},
-    propagation,
     proto::v1::{GetOrderRequest, WatchBoardRequest},
-    serving::ServerFlags,
-    telemetry::{self, LogFormat, Telemetry, TelemetryConfig},
 };
 use cafe_testkit::{
     barista::{barista_config, spawn_barista},
@@ -31,6 +28,8 @@ use cafe_testkit::{
     remote_config, spawn_cafe,
 };
 use futures::StreamExt;
+use grpc_serving::ServerFlags;
+use grpc_telemetry::{self as telemetry, LogFormat, Telemetry, TelemetryConfig, propagation};
 use opentelemetry::trace::TraceContextExt;
 use tracing::{Instrument, dispatcher::DefaultGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -466,7 +465,7 @@ async fn a_collector_that_goes_away_costs_nothing() {
 
 #[tokio::test]
 async fn a_retry_on_another_barista_is_a_second_brew_span_saying_why() {
-    use cafe_core::proto::v1::OrderStatus;
+    use cafe_domain::proto::v1::OrderStatus;
     let collector = Collector::start();
     let (telemetry, _default) = telemetry_to(collector.endpoint());
     // A latte takes 2 s here: long enough to kill its barista mid-brew.
@@ -579,7 +578,7 @@ async fn blocking_brews_show_as_requests_that_start_late() {
         .unwrap();
     let config = cafe_server::Config {
         baristas: 2,
-        brew_mode: cafe_core::brewing::BrewMode::Blocking,
+        brew_mode: cafe_domain::brewing::BrewMode::Blocking,
         server: ServerFlags {
             ..fast_config().server
         },
@@ -613,7 +612,7 @@ async fn blocking_brews_show_as_requests_that_start_late() {
     let menu = async move {
         tokio::time::sleep(brew / 2).await;
         menu_client
-            .get_menu(cafe_core::proto::v1::GetMenuRequest {})
+            .get_menu(cafe_domain::proto::v1::GetMenuRequest {})
             .await
             .unwrap();
     };

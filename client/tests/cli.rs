@@ -9,7 +9,7 @@ use std::{net::SocketAddr, process::Output, time::Duration};
 
 use assert_cmd::Command;
 use cafe_client::error::exit;
-use cafe_core::proto::v1::{OrderEvent, Size as PbSize};
+use cafe_domain::proto::v1::{OrderEvent, Size as PbSize};
 use cafe_server::Config;
 use cafe_testkit::{TestCafe, config_at_scale, order, spawn_cafe, until_brewing};
 use serde_json::Value;
@@ -98,7 +98,7 @@ async fn menu_shows_the_drinks_at_the_cafes_time_scale() {
     assert!(table.contains("at ×0.005"), "{table}");
 
     let json = json_lines(&cafe(&test_cafe, &["menu", "--json"]).await);
-    assert_eq!(json.len(), cafe_core::menu::MENU.len());
+    assert_eq!(json.len(), cafe_domain::menu::MENU.len());
     let latte = json.iter().find(|d| d["id"] == "latte").unwrap();
     assert_eq!(latte["brew_time_ms"], 40_000.0);
     assert_eq!(latte["brew_time_here_ms"], 200.0);
@@ -418,13 +418,13 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
     // Leaving the buzzer does not cancel the order: it is still brewing.
     let order = test_cafe
         .client
-        .get_order(cafe_core::proto::v1::GetOrderRequest { order_id: id })
+        .get_order(cafe_domain::proto::v1::GetOrderRequest { order_id: id })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
         order.status,
-        cafe_core::proto::v1::OrderStatus::Brewing as i32
+        cafe_domain::proto::v1::OrderStatus::Brewing as i32
     );
     test_cafe.begin_shutdown();
 }
@@ -585,7 +585,7 @@ async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     .await;
     let mut board = test_cafe
         .client
-        .watch_board(cafe_core::proto::v1::WatchBoardRequest {})
+        .watch_board(cafe_domain::proto::v1::WatchBoardRequest {})
         .await
         .unwrap()
         .into_inner();
@@ -598,7 +598,7 @@ async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     let cancelled = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(event) = board.message().await.unwrap() {
             let order = event.order.unwrap();
-            if order.status == cafe_core::proto::v1::OrderStatus::Cancelled as i32 {
+            if order.status == cafe_domain::proto::v1::OrderStatus::Cancelled as i32 {
                 return order;
             }
         }

@@ -40,7 +40,7 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::{
+use cafe_domain::{
     menu::Size,
     proto::v1::{self as pb, GetMenuRequest, OrderRequest, cafe_client::CafeClient},
 };

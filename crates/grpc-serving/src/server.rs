@@ -323,6 +323,7 @@ mod tests {
     use tonic::{Request, Response, Status};
 
     use super::*;
+    use crate::ServerFlags;
     use cafe_domain::proto::{
         FILE_DESCRIPTOR_SET,
         v1::{
@@ -330,7 +331,6 @@ mod tests {
             barista_server::{Barista, BaristaServer},
         },
     };
-    use crate::ServerFlags;
 
     /// A service that refuses every call: these tests are about the
     /// transport around it.

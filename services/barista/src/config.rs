@@ -2,18 +2,15 @@
 //! with an environment variable (`--listen` or `BARISTA_LISTEN`), plus
 //! `--name` for telling replicas apart and `--baristas`.
 //!
-//! The shared flags are [`cafe_core::serving::ServerFlags`], flattened in
+//! The shared flags are [`grpc_serving::ServerFlags`], flattened in
 //! with the `BARISTA_` prefix ([`BaristaEnv`]).
 //!
 //! Tests build a [`Config`] directly (`Config::default()` and struct update
 //! syntax) instead of setting environment variables.
 
-use cafe_core::{
-    brewing::BrewMode,
-    menu::TimeScale,
-    serving::{self, ServerEnv, ServerFlags},
-};
+use cafe_domain::{brewing::BrewMode, menu::TimeScale};
 use clap::Parser;
+use grpc_serving::{self as serving, ServerEnv, ServerFlags};
 
 /// `cafe-barista`: a station of baristas that brews drinks for the café.
 #[derive(Debug, Clone, Parser)]
@@ -95,7 +92,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        // The shared flags' bad values are refused in `cafe_core::serving::flags`.
+        // The shared flags' bad values are refused in `grpc_serving::flags`.
         cafe_testkit::assert_refused::<Config>(&["--baristas 0", "--name a/b", "--name="]);
     }
 }

@@ -1,7 +1,7 @@
 //! Everything that can go wrong in the barista backend, and the one place
 //! where it becomes a gRPC status.
 
-use cafe_core::{
+use cafe_domain::{
     order::FieldViolation,
     status::{describe, invalid_argument},
 };

@@ -1,6 +1,6 @@
 //! The barista backend's own part of serving; the rest (bind, HTTP/2
 //! settings, layers, health and reflection, the bounded shutdown) is the
-//! shared scaffold in [`cafe_core::serving`].
+//! shared scaffold in [`grpc_serving`].
 //!
 //! Like the café: [`Application::build`] binds first (so a caller learns the
 //! port), [`serve`] runs until the shutdown future resolves, then closes in
@@ -12,12 +12,10 @@
 //! 3. drinks in hand are finished and their streams end OK;
 //! 4. the transport shuts down.
 //!
-//! [`serve`]: cafe_core::serving::Application::serve
+//! [`serve`]: grpc_serving::Application::serve
 
-use cafe_core::{
-    proto::{self, v1::barista_server::BaristaServer},
-    serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
-};
+use cafe_domain::proto::{self, v1::barista_server::BaristaServer};
+use grpc_serving::{self as serving, Serve, Server, ServerEnv, ServerFlags, StartupError};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use cafe_core::{menu::TimeScale, proto::v1::brew_event::Event, serving::ServerFlags};
+use cafe_domain::{menu::TimeScale, proto::v1::brew_event::Event};
 use cafe_testkit::{
     LIMIT,
     barista::{barista_config, brew_request, spawn_barista},
 };
+use grpc_serving::ServerFlags;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,

@@ -6,7 +6,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe_core::{menu::TimeScale, proto::v1::brew_event::Event};
+use cafe_domain::{menu::TimeScale, proto::v1::brew_event::Event};
 use cafe_testkit::{
     LIMIT,
     barista::{barista_config, brew_request, spawn_barista},

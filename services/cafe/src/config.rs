@@ -3,7 +3,7 @@
 //!
 //! The flags every server has (`--listen`, `--time-scale`, `--brew-mode`,
 //! `--runtime-workers`, `--shutdown-grace`, `--log-format`,
-//! `--otlp-endpoint`) are [`cafe_core::serving::ServerFlags`], flattened in
+//! `--otlp-endpoint`) are [`grpc_serving::ServerFlags`], flattened in
 //! with the `CAFE_` prefix ([`CafeEnv`]); the rest are the café's own.
 //!
 //! Tests build a [`Config`] directly (`Config::default()` and struct update
@@ -11,12 +11,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use cafe_core::{
-    brewing::BrewMode,
-    menu::TimeScale,
-    serving::{self, ServerEnv, ServerFlags, StartupError, tls},
-};
+use cafe_domain::{brewing::BrewMode, menu::TimeScale};
 use clap::Parser;
+use grpc_serving::{self as serving, ServerEnv, ServerFlags, StartupError, tls};
 use tonic::transport::ClientTlsConfig;
 
 use crate::{book::FINISHED_ORDERS_KEPT, remote::BaristaEndpoint};
@@ -234,7 +231,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        // The shared flags' bad values are refused in `cafe_core::serving::flags`.
+        // The shared flags' bad values are refused in `grpc_serving::flags`.
         cafe_testkit::assert_refused::<Config>(&[
             "--baristas 0",
             "--baristas 1000001",

@@ -8,7 +8,7 @@
 //! sent. Every status the café answers with is made by the one `From`
 //! below, including those of an order that ended without its drink.
 
-use cafe_core::{
+use cafe_domain::{
     order::{FieldViolation, OrderId, OrderStatus, quoted},
     status::{describe, invalid_argument},
 };

@@ -1,6 +1,6 @@
 //! The café's own part of serving; the rest (bind, HTTP/2 settings, layers,
 //! health and reflection, the bounded shutdown) is the shared scaffold in
-//! [`cafe_core::serving`].
+//! [`grpc_serving`].
 //!
 //! [`Application::build`] binds the listener first, so a caller (a test, the
 //! CLI's `demo`) can learn the port before anything is served; [`serve`]
@@ -16,7 +16,7 @@
 //!
 //! all within `--shutdown-grace`. If the grace runs out first, the
 //! connections still open are dropped. Every call the café receives while
-//! closing is answered; see [`cafe_core::serving::server`] for why GOAWAY
+//! closing is answered; see [`grpc_serving::server`] for why GOAWAY
 //! comes last.
 //!
 //! With a durable store of its own (SQLite, the binary's default) closing
@@ -50,14 +50,12 @@
 //! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
 //! while none is reachable.
 //!
-//! [`serve`]: cafe_core::serving::Application::serve
+//! [`serve`]: grpc_serving::Application::serve
 
 use std::{sync::Arc, time::Duration};
 
-use cafe_core::{
-    proto::{self, v1::cafe_server::CafeServer},
-    serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
-};
+use cafe_domain::proto::{self, v1::cafe_server::CafeServer};
+use grpc_serving::{self as serving, Serve, Server, ServerEnv, ServerFlags, StartupError};
 use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};

@@ -14,14 +14,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe_core::{
-    propagation,
-    proto::v1::{OrderRequest, cafe_client::CafeClient},
-};
+use cafe_domain::proto::v1::{OrderRequest, cafe_client::CafeClient};
 use cafe_testkit::{
     child_log,
     otlp::{Collector, KIND_SERVER},
 };
+use grpc_telemetry::propagation;
 use serde_json::Value;
 
 /// The first log line whose message is `message`, within 10 s.

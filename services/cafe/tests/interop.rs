@@ -18,7 +18,7 @@
 //! service's echo methods, per-RPC credentials) have no counterpart in the
 //! café's API.
 
-use cafe_core::{
+use cafe_domain::{
     order::quoted,
     proto::v1::{
         GetMenuRequest, GetMenuResponse, GetOrderRequest, OrderRequest, OrderStatus,
@@ -306,7 +306,7 @@ async fn a_refusal_arrives_intact_however_odd_its_text() {
     for (request, field) in cases {
         // What the café's validation says, worked out here from the same
         // code: the client must receive exactly that.
-        let violations = cafe_core::order::NewOrder::try_from(&request).unwrap_err();
+        let violations = cafe_domain::order::NewOrder::try_from(&request).unwrap_err();
         let sent = invalid_argument(&violations);
         for received in [
             cafe.client.order_coffee(request.clone()).await.unwrap_err(),

@@ -25,14 +25,12 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use cafe_core::{
-    proto::v1::{
-        CancelOrderRequest, GetOrderRequest, Order, OrderEvent, OrderStatus, WatchBoardRequest,
-        WatchOrderRequest, cafe_client::CafeClient,
-    },
-    serving::retry_hint::PUSHBACK,
+use cafe_domain::proto::v1::{
+    CancelOrderRequest, GetOrderRequest, Order, OrderEvent, OrderStatus, WatchBoardRequest,
+    WatchOrderRequest, cafe_client::CafeClient,
 };
 use cafe_testkit::{LIMIT, child_log, connect, leaky_env, order, status_of, until_brewing};
+use grpc_serving::retry_hint::PUSHBACK;
 use serde_json::Value;
 use tonic::{Code, Status, transport::Channel};
 

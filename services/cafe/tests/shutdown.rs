@@ -12,7 +12,7 @@
 //! they stop once the café no longer accepts connections. (Customers that
 //! ignore the hint and send again at once lose a few hundred calls here to
 //! tonic's client, which fails the calls it had queued when GOAWAY came:
-//! see `cafe_core::serving::server`.)
+//! see `grpc_serving::server`.)
 
 use std::{
     collections::HashMap,
@@ -20,13 +20,13 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::{
+use cafe_domain::{
     menu::TimeScale,
     proto::v1::{GetStatsRequest, OrderStatus, cafe_client::CafeClient},
-    serving::ServerFlags,
 };
 use cafe_server::Config;
 use cafe_testkit::{LIMIT, connect, order, spawn_cafe};
+use grpc_serving::ServerFlags;
 use tonic::{Code, Status, transport::Channel};
 
 /// Orders kept in flight when the café is told to close.

@@ -3,14 +3,14 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use cafe_core::{
+use cafe_domain::{
     menu::TimeScale,
     proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE,
     proto::v1::{OrderEvent, cafe_client::CafeClient},
-    serving::{ServerFlags, StartupError, tls::ServerTls},
 };
 use cafe_server::Application;
 pub use cafe_server::Config;
+use grpc_serving::{ServerFlags, StartupError, tls::ServerTls};
 use tokio::{
     net::{TcpListener, TcpSocket},
     runtime::Runtime,

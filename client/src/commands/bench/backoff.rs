@@ -3,7 +3,7 @@
 //!
 //! A café that is closing answers the calls it refuses `UNAVAILABLE` with
 //! a retry hint, the time until it will have gone (see
-//! `cafe_core::serving::retry_hint`). A worker that ignores it and sends
+//! `grpc_serving::retry_hint`). A worker that ignores it and sends
 //! its next call at once is still sending when the café's GOAWAY arrives,
 //! and hyper's client fails the calls it had queued but not yet sent
 //! (`CANCELLED` "connection closed", or `INTERNAL`): errors of the

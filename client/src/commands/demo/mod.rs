@@ -26,12 +26,12 @@ pub mod table;
 
 use std::{collections::BTreeSet, future::Future, time::Duration};
 
-use cafe_core::{
+use cafe_domain::{
     brewing::BrewMode, convert::duration_from_wire, menu::Size, proto::v1::GetMenuRequest,
-    serving::ServerFlags,
 };
 use cafe_server::Config;
 use futures::FutureExt;
+use grpc_serving::ServerFlags;
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{Instrument, Span, info_span};

@@ -212,8 +212,8 @@ mod tests {
     async fn start() -> (SocketAddr, Running) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (_rpc, running) =
-            MetricsServer::new(listener).start("cafe.v1.Cafe", cafe_domain::proto::FILE_DESCRIPTOR_SET);
+        let (_rpc, running) = MetricsServer::new(listener)
+            .start("cafe.v1.Cafe", cafe_domain::proto::FILE_DESCRIPTOR_SET);
         (addr, running)
     }
 

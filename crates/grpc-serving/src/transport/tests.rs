@@ -11,17 +11,13 @@ use tonic::{Request, Response, Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use super::*;
-use cafe_domain::{
-    proto::{
-        FILE_DESCRIPTOR_SET,
-        v1::{
-            BrewEvent, BrewRequest, GetStationRequest, Station,
-            barista_server::{Barista, BaristaServer},
-        },
+use crate::Server;
+use cafe_domain::proto::{
+    FILE_DESCRIPTOR_SET,
+    v1::{
+        BrewEvent, BrewRequest, GetStationRequest, Station,
+        barista_server::{Barista, BaristaServer},
     },
-};
-use crate::{
-    Server,
 };
 
 /// Far more than any wait here should take, even on a loaded machine.

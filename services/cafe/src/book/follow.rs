@@ -34,7 +34,7 @@ use super::{
     Kept, OrderBook,
     entry::{History, OrderEntry, Update},
 };
-use cafe_core::order::OrderStatus;
+use cafe_domain::order::OrderStatus;
 
 /// Where a follower starts in an order's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
