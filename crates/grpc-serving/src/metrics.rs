@@ -4,15 +4,14 @@
 //! Two kinds of numbers, gathered two ways:
 //!
 //! - **What happens** (a call finished, how long it took, with what status)
-//!   can only be seen as it passes, so it is recorded then: the
-//!   [`rpc`] layer times every call and files it by method and gRPC status
-//!   code. That is the one place the metrics cost anything per call.
+//!   can only be seen as it passes, so it is recorded then: [`rpc`] times
+//!   every call and files it by method and gRPC status code. That is the
+//!   one place the metrics cost anything per call.
 //! - **What is** (orders in line, streams open, tasks alive, baristas free)
 //!   is a state the server already holds. It is read from there when
 //!   Prometheus scrapes, by a [`Collector`] each server registers: nothing
 //!   is kept up to date on the hot path for it, and a gauge read from the
-//!   state cannot drift from it the way a gauge kept by hand can (one
-//!   missed decrement on an error path and it is wrong for ever).
+//!   state cannot drift from it the way a gauge kept by hand can.
 //!
 //! Each server has a registry of its own ([`Metrics`]), not a process-wide
 //! one: a test (or the CLI's `demo`) that runs several servers in one
@@ -20,27 +19,18 @@
 //! tasks of the runtime, memory, dropped spans) are shared by whatever runs
 //! in the process.
 //!
-//! # Why `prometheus-client`
-//!
-//! It is the Prometheus project's own Rust client, small (no HTTP server,
-//! no global state, four dependencies), and has what this design needs:
-//! registries as values, and collectors asked for their numbers at scrape
-//! time. The `metrics` facade with `metrics-exporter-prometheus` is the
-//! other well-kept choice; it records through a process-wide recorder (so
-//! two cafés in one test process would share their gauges) and brings its
-//! own HTTP stack. Serving `/metrics` takes a few lines of hyper, which
-//! tonic already links ([`endpoint`]).
+//! Why `prometheus-client` rather than the `metrics` facade:
+//! `docs/metrics.md`.
 //!
 //! # Layout
 //! - this module: [`Metrics`], the registry a server fills before it
 //!   serves, and [`gauge`], [`gauges`] and [`counter`], the few lines a
 //!   collector needs to write one number.
-//! - [`rpc`]: the tower layer that times every call by method and status.
+//! - [`rpc`]: every call timed by method and status.
 //! - [`process`]: what every server reports alike: the runtime's live
 //!   tasks, memory and file descriptors, dropped spans.
 //! - [`endpoint`]: `/metrics` over HTTP/1.1.
-//!
-//! Every metric, and what it tells an operator, is in `docs/metrics.md`.
+//! Every metric, and what it tells an operator: `docs/metrics.md`.
 
 pub mod endpoint;
 pub mod process;
@@ -85,8 +75,9 @@ impl Metrics {
         self.registry.register_collector(Box::new(collector));
     }
 
-    /// The call metrics of a server of `service` (e.g. `cafe.v1.Cafe`), for
-    /// its [`rpc::RpcMetricsLayer`], registered here.
+    /// The call metrics of a server of `service` (e.g. `cafe.v1.Cafe`),
+    /// described by `descriptors` (its encoded descriptor set), registered
+    /// here; each call is timed by [`crate::calls::ServedCalls`].
     pub fn rpc(&mut self, service: &str, descriptors: &[u8]) -> Arc<RpcMetrics> {
         RpcMetrics::register(&mut self.registry, service, descriptors)
     }
