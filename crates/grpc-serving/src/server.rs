@@ -1,9 +1,8 @@
-//! One gRPC service as every server of the café serves it: the metrics,
-//! tracing, deadline and retry-hint layers, health and reflection beside
-//! the service, the message size cap, the metrics endpoint (with
-//! `--metrics-listen`), and a closing that the grace bounds. The
-//! connections themselves (limits, HTTP/2 settings, GOAWAY) are
-//! [`super::transport`]'s.
+//! One gRPC service as every server of the café serves it: the deadline
+//! and retry-hint layers, health and reflection beside the service, the
+//! message size cap, the metrics endpoint (with `--metrics-listen`), and a
+//! closing that the grace bounds. The connections themselves (limits,
+//! HTTP/2 settings, GOAWAY, each call observed) are [`super::transport`]'s.
 //!
 //! [`Server::serve`] closes in this order, all within `--shutdown-grace`:
 //!
@@ -25,19 +24,9 @@
 //! 5. if one is still open a moment ([`LAST_RESPONSES`]) after the grace
 //!    (or after step 3, if that used the whole grace), it is dropped.
 //!
-//! Why GOAWAY comes after the closing steps and not at once: a client that
-//! gets GOAWAY while it has calls queued but not yet sent fails them
-//! itself (tonic's client: `CANCELLED` "connection closed", or `INTERNAL`),
-//! however gracefully the server closes; and hyper's client notices a
-//! GOAWAY only when its next call comes, which it then cancels, as long as
-//! the connection stays open for the calls still running. Sent at once,
-//! with many orders still open, GOAWAY cost some of their customers' next
-//! calls that way (`services/cafe/tests/shutdown.rs`; the figures are in
-//! `docs/performance.md`). Sent after the closing steps, the long calls have ended (their orders are
-//! final), each connection closes as soon as GOAWAY is out, and every
-//! customer has been told `UNAVAILABLE` with a hint to wait until the
-//! server has gone, so a client that honours it has nothing in flight when
-//! GOAWAY comes.
+//! GOAWAY comes after the closing steps, not at once, because a client
+//! fails the calls it had queued when GOAWAY arrives, however gracefully
+//! the server closes: `docs/performance.md`, "GOAWAY and the quiet period".
 
 use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
