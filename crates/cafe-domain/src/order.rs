@@ -221,6 +221,16 @@ impl NewOrder {
                 ),
             });
         }
+        // Checked here, not left to the store: a key no store can keep
+        // (PostgreSQL refuses a NUL byte in text) is the request's fault,
+        // and must not be answered "try again" by one store and taken by
+        // another.
+        if request_id.chars().any(char::is_control) {
+            violations.push(FieldViolation {
+                field: "request_id",
+                description: "request_id must not contain control characters".into(),
+            });
+        }
 
         match (customer, cup) {
             (Some(customer), Some(Cup { drink, size })) if violations.is_empty() => Ok(NewOrder {
@@ -394,6 +404,22 @@ mod tests {
             Vec::<&str>::new()
         );
         assert_eq!(violations(&"é".repeat(65), "latte", None), ["customer"]);
+    }
+
+    #[test]
+    fn request_ids_are_checked() {
+        let refused = |request_id: &str| {
+            NewOrder::parse("Ada", "latte", Ok(None), request_id)
+                .err()
+                .map(|violations| violations.iter().map(|v| v.field).collect::<Vec<_>>())
+        };
+        assert_eq!(refused("retry-1"), None);
+        assert_eq!(refused("a\0b"), Some(vec!["request_id"]));
+        assert_eq!(refused("a\nb"), Some(vec!["request_id"]));
+        assert_eq!(
+            refused(&"k".repeat(MAX_REQUEST_ID_CHARS + 1)),
+            Some(vec!["request_id"])
+        );
     }
 
     #[test]

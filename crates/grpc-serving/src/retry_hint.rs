@@ -27,8 +27,8 @@ use std::{
 use futures::future::BoxFuture;
 use http::{HeaderValue, Response};
 use tokio::{sync::watch, time::Instant};
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
+use tonic::{Code, Status, metadata::MetadataValue};
+use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
 /// The header (trailer, in a trailers-only answer) gRPC clients read for
@@ -107,6 +107,18 @@ where
     }
 }
 
+/// `UNAVAILABLE` with `message` and a hint to come back after `wait`, in
+/// both forms: for a server that is up but cannot serve for a moment (its
+/// store is failing, say), rather than closing.
+pub fn unavailable(message: impl Into<String>, wait: Duration) -> Status {
+    let details = ErrorDetails::with_retry_info(Some(wait));
+    let mut status = Status::with_error_details(Code::Unavailable, message, details);
+    if let Ok(millis) = MetadataValue::try_from(wait.as_millis().to_string()) {
+        status.metadata_mut().insert(PUSHBACK, millis);
+    }
+    status
+}
+
 /// Adds the hint to a trailers-only `UNAVAILABLE` in `headers`.
 fn add_hint(headers: &mut http::HeaderMap, gone_by: Instant) {
     let Some(status) = Status::from_header_map(headers) else {
@@ -128,7 +140,6 @@ fn add_hint(headers: &mut http::HeaderMap, gone_by: Instant) {
 
 #[cfg(test)]
 mod tests {
-    use tonic_types::ErrorDetails;
 
     use super::*;
 

@@ -8,11 +8,18 @@
 //! sent. Every status the café answers with is made by the one `From`
 //! below, including those of an order that ended without its drink.
 
+use std::time::Duration;
+
 use cafe_domain::{
     order::{FieldViolation, OrderId, OrderStatus, quoted},
     status::{describe, invalid_argument},
 };
+use grpc_serving::retry_hint;
 use tonic::Status;
+
+/// How long a customer turned away by a failing store is asked to wait
+/// before trying again: the store's writer keeps trying meanwhile.
+const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why the café could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -122,9 +129,9 @@ impl From<CafeError> for Status {
             CafeError::QueueFull { .. } => Status::resource_exhausted(message),
             CafeError::CounterWaitOver(_) => Status::deadline_exceeded(message),
             CafeError::Cancelled { .. } => Status::cancelled(message),
+            CafeError::StoreUnwritable(_) => retry_hint::unavailable(message, STORE_RETRY_AFTER),
             CafeError::Closing
             | CafeError::NoBarista(_)
-            | CafeError::StoreUnwritable(_)
             | CafeError::KeptForRestart(_)
             | CafeError::CancelledByClosing { .. }
             | CafeError::Failed { .. } => Status::unavailable(message),

@@ -10,6 +10,8 @@
 //! - this root: clients, order requests, reading a buzzer, test logs, and
 //!   a server's refused flags;
 //! - [`child_log`]: the JSON log of a server run as a real process;
+//! - [`process`]: a server binary run as a real process (signals, crashes,
+//!   restarts on the same files), and a small disk to fill under it;
 //! - `cafe` (feature `cafe`): `spawn_cafe` and its configs, and
 //!   `spawn_killable_cafe`, on a runtime of its own to crash it;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
@@ -32,6 +34,7 @@ pub mod metrics;
 pub mod otlp;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod process;
 pub mod tls;
 
 #[cfg(feature = "cafe")]

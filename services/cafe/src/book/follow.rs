@@ -18,7 +18,9 @@
 //! ticket) and the final status wait until their change is in the store
 //! ([`OrderBook::durable`]): a customer never holds a ticket, or sees
 //! READY, for an order the café could forget. The changes in between
-//! (BREWING, places in line) do not wait.
+//! (BREWING, places in line) do not wait. While the store cannot be
+//! written, such a wait ends in [`CafeError::StoreUnwritable`]: the
+//! customer is told `UNAVAILABLE` instead of waiting on a failing disk.
 //!
 //! A café with a durable store that closes leaves its open orders in the
 //! store for its restart instead of ending them
@@ -34,6 +36,7 @@ use super::{
     Kept, OrderBook,
     entry::{History, OrderEntry, Update},
 };
+use crate::error::CafeError;
 use cafe_domain::order::OrderStatus;
 
 /// Where a follower starts in an order's life.
@@ -103,12 +106,13 @@ impl Follower {
 
     /// The next change, or `None` once the final status has been yielded,
     /// or once the closing café left the order, still open, in its store
-    /// for the restart ([`OrderBook::left_for_restart`]).
+    /// for the restart ([`OrderBook::left_for_restart`]); an error when a
+    /// change that must be durable cannot be made so (the store is failing).
     ///
     /// Cancel-safe: it only waits at its `.await`s, after every yield's
     /// bookkeeping is done, so dropping it mid-wait (a `select!` on the
     /// client hanging up) loses nothing.
-    pub async fn next(&mut self) -> Option<Update> {
+    pub async fn next(&mut self) -> Result<Option<Update>, CafeError> {
         loop {
             // 1. Changes not shown yet, oldest first. The history's read
             // lock is let go before anything else is done.
@@ -122,7 +126,7 @@ impl Follower {
                         self.shown + 1 == history.len(),
                         status,
                     ),
-                    None if status.is_final() => return None,
+                    None if status.is_final() => return Ok(None),
                     None => (None, true, status),
                 }
             };
@@ -132,7 +136,7 @@ impl Follower {
                 {
                     // Waited for before anything is marked shown, so this
                     // stays cancel-safe; then the change is read again.
-                    self.book.durable(change.seq).await;
+                    self.book.durable(change.seq).await?;
                     continue;
                 }
                 self.shown += 1;
@@ -148,10 +152,10 @@ impl Follower {
                     self.shown_position = Some(change.queue_position);
                 }
                 self.yielded = true;
-                return Some(Update {
+                return Ok(Some(Update {
                     order: self.entry.order_at(&change),
                     queue_position: change.queue_position,
-                });
+                }));
             }
 
             // 2. Still waiting in line: has it moved up since last shown?
@@ -171,10 +175,10 @@ impl Follower {
                     }
                     self.shown_position = Some(now);
                     change.queue_position = now;
-                    return Some(Update {
+                    return Ok(Some(Update {
                         order: self.entry.order_at(&change),
                         queue_position: now,
-                    });
+                    }));
                 }
             }
 
@@ -182,7 +186,7 @@ impl Follower {
             // café leaving more orders after the question wakes us again.
             self.kept.borrow_and_update();
             if self.book.left_for_restart(&self.entry) {
-                return None;
+                return Ok(None);
             }
 
             // 4. Wait for news: a change to this order, (in line, for a
@@ -204,7 +208,7 @@ impl Follower {
             if !changed {
                 // Cannot happen while we hold the entry (it owns the history's
                 // sender) and the book (the line's): nothing more will come.
-                return None;
+                return Ok(None);
             }
         }
     }

@@ -538,10 +538,12 @@ impl OrderBook {
 
     /// Waits until the change numbered `seq` ([`Change::seq`]) is in the
     /// store: what to await before telling a customer of it. Immediate
-    /// with the memory store.
-    pub async fn durable(&self, seq: Seq) {
-        if let Some(journal) = &self.journal {
-            journal.durable(seq).await;
+    /// with the memory store; [`CafeError::StoreUnwritable`] while the
+    /// store is failing (the change is written once it recovers).
+    pub async fn durable(&self, seq: Seq) -> Result<(), CafeError> {
+        match &self.journal {
+            Some(journal) => journal.durable(seq).await,
+            None => Ok(()),
         }
     }
 

@@ -145,7 +145,7 @@ fn history_of(entry: &OrderEntry) -> Vec<Change> {
 /// Reads everything a follower can yield now, without waiting.
 fn drain(follower: &mut Follower, saw: &mut Vec<Update>, ended: &mut bool) {
     while let Some(next) = follower.next().now_or_never() {
-        match next {
+        match next.expect("the memory store is always writable") {
             Some(update) => {
                 assert!(!*ended, "a follower yielded after it ended");
                 saw.push(update);

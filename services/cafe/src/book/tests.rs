@@ -356,7 +356,7 @@ fn a_counter_customer_is_woken_by_its_own_order_only() {
     let waker = Arc::new(CountingWaker::default());
 
     // The ticket is there at once, then it waits.
-    let Poll::Ready(Some(ticket)) = poll_counting(&mut pin!(counter.next()), &waker) else {
+    let Poll::Ready(Ok(Some(ticket))) = poll_counting(&mut pin!(counter.next()), &waker) else {
         panic!("the ticket first");
     };
     assert_eq!(ticket.order.status, OrderStatus::Queued);
@@ -387,7 +387,7 @@ fn a_counter_customer_is_woken_by_its_own_order_only() {
     assert_eq!(waker.count(), 0, "taking it from the line is no news yet");
     assert!(book.start_brewing(&mine, "Ben".into()));
     assert_eq!(waker.count(), 1);
-    let Poll::Ready(Some(brewing)) = poll_counting(&mut waiting, &waker) else {
+    let Poll::Ready(Ok(Some(brewing))) = poll_counting(&mut waiting, &waker) else {
         panic!("BREWING");
     };
     assert_eq!(brewing.order.status, OrderStatus::Brewing);
@@ -404,7 +404,7 @@ fn a_follower_never_misses_a_change_however_late_it_looks() {
     assert!(book.start_brewing(&entry, "Ana".into()));
     assert!(book.mark_ready(&entry));
 
-    let seen: Vec<_> = std::iter::from_fn(|| late.next().now_or_never().flatten())
+    let seen: Vec<_> = std::iter::from_fn(|| late.next().now_or_never().and_then(writable))
         .map(|u| (u.order.status, u.queue_position))
         .collect();
     assert_eq!(
@@ -418,9 +418,9 @@ fn a_follower_never_misses_a_change_however_late_it_looks() {
 
     // Watching from now: the order as it is, then the end.
     let mut now = book.follow(entry, Replay::FromNow);
-    let first = now.next().now_or_never().flatten().unwrap();
+    let first = now.next().now_or_never().and_then(writable).unwrap();
     assert_eq!(first.order.status, OrderStatus::Ready);
-    assert!(now.next().now_or_never().flatten().is_none());
+    assert!(now.next().now_or_never().and_then(writable).is_none());
 }
 
 #[test]
@@ -436,7 +436,7 @@ fn in_a_short_line_a_buzzer_hears_every_move() {
         buzzer
             .next()
             .now_or_never()
-            .flatten()
+            .and_then(writable)
             .map(|u| u.queue_position)
     };
     positions.extend(next());
@@ -463,7 +463,7 @@ fn long_line(
                 .with_positions();
             tokio::spawn(async move {
                 let mut seen = vec![];
-                while let Some(update) = buzzer.next().await {
+                while let Some(update) = writable(buzzer.next().await) {
                     if update.order.status != OrderStatus::Queued {
                         break;
                     }
@@ -539,7 +539,7 @@ async fn a_long_line_is_told_within_its_budget_and_every_buzzer_sees_its_place_g
             let mut buzzer = book.follow(entry, Replay::FromPlacement).with_positions();
             tokio::spawn(async move {
                 let mut seen = vec![];
-                while let Some(update) = buzzer.next().await {
+                while let Some(update) = writable(buzzer.next().await) {
                     seen.push((Instant::now(), update.order.status, update.queue_position));
                 }
                 seen
@@ -619,7 +619,13 @@ async fn next_status(follower: &mut Follower) -> Option<OrderStatus> {
     tokio::time::timeout(Duration::from_secs(10), follower.next())
         .await
         .expect("the follower does not hang")
+        .expect("the store is writable")
         .map(|update| update.order.status)
+}
+
+/// A follower's next change, on a store that cannot fail.
+fn writable(next: Result<Option<Update>, CafeError>) -> Option<Update> {
+    next.expect("the store is writable")
 }
 
 #[tokio::test]

@@ -52,6 +52,16 @@ pub(super) fn events(follower: Follower, ticket_token: Option<String>) -> EventS
     Box::pin(stream::unfold(buzzer, |mut buzzer| async move {
         let follower = buzzer.follower.as_mut()?;
         let update = follower.next().instrument(buzzer.span.clone()).await;
+        // The store cannot keep the next change yet (the ticket, or the
+        // final status): the stream ends UNAVAILABLE and the order carries
+        // on, to be followed again with WatchOrder.
+        let update = match update {
+            Ok(update) => update,
+            Err(unwritable) => {
+                buzzer.follower = None;
+                return Some((Err(unwritable.into()), buzzer));
+            }
+        };
         // `None`: the order has ended and its last change was sent, so the
         // stream ends with status OK; or the closing café kept the order,
         // still open, for its restart, and the customer is told so.

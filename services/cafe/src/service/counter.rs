@@ -45,9 +45,24 @@ pub(super) async fn wait(book: &Arc<OrderBook>, placed: Placed) -> Result<Order,
     let mut follower = book.follow(Arc::clone(&placed.entry), Replay::FromPlacement);
     let mut phases = Phases::default();
     let mut order = None;
-    while let Some(update) = follower.next().await {
-        phases.observe(&update.order, update.queue_position);
-        order = Some(update.order);
+    let followed = loop {
+        match follower.next().await {
+            Ok(Some(update)) => {
+                phases.observe(&update.order, update.queue_position);
+                order = Some(update.order);
+            }
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
+    if let Err(unwritable) = followed {
+        // The store cannot keep the answer yet. The customer is told to
+        // come back; the order stays in line, and a retry with the same
+        // request_id finds it once the store is writable again.
+        if let Some(leaving) = leaving {
+            leaving.keep();
+        }
+        return Err(unwritable);
     }
     // The order has ended, or the closing café kept it for its restart
     // (then the guard cancels nothing: see `OrderBook::abandon`).
@@ -85,6 +100,15 @@ fn outcome(order: Order, closing: bool) -> Result<Order, CafeError> {
 struct LeaveCounterGuard<'a> {
     book: &'a OrderBook,
     entry: &'a OrderEntry,
+}
+
+impl LeaveCounterGuard<'_> {
+    /// The customer goes, but the order stays: nothing is cancelled.
+    fn keep(self) {
+        // The guard owns nothing but borrows: forgetting it only skips
+        // its `drop`.
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for LeaveCounterGuard<'_> {

@@ -226,7 +226,7 @@ impl Cafe for CafeService {
         // Shown as the store has it: a change not yet durable (READY a
         // moment ago) is waited for, never shown before it is kept.
         let now = entry.latest();
-        self.book.durable(now.seq).await;
+        self.book.durable(now.seq).await?;
         Ok(Response::new((&entry.order_at(&now)).into()))
     }
 
@@ -245,7 +245,7 @@ impl Cafe for CafeService {
             .await?;
         // Answered once the cancel is kept: a cancelled order must not come
         // back after a restart.
-        self.book.durable(seq).await;
+        self.book.durable(seq).await?;
         info!("order cancelled");
         Ok(Response::new((&order).into()))
     }

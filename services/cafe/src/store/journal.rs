@@ -14,7 +14,10 @@
 //! durable, in a `watch` channel. Whatever tells a customer something they
 //! may rely on (the ticket, the counter's answer, a cancel, READY) waits
 //! for its change's number first ([`Journal::durable`]): a customer is
-//! never told of an order the café could forget.
+//! never told of an order the café could forget. While the store cannot
+//! be written, the same channel says so, and those waiting are answered
+//! `UNAVAILABLE` rather than left hanging; the writer keeps trying, and
+//! once a write succeeds everything pending is committed in order.
 //!
 //! Before it is written, a batch is folded (`coalesce`): an order placed
 //! and finished in the same batch (a busy café's usual case) is one
@@ -34,7 +37,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use super::{Record, Store};
-use crate::availability::Availability;
+use crate::{availability::Availability, error::CafeError};
 
 /// A change's number in the journal; 0 is "nothing to wait for" (the
 /// memory store, or an order restored as it was).
@@ -53,8 +56,18 @@ pub struct Journal {
     pending: Mutex<Pending>,
     /// Wakes the writer for the first record of a batch.
     wake: Notify,
+    /// How far the store has come, as the writer last saw it.
+    written: watch::Sender<Written>,
+}
+
+/// How far the store has come.
+#[derive(Debug, Clone, Default)]
+struct Written {
     /// The highest sequence number durable.
-    durable: watch::Sender<Seq>,
+    durable: Seq,
+    /// Why the store cannot be written right now, after repeated failures;
+    /// `None` while writes succeed.
+    failing: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +93,7 @@ impl Journal {
         Journal {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
-            durable: watch::Sender::new(0),
+            written: watch::Sender::new(Written::default()),
         }
     }
 
@@ -110,25 +123,39 @@ impl Journal {
 
     /// Whether the change numbered `seq` is durable.
     pub fn is_durable(&self, seq: Seq) -> bool {
-        *self.durable.borrow() >= seq
+        self.written.borrow().durable >= seq
     }
 
-    /// Waits until the change numbered `seq` is durable. While the store
-    /// cannot be written, that is until it can: an acknowledgement is
-    /// never sent for a change that is not on disk.
-    pub async fn durable(&self, seq: Seq) {
+    /// Waits until the change numbered `seq` is durable, or fails with
+    /// [`CafeError::StoreUnwritable`] as soon as the store is known not to
+    /// be writable: an acknowledgement is never sent for a change that is
+    /// not on disk, and nobody waits on a store that is failing. The change
+    /// itself stays in the journal and is written once the store recovers.
+    pub async fn durable(&self, seq: Seq) -> Result<(), CafeError> {
         if self.is_durable(seq) {
-            return;
+            return Ok(());
         }
-        let mut durable = self.durable.subscribe();
-        // The sender lives in `self`, which the caller holds.
-        let _ = durable.wait_for(|durable| *durable >= seq).await;
+        let mut written = self.written.subscribe();
+        // The sender lives in `self`, which the caller holds, so the
+        // channel cannot close while this waits.
+        let Ok(written) = written
+            .wait_for(|written| written.durable >= seq || written.failing.is_some())
+            .await
+        else {
+            unreachable!("the journal outlives its waiters")
+        };
+        match &written.failing {
+            Some(why) if written.durable < seq => Err(CafeError::StoreUnwritable(why.clone())),
+            _ => Ok(()),
+        }
     }
 
-    /// Waits until everything appended so far is durable.
+    /// Waits until everything appended so far is durable, however long the
+    /// store takes to become writable again.
     pub async fn flushed(&self) {
         let last = self.pending().last;
-        self.durable(last).await;
+        let mut written = self.written.subscribe();
+        let _ = written.wait_for(|written| written.durable >= last).await;
     }
 
     /// No more records will be appended: the writer writes what is left
@@ -156,7 +183,9 @@ impl Journal {
 /// A failing write is logged and tried again, with a growing pause, for as
 /// long as it takes: nothing is acknowledged meanwhile. After
 /// three failures in a row (`FAILURES_BEFORE_REFUSING`) the café refuses new
-/// orders (UNAVAILABLE, through `availability`) until a write succeeds.
+/// orders (UNAVAILABLE, through `availability`, which also turns health
+/// NOT_SERVING) and answers those waiting for a write UNAVAILABLE, until
+/// a write succeeds.
 pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availability>) {
     loop {
         // Registered before looking, so an append between the look and the
@@ -172,13 +201,21 @@ pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availa
             woken.await;
             continue;
         }
-        write_batch(&store, &coalesce(batch), &availability).await;
-        journal.durable.send_replace(last);
+        write_batch(&journal, &store, &coalesce(batch), &availability).await;
+        journal.written.send_modify(|written| {
+            written.durable = last;
+            written.failing = None;
+        });
     }
 }
 
 /// Writes one batch, retrying until it is written.
-async fn write_batch(store: &Store, batch: &[Record], availability: &Availability) {
+async fn write_batch(
+    journal: &Journal,
+    store: &Store,
+    batch: &[Record],
+    availability: &Availability,
+) {
     let mut failures = 0u32;
     let mut pause = Duration::from_millis(50);
     loop {
@@ -195,7 +232,11 @@ async fn write_batch(store: &Store, batch: &[Record], availability: &Availabilit
                 warn!(%error, failures, records = batch.len(), ?pause,
                       "cannot write to the order store; trying again");
                 if failures == FAILURES_BEFORE_REFUSING {
-                    availability.store_unwritable(error.to_string());
+                    let why = error.to_string();
+                    availability.store_unwritable(why.clone());
+                    journal
+                        .written
+                        .send_modify(|written| written.failing = Some(why));
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_BACKOFF);

@@ -18,7 +18,7 @@
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
-    Sqlite, Transaction,
+    Connection, Sqlite, SqliteConnection, Transaction,
     migrate::Migrator,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
@@ -86,19 +86,38 @@ impl SqliteStore {
     }
 
     /// Writes `records` in one transaction.
+    ///
+    /// A connection on which a write failed is closed, not reused: after a
+    /// failed `COMMIT` (a full disk, an I/O error) SQLite may already have
+    /// rolled the transaction back while sqlx still counts it as open, and
+    /// the next "transaction" on that connection would then be a savepoint
+    /// inside one that is never committed: every later write would report
+    /// success and reach no disk. A fresh connection starts from the file.
     pub(super) async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for record in records {
-            apply(&mut tx, record).await?;
+        let mut connection = self.pool.acquire().await?;
+        let written = write_in(&mut connection, records).await;
+        if written.is_err() {
+            connection.close_on_drop();
         }
-        tx.commit().await?;
-        Ok(())
+        Ok(written?)
     }
+}
+
+/// Writes `records` on `connection` in one transaction.
+async fn write_in(
+    connection: &mut SqliteConnection,
+    records: &[Record],
+) -> Result<(), sqlx::Error> {
+    let mut tx = connection.begin().await?;
+    for record in records {
+        apply(&mut tx, record).await?;
+    }
+    tx.commit().await
 }
 
 /// One record as SQL. The statements are prepared once per connection and
 /// cached by sqlx.
-async fn apply(tx: &mut Transaction<'static, Sqlite>, record: &Record) -> Result<(), sqlx::Error> {
+async fn apply(tx: &mut Transaction<'_, Sqlite>, record: &Record) -> Result<(), sqlx::Error> {
     match record {
         Record::Placed(order) => {
             sqlx::query(

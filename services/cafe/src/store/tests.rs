@@ -167,7 +167,7 @@ async fn the_journal_numbers_changes_and_marks_them_durable_once_written() {
     let placed = book.place(latte("Ada", ""), Origin::default()).unwrap();
     let seq = placed.entry.latest().seq;
     assert!(seq > 0, "a durable store numbers every change");
-    book.durable(seq).await;
+    book.durable(seq).await.expect("durable");
     assert!(book.is_durable(seq));
     assert_eq!(store.recover().await.unwrap().open.len(), 1);
 
@@ -192,14 +192,14 @@ async fn a_follower_sees_the_ticket_and_ready_only_once_durable() {
     let placed = book.place(latte("Ada", ""), Origin::default()).unwrap();
     let entry = Arc::clone(&placed.entry);
     let mut follower = book.follow(Arc::clone(&entry), Replay::FromPlacement);
-    let ticket = follower.next().await.unwrap();
+    let ticket = follower.next().await.expect("durable").unwrap();
     assert_eq!(ticket.order.status, OrderStatus::Queued);
     assert!(book.is_durable(entry.latest().seq), "the ticket waited");
 
     assert!(book.start_brewing(&entry, "Ana".into()));
     assert!(book.mark_ready(&entry));
     let mut last = None;
-    while let Some(update) = follower.next().await {
+    while let Some(update) = follower.next().await.expect("durable") {
         last = Some(update.order.status);
     }
     assert_eq!(last, Some(OrderStatus::Ready));
@@ -237,7 +237,7 @@ async fn a_rebuilt_book_keeps_every_orders_promise() {
             "changed my mind",
         )
         .unwrap();
-    book.durable(seq).await;
+    book.durable(seq).await.expect("durable");
     // The café stops: its writer writes what is left and lets go of the file.
     journal.close();
     writer.await.unwrap();

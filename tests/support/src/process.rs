@@ -1,0 +1,172 @@
+//! Servers run as real processes: the binary a user runs, started with its
+//! own flags on `127.0.0.1:0`, read through its JSON log, and stopped the
+//! ways a machine stops it (SIGTERM, `kill -9`). For the tests that a
+//! server in the test's own process cannot stand in for: crashes,
+//! restarts on the same files, signals.
+//!
+//! A [`SmallDisk`] is a tmpfs of a few MiB mounted for one test, so a test
+//! can fill the disk under a running café and empty it again.
+
+use std::{
+    fs::File,
+    io::{ErrorKind, Write},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use cafe_domain::proto::v1::cafe_client::CafeClient;
+use serde_json::Value;
+use tonic::transport::Channel;
+
+use crate::{LIMIT, child_log, connect, leaky_env};
+
+/// A café (or other server) process and its JSON log.
+pub struct ServerProcess {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    /// Where it listens, as its "open" log line says.
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `binary` with `args` (plus `--listen 127.0.0.1:0` and JSON
+    /// logs at `info`), with none of this process's `CAFE_*`/`OTEL_*`
+    /// settings, and waits until its log says `open` (e.g. "café open").
+    pub fn start(binary: &str, args: &[&str], open: &str) -> ServerProcess {
+        let mut command = Command::new(binary);
+        for key in leaky_env() {
+            command.env_remove(key);
+        }
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {binary}: {error}"));
+        let lines = child_log::json_lines(child.stderr.take().expect("piped"));
+        let line = child_log::wait_for(&lines, open, LIMIT);
+        let addr = line["fields"]["address"]
+            .as_str()
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("{open:?} names no address: {line}"));
+        ServerProcess { child, lines, addr }
+    }
+
+    /// The first log line from now on whose message is `message`.
+    pub fn wait_for_log(&self, message: &str) -> Value {
+        child_log::wait_for(&self.lines, message, LIMIT)
+    }
+
+    /// A new client of the café it runs.
+    pub async fn client(&self) -> CafeClient<Channel> {
+        connect(self.addr).await
+    }
+
+    /// SIGTERM: the server closes politely, as on a rolling restart.
+    pub fn terminate(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "SIGTERM sent");
+    }
+
+    /// Waits for the process to exit by itself; whether it exited cleanly.
+    pub fn wait_exit(mut self) -> bool {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`: the process ends at once, in the middle of whatever it
+    /// was doing.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // A failing test must not leave a server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tmpfs of a few MiB, mounted for one test and unmounted when dropped.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (as `mount` takes it: `2m`). Needs root:
+    /// where the mount fails, `None` with a "skipped" line, unless `CI` is
+    /// set, where the test must run and this panics.
+    pub fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if mounted {
+            return Some(SmallDisk { dir });
+        }
+        if std::env::var_os("CI").is_some() {
+            panic!("cannot mount a tmpfs (CI runs as root and must run this test)");
+        }
+        eprintln!("skipped: mounting a tmpfs needs root");
+        None
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left of it with a file of zeros.
+    pub fn fill(&self) {
+        let mut file = File::create(self.filler()).expect("create the filler");
+        let block = vec![0u8; 16 * 1024];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) if error.kind() == ErrorKind::StorageFull => break,
+                Err(error) => panic!("filling the disk: {error}"),
+            }
+        }
+        // Whatever the last block left.
+        while file.write(&[0]).is_ok_and(|written| written == 1) {}
+    }
+
+    /// Gives the space [`SmallDisk::fill`] took back.
+    pub fn empty(&self) {
+        std::fs::remove_file(self.filler()).expect("remove the filler");
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.dir.path().join("filler")
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a server still holding a file must not keep it mounted.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
