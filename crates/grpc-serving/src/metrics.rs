@@ -19,8 +19,8 @@
 //! tasks of the runtime, memory, dropped spans) are shared by whatever runs
 //! in the process.
 //!
-//! Why `prometheus-client` rather than the `metrics` facade:
-//! `docs/metrics.md`.
+//! Why `prometheus-client` rather than the `metrics` facade, and every
+//! metric with what it tells an operator: `docs/metrics.md`.
 //!
 //! # Layout
 //! - this module: [`Metrics`], the registry a server fills before it
@@ -30,7 +30,6 @@
 //! - [`process`]: what every server reports alike: the runtime's live
 //!   tasks, memory and file descriptors, dropped spans.
 //! - [`endpoint`]: `/metrics` over HTTP/1.1.
-//! Every metric, and what it tells an operator: `docs/metrics.md`.
 
 pub mod endpoint;
 pub mod process;
