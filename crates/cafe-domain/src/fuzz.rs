@@ -133,7 +133,7 @@ mod tests {
     /// fuzzer found and was kept.
     fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/corpus")
+            .join("../../fuzz/corpus")
             .join(target);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
