@@ -1,7 +1,7 @@
 //! Generates the floor's own `cafe.v1.Cafe` server, with tonic's default
 //! codec.
 //!
-//! The messages are the shared library's (`cafe_domain::proto::v1`, through
+//! The messages are `cafe-domain`'s (`cafe_domain::proto::v1`, through
 //! `extern_path`); only the service (the trait and the server that routes
 //! calls to it) is generated here. The café's generated code uses its own
 //! codec, with small call buffers (`cafe_domain::codec`); the floor measures
