@@ -5,7 +5,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe_core::menu::TimeScale;
+use cafe_domain::menu::TimeScale;
 use cafe_testkit::{
     LIMIT,
     barista::{barista_config, spawn_barista},
@@ -19,7 +19,7 @@ const WITHIN: Duration = Duration::from_secs(1);
 async fn a_counter_customer_leaving_mid_brew_frees_the_remote_barista() {
     // Real brew times: a latte takes 40 s, longer than the test.
     let mut barista_config = barista_config("barista-1", 1);
-    barista_config.server.time_scale = TimeScale::new(1.0).unwrap();
+    barista_config.time_scale = TimeScale::new(1.0).unwrap();
     barista_config.server.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let barista = spawn_barista(barista_config);
     let barista_metrics = barista.metrics_addr.unwrap();

@@ -17,12 +17,11 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::{
+use cafe_domain::{
     menu::TimeScale,
     proto::v1::{
         CancelOrderRequest, OrderEvent, OrderStatus, WatchBoardRequest, WatchOrderRequest,
     },
-    serving::ServerFlags,
 };
 use cafe_testkit::{
     Config, LIMIT, TestCafe,
@@ -30,6 +29,7 @@ use cafe_testkit::{
     metrics::scrape_until,
     remote_config, spawn_cafe, status_of, until_brewing, with_metrics,
 };
+use grpc_serving::ServerFlags;
 use tokio::time::timeout;
 use tonic::Streaming;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -38,10 +38,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 /// finishes while a test looks at who is brewing.
 fn slow_barista(name: &str, baristas: u16) -> cafe_barista::Config {
     cafe_barista::Config {
-        server: ServerFlags {
-            time_scale: TimeScale::new(1.0).unwrap(),
-            ..ServerFlags::default()
-        },
+        time_scale: TimeScale::new(1.0).unwrap(),
         ..barista_config(name, baristas)
     }
 }
@@ -205,10 +202,7 @@ async fn drinks_in_flight_follow_the_replicas_baristas_and_the_rest_wait_in_line
 async fn a_replica_that_leaves_mid_rush_takes_its_baristas_and_its_drinks_finish_elsewhere() {
     // Two replicas of 2; a latte takes 2 s.
     let config = |name: &str| cafe_barista::Config {
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
-            ..ServerFlags::default()
-        },
+        time_scale: TimeScale::new(0.05).unwrap(),
         ..barista_config(name, 2)
     };
     let staying = spawn_barista(config("staying"));
@@ -313,7 +307,7 @@ async fn a_replica_full_with_another_cafes_drink_turns_the_order_away_and_it_kee
     // One barista, shared by two cafés that do not know of each other. At
     // this scale a tea takes 9 s and an espresso 1 s.
     let mut config = barista_config("shared", 1);
-    config.server.time_scale = TimeScale::new(0.05).unwrap();
+    config.time_scale = TimeScale::new(0.05).unwrap();
     config.server.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let barista = spawn_barista(config);
     let barista_metrics = barista.metrics_addr.unwrap();

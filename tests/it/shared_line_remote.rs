@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use cafe_core::proto::v1::OrderStatus;
+use cafe_domain::proto::v1::OrderStatus;
 use cafe_testkit::{
     Config, LIMIT,
     barista::{barista_config, spawn_barista},

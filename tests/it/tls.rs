@@ -11,10 +11,7 @@ use cafe_client::{
     connection::{self, Dial},
     error::ClientError,
 };
-use cafe_core::{
-    proto::v1::{GetMenuRequest, OrderStatus, cafe_client::CafeClient},
-    serving::ServerFlags,
-};
+use cafe_domain::proto::v1::{GetMenuRequest, OrderStatus, cafe_client::CafeClient};
 use cafe_testkit::{
     Config, LIMIT,
     barista::{barista_config, spawn_barista},
@@ -22,6 +19,7 @@ use cafe_testkit::{
     tls::{Issued, TestPki},
     until_brewing,
 };
+use grpc_serving::ServerFlags;
 use tokio::time::timeout;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
@@ -33,7 +31,7 @@ use tonic_health::pb::{
 const HOST: &str = "127.0.0.1";
 
 /// Server flags serving TLS with `issued`.
-fn tls_flags<E: cafe_core::serving::ServerEnv>(issued: &Issued) -> ServerFlags<E> {
+fn tls_flags<E: grpc_serving::ServerEnv>(issued: &Issued) -> ServerFlags<E> {
     ServerFlags {
         tls_cert: Some(issued.cert.clone()),
         tls_key: Some(issued.key.clone()),
@@ -45,10 +43,7 @@ fn tls_flags<E: cafe_core::serving::ServerEnv>(issued: &Issued) -> ServerFlags<E
 fn tls_cafe(issued: &Issued, scale: f64) -> Config {
     let base = config_at_scale(scale);
     Config {
-        server: ServerFlags {
-            time_scale: base.server.time_scale,
-            ..tls_flags(issued)
-        },
+        server: tls_flags(issued),
         ..base
     }
 }
@@ -211,7 +206,6 @@ async fn mutual_tls_lets_only_a_cafe_with_a_client_certificate_brew() {
     let barista = spawn_barista(cafe_barista::Config {
         server: ServerFlags {
             tls_client_ca: Some(pki.ca_pem.clone()),
-            time_scale: barista_config("b", 1).server.time_scale,
             ..tls_flags(&barista_cert)
         },
         ..barista_config("tls", 1)

@@ -21,11 +21,9 @@ mod export;
 
 use std::time::Duration;
 
-use cafe_core::{
+use cafe_domain::{
     menu::{self, Size},
-    propagation,
     proto::v1::{GetOrderRequest, WatchBoardRequest},
-    telemetry::{self, LogFormat, Telemetry, TelemetryConfig},
 };
 use cafe_testkit::{
     connect_traced, fast_config, order,
@@ -33,6 +31,7 @@ use cafe_testkit::{
     spawn_cafe,
 };
 use futures::StreamExt;
+use grpc_telemetry::{self as telemetry, LogFormat, Telemetry, TelemetryConfig, propagation};
 use opentelemetry::trace::TraceContextExt;
 use tracing::{Instrument, dispatcher::DefaultGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -53,7 +52,7 @@ fn telemetry_to(endpoint: String) -> (Telemetry, DefaultGuard) {
 fn latte_brew_time() -> Duration {
     menu::find("latte")
         .unwrap()
-        .brew_time_for(Size::Medium, fast_config().server.time_scale)
+        .brew_time_for(Size::Medium, fast_config().time_scale)
 }
 
 /// The one span of `trace_id` named `name` (and of `kind`, if given).

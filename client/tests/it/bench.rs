@@ -13,7 +13,7 @@ use cafe_client::{
     connection::Dial,
     error::exit,
 };
-use cafe_core::{menu::Size, proto::v1::GetStatsRequest};
+use cafe_domain::{menu::Size, proto::v1::GetStatsRequest};
 use cafe_server::Config;
 use cafe_testkit::{LIMIT, TestCafe, config_at_scale, spawn_cafe};
 use serde_json::Value;

@@ -9,7 +9,7 @@ use cafe_client::{
     connection,
     error::{ClientError, exit},
 };
-use cafe_core::menu::Size;
+use cafe_domain::menu::Size;
 use cafe_server::Config;
 use cafe_testkit::{config_at_scale, spawn_cafe};
 

@@ -18,7 +18,6 @@ use std::{
 };
 
 use assert_cmd::Command;
-use cafe_core::telemetry::{self, LogFormat, Telemetry, TelemetryConfig};
 use cafe_server::Config;
 use cafe_testkit::{
     barista::{barista_config, spawn_traced_barista},
@@ -26,6 +25,7 @@ use cafe_testkit::{
     otlp::{CollectedSpan, Collector, KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, STATUS_ERROR},
     remote_config, spawn_cafe,
 };
+use grpc_telemetry::{self as telemetry, LogFormat, Telemetry, TelemetryConfig};
 use serde_json::Value;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tracing::dispatcher::DefaultGuard;

@@ -58,8 +58,8 @@ impl Binary {
     /// reported under (`grpc.health.v1`).
     pub(crate) fn service_name(self) -> Option<&'static str> {
         match self {
-            Binary::Server => Some(cafe_core::proto::v1::cafe_server::SERVICE_NAME),
-            Binary::Barista => Some(cafe_core::proto::v1::barista_server::SERVICE_NAME),
+            Binary::Server => Some(cafe_domain::proto::v1::cafe_server::SERVICE_NAME),
+            Binary::Barista => Some(cafe_domain::proto::v1::barista_server::SERVICE_NAME),
             Binary::Cli => None,
         }
     }
@@ -111,7 +111,7 @@ pub(crate) fn check_environment(
             {
                 problems.push(format!("{who}: {}={value:?}: {error}", var.name));
             }
-        } else if !cafe_core::telemetry::ENV_VARS.contains(&var.name.as_str()) {
+        } else if !grpc_telemetry::ENV_VARS.contains(&var.name.as_str()) {
             problems.push(format!(
                 "{who}: sets {}, which {} does not read",
                 var.name,
@@ -210,20 +210,21 @@ pub(crate) struct ServerSettings {
     pub(crate) listen: SocketAddr,
     pub(crate) metrics: Option<SocketAddr>,
     pub(crate) shutdown_grace: Duration,
-    pub(crate) time_scale: cafe_core::menu::TimeScale,
+    pub(crate) time_scale: cafe_domain::menu::TimeScale,
 }
 
 impl ServerSettings {
-    fn of<E: cafe_core::serving::ServerEnv>(
+    fn of<E: grpc_serving::ServerEnv>(
         binary: Binary,
-        server: &cafe_core::serving::ServerFlags<E>,
+        server: &grpc_serving::ServerFlags<E>,
+        time_scale: cafe_domain::menu::TimeScale,
     ) -> Self {
         ServerSettings {
             binary,
             listen: server.listen,
             metrics: server.metrics_listen,
             shutdown_grace: server.shutdown_grace,
-            time_scale: server.time_scale,
+            time_scale,
         }
     }
 }
@@ -253,8 +254,12 @@ impl Parsed {
 
     pub(crate) fn settings(&self) -> ServerSettings {
         match self {
-            Parsed::Cafe(config) => ServerSettings::of(Binary::Server, &config.server),
-            Parsed::Barista(config) => ServerSettings::of(Binary::Barista, &config.server),
+            Parsed::Cafe(config) => {
+                ServerSettings::of(Binary::Server, &config.server, config.time_scale)
+            }
+            Parsed::Barista(config) => {
+                ServerSettings::of(Binary::Barista, &config.server, config.time_scale)
+            }
         }
     }
 
@@ -318,7 +323,7 @@ pub(crate) fn check_grace(
     what_kills: &str,
     problems: &mut Vec<String>,
 ) {
-    let longest = cafe_core::menu::MENU
+    let longest = cafe_domain::menu::MENU
         .iter()
         .flat_map(|drink| {
             drink
@@ -339,11 +344,11 @@ pub(crate) fn check_grace(
             "{who}: no {what_kills} (the default kills it mid-drink)"
         )),
         Some(kill_after) => {
-            let needed = grace + cafe_core::telemetry::SHUTDOWN_TIMEOUT + Duration::from_secs(1);
+            let needed = grace + grpc_telemetry::SHUTDOWN_TIMEOUT + Duration::from_secs(1);
             if kill_after < needed {
                 problems.push(format!(
                     "{who}: {what_kills} {kill_after:?} is shorter than the shutdown grace {grace:?} + span flush {:?} + 1 s",
-                    cafe_core::telemetry::SHUTDOWN_TIMEOUT
+                    grpc_telemetry::SHUTDOWN_TIMEOUT
                 ));
             }
         }

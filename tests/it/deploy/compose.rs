@@ -1,6 +1,6 @@
 //! `docker-compose.yml` against the binaries:
 //! - every environment variable a service sets is one its binary reads (a
-//!   flag's `env`, or one of [`cafe_core::telemetry::ENV_VARS`]), with a value
+//!   flag's `env`, or one of [`grpc_telemetry::ENV_VARS`]), with a value
 //!   the flag's own parser accepts;
 //! - every flag in an entrypoint, command or health check exists, with a
 //!   valid value (the whole command line is parsed, subcommand and all);

@@ -286,19 +286,19 @@ pub(crate) fn problems(envoy: &Envoy) -> Vec<String> {
         .map(|name| {
             format!(
                 "/{}/{}",
-                cafe_core::proto::v1::cafe_server::SERVICE_NAME,
+                cafe_domain::proto::v1::cafe_server::SERVICE_NAME,
                 name.trim()
             )
         })
         .collect();
     assert!(methods.len() >= 8, "no rpc read from cafe.proto");
-    let longest_real_brew = cafe_core::menu::MENU
+    let longest_real_brew = cafe_domain::menu::MENU
         .iter()
         .flat_map(|drink| {
             drink
                 .sizes
                 .iter()
-                .map(move |size| drink.brew_time_for(*size, cafe_core::menu::TimeScale::REAL))
+                .map(move |size| drink.brew_time_for(*size, cafe_domain::menu::TimeScale::REAL))
         })
         .max()
         .unwrap_or_default();
@@ -348,7 +348,8 @@ pub(crate) fn problems(envoy: &Envoy) -> Vec<String> {
             };
             let names_a_method = methods.iter().any(|method| method == prefix);
             let names_a_service = method_or_service.ends_with('/')
-                && !method_or_service.starts_with(cafe_core::proto::v1::cafe_server::SERVICE_NAME);
+                && !method_or_service
+                    .starts_with(cafe_domain::proto::v1::cafe_server::SERVICE_NAME);
             if !names_a_method && !names_a_service {
                 problems.push(format!("route {prefix}: no such method in cafe.proto"));
             }
@@ -384,10 +385,10 @@ pub(crate) fn problems(envoy: &Envoy) -> Vec<String> {
             ));
         }
         match &cluster.grpc_health_service {
-            Some(service) if service == cafe_core::proto::v1::cafe_server::SERVICE_NAME => {}
+            Some(service) if service == cafe_domain::proto::v1::cafe_server::SERVICE_NAME => {}
             other => problems.push(format!(
                 "cluster {name}: grpc_health_check for {other:?}; the café reports {}",
-                cafe_core::proto::v1::cafe_server::SERVICE_NAME
+                cafe_domain::proto::v1::cafe_server::SERVICE_NAME
             )),
         }
         if let Some(tls) = &cluster.tls {

@@ -7,7 +7,7 @@
 //!   a value its flag accepts, and the database URL comes from a Secret;
 //! - every server listens on 0.0.0.0 on exactly its `containerPorts`, its
 //!   readiness probe is gRPC on its own port for its own service, its
-//!   liveness probe gRPC for [`cafe_core::serving::LIVENESS`];
+//!   liveness probe gRPC for [`grpc_serving::LIVENESS`];
 //! - the shutdown grace covers the longest drink and
 //!   `terminationGracePeriodSeconds` the grace plus the last span flush;
 //! - every Service selects a workload and every `targetPort` is one of its

@@ -4,12 +4,13 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use cafe_core::{menu::TimeScale, proto::v1::OrderStatus, serving::ServerFlags};
+use cafe_domain::{menu::TimeScale, proto::v1::OrderStatus};
 use cafe_testkit::{
     Config, LIMIT,
     barista::{barista_config, free_addr, spawn_barista, spawn_barista_at},
     order, remote_config, spawn_cafe, until_brewing,
 };
+use grpc_serving::ServerFlags;
 use tokio::time::{Instant, timeout};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -80,10 +81,7 @@ async fn concurrent_orders_spread_over_two_baristas() {
 async fn a_barista_killed_mid_brew_the_order_is_retried_on_the_other() {
     // A latte takes 2 s here: long enough to kill its barista mid-brew.
     let slow = |name: &str| cafe_barista::Config {
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
-            ..ServerFlags::default()
-        },
+        time_scale: TimeScale::new(0.05).unwrap(),
         ..barista_config(name, 1)
     };
     let mut one = Some(spawn_barista(slow("barista-1")));
@@ -175,10 +173,7 @@ async fn with_no_barista_orders_are_unavailable_until_one_comes() {
 #[tokio::test]
 async fn an_order_waiting_when_the_last_barista_dies_fails_after_the_wait() {
     let barista = spawn_barista(cafe_barista::Config {
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
-            ..ServerFlags::default()
-        },
+        time_scale: TimeScale::new(0.05).unwrap(),
         ..barista_config("only", 1)
     });
     let mut cafe = spawn_cafe(Config {
@@ -212,10 +207,7 @@ async fn an_order_waiting_when_the_last_barista_dies_fails_after_the_wait() {
 async fn a_deadline_shorter_than_the_brew_frees_the_remote_barista_at_once() {
     // One barista; a pot of tea takes 9 s here, a latte 2 s.
     let barista = spawn_barista(cafe_barista::Config {
-        server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
-            ..ServerFlags::default()
-        },
+        time_scale: TimeScale::new(0.05).unwrap(),
         ..barista_config("solo", 1)
     });
     let mut cafe = spawn_cafe(remote_config(&[barista.url()])).await;
@@ -246,8 +238,8 @@ async fn a_barista_shutting_down_finishes_its_drink_and_new_orders_go_elsewhere(
     // A latte takes 2 s; the grace is far longer, so a shutdown that waited
     // for it (instead of for the drink) would show.
     let config = |name: &str| cafe_barista::Config {
+        time_scale: TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
-            time_scale: TimeScale::new(0.05).unwrap(),
             shutdown_grace: Duration::from_secs(30),
             ..ServerFlags::default()
         },

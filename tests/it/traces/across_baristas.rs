@@ -4,11 +4,7 @@
 
 use std::time::Duration;
 
-use cafe_core::{
-    menu::{self},
-    serving::ServerFlags,
-    telemetry::{self, LogFormat, TelemetryConfig},
-};
+use cafe_domain::menu::{self};
 use cafe_testkit::{
     barista::{barista_config, spawn_barista},
     connect_traced, fast_config, order,
@@ -16,21 +12,20 @@ use cafe_testkit::{
     remote_config, spawn_cafe,
 };
 use futures::StreamExt;
+use grpc_serving::ServerFlags;
+use grpc_telemetry::{self as telemetry, LogFormat, TelemetryConfig};
 use tracing::Instrument;
 
 use super::{latte_brew_time, telemetry_to, trace_id_of};
 
 #[tokio::test]
 async fn a_retry_on_another_barista_is_a_second_brew_span_saying_why() {
-    use cafe_core::proto::v1::OrderStatus;
+    use cafe_domain::proto::v1::OrderStatus;
     let collector = Collector::start();
     let (telemetry, _default) = telemetry_to(collector.endpoint());
     // A latte takes 2 s here: long enough to kill its barista mid-brew.
     let slow = |name: &str| cafe_barista::Config {
-        server: ServerFlags {
-            time_scale: menu::TimeScale::new(0.05).unwrap(),
-            ..ServerFlags::default()
-        },
+        time_scale: menu::TimeScale::new(0.05).unwrap(),
         ..barista_config(name, 1)
     };
     let mut baristas = vec![
@@ -135,8 +130,8 @@ async fn blocking_brews_show_as_requests_that_start_late() {
         .unwrap();
     let config = cafe_server::Config {
         baristas: 2,
+        brew_mode: cafe_domain::brewing::BrewMode::Blocking,
         server: ServerFlags {
-            brew_mode: cafe_core::brewing::BrewMode::Blocking,
             ..fast_config().server
         },
         ..fast_config()
@@ -169,7 +164,7 @@ async fn blocking_brews_show_as_requests_that_start_late() {
     let menu = async move {
         tokio::time::sleep(brew / 2).await;
         menu_client
-            .get_menu(cafe_core::proto::v1::GetMenuRequest {})
+            .get_menu(cafe_domain::proto::v1::GetMenuRequest {})
             .await
             .unwrap();
     };

@@ -7,12 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe_core::telemetry::{self, LogFormat, Telemetry, TelemetryConfig};
 use cafe_testkit::{
     connect_traced, fast_config, order,
     otlp::{Collector, KIND_SERVER},
     spawn_cafe,
 };
+use grpc_telemetry::{self as telemetry, LogFormat, Telemetry, TelemetryConfig};
 use tracing::Instrument;
 
 use super::{has, latte_brew_time, telemetry_to, trace_id_of};

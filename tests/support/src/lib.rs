@@ -46,10 +46,12 @@ pub use cafe::{
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe_core::{
+use cafe_domain::proto::v1::{
+    OrderEvent, OrderRequest, OrderStatus, Size, cafe_client::CafeClient,
+};
+use grpc_telemetry::{
+    self as telemetry, LogFormat, TelemetryConfig,
     propagation::{self, GrpcClientTrace},
-    proto::v1::{OrderEvent, OrderRequest, OrderStatus, Size, cafe_client::CafeClient},
-    telemetry::{self, LogFormat, TelemetryConfig},
 };
 use tonic::{Streaming, transport::Channel};
 
@@ -80,14 +82,14 @@ pub async fn connect_traced(addr: SocketAddr) -> CafeClient<GrpcClientTrace<Chan
     CafeClient::new(propagation::traced(channel))
 }
 
-/// The server's TLS from its flags, read as `cafe_core::serving::Application::build`
+/// The server's TLS from its flags, read as `grpc_serving::Application::build`
 /// reads them (a test's servers are given their listener, so the scaffold
 /// leaves that to the caller).
-pub fn server_tls<E: cafe_core::serving::ServerEnv>(
-    flags: &cafe_core::serving::ServerFlags<E>,
-) -> Option<std::sync::Arc<cafe_core::serving::tls::ServerTls>> {
+pub fn server_tls<E: grpc_serving::ServerEnv>(
+    flags: &grpc_serving::ServerFlags<E>,
+) -> Option<std::sync::Arc<grpc_serving::tls::ServerTls>> {
     let files = flags.tls_files()?;
-    let tls = cafe_core::serving::tls::ServerTls::load(files).expect("the test's TLS files");
+    let tls = grpc_serving::tls::ServerTls::load(files).expect("the test's TLS files");
     Some(std::sync::Arc::new(tls))
 }
 

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe_core::proto::v1::cafe_client::CafeClient;
+use cafe_domain::proto::v1::cafe_client::CafeClient;
 use serde_json::Value;
 use tonic::transport::Channel;
 

@@ -2,7 +2,7 @@
 //! `--json`, and how it exits.
 
 use cafe_client::error::exit;
-use cafe_core::proto::v1::{OrderEvent, Size as PbSize};
+use cafe_domain::proto::v1::{OrderEvent, Size as PbSize};
 use cafe_server::Config;
 use cafe_testkit::{config_at_scale, order, spawn_cafe, until_brewing};
 use serde_json::Value;
@@ -23,7 +23,7 @@ async fn menu_shows_the_drinks_at_the_cafes_time_scale() {
     assert!(table.contains("at ×0.005"), "{table}");
 
     let json = json_lines(&cafe(&test_cafe, &["menu", "--json"]).await);
-    assert_eq!(json.len(), cafe_core::menu::MENU.len());
+    assert_eq!(json.len(), cafe_domain::menu::MENU.len());
     let latte = json.iter().find(|d| d["id"] == "latte").unwrap();
     assert_eq!(latte["brew_time_ms"], 40_000.0);
     assert_eq!(latte["brew_time_here_ms"], 200.0);

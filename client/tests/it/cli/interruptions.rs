@@ -75,13 +75,13 @@ async fn ctrl_c_leaves_a_buzzer_cleanly_and_the_order_carries_on() {
     // Leaving the buzzer does not cancel the order: it is still brewing.
     let order = test_cafe
         .client
-        .get_order(cafe_core::proto::v1::GetOrderRequest { order_id: id })
+        .get_order(cafe_domain::proto::v1::GetOrderRequest { order_id: id })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
         order.status,
-        cafe_core::proto::v1::OrderStatus::Brewing as i32
+        cafe_domain::proto::v1::OrderStatus::Brewing as i32
     );
     test_cafe.begin_shutdown();
 }
@@ -228,7 +228,7 @@ async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     .await;
     let mut board = test_cafe
         .client
-        .watch_board(cafe_core::proto::v1::WatchBoardRequest {})
+        .watch_board(cafe_domain::proto::v1::WatchBoardRequest {})
         .await
         .unwrap()
         .into_inner();
@@ -241,7 +241,7 @@ async fn a_counter_deadline_makes_the_cafe_cancel_the_order() {
     let cancelled = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(event) = board.message().await.unwrap() {
             let order = event.order.unwrap();
-            if order.status == cafe_core::proto::v1::OrderStatus::Cancelled as i32 {
+            if order.status == cafe_domain::proto::v1::OrderStatus::Cancelled as i32 {
                 return order;
             }
         }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cafe_core::proto::v1::brew_event::Event;
+use cafe_domain::proto::v1::brew_event::Event;
 use cafe_testkit::barista::{barista_config, brew_request, spawn_barista};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -52,7 +52,7 @@ async fn a_bad_brew_request_names_the_field() {
     assert_eq!(fields, ["drink"]);
 
     let mut large_espresso = brew_request("", "espresso");
-    large_espresso.size = cafe_core::proto::v1::Size::Large as i32;
+    large_espresso.size = cafe_domain::proto::v1::Size::Large as i32;
     let status = client.brew(large_espresso).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(

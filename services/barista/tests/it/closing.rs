@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use cafe_core::{menu::TimeScale, proto::v1::brew_event::Event, serving::ServerFlags};
+use cafe_domain::{menu::TimeScale, proto::v1::brew_event::Event};
 use cafe_testkit::{
     LIMIT,
     barista::{barista_config, brew_request, spawn_barista},
 };
+use grpc_serving::ServerFlags;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -19,8 +20,8 @@ use tonic_types::StatusExt;
 async fn while_closing_a_new_brew_gets_unavailable_with_a_retry_hint_and_the_drink_in_hand_is_finished()
  {
     let mut config = barista_config("b", 1);
+    config.time_scale = TimeScale::new(0.05).unwrap(); // a latte takes 2 s
     config.server = ServerFlags {
-        time_scale: TimeScale::new(0.05).unwrap(), // a latte takes 2 s
         shutdown_grace: Duration::from_secs(10),
         ..config.server
     };

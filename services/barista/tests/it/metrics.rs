@@ -6,7 +6,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe_core::{menu::TimeScale, proto::v1::brew_event::Event};
+use cafe_domain::{menu::TimeScale, proto::v1::brew_event::Event};
 use cafe_testkit::{
     LIMIT,
     barista::{barista_config, brew_request, spawn_barista},
@@ -21,7 +21,7 @@ async fn brews_in_flight_and_free_baristas_move_and_a_dropped_brew_leaves_nothin
     // One barista, brewing at real time: a latte takes 40 s, longer than
     // the test.
     let mut config = barista_config("b-1", 1);
-    config.server.time_scale = TimeScale::new(1.0).unwrap();
+    config.time_scale = TimeScale::new(1.0).unwrap();
     config.server.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let barista = spawn_barista(config);
     let addr = barista.metrics_addr.expect("metrics served");

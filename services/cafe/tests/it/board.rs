@@ -1,6 +1,6 @@
 //! The board (`WatchBoard`): the open orders first, then every change.
 
-use cafe_core::proto::v1::{OrderStatus, WatchBoardRequest};
+use cafe_domain::proto::v1::{OrderStatus, WatchBoardRequest};
 use cafe_server::Config;
 use cafe_testkit::{drain, fast_config, order, spawn_cafe, status_of};
 use futures::StreamExt;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cafe_core::proto::v1::{CancelOrderRequest, OrderStatus};
+use cafe_domain::proto::v1::{CancelOrderRequest, OrderStatus};
 use cafe_server::Config;
 use cafe_testkit::{config_at_scale, drain, order, spawn_cafe, statuses, until_brewing};
 use futures::StreamExt;

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use cafe_core::proto::v1::{OrderStatus, WatchBoardRequest};
-use cafe_core::serving::ServerFlags;
+use cafe_domain::proto::v1::{OrderStatus, WatchBoardRequest};
 use cafe_server::Config;
 use cafe_testkit::{config_at_scale, connect, drain, order, spawn_cafe, statuses, until_brewing};
 use futures::StreamExt;
+use grpc_serving::ServerFlags;
 use tokio::time::Instant;
 use tonic::Code;
 use tonic_health::pb::{
@@ -33,7 +33,7 @@ async fn health_is_serving_then_not_serving_while_closing() {
     let check = |service: &str| HealthCheckRequest {
         service: service.into(),
     };
-    for service in ["", "cafe.v1.Cafe", cafe_core::serving::LIVENESS] {
+    for service in ["", "cafe.v1.Cafe", grpc_serving::LIVENESS] {
         let status = health
             .check(check(service))
             .await
@@ -65,7 +65,7 @@ async fn health_is_serving_then_not_serving_while_closing() {
     // Not ready, but alive: a liveness probe must not kill a café that
     // drains.
     let alive = health
-        .check(check(cafe_core::serving::LIVENESS))
+        .check(check(grpc_serving::LIVENESS))
         .await
         .unwrap()
         .into_inner()
@@ -99,8 +99,8 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
     let scale = 0.02; // a latte takes 800 ms
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
+        time_scale: cafe_domain::menu::TimeScale::new(scale).unwrap(),
         server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::new(scale).unwrap(),
             shutdown_grace: Duration::from_secs(5),
             ..ServerFlags::default()
         },
@@ -148,8 +148,8 @@ async fn shutdown_finishes_brewing_cancels_the_line_and_ends_every_stream_in_tim
 async fn shutdown_gives_up_on_a_brew_longer_than_the_grace() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
+        time_scale: cafe_domain::menu::TimeScale::REAL, // a tea takes 3 minutes
         server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::REAL, // a tea takes 3 minutes
             shutdown_grace: Duration::from_millis(500),
             ..ServerFlags::default()
         },

@@ -10,14 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use cafe_core::{
-    propagation,
-    proto::v1::{OrderRequest, cafe_client::CafeClient},
-};
+use cafe_domain::proto::v1::{OrderRequest, cafe_client::CafeClient};
 use cafe_testkit::{
     otlp::{Collector, KIND_SERVER},
     process::ServerProcess,
 };
+use grpc_telemetry::propagation;
 use serde_json::Value;
 
 #[tokio::test]

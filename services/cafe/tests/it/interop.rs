@@ -18,13 +18,13 @@
 //! service's echo methods, per-RPC credentials) have no counterpart in the
 //! café's API.
 
-use cafe_core::{
+use cafe_domain::{
     order::quoted,
     proto::v1::{
         GetMenuRequest, GetMenuResponse, GetOrderRequest, OrderRequest, OrderStatus,
         WatchOrderRequest,
     },
-    serving::status::invalid_argument,
+    status::invalid_argument,
 };
 use cafe_server::Config;
 use cafe_testkit::{
@@ -306,7 +306,7 @@ async fn a_refusal_arrives_intact_however_odd_its_text() {
     for (request, field) in cases {
         // What the café's validation says, worked out here from the same
         // code: the client must receive exactly that.
-        let violations = cafe_core::order::NewOrder::try_from(&request).unwrap_err();
+        let violations = cafe_domain::order::NewOrder::try_from(&request).unwrap_err();
         let sent = invalid_argument(&violations);
         for received in [
             cafe.client.order_coffee(request.clone()).await.unwrap_err(),

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use cafe_core::proto::v1::{
+use cafe_domain::proto::v1::{
     GetMenuRequest, OrderStatus, WatchBoardRequest, cafe_client::CafeClient,
 };
 use cafe_testkit::{

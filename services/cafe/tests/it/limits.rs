@@ -1,12 +1,12 @@
 //! The café's own limits, each hit on purpose, after which the café goes on
 //! serving: how long a customer may wait at the counter, and how large a
 //! request may be. (The transport's limits, the same in every server, are
-//! tested in `cafe_core::serving::transport`; the queue's capacity in
+//! tested in `grpc_serving::transport`; the queue's capacity in
 //! `orders`.)
 
 use std::time::Duration;
 
-use cafe_core::proto::v1::{GetMenuRequest, GetStatsRequest};
+use cafe_domain::proto::v1::{GetMenuRequest, GetStatsRequest};
 use cafe_server::Config;
 use cafe_testkit::{LIMIT, config_at_scale, order, spawn_cafe};
 use tonic::Code;

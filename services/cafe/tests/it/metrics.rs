@@ -2,7 +2,7 @@
 //! and labels are there, and the values move with what the café does.
 //! (The leak tests, which read these gauges, are in `leaks`.)
 
-use cafe_core::proto::v1::{GetOrderRequest, OrderStatus, WatchBoardRequest};
+use cafe_domain::proto::v1::{GetOrderRequest, OrderStatus, WatchBoardRequest};
 use cafe_testkit::{
     FAST, config_at_scale, fast_config, metrics::scrape_with, order, spawn_cafe, status_of,
     with_metrics,

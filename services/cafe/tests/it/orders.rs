@@ -9,17 +9,17 @@
 
 use std::time::Duration;
 
-use cafe_core::proto::v1::{
+use cafe_domain::proto::v1::{
     CancelOrderRequest, GetMenuRequest, GetOrderRequest, OrderRequest, OrderStatus, Size,
     WatchOrderRequest,
 };
-use cafe_core::serving::ServerFlags;
 use cafe_server::Config;
 use cafe_testkit::{
     FAST, config_at_scale, connect, drain, fast_config, order, spawn_cafe, status_of, statuses,
     until_brewing,
 };
 use futures::StreamExt;
+use grpc_serving::ServerFlags;
 use tokio::time::Instant;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -258,8 +258,8 @@ async fn a_full_queue_refuses_orders_with_resource_exhausted() {
     let mut cafe = spawn_cafe(Config {
         baristas: 1,
         queue_capacity: 1,
+        time_scale: cafe_domain::menu::TimeScale::REAL, // nothing finishes during the test
         server: ServerFlags {
-            time_scale: cafe_core::menu::TimeScale::REAL, // nothing finishes during the test
             shutdown_grace: Duration::from_millis(200),
             ..ServerFlags::default()
         },

@@ -7,8 +7,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cafe_core::brewing::BrewMode;
-use cafe_core::{
+use cafe_domain::brewing::BrewMode;
+use cafe_domain::{
     menu::{self, Size, TimeScale},
     order::{NewOrder, OrderStatus},
 };

@@ -22,14 +22,12 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use cafe_core::{
-    proto::v1::{
-        CancelOrderRequest, GetOrderRequest, Order, OrderEvent, OrderStatus, WatchBoardRequest,
-        WatchOrderRequest, cafe_client::CafeClient,
-    },
-    serving::retry_hint::PUSHBACK,
+use cafe_domain::proto::v1::{
+    CancelOrderRequest, GetOrderRequest, Order, OrderEvent, OrderStatus, WatchBoardRequest,
+    WatchOrderRequest, cafe_client::CafeClient,
 };
 use cafe_testkit::{LIMIT, order, process::ServerProcess, status_of, until_brewing};
+use grpc_serving::retry_hint::PUSHBACK;
 use tonic::{Code, Status, transport::Channel};
 
 /// Starts the real binary on the SQLite file in `dir` with one barista

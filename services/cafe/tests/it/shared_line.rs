@@ -13,15 +13,15 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::proto::v1::{
+use cafe_domain::proto::v1::{
     GetOrderRequest, OrderEvent, OrderRequest, OrderStatus, WatchBoardRequest, WatchOrderRequest,
     cafe_client::CafeClient,
 };
-use cafe_core::serving::ServerFlags;
 use cafe_server::{Config, store::shared::LEASE_EXPIRED_NOTE};
 use cafe_testkit::{
     FAST, LIMIT, config_at_scale, connect, order, postgres::TestDatabase, spawn_cafe, status_of,
 };
+use grpc_serving::ServerFlags;
 use sqlx::{PgPool, Row};
 use tonic::{Code, Streaming, transport::Channel};
 

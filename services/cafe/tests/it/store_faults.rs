@@ -6,14 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use cafe_core::{
-    proto::v1::{GetOrderRequest, Order, OrderStatus, cafe_client::CafeClient},
-    serving::retry_hint::PUSHBACK,
-};
+use cafe_domain::proto::v1::{GetOrderRequest, Order, OrderStatus, cafe_client::CafeClient};
 use cafe_testkit::{
     LIMIT, order,
     process::{ServerProcess, SmallDisk},
 };
+use grpc_serving::retry_hint::PUSHBACK;
 use tonic::{Code, Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 

@@ -21,7 +21,7 @@ pub(crate) fn check_probes(
 ) {
     let expected = [
         ("readinessProbe", binary.service_name().unwrap_or_default()),
-        ("livenessProbe", cafe_core::serving::LIVENESS),
+        ("livenessProbe", grpc_serving::LIVENESS),
     ];
     for (probe, service) in expected {
         let Some(grpc) = container.get(probe).and_then(|p| p.get("grpc")) else {
