@@ -1,6 +1,6 @@
 //! The café's own part of serving; the rest (bind, HTTP/2 settings, layers,
 //! health and reflection, the bounded shutdown) is the shared scaffold in
-//! [`cafe_core::serving`].
+//! [`grpc_serving`].
 //!
 //! [`Application::build`] binds the listener first, so a caller (a test, the
 //! CLI's `demo`) can learn the port before anything is served; [`serve`]
@@ -24,14 +24,12 @@
 //! `--barista-endpoint` the café's health follows the remote baristas'.
 //! See docs/cafe-server.md for what a rolling restart keeps.
 //!
-//! [`serve`]: cafe_core::serving::Application::serve
+//! [`serve`]: grpc_serving::Application::serve
 
 use std::sync::Arc;
 
-use cafe_core::{
-    proto::v1::cafe_server::CafeServer,
-    serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
-};
+use cafe_domain::proto::{self, v1::cafe_server::CafeServer};
+use grpc_serving::{self as serving, Serve, Server, ServerEnv, ServerFlags, StartupError};
 use tokio::time::Instant;
 use tracing::info;
 
@@ -73,8 +71,8 @@ impl Serve for Config {
             .map_err(|error| StartupError::Service(error.into()))?;
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
-                time_scale: self.server.time_scale,
-                brew_mode: self.server.brew_mode,
+                time_scale: self.time_scale,
+                brew_mode: self.brew_mode,
             }
         } else {
             // Remote baristas: the café takes orders (and says SERVING) only
@@ -104,7 +102,7 @@ impl Serve for Config {
         // remote baristas' background tasks alive past the shift.
         drop(brewers);
 
-        let service = CafeService::new(orders.clone(), self.server.time_scale)
+        let service = CafeService::new(orders.clone(), self.time_scale)
             .with_max_counter_wait(self.max_counter_wait);
         let cafe = CafeServer::new(service).max_decoding_message_size(server.max_message_size());
         let grace = self.server.shutdown_grace;
@@ -127,7 +125,9 @@ impl Serve for Config {
                 orders.grace_over(GRACE_OVER_NOTE).await;
             }
         };
-        let served = server.serve(cafe, closing).await;
+        let served = server
+            .serve(cafe, proto::FILE_DESCRIPTOR_SET, closing)
+            .await;
         // Only now: until the transport was down, the last changes were
         // still being made, and told.
         upkeep.finish().await;

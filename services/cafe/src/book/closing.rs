@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use cafe_core::order::OrderStatus;
+use cafe_domain::order::OrderStatus;
 use tokio::sync::watch;
 
 use super::{OrderBook, entry::OrderEntry};

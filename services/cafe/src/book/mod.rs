@@ -46,7 +46,7 @@ use std::{
     time::SystemTime,
 };
 
-use cafe_core::order::{Order, OrderStatus};
+use cafe_domain::order::{Order, OrderStatus};
 use tokio::sync::{Notify, broadcast, futures::Notified, watch};
 
 use crate::{availability::Availability, error::CafeError};

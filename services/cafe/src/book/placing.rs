@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cafe_core::order::{FieldViolation, NewOrder, OrderId};
+use cafe_domain::order::{FieldViolation, NewOrder, OrderId};
 
 use super::{
     BookState, OrderBook, Written,

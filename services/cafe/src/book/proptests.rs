@@ -25,7 +25,7 @@ use proptest::{prelude::*, sample::Index};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::*;
-use cafe_core::order::NewOrder;
+use cafe_domain::order::NewOrder;
 
 /// How many stories a run tries unless `PROPTEST_CASES` says.
 const CASES: u32 = 128;

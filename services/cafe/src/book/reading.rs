@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cafe_core::order::OrderStatus;
+use cafe_domain::order::OrderStatus;
 use tokio::sync::broadcast;
 
 use super::{

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use cafe_core::order::{OrderId, OrderStatus};
+use cafe_domain::order::{OrderId, OrderStatus};
 
 use super::{BookState, OrderBook, entry::OrderEntry, line::Line, line::Ticket};
 

@@ -11,7 +11,7 @@ use std::{
 use futures::{FutureExt, task::ArcWake};
 
 use super::*;
-use cafe_core::order::NewOrder;
+use cafe_domain::order::NewOrder;
 
 pub(super) fn latte(customer: &str, request_id: &str) -> NewOrder {
     NewOrder::parse(customer, "latte", Ok(None), request_id).unwrap()

@@ -10,7 +10,7 @@
 
 use tokio::sync::watch;
 
-use cafe_core::order::OrderId;
+use cafe_domain::order::OrderId;
 
 use super::entry::{Change, OrderEntry, Seq};
 use crate::error::CafeError;

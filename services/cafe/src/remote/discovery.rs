@@ -33,7 +33,7 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::proto::v1::{
+use cafe_domain::proto::v1::{
     self as pb, barista_client::BaristaClient, barista_server::SERVICE_NAME as BARISTA_SERVICE,
 };
 use tokio::time::Instant;
@@ -191,7 +191,7 @@ async fn watch_replica(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let endpoint = Endpoint::from_shared(format!("{scheme}://{}", replica.addr))
         .expect("a socket address makes a valid URI");
-    // The config was checked at start (`cafe_core::serving::tls::client_tls`);
+    // The config was checked at start (`grpc_serving::tls::client_tls`);
     // what is left to fail is the host name, which no replica at this
     // address can then be trusted for.
     let endpoint = match tls {

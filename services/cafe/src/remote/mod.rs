@@ -30,11 +30,9 @@ mod replica;
 
 use std::{sync::Arc, time::Duration};
 
-use cafe_core::{
-    propagation::join_trace,
-    proto::v1::{self as pb, brew_event::Event},
-};
+use cafe_domain::proto::v1::{self as pb, brew_event::Event};
 use futures::future::BoxFuture;
+use grpc_telemetry::propagation::join_trace;
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
@@ -272,7 +270,7 @@ impl RemoteBaristas {
                 Err(Failure::DeadlinePassed) => {
                     drop(slot);
                     // The barista's clock ran out a moment before ours: each
-                    // hop gives up `cafe_core::deadline::EARLY` before its caller.
+                    // hop gives up `grpc_serving::deadline::EARLY` before its caller.
                     // The café's own deadline layer is about to answer the
                     // customer DEADLINE_EXCEEDED and cancel the order; let it,
                     // rather than fail the order first and answer UNAVAILABLE.

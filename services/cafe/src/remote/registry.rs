@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::proto::v1 as pb;
+use cafe_domain::proto::v1 as pb;
 use tokio::{sync::Notify, time::Instant};
 use tonic::transport::Channel;
 use tracing::{info, warn};

@@ -11,10 +11,8 @@
 //! (made for the console, they cost every counter order for nothing anyone
 //! could see: docs/performance.md).
 
-use cafe_core::{
-    order::{Order, OrderStatus},
-    telemetry::TRACE_ONLY,
-};
+use cafe_domain::order::{Order, OrderStatus};
+use grpc_telemetry::TRACE_ONLY;
 use tracing::{Span, info_span};
 
 /// The phase an order is in, as a span.

@@ -17,7 +17,7 @@
 
 use std::{sync::Arc, time::SystemTime};
 
-use cafe_core::order::{NewOrder, Order, OrderStatus};
+use cafe_domain::order::{NewOrder, Order, OrderStatus};
 use tokio::time::Duration;
 use tracing::warn;
 

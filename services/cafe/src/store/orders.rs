@@ -17,7 +17,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cafe_core::order::{NewOrder, Order};
+use cafe_domain::order::{NewOrder, Order};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 

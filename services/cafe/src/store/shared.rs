@@ -26,7 +26,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use cafe_core::order::OrderStatus;
+use cafe_domain::order::OrderStatus;
 
 use super::{StoreError, StoredOrder, micros, redact, status_number};
 use serde::Deserialize;

@@ -1,6 +1,6 @@
 //! The registry's tests: replicas up and down, slots reserved and freed, and orders refused while no replica is up.
 
-use cafe_core::order::NewOrder;
+use cafe_domain::order::NewOrder;
 
 use super::*;
 use crate::{
