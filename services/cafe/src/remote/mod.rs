@@ -15,7 +15,7 @@
 //!
 //! The one dispatcher ([`RemoteBaristas::dispatch`]) waits for a **slot**
 //! first, a free barista on some replica up (`Registry::try_reserve`, in
-//! `remote/discovery.rs`), and only then takes the next order out of the
+//! `remote/registry.rs`), and only then takes the next order out of the
 //! line: an order is QUEUED with its real place until a barista is free for
 //! it. A replica full for another café answers RESOURCE_EXHAUSTED; the
 //! order goes back to its place ([`Orders::put_back`]) or, already claimed
