@@ -1,47 +1,34 @@
 //! Who brews, and the loop that takes orders from the line to them.
 //!
 //! [`Brewers`] is the one choice the café makes about its baristas:
-//! - **embedded** (the default): `--baristas` tasks, each of which *is* a
-//!   barista, named `Ana`, `Ben`, …, taking the next order in line and
-//!   brewing it in-process, then coming back for more;
-//! - **remote** (`--barista-endpoint`): one dispatcher task that waits for
-//!   a free barista on some `cafe-barista` replica, then takes the next
-//!   order and hands it over (see [`crate::remote`]). How many drinks are in
-//!   flight is then the replicas' free baristas, not `--baristas`.
+//! - **embedded** (the default): `--baristas` tasks named `Ana`, `Ben`, …,
+//!   each taking the next order in line and brewing it in-process;
+//! - **remote** (`--barista-endpoint`): one dispatcher that waits for a free
+//!   barista on some `cafe-barista` replica, then hands it the next order
+//!   ([`crate::remote`]); the replicas' free baristas set the pace.
 //!
 //! Either way this is where the waiting happens. A task spends almost all
-//! its life in two `.await`s: waiting for an order ([`OrderBook::next_in_line`])
-//! and waiting for the drink. While it waits, it is a parked future, not a
+//! its life in two `.await`s: waiting for an order ([`Orders::claim`]) and
+//! waiting for the drink. While it waits, it is a parked future, not a
 //! thread: the runtime's few worker threads run whoever has something to
 //! do. That is why two baristas and a thousand customers waiting at the
 //! counter cost a handful of threads, and why a café may have a hundred
-//! thousand baristas: each is a small parked task, and an order placed
-//! wakes exactly one idle barista (see [`OrderBook::next_in_line`]), so idle
-//! ones cost nothing while they wait.
+//! thousand baristas: an order placed wakes exactly one idle one. The loop
+//! is the same on every store: [`Orders`] does what the store needs (on a
+//! shared line, claiming in the database and writing READY there first, so
+//! two cafés never brew one order twice).
 //!
 //! # Back to back, on the clock
 //!
-//! A drink is done when its brew time is up, but the barista hears so only
-//! when the runtime's timer wakes it: the timer counts in whole
-//! milliseconds and rounds up, and a busy runtime gets round to it later
-//! still. Measured in the 5,000-buzzer benchmark (50 ms brews), a barista
-//! woke 1 to 2.5 ms late on average, while taking the next order and
-//! starting it cost 19 µs. Starting each brew's clock at that late wake-up
-//! would lose those milliseconds on every drink: 3 to 5 % of every
-//! barista's time. So a barista with orders waiting keeps its brews back to
-//! back *on the clock*: the next drink starts when the last one was due, as
-//! a barista who had not needed the timer would have started it (or when
-//! the order joined the line, if later), and the barista's day does not
-//! drift. Only the timer's lateness is made up, up to [`TIMER_SLACK`]: a
-//! barista woken later than that was really held up (a stalled runtime),
-//! and starts from when it is back. No drink is ever made faster than its
-//! brew time counted from when both the barista and the order were free.
-//!
-//! On a line shared by several cafés (PostgreSQL) an embedded barista
-//! claims its next order in the database instead
-//! ([`OrderBook::claim_next`]), so two cafés' baristas never brew one
-//! order twice, and writes READY there first; the remote dispatcher claims
-//! the same way before it hands the order to a replica.
+//! The runtime's timer wakes a barista late (whole milliseconds, rounded
+//! up; later on a busy runtime), and starting each brew's clock at that
+//! wake-up would lose the lateness on every drink (docs/performance.md
+//! measures it). So a barista with orders waiting keeps its brews back to
+//! back *on the clock*: the next drink starts when the last one was due
+//! (or when the order was taken in, if later), and the barista's day does
+//! not drift. Only the timer's lateness is made up, up to [`TIMER_SLACK`]:
+//! a barista woken later than that was really held up, and starts from
+//! when it is back. No drink is ever made faster than its brew time.
 
 use std::{sync::Arc, time::Duration};
 
@@ -51,10 +38,7 @@ use grpc_telemetry::propagation::join_trace;
 use tokio::{task::JoinSet, time::Instant};
 use tracing::{Instrument, debug, info, info_span};
 
-use crate::{
-    book::{OrderBook, OrderEntry},
-    remote::RemoteBaristas,
-};
+use crate::{book::OrderEntry, remote::RemoteBaristas, store::Orders};
 
 /// How late a barista's timer may wake it and the lateness still count as
 /// the timer's, made up by starting the next drink when the last one was
@@ -87,7 +71,7 @@ pub enum Brewers {
 /// Each *brew* gets a span instead, joined to the trace of the order it is
 /// for (see [`OrderEntry::trace_context`]), so the barista's work shows in
 /// the customer's trace.
-pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u32) -> JoinSet<()> {
+pub fn start_shift(orders: &Orders, brewers: &Brewers, count: u32) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     match brewers {
         Brewers::Embedded {
@@ -96,69 +80,35 @@ pub fn start_shift(book: &Arc<OrderBook>, brewers: &Brewers, count: u32) -> Join
         } => {
             for index in 0..count as usize {
                 let name = Arc::from(brewing::barista_name(index));
-                tasks.spawn(work(Arc::clone(book), name, *time_scale, *brew_mode));
+                tasks.spawn(work(orders.clone(), name, *time_scale, *brew_mode));
             }
         }
         Brewers::Remote(remote) => {
             let remote = remote.clone();
-            let book = Arc::clone(book);
+            let orders = orders.clone();
             // Boxed: a remote dispatcher's future is large (its brew tasks'
             // set, the gRPC calls it starts), and it lives for the shift.
-            tasks.spawn(async move { Box::pin(remote.dispatch(book)).await });
+            tasks.spawn(async move { Box::pin(remote.dispatch(orders)).await });
         }
     }
     tasks
 }
 
 /// An embedded barista's shift: the next order in line, brewed here, until
-/// the café closes and the line is empty.
-async fn work(book: Arc<OrderBook>, name: Arc<str>, time_scale: TimeScale, brew_mode: BrewMode) {
-    if book.shared_line().is_some() {
-        return work_on_shared_line(book, &name, time_scale, brew_mode).await;
-    }
+/// the café closes and its shift is over.
+async fn work(orders: Orders, name: Arc<str>, time_scale: TimeScale, brew_mode: BrewMode) {
     // When the drink just made was due, if it was made to the end: the
     // next one may start from there (see "Back to back, on the clock").
     let mut free_since = None;
-    while let Some(entry) = book.next_in_line().await {
+    while let Some(entry) = orders.claim(&name).await {
         // This brew's span, a child of the call that placed the order (not
         // of whatever ran before on this task). Set the parent before the
         // span is first entered: after that it is fixed.
         let span = info_span!("brew", order.id = %entry.id(), barista = %name);
         join_trace(&span, entry.trace_context().clone());
-        free_since = brew_here(&book, &entry, &name, time_scale, brew_mode, free_since)
+        free_since = brew_here(&orders, &entry, &name, time_scale, brew_mode, free_since)
             .instrument(span)
             .await;
-    }
-    info!(barista = %name, "shift over");
-}
-
-/// An embedded barista on a shared line: claims, brews, writes READY, until
-/// the café closes.
-async fn work_on_shared_line(
-    book: Arc<OrderBook>,
-    name: &Arc<str>,
-    time_scale: TimeScale,
-    brew_mode: BrewMode,
-) {
-    while let Some(entry) = book.claim_next(name).await {
-        let span = info_span!("brew", order.id = %entry.id(), barista = %name);
-        join_trace(&span, entry.trace_context().clone());
-        async {
-            let cup = entry.request();
-            let brew_time = cup.drink.brew_time_for(cup.size, time_scale);
-            let id = entry.id();
-            debug!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
-            tokio::select! {
-                () = brewing::brew(brew_mode, brew_time) => {
-                    if book.ready_order(&entry).await {
-                        debug!(order.id = %id, "ready");
-                    }
-                }
-                () = entry.stopped() => info!(order.id = %id, "stopped: the order ended elsewhere"),
-            }
-        }
-        .instrument(span)
-        .await;
     }
     info!(barista = %name, "shift over");
 }
@@ -180,7 +130,7 @@ fn start_on_the_clock(free_since: Option<Instant>, entry: &OrderEntry) -> Instan
 /// An embedded barista brews one order; returns when it was due, if it was
 /// made to the end (not cancelled), for the next one to start from.
 async fn brew_here(
-    book: &OrderBook,
+    orders: &Orders,
     entry: &OrderEntry,
     name: &Arc<str>,
     time_scale: TimeScale,
@@ -188,7 +138,7 @@ async fn brew_here(
     free_since: Option<Instant>,
 ) -> Option<Instant> {
     let start = start_on_the_clock(free_since, entry);
-    if !book.start_brewing(entry, Arc::clone(name)) {
+    if !orders.start(entry, Arc::clone(name)).await {
         // Cancelled between leaving the line and reaching us: still free.
         return free_since;
     }
@@ -204,7 +154,7 @@ async fn brew_here(
     // `select!` look at the other branch. One more cost of blocking.)
     tokio::select! {
         () = brewing::brew_until(brew_mode, due) => {
-            if book.mark_ready(entry) {
+            if orders.ready(entry).await {
                 debug!(order.id = %id, "ready");
             }
             Some(due)

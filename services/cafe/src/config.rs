@@ -19,8 +19,8 @@ use tonic::transport::ClientTlsConfig;
 use crate::{book::FINISHED_ORDERS_KEPT, remote::BaristaEndpoint};
 
 /// The most `--baristas` a café may have. A barista waiting for an order is
-/// a parked task of about 1 KiB (100,000 of them: 100 MB resident, measured)
-/// and an order wakes only one of them, so the limit is not about speed:
+/// a small parked task (docs/performance.md measures it) and an order
+/// wakes only one of them, so the limit is not about speed:
 /// it turns a typo (a few zeros too many) into an error rather than tens
 /// of gigabytes of tasks.
 pub const MAX_BARISTAS: i64 = 1_000_000;
@@ -46,8 +46,8 @@ pub struct Config {
     pub brew_mode: BrewMode,
 
     /// How many baristas the café has: how many drinks it brews at the same
-    /// time. Each is a parked task of about 1 KiB, not a thread: up to
-    /// 1,000,000. Embedded baristas only: with --barista-endpoint the
+    /// time. Each is a small parked task, not a thread: up to 1,000,000.
+    /// Embedded baristas only: with --barista-endpoint the
     /// replicas' own --baristas set how many drinks are in flight (the café
     /// reads them), and this flag is not used.
     #[arg(long, env = "CAFE_BARISTAS", default_value_t = 2,

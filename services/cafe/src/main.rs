@@ -8,14 +8,11 @@ use cafe_server::Config;
 use clap::Parser;
 use grpc_serving as serving;
 
-/// The allocator, chosen by measurement (`services/cafe/examples/load`,
-/// release, 2 cores, 2,000 counter customers with a 1 ms brew, two runs
-/// each): glibc's malloc cost 121 and 150 µs of server CPU per order,
-/// jemalloc 107 and 114, mimalloc 105 and 120. A profile had a quarter of
-/// the CPU in glibc's malloc/free and the futex contention of its arenas.
-/// jemalloc and mimalloc save about the same; jemalloc kept the peak RSS
-/// where glibc had it (45 MB against 42), mimalloc nearly doubled it (87 MB),
-/// and memory per open buzzer is one of the café's goals.
+/// The allocator, chosen by measurement (docs/performance.md, "The
+/// allocator"): glibc's malloc spent much of the café's CPU in its arenas'
+/// contention; jemalloc and mimalloc saved about the same, and jemalloc
+/// kept the peak memory where glibc had it, which matters because memory
+/// per open buzzer is one of the café's goals.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -15,7 +15,7 @@
 //!
 //! Counting costs one walk over the orders the book remembers (open ones
 //! and up to [`super::FINISHED_ORDERS_KEPT`] finished ones), as `GetStats`
-//! does: tens of microseconds once per scrape, not per order.
+//! does: once per scrape, not per order.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -27,7 +27,10 @@ use cafe_domain::order::{NewOrder, Order, OrderId, OrderStatus};
 use tokio::{sync::watch, time::Instant};
 
 use super::{claim::ClaimToken, line::Ticket};
-use crate::store::Seq;
+
+/// A change's number in the journal of a durable store; 0 is "nothing to
+/// wait for" (the memory store, or an order taken in as the store has it).
+pub type Seq = u64;
 
 /// The call an order came from, kept with the order for whoever brews it:
 /// a barista picks the order up in another task, long after the call's
@@ -61,8 +64,8 @@ pub struct Change {
     /// Its place in line at that moment (0 once it left the line).
     pub queue_position: u32,
     /// The journal's number for the write that recorded this change (see
-    /// [`crate::store::journal`]): what to wait for before telling a
-    /// customer of it. 0 with the memory store.
+    /// [`super::Recorder`]): what to wait for before telling a customer of
+    /// it. 0 with the memory store.
     pub seq: Seq,
 }
 
@@ -98,7 +101,7 @@ pub struct OrderEntry {
     history: watch::Sender<History>,
     origin: Origin,
     /// On a shared line, the version of the database row this entry last
-    /// took in (see [`crate::store::shared`]); unused otherwise. Read and
+    /// took in ([`super::OrderBook::take_in`]); unused otherwise. Read and
     /// written under the book's lock: the atomic only lets it sit in an
     /// `Arc`.
     version: AtomicI64,
@@ -143,31 +146,10 @@ impl OrderEntry {
         self.history.receiver_count()
     }
 
-    /// An order read back from the store after a restart: its history
-    /// starts at the state it was restored in, and it has no trace parent
-    /// (the call that placed it is long gone).
-    pub(super) fn restored(
-        id: OrderId,
-        ticket: Ticket,
-        request: NewOrder,
-        placed_at: SystemTime,
-        claim: ClaimToken,
-        now: Change,
-    ) -> Self {
-        Self::mirrored(
-            id,
-            ticket,
-            request,
-            placed_at,
-            claim,
-            now,
-            Origin::default(),
-        )
-    }
-
-    /// An order as the database has it, `now`: another café's, or one this
-    /// café placed and the shared line numbered (with `origin`, its call).
-    pub(super) fn mirrored(
+    /// An order as a store has it, `now`: read back after a restart, another
+    /// café's on a shared line, or one this café placed and the shared line
+    /// numbered (with `origin`, its call; otherwise no trace parent).
+    pub(crate) fn as_stored(
         id: OrderId,
         ticket: Ticket,
         request: NewOrder,

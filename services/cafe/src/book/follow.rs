@@ -213,3 +213,6 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

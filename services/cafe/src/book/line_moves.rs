@@ -1,39 +1,26 @@
 //! Telling buzzers that the line moved, at a bounded rate.
 //!
 //! A buzzer shows its place in line. Waking every buzzer in line each time
-//! one order leaves it would cost the whole line per order: with 10,000
-//! buzzers waiting, 10,000 wake-ups for each drink. Instead:
+//! one order leaves it would cost the whole line per order. Instead:
 //!
 //! - while the line is **short** (at most [`SHORT_LINE`] orders), each move
-//!   is told at once: every step forward is news worth having, and it wakes
-//!   at most that many buzzers;
-//! - while it is **long**, moves are coalesced and told **in turns**. The
+//!   is told at once: it wakes at most that many buzzers;
+//! - while it is **long**, moves are coalesced and told **in turns**: the
 //!   buzzers are split into [`GROUPS`] groups by ticket number, and one
-//!   shared ticker tells one group at a time, round robin, whatever moved
-//!   since that group last heard. Two limits set its pace:
-//!   - a group is told at most once per [`POSITION_INTERVAL`], so a buzzer
-//!     hears its place a few times a second at most;
-//!   - the line as a whole is told at most [`POSITIONS_PER_SECOND`] places
-//!     a second: after telling a group of n buzzers the ticker rests
-//!     n ÷ [`POSITIONS_PER_SECOND`] before the next. A line of 10,000 then
-//!     costs no more per second than a line of 1,000: each of its buzzers
-//!     hears its place less often instead (every length ÷ 2,000 seconds:
-//!     2.5 s in a line of 5,000, 5 s in a line of 10,000).
+//!   shared ticker tells one group at a time, round robin, at most once per
+//!   [`POSITION_INTERVAL`] each, and the line as a whole at most
+//!   [`POSITIONS_PER_SECOND`] places a second. A longer line costs no more
+//!   per second: each buzzer hears its place less often instead.
 //!
-//! So what the line's news costs per order served is bounded whatever the
-//! line's length, and it comes in small waves (a sixteenth of the line)
-//! rather than one wave of the whole line: a wake-up of 10,000 tasks at once
-//! holds up every other task on the runtime, the baristas' timers included,
-//! for tens of milliseconds.
+//! So the line's news costs a bounded amount per order served, in small
+//! waves rather than one wake-up of the whole line (which would hold up
+//! every other task, the baristas' timers included).
 //!
 //! "Told" means one group's `watch` channel's version goes up; each buzzer
-//! in it then asks the line for its own place (O(log n), see
-//! [`super::line`]) and sends it only if it changed. Counter customers
-//! never subscribe: nothing here wakes them.
-//!
-//! The ticker is one task per book, started the first time a long line
-//! moves (inside a runtime; outside one every move is told at once), and
-//! stopped when the book is dropped.
+//! in it then asks the line for its own place (O(log n)) and sends it only
+//! if it changed. Counter customers never subscribe. The ticker is one task
+//! per book, started the first time a long line moves (inside a runtime;
+//! outside one every move is told at once), and stopped with the book.
 
 use std::{
     sync::{
@@ -58,10 +45,9 @@ pub const SHORT_LINE: usize = 32;
 /// In a longer line, the least time between two places told to one buzzer.
 pub const POSITION_INTERVAL: Duration = Duration::from_millis(250);
 
-/// In a longer line, the most places told per second to the whole line.
-/// At the café's 1,000 to 2,000 orders a second that is one or two places
-/// per order served, where telling every buzzer four times a second cost
-/// ten to forty.
+/// In a longer line, the most places told per second to the whole line:
+/// about as many as the café serves orders, so a place or two per order
+/// served, where telling every buzzer a few times a second cost many.
 pub const POSITIONS_PER_SECOND: u32 = 2_000;
 
 /// How many groups the buzzers are told in. More groups make smaller waves;

@@ -1,124 +1,71 @@
 //! The order book: every order the café knows, the line of orders waiting
 //! for a barista, and how each order's news reaches whoever waits for it.
 //!
+//! The book is the café's state machine and nothing else: one method per
+//! transition (place, claim, start, ready, fail, note, cancel, close, the
+//! grace's end), each synchronous, under one `std::sync::Mutex` never held
+//! across `.await`. It does no I/O and knows no store: a durable store's
+//! journal is handed each change as it is made ([`Recorder`]), and where
+//! an order is kept is decided by the seam above it, the store's `Orders`.
+//! Waking whoever waits is done by channels, each waking only who it
+//! concerns: an order's `watch` (its followers), [`line_moves`] (buzzers,
+//! at a bounded rate), the board's `broadcast`, and a [`Notify`] for idle
+//! baristas (one order wakes one). See docs/cafe-server.md, "The order
+//! book", for why each is shaped so.
+//!
 //! # Layout
-//! - [`entry`]: one order, fixed at placing, and its history of changes
-//!   (a `watch` channel: followers are woken by their own order only).
-//! - [`line`](mod@line): the line as ticket numbers; places in line are derived, so
-//!   an order leaving the line rewrites nothing.
-//! - `registry`: orders by id, the idempotency index (customer and
-//!   request id), and how long finished orders are remembered.
-//! - [`follow`]: the one loop that follows an order for every RPC that
-//!   waits for one.
+//! - [`entry`]: one order, fixed at placing, and its history of changes.
+//! - [`line`](mod@line): the line as ticket numbers (places are derived).
+//! - `registry`: orders by id, request ids, and retention.
+//! - [`follow`]: the one loop that follows an order for every RPC.
 //! - [`line_moves`]: telling buzzers their line moved, at a bounded rate.
 //! - [`claim`]: the claim token that lets a customer cancel their order.
 //! - [`census`]: the book counted, for the café's metrics.
-//! - [`mirror`]: a book on a line shared by several cafés (PostgreSQL):
-//!   the database decides, the book mirrors every café's changes.
-//! - [`stored`]: the book's orders as the order store's rows, and the book
-//!   rebuilt from them after a restart.
+//! - [`written`]: what the book hands a durable store's journal.
+//! - [`restore`]: the book rebuilt from a store's orders after a restart,
+//!   and an order taken in as a shared line's row has it.
 //!
-//! Whether new orders are taken at all (open, no barista, closed) is not
-//! the book's to decide: it asks [`Availability`], which also drives the
-//! café's health.
-//!
-//! # One lock
-//!
-//! The registry and the line sit behind one `std::sync::Mutex`, and every
-//! change to an order is made under it. That is the right lock here: every
-//! critical section is a few map, queue and tree operations with no
-//! `.await` inside, so a waiting thread never waits long, and an async
-//! mutex would only add cost. (Holding a std guard across `.await` could
-//! deadlock a runtime worker; clippy's `await_holding_lock` is denied
-//! workspace-wide.) What costs anything, waking customers and baristas, is
-//! done by the channels, each waking only who it concerns:
-//!
-//! - an order's `watch` channel wakes whoever follows that order;
-//! - [`line_moves`] wakes the buzzers in line, at a bounded rate;
-//! - the board, a `broadcast` channel, gets every status change of every
-//!   order (and nothing is built for it while nobody watches);
-//! - idle baristas wait on a [`Notify`]: one permit per order placed, so
-//!   one order wakes one barista, not all of them.
-//!
-//! So the cost of one order does not grow with the length of the line:
-//! joining, leaving (first or from the middle) and asking a place in line
-//! are O(log n) at most, and nobody is woken for someone else's order. (A
-//! buzzer pays for the places it is shown, which is the news it asked for;
-//! a long line as a whole is shown a bounded number a second, so that cost
-//! per order does not grow with the line either.)
-//!
-//! # The order store under the book
-//!
-//! Every change already happens in one critical section that knows what
-//! changed: placing (a new order, a ticket, maybe a request id), a change
-//! of status (a row in the order's history), leaving the line, forgetting
-//! an old order. With a durable store (`--database-url`, see
-//! [`crate::store`]) each of those also appends a record to the journal,
-//! in the same critical section, and the change carries the record's
-//! number ([`Change::seq`]). The book stays the authority and the store its
-//! journal: the maps here are never read back from the database while the
-//! café runs, only at a restart ([`OrderBook::restore`]).
-//!
-//! What a customer is told waits until its change is durable
-//! ([`OrderBook::durable`]): the ticket and every final status a
-//! [`Follower`] yields, a cancel's answer, `GetOrder`. Places in line and
-//! BREWING do not wait: a restart can only take an order back to the line.
-//! With the memory store there is no journal: nothing is built, and
-//! nothing waits.
-//!
-//! On a line shared by several cafés (PostgreSQL) there is no journal
-//! either, for the opposite reason: the database is written *first*, and
-//! the book takes in the row it returns ([`mirror`]), so what the book
-//! shows is already durable.
-//!
-//! # Closing keeps the line (with a durable store)
-//!
-//! A café that closes (SIGTERM) with a journal ends no open order: a
-//! rolling restart on the same store must lose nothing, as a `kill -9`
-//! does not. [`OrderBook::close`] stops the baristas taking from the line
-//! and leaves the queued orders as they are in the store; if the grace
-//! runs out, [`OrderBook::keep_unfinished`] leaves the drinks still
-//! brewing as BREWING, which the restart brews again first. Either way the
-//! order's followers end with the order still open
-//! ([`OrderBook::left_for_restart`]) and the handlers answer `UNAVAILABLE`
-//! saying how to come back. With the memory store nothing would survive,
-//! so closing cancels the line and the grace's end fails what is left
-//! ([`OrderBook::fail_unfinished`]), and the customers are told so.
+//! Whether new orders are taken at all is [`Availability`]'s to say; what
+//! closing does with the line ([`OnClose`]) is the store's choice.
 
 pub mod census;
 pub mod claim;
+mod closing;
 pub mod entry;
 pub mod follow;
 pub mod line;
 pub mod line_moves;
-pub mod mirror;
+mod placing;
+mod reading;
 mod registry;
-pub mod stored;
+pub mod restore;
+pub mod written;
 
 use std::{
     sync::{Arc, Mutex, MutexGuard},
     time::SystemTime,
 };
 
-use cafe_domain::order::{FieldViolation, NewOrder, Order, OrderStatus};
-use tokio::sync::{Notify, broadcast, watch};
+use cafe_domain::order::{Order, OrderStatus};
+use tokio::sync::{Notify, broadcast, futures::Notified, watch};
 
-use crate::{
-    availability::Availability,
-    error::CafeError,
-    store::{Journal, Record, Seq, shared::SharedLine},
-};
+use crate::{availability::Availability, error::CafeError};
 
 pub use census::Census;
 pub use claim::ClaimToken;
-pub use entry::{Change, OrderEntry, Origin, Update};
+use closing::Kept;
+pub use closing::OnClose;
+pub use entry::{Change, OrderEntry, Origin, Seq, Update};
 pub use follow::{Follower, Replay};
 use line::Line;
 pub use line::Ticket;
 use line_moves::LineMoves;
 pub use line_moves::{POSITION_INTERVAL, POSITIONS_PER_SECOND, SHORT_LINE};
+pub use placing::{Admitted, Placed};
+pub use reading::Counts;
 use registry::Registry;
-pub use stored::{REBREW_NOTE, Restored};
+pub use restore::{REBREW_NOTE, Restored};
+pub use written::{Durability, Recorder, Written};
 
 /// How many finished orders the café remembers for `GetOrder` and
 /// `WatchOrder` by default (`--finished-orders-kept`); older ones are
@@ -128,26 +75,6 @@ pub const FINISHED_ORDERS_KEPT: usize = 10_000;
 /// How many board updates a slow board watcher may fall behind before it
 /// misses some.
 const BOARD_BACKLOG: usize = 1024;
-
-/// The result of placing an order.
-#[derive(Debug)]
-pub struct Placed {
-    /// The order (new, or the one placed earlier with the same request id).
-    pub entry: Arc<OrderEntry>,
-    /// False when an earlier order with the same request id was returned.
-    pub is_new: bool,
-    /// Its place in line now (0 if it has left the line).
-    pub queue_position: u32,
-}
-
-/// The book's counts, for `GetStats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    /// Orders waiting in line.
-    pub queued: usize,
-    /// Orders a barista is brewing.
-    pub brewing: usize,
-}
 
 /// Every order the café knows, and the line for the baristas.
 #[derive(Debug)]
@@ -164,29 +91,15 @@ pub struct OrderBook {
     queue_capacity: usize,
     /// How many orders ended, and how (for the metrics: see `census`).
     tally: census::Tally,
-    /// The line shared with other cafés, when there is one: then the
-    /// database decides placing, claiming and ending orders, and the book
-    /// mirrors it (see [`mirror`]).
-    shared: Option<SharedLine>,
-    /// Where every change is written down, with a durable store; `None`
-    /// with the memory store.
-    journal: Option<Arc<Journal>>,
+    /// What closing does with the orders still in line.
+    on_close: OnClose,
+    /// Where every change is written down, with a durable store of this
+    /// café's own; `None` otherwise.
+    journal: Option<Arc<dyn Recorder>>,
     /// Which open orders a closing café with a durable store leaves in the
     /// store for its restart (see [`OrderBook::close`]); their followers
     /// are woken by it and end.
     kept: watch::Sender<Kept>,
-}
-
-/// Which open orders a closing café leaves in its store for the restart,
-/// rather than ending them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kept {
-    /// None: the café is open, or ends what it cannot finish.
-    Nothing,
-    /// The orders still in line (from closing on).
-    Line,
-    /// Every open order: the grace ran out with drinks still brewing.
-    Unfinished,
 }
 
 #[derive(Debug)]
@@ -210,43 +123,54 @@ impl OrderBook {
         availability: Arc<Availability>,
         finished_kept: usize,
     ) -> Self {
-        Self::build(queue_capacity, availability, finished_kept, None, None)
-    }
-
-    /// Like [`OrderBook::with_retention`], writing every change to
-    /// `journal` (a durable store's; `None` for the memory store).
-    pub fn with_journal(
-        queue_capacity: usize,
-        availability: Arc<Availability>,
-        finished_kept: usize,
-        journal: Option<Arc<Journal>>,
-    ) -> Self {
-        Self::build(queue_capacity, availability, finished_kept, journal, None)
-    }
-
-    /// A book on the line `shared` with other cafés (see [`mirror`]): no
-    /// journal, the database is written first.
-    pub fn on_shared_line(
-        queue_capacity: usize,
-        availability: Arc<Availability>,
-        finished_kept: usize,
-        shared: SharedLine,
-    ) -> Self {
         Self::build(
             queue_capacity,
             availability,
             finished_kept,
             None,
-            Some(shared),
+            OnClose::Cancel,
         )
+    }
+
+    /// Like [`OrderBook::with_retention`], writing every change to
+    /// `journal` (`None` for the memory store) and doing `on_close` when
+    /// the café closes.
+    pub fn with_journal(
+        queue_capacity: usize,
+        availability: Arc<Availability>,
+        finished_kept: usize,
+        journal: Option<Arc<dyn Recorder>>,
+    ) -> Self {
+        let on_close = match journal {
+            Some(_) => OnClose::KeepForRestart,
+            None => OnClose::Cancel,
+        };
+        Self::build(
+            queue_capacity,
+            availability,
+            finished_kept,
+            journal,
+            on_close,
+        )
+    }
+
+    /// A book mirroring a line shared with other cafés: no journal (the
+    /// database is written first), and closing leaves the line to them.
+    pub fn on_shared_line(
+        queue_capacity: usize,
+        availability: Arc<Availability>,
+        finished_kept: usize,
+    ) -> Self {
+        let on_close = OnClose::LeaveToOthers;
+        Self::build(queue_capacity, availability, finished_kept, None, on_close)
     }
 
     fn build(
         queue_capacity: usize,
         availability: Arc<Availability>,
         finished_kept: usize,
-        journal: Option<Arc<Journal>>,
-        shared: Option<SharedLine>,
+        journal: Option<Arc<dyn Recorder>>,
+        on_close: OnClose,
     ) -> Self {
         OrderBook {
             state: Mutex::new(BookState {
@@ -259,7 +183,7 @@ impl OrderBook {
             line_moves: LineMoves::new(),
             queue_capacity,
             tally: census::Tally::default(),
-            shared,
+            on_close,
             journal,
             kept: watch::channel(Kept::Nothing).0,
         }
@@ -274,59 +198,12 @@ impl OrderBook {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Places an order at the end of the line, or returns the order placed
-    /// earlier by the same customer with the same request id. `origin` (the
-    /// customer's deadline, the call's trace) travels with a new order to
-    /// whoever brews it.
-    pub fn place(&self, request: NewOrder, origin: Origin) -> Result<Placed, CafeError> {
-        let mut book = self.lock();
-
-        // A retry of an order already accepted gets that order back, even
-        // while the café is closing or has no barista: it was not lost.
-        if let Some(request_id) = &request.request_id
-            && let Some(entry) = book.registry.placed_with(&request.customer, request_id)
-        {
-            return placed_earlier(&book, entry, &request);
-        }
-
-        // Asked under the book's lock: `close` marks the café closed before
-        // it takes the lock to empty the line, so an order either is
-        // refused here or is in the line `close` empties.
-        self.availability.check()?;
-        if book.line.len() >= self.queue_capacity {
-            return Err(CafeError::QueueFull {
-                capacity: self.queue_capacity,
-            });
-        }
-
-        let id = book.registry.fresh_id();
-        let queue_position = u32::try_from(book.line.len() + 1).unwrap_or(u32::MAX);
-        let ticket = book.line.next_ticket();
-        let entry = OrderEntry::new(id, ticket, request, origin, queue_position);
-        if let Some(journal) = &self.journal {
-            entry.placed_as(journal.append(stored::placed(&entry, &entry.latest())));
-        }
-        let entry = Arc::new(entry);
-        book.line.push(Arc::clone(&entry));
-        book.registry.insert(Arc::clone(&entry));
-        self.tell_board(&entry, || entry.latest());
-        drop(book);
-
-        // Wake one idle barista; if none is idle, the permit is kept and the
-        // next barista to ask for work finds the order at once.
-        self.work.notify_one();
-        Ok(Placed {
-            entry,
-            is_new: true,
-            queue_position,
-        })
-    }
-
     /// Waits for the next order in line and takes it out of the line.
-    /// (On a shared line, baristas claim with [`OrderBook::claim_next`].)
+    /// (On a shared line, baristas claim in the database first: see
+    /// the store's `Orders::claim`.)
     /// Returns `None` once the café is closed and the line is empty: the
     /// barista's shift is over.
-    pub async fn next_in_line(&self) -> Option<Arc<OrderEntry>> {
+    pub async fn claim(&self) -> Option<Arc<OrderEntry>> {
         loop {
             // Register for a wake-up *before* looking at the line, so an
             // order placed between the look and the wait is not missed.
@@ -357,11 +234,11 @@ impl OrderBook {
     /// an idle café holds none.
     pub async fn until_order_waiting(&self) {
         loop {
-            // As in `next_in_line`: register before looking.
+            // As in `claim`: register before looking.
             let notified = self.work.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // (`next_in_line` and `claim_next` look at the line before
+            // (`claim` and the shared line's claim look at the line before
             // they wait, so the wake-up this may consume is not missed.)
             if self.queue_len() > 0 || self.availability.is_closed() {
                 return;
@@ -370,38 +247,11 @@ impl OrderBook {
         }
     }
 
-    /// Puts a queued order taken out of the line back at its own place (its
-    /// ticket: usually the front), as if it had never left. A remote barista
-    /// turned it away before starting it (see [`crate::remote`]), and it
-    /// waits in the café's line, the only line, for the next free barista.
-    /// Returns false if the order is no longer queued (it ended meanwhile).
-    ///
-    /// A café closing empties its line as [`OrderBook::close`] says; if it
-    /// closed before the order got back, the order ends the same way here:
-    /// cancelled with the memory store, kept in line with a journal.
-    pub fn put_back(&self, entry: &Arc<OrderEntry>, closing_note: &str) -> bool {
-        let mut book = self.lock();
-        if entry.status() != OrderStatus::Queued {
-            return false;
-        }
-        if self.availability.is_closed() && !self.keeps_line() {
-            return self.end(&mut book, entry, OrderStatus::Cancelled, closing_note);
-        }
-        if book.line.insert(entry.ticket(), Arc::clone(entry)).is_err() {
-            return true; // already back in line
-        }
-        self.line_moves.moved(book.line.len());
-        drop(book);
-        // As when an order is placed: wake whoever takes from the line.
-        self.work.notify_one();
-        true
-    }
-
     /// Marks an order as being brewed by `barista`. Returns false if it was
     /// cancelled in the meantime and must not be brewed. An order already
     /// brewing may start again with another barista: a remote barista went
     /// away and another took the order over.
-    pub fn start_brewing(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
+    pub fn start(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
         let book = self.lock();
         self.change(&book, entry, |order| {
             if !matches!(order.status, OrderStatus::Queued | OrderStatus::Brewing) {
@@ -418,7 +268,7 @@ impl OrderBook {
     /// Tells the customer that the barista on their order went away and it
     /// is being retried (the order keeps its status; `note` says why).
     /// Returns false if the order has ended.
-    pub fn barista_left(&self, entry: &OrderEntry, note: &str) -> bool {
+    pub fn note(&self, entry: &OrderEntry, note: &str) -> bool {
         let book = self.lock();
         self.change(&book, entry, |order| {
             if order.status.is_final() {
@@ -431,7 +281,7 @@ impl OrderBook {
 
     /// Marks a brewing order as ready. Returns false if it had already ended
     /// (it was cancelled while brewing).
-    pub fn mark_ready(&self, entry: &OrderEntry) -> bool {
+    pub fn ready(&self, entry: &OrderEntry) -> bool {
         let mut book = self.lock();
         let ready = self.change(&book, entry, |order| {
             if order.status != OrderStatus::Brewing {
@@ -448,7 +298,7 @@ impl OrderBook {
     }
 
     /// Marks an order as failed with a reason, unless it has already ended.
-    pub fn mark_failed(&self, entry: &OrderEntry, reason: &str) -> bool {
+    pub fn fail(&self, entry: &OrderEntry, reason: &str) -> bool {
         self.end(&mut self.lock(), entry, OrderStatus::Failed, reason)
     }
 
@@ -482,13 +332,8 @@ impl OrderBook {
     }
 
     /// Cancels an order without a claim token, because its customer left
-    /// (a counter customer whose call was cancelled or timed out). On a
-    /// shared line the cancel is written in the background and mirrored
-    /// back (it is called from a drop guard, which cannot wait).
+    /// (a counter customer whose call was cancelled or timed out).
     pub fn abandon(&self, entry: &OrderEntry, reason: &str) -> bool {
-        if let Some(shared) = &self.shared {
-            return mirror::abandon(shared, self.availability.is_closed(), entry, reason);
-        }
         // A call cut because the café is closing is not a customer leaving:
         // the order keeps its place for the restart, and a retry with the
         // same request id finds it there.
@@ -531,7 +376,7 @@ impl OrderBook {
         let journal = &self.journal;
         book.registry.finished(entry.id(), |forgotten| {
             if let Some(journal) = journal {
-                journal.append(Record::Forgotten(forgotten.to_string()));
+                journal.record(Written::Forgotten(forgotten));
             }
         });
     }
@@ -542,7 +387,7 @@ impl OrderBook {
     /// store is failing (the change is written once it recovers).
     pub async fn durable(&self, seq: Seq) -> Result<(), CafeError> {
         match &self.journal {
-            Some(journal) => journal.durable(seq).await,
+            Some(journal) => written::durable(journal.durability(), seq).await,
             None => Ok(()),
         }
     }
@@ -551,7 +396,7 @@ impl OrderBook {
     pub fn is_durable(&self, seq: Seq) -> bool {
         self.journal
             .as_ref()
-            .is_none_or(|journal| journal.is_durable(seq))
+            .is_none_or(|journal| journal.durability().borrow().durable >= seq)
     }
 
     /// Applies `change` to the order's latest state if it returns true:
@@ -574,7 +419,7 @@ impl OrderBook {
                 _ => 0,
             },
             |made| match &self.journal {
-                Some(journal) => journal.append(stored::changed(entry, made)),
+                Some(journal) => journal.record(Written::Changed(entry, made)),
                 None => 0,
             },
         );
@@ -602,207 +447,18 @@ impl OrderBook {
         }
     }
 
-    /// The order with this id.
-    pub fn get(&self, id: &str) -> Result<Arc<OrderEntry>, CafeError> {
-        self.lock()
-            .registry
-            .get(id)
-            .cloned()
-            .ok_or_else(|| CafeError::OrderNotFound(id.to_owned()))
+    /// Whether new orders are taken, for whoever learns that the store
+    /// cannot be written (or can again).
+    pub fn availability(&self) -> &Arc<Availability> {
+        &self.availability
     }
 
-    /// The order's place in line now (1 is next), if it is in the line.
-    pub fn position(&self, entry: &OrderEntry) -> Option<u32> {
-        self.lock().line.position(entry.ticket())
+    /// Resolves when an order joins the line (one idle waiter per order),
+    /// or the café closes (all of them). Enable it before looking at the
+    /// line, so an order placed between the look and the wait is not missed.
+    pub fn line_joined(&self) -> Notified<'_> {
+        self.work.notified()
     }
-
-    /// Every order that has not ended yet, oldest first, and a receiver for
-    /// every change from this moment on. Taken under one lock, so no change
-    /// falls between the two.
-    pub fn watch_board(&self) -> (Vec<Update>, broadcast::Receiver<Update>) {
-        let book = self.lock();
-        let receiver = self.board.subscribe();
-        let mut open: Vec<(Ticket, Update)> = book
-            .registry
-            .iter()
-            .filter_map(|entry| {
-                let mut now = entry.latest();
-                if now.status.is_final() {
-                    return None;
-                }
-                if let Some(position) = book.line.position(entry.ticket()) {
-                    now.queue_position = position;
-                }
-                let update = Update {
-                    order: entry.order_at(&now),
-                    queue_position: now.queue_position,
-                };
-                Some((entry.ticket(), update))
-            })
-            .collect();
-        // Tickets are handed out in placing order.
-        open.sort_by_key(|(ticket, _)| *ticket);
-        (
-            open.into_iter().map(|(_, update)| update).collect(),
-            receiver,
-        )
-    }
-
-    /// Follows an order's changes (see [`Follower`]).
-    pub fn follow(self: &Arc<Self>, entry: Arc<OrderEntry>, from: Replay) -> Follower {
-        Follower::new(Arc::clone(self), entry, from)
-    }
-
-    /// How many orders are waiting in line.
-    pub fn queue_len(&self) -> usize {
-        self.lock().line.len()
-    }
-
-    /// How many orders are in line and being brewed, counted under one lock
-    /// so the two agree. Brewing orders are counted by a walk over the
-    /// orders the book remembers: fine for `GetStats`, not for a hot path.
-    pub fn counts(&self) -> Counts {
-        let book = self.lock();
-        Counts {
-            queued: book.line.len(),
-            brewing: book
-                .registry
-                .iter()
-                .filter(|entry| entry.status() == OrderStatus::Brewing)
-                .count(),
-        }
-    }
-
-    /// Whether the café has closed.
-    pub fn is_closed(&self) -> bool {
-        self.availability.is_closed()
-    }
-
-    /// Resolves when the café closes.
-    pub async fn closed(&self) {
-        self.availability.closed().await
-    }
-
-    /// Fails every order that has not ended, telling its customer why: the
-    /// last step of a shutdown whose grace ran out, so that no buzzer or
-    /// counter customer is left waiting for a drink that will never come.
-    pub fn fail_unfinished(&self, reason: &str) -> usize {
-        let mut book = self.lock();
-        let open: Vec<Arc<OrderEntry>> = book
-            .registry
-            .iter()
-            .filter(|entry| !entry.status().is_final())
-            .cloned()
-            .collect();
-        open.iter()
-            .filter(|entry| self.end(&mut book, entry, OrderStatus::Failed, reason))
-            .count()
-    }
-
-    /// Whether closing keeps the open orders for a restart rather than
-    /// ending them: with a durable store of this café's own (a journal).
-    /// (On a shared line the other cafés brew them instead.)
-    fn keeps_line(&self) -> bool {
-        self.journal.is_some()
-    }
-
-    /// Whether `entry` is left in the store for the café's restart: the
-    /// café closed keeping its line and the order is still in it, or the
-    /// grace ran out before it was finished. Its followers end here
-    /// ([`Follower::next`] returns `None` with the order still open).
-    pub fn left_for_restart(&self, entry: &OrderEntry) -> bool {
-        match *self.kept.borrow() {
-            Kept::Nothing => false,
-            Kept::Line => self.position(entry).is_some(),
-            Kept::Unfinished => !entry.status().is_final(),
-        }
-    }
-
-    /// Woken whenever more orders are left for the restart: what a
-    /// follower waits on beside its own order.
-    fn kept_changes(&self) -> watch::Receiver<Kept> {
-        self.kept.subscribe()
-    }
-
-    /// Leaves every order that has not ended in the store, as it is, for
-    /// the café's restart (a drink still brewing is brewed again first),
-    /// and ends their followers: the last step of a shutdown with a
-    /// durable store whose grace ran out. Returns how many were left.
-    pub fn keep_unfinished(&self) -> usize {
-        self.kept.send_replace(Kept::Unfinished);
-        self.lock()
-            .registry
-            .iter()
-            .filter(|entry| !entry.status().is_final())
-            .count()
-    }
-
-    /// Closes the café: no new orders; idle baristas go home, busy ones
-    /// finish their drink first; board streams end. Returns how many
-    /// queued orders were cancelled.
-    ///
-    /// What becomes of the orders still in line depends on the store:
-    /// - with the memory store, they are cancelled (their customers are
-    ///   told why): nothing would survive the process anyway;
-    /// - with a durable store (a journal), nothing is cancelled: they stay
-    ///   QUEUED in the store, in their order, and the restart brews them
-    ///   ([`OrderBook::restore`]). Their followers end at once
-    ///   ([`OrderBook::left_for_restart`]), and the handlers tell the
-    ///   customers to come back (`UNAVAILABLE`);
-    /// - on a shared line, nothing is cancelled either: the line is every
-    ///   café's, and the others brew what waits in it.
-    pub fn close(&self, reason: &str) -> usize {
-        // Closed first, then the line emptied under the lock: an order
-        // placed meanwhile is either refused or in the line emptied here.
-        self.availability.close();
-        if self.shared.is_some() {
-            self.work.notify_waiters();
-            return 0;
-        }
-        if self.keeps_line() {
-            self.kept.send_replace(Kept::Line);
-            self.work.notify_waiters();
-            return 0;
-        }
-        let cancelled = {
-            let mut book = self.lock();
-            let waiting: Vec<Arc<OrderEntry>> = book.line.iter().cloned().collect();
-            waiting
-                .iter()
-                .filter(|entry| self.end(&mut book, entry, OrderStatus::Cancelled, reason))
-                .count()
-        };
-        self.work.notify_waiters();
-        cancelled
-    }
-}
-
-/// The answer to a retry of `request`, which `entry` was placed with
-/// earlier: that order, unless the request id is being reused for a
-/// different drink.
-fn placed_earlier(
-    book: &BookState,
-    entry: &Arc<OrderEntry>,
-    request: &NewOrder,
-) -> Result<Placed, CafeError> {
-    let earlier = entry.request();
-    if earlier.drink.id != request.drink.id || earlier.size != request.size {
-        return Err(CafeError::InvalidRequest(vec![FieldViolation {
-            field: "request_id",
-            description: format!(
-                "request_id {:?} was already used for order {} ({} {}): use a new request_id for a different drink",
-                request.request_id.as_deref().unwrap_or_default(),
-                entry.id(),
-                earlier.size,
-                earlier.drink.id
-            ),
-        }]));
-    }
-    Ok(Placed {
-        entry: Arc::clone(entry),
-        is_new: false,
-        queue_position: book.line.position(entry.ticket()).unwrap_or(0),
-    })
 }
 
 #[cfg(test)]

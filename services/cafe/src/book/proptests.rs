@@ -1,42 +1,22 @@
 //! A property test of the order book's state machine: any interleaving of
 //! what happens to orders keeps the book's promises.
 //!
-//! The unit tests in `tests.rs` each walk one story. Here `proptest`
-//! writes the stories: random sequences of placing (with and without
-//! request ids, into a line of random capacity), a barista taking the next
-//! order, starting and finishing brews, customers cancelling (with the
-//! right token and a wrong one), counter deadlines running out (the order
-//! abandoned), a barista going away mid-brew (and another taking the order
-//! over, or it failing), every barista out of reach and back, and the café
-//! closing, then its grace running out. Each story runs against the real
-//! [`OrderBook`], with real [`Follower`]s (a buzzer's, that shows the
-//! line, and a counter customer's) and a real board watcher reading along:
-//! no model of the book is checked, only what the book itself promises.
+//! `proptest` writes random stories (placing with and without request ids,
+//! taking, brewing, cancelling with right and wrong tokens, counter
+//! deadlines, a barista going away, baristas out of reach and back, closing
+//! and the grace's end) and runs each against the real [`OrderBook`], with
+//! real [`Follower`]s and a board watcher reading along. After every step:
+//! **nothing changes after a final state**, and **places in line are
+//! consistent** (1..n in ticket order; every QUEUED order in line or in a
+//! barista's hands; `counts()` agrees). At the end, **exactly one final
+//! event per order**: in its history, by each follower, and on the board.
 //!
-//! After every step:
-//! - **nothing changes after a final state**: an order's history has at
-//!   most one final status, and it is the last entry; a call that says it
-//!   changed nothing (returned false) left the history as it was, and one
-//!   that says it did added exactly one change;
-//! - **places in line are consistent**: the orders in line are QUEUED,
-//!   their places are 1..n in ticket order (so unique), and every QUEUED
-//!   order is either in line or in a barista's hands; `counts()` agrees.
-//!
-//! At the end (the café closed and its grace over, so every order has
-//! ended), **exactly one final event per order**, seen three ways: in the
-//! order's history, by each of its followers (which then end), and on the
-//! board, which saw every change in the history's order.
-//!
-//! Why drive the book from a plain `#[test]` with `now_or_never`: outside a
-//! runtime the book tells every line move at once (see `line_moves`) and
-//! the memory store never waits for durability, so everything a follower
-//! can yield after a step is ready when the step returns. Polling until
-//! it would wait reads exactly that, with no timing in the test.
-//!
-//! 128 stories of up to 60 steps each by default (a second or two);
-//! `PROPTEST_CASES=10000 cargo test -p cafe-server --lib proptests` for a
-//! longer search. A failing story is shrunk to a short one and kept in
-//! `proptest-regressions/` to be replayed first next time.
+//! It runs from a plain `#[test]` with `now_or_never`: outside a runtime the
+//! book tells every line move at once and the memory store never waits, so
+//! whatever a follower can yield after a step is ready when the step
+//! returns, with no timing in the test. `PROPTEST_CASES=10000 cargo test
+//! -p cafe-server --lib proptests` searches longer; failures are shrunk and
+//! kept in `proptest-regressions/`.
 
 use std::collections::HashMap;
 
@@ -45,67 +25,13 @@ use proptest::{prelude::*, sample::Index};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::*;
+use cafe_domain::order::NewOrder;
 
 /// How many stories a run tries unless `PROPTEST_CASES` says.
 const CASES: u32 = 128;
 
-/// One thing that happens in the café.
-#[derive(Debug, Clone)]
-enum Step {
-    /// A customer orders (`customer` of a few, so request ids collide);
-    /// `espresso` instead of a latte, to reuse a request id for another
-    /// drink.
-    Place {
-        customer: u8,
-        request_id: Option<u8>,
-        espresso: bool,
-    },
-    /// A barista takes the next order from the line (it is QUEUED and in
-    /// their hands until they start).
-    Take,
-    /// A barista starts brewing an order in their hands (again, after a
-    /// remote barista left it).
-    Start(Index),
-    /// The brew finished.
-    Finish(Index),
-    /// The brew could not be finished.
-    Fail(Index),
-    /// The remote barista brewing it went away (the order keeps its status).
-    BaristaLeft(Index),
-    /// The customer cancels with their claim token (or a wrong one).
-    Cancel { order: Index, right_token: bool },
-    /// A counter customer's deadline passed, or they hung up: the order is
-    /// abandoned.
-    Deadline(Index),
-    /// Every barista is out of reach, so no new order is taken.
-    NoBarista,
-    /// A barista is reachable again.
-    BaristaBack,
-    /// SIGTERM: the café closes (the memory store cancels its line).
-    Close,
-    /// The shutdown's grace ran out: whatever has not ended fails.
-    GraceOver,
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        4 => (0..4u8, proptest::option::of(0..3u8), any::<bool>()).prop_map(
-            |(customer, request_id, espresso)| Step::Place { customer, request_id, espresso }
-        ),
-        3 => Just(Step::Take),
-        3 => any::<Index>().prop_map(Step::Start),
-        3 => any::<Index>().prop_map(Step::Finish),
-        1 => any::<Index>().prop_map(Step::Fail),
-        1 => any::<Index>().prop_map(Step::BaristaLeft),
-        2 => (any::<Index>(), any::<bool>())
-            .prop_map(|(order, right_token)| Step::Cancel { order, right_token }),
-        1 => any::<Index>().prop_map(Step::Deadline),
-        1 => Just(Step::NoBarista),
-        1 => Just(Step::BaristaBack),
-        1 => Just(Step::Close),
-        1 => Just(Step::GraceOver),
-    ]
-}
+mod steps;
+use steps::{Step, step};
 
 /// One order placed in the story, and what its followers have yielded.
 struct Tracked {
@@ -205,7 +131,7 @@ impl Cafe {
                 espresso,
             } => self.place(*customer, *request_id, *espresso),
             Step::Take => {
-                if let Some(entry) = self.book.next_in_line().now_or_never().flatten() {
+                if let Some(entry) = self.book.claim().now_or_never().flatten() {
                     assert_eq!(entry.status(), OrderStatus::Queued, "taken from the line");
                     assert_eq!(self.book.position(&entry), None, "out of the line");
                     self.held.push(entry);
@@ -215,7 +141,7 @@ impl Cafe {
                 if let Some(entry) = self.pick_held(index) {
                     let was = entry.status();
                     self.changes(&entry, |book, entry| {
-                        book.start_brewing(entry, Arc::from("barista-1"))
+                        book.start(entry, Arc::from("barista-1"))
                     });
                     // Only an order still open may be (re)started.
                     assert_eq!(entry.status() == OrderStatus::Brewing, !was.is_final());
@@ -223,13 +149,13 @@ impl Cafe {
             }
             Step::Finish(index) => {
                 if let Some(entry) = self.pick_held(index) {
-                    self.changes(&entry, |book, entry| book.mark_ready(entry));
+                    self.changes(&entry, |book, entry| book.ready(entry));
                 }
             }
             Step::Fail(index) => {
                 if let Some(entry) = self.pick_held(index) {
                     self.changes(&entry, |book, entry| {
-                        book.mark_failed(entry, "the barista burnt it")
+                        book.fail(entry, "the barista burnt it")
                     });
                 }
             }
@@ -237,7 +163,7 @@ impl Cafe {
                 if let Some(entry) = self.pick_held(index) {
                     let was = entry.status();
                     self.changes(&entry, |book, entry| {
-                        book.barista_left(entry, "the barista went away: retrying")
+                        book.note(entry, "the barista went away: retrying")
                     });
                     assert_eq!(entry.status(), was, "a barista leaving keeps the status");
                 }
@@ -288,14 +214,11 @@ impl Cafe {
                 assert_eq!(cancelled, in_line);
                 assert_eq!(self.book.queue_len(), 0);
                 // Idle baristas go home.
-                assert!(matches!(
-                    self.book.next_in_line().now_or_never(),
-                    Some(None)
-                ));
+                assert!(matches!(self.book.claim().now_or_never(), Some(None)));
             }
             Step::GraceOver => {
                 let open = self.open_orders();
-                assert_eq!(self.book.fail_unfinished("the grace ran out"), open);
+                assert_eq!(self.book.grace_over("the grace ran out"), open);
                 assert_eq!(self.open_orders(), 0);
             }
         }

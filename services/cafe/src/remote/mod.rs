@@ -13,67 +13,19 @@
 //!                                           started → BREWING "barista-2/Ana", finished → READY
 //! ```
 //!
-//! # One line, and true places in it
-//!
-//! A replica keeps no queue: with every barista busy it answers `Brew` with
-//! RESOURCE_EXHAUSTED at once. So the café must not send it more than it
-//! can brew, or those drinks would fail; and it must not hold them back in
-//! a queue of its own either, or a customer's "position 1 in line" would be
-//! a lie. The one dispatcher ([`RemoteBaristas::dispatch`]) therefore waits
-//! for a **slot** first, a barista of some replica up that none of this
-//! café's brews holds (`Registry::try_reserve`, in `remote/discovery.rs`),
-//! and only then takes the next order out of the line. An order is QUEUED with its real place until
-//! a barista is free for it, then BREWING on that replica. The café's pace
-//! follows the replicas: a replica that comes up (found by the resolver
-//! within `--barista-resolve-interval`) adds its baristas at once, and one
-//! that goes takes its own away; its brews are retried on the others.
-//!
-//! # Several cafés on the same replicas
-//!
-//! Cafés sharing a line in PostgreSQL may share the replicas too, and then
-//! a café's count of a replica's free baristas is too high. That is safe:
-//! the replica answers RESOURCE_EXHAUSTED instead of queueing, the café
-//! counts it as full until one of its own brews there ends or its station,
-//! read again by its health watcher, shows a barista free, and the order
-//! goes back to its place at the front of the line ([`OrderBook::put_back`]),
-//! or on a shared line (where it is already claimed) is kept by its brew
-//! task, which waits for the next free slot. Nothing is lost and nothing
-//! fails because of it. The price is a round trip per order turned away,
-//! which only happens while cafés compete for the same barista. A replica
-//! could instead queue and let the café find out later, but that hidden line
-//! is what this design removes.
-//!
-//! # Why no balancer
-//!
-//! Power of two choices (tower's `p2c::Balance`) samples two replicas
-//! because looking at all of them is costly or their load is unknown. Here
-//! each replica's free baristas are known exactly and there are a handful
-//! of replicas, so the registry looks at every one and takes the one with
-//! the most free: the pick is a loop under a short std mutex, and a wait for
-//! a slot is a [`tokio::sync::Notify`] rung whenever one may have come free
-//! (no polling). tonic's `balance_channel` would hide which replica a brew
-//! went to (needed to stop retrying on it) and which replicas are up
-//! (needed for the café's health).
-//!
-//! # Closing
-//!
-//! The dispatcher stops taking orders when the café closes; the orders
-//! still in line end as they do with embedded baristas (cancelled with the
-//! memory store, kept for the restart with a journal, left to the other
-//! cafés on a shared line), and the drinks in hand are finished.
-//!
-//! # Traced across the hop
-//!
-//! Each attempt at a brew is a `brew` span, joined to the trace of the call
-//! that placed the order (its context is kept on the [`OrderEntry`]), and the
-//! replicas' channels are wrapped by [`grpc_telemetry::propagation::traced`]: the
-//! `Brew` call is a client span under the attempt and sends `traceparent`,
-//! so the barista's server span lands in the customer's trace. A retry on
-//! another replica is a second `brew` span with `attempt = 2` and a
-//! `retry.reason`; the failed one is marked as an error, with the warning as
-//! its span event.
+//! The one dispatcher ([`RemoteBaristas::dispatch`]) waits for a **slot**
+//! first, a free barista on some replica up (`Registry::try_reserve`, in
+//! `remote/registry.rs`), and only then takes the next order out of the
+//! line: an order is QUEUED with its real place until a barista is free for
+//! it. A replica full for another café answers RESOURCE_EXHAUSTED; the
+//! order goes back to its place ([`Orders::put_back`]) or, already claimed
+//! on a shared line, waits in its brew task for the next free slot. Each
+//! attempt is a `brew` span joined to the trace of the call that placed the
+//! order, and the `Brew` call carries `traceparent`. Why no balancer, and
+//! the rest of the design: docs/cafe-server.md, "Remote baristas".
 
 mod discovery;
+mod registry;
 mod replica;
 
 use std::{sync::Arc, time::Duration};
@@ -87,14 +39,10 @@ use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
 use tracing::{Instrument, Span, debug, field::Empty, info, info_span, warn};
 
 pub use discovery::BaristaEndpoint;
-use discovery::Registry;
+use registry::Registry;
 use replica::{BrewJob, Slot};
 
-use crate::{
-    availability::Availability,
-    book::{OrderBook, OrderEntry},
-    service::CLOSING_NOTE,
-};
+use crate::{availability::Availability, book::OrderEntry, service::CLOSING_NOTE, store::Orders};
 
 /// How many replicas one order may be tried on before it fails.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -191,7 +139,8 @@ impl RemoteBaristas {
     /// With no replica up for `--barista-wait`, the orders still in line
     /// are taken and failed (UNAVAILABLE for their customers), all
     /// together, rather than left waiting for a barista who may never come.
-    pub async fn dispatch(&self, book: Arc<OrderBook>) {
+    pub async fn dispatch(&self, orders: Orders) {
+        let book = orders.book();
         // The brew tasks: owned here, so the shutdown waiting for the
         // dispatcher waits for them, and aborting it aborts them.
         let mut brews = JoinSet::new();
@@ -212,15 +161,13 @@ impl RemoteBaristas {
                 slot = self.reserve(false) => slot,
             };
             // 2. The next order (on a shared line, claimed in the database).
-            let entry = match book.shared_line() {
-                Some(_) => book.claim_next(&claimer).await,
-                None => book.next_in_line().await,
+            let Some(entry) = orders.claim(&claimer).await else {
+                break;
             };
-            let Some(entry) = entry else { break };
-            let (remote, book) = (self.clone(), Arc::clone(&book));
+            let (remote, orders) = (self.clone(), orders.clone());
             // A task per brew: the dispatcher goes back for the next free
             // barista while this one brews.
-            brews.spawn(async move { remote.brew(&book, &entry, slot).await });
+            brews.spawn(async move { remote.brew(&orders, &entry, slot).await });
         }
         while brews.join_next().await.is_some() {}
         info!("remote dispatcher: shift over");
@@ -231,7 +178,7 @@ impl RemoteBaristas {
     /// brew stream into the book, and retries on another replica if this
     /// one goes away. Returns when the order has ended, or is back in line;
     /// dropping the brew stream on the way out frees the remote barista.
-    async fn brew(&self, book: &OrderBook, entry: &Arc<OrderEntry>, slot: Option<Slot>) {
+    async fn brew(&self, orders: &Orders, entry: &Arc<OrderEntry>, slot: Option<Slot>) {
         let order = entry.request();
         let id = entry.id();
         let job = BrewJob {
@@ -258,8 +205,8 @@ impl RemoteBaristas {
                         // when the café closes is handed back, for another
                         // café. Otherwise it is a drink in hand (a retry):
                         // it is finished within the shutdown grace.
-                        () = book.closed(), if book.shared_line().is_some() => {
-                            book.fail_order(entry, CLOSING_NOTE).await;
+                        () = orders.waiting_drinks_go_back() => {
+                            orders.fail(entry, CLOSING_NOTE).await;
                             return;
                         }
                         slot = self.reserve(last_failure.is_some() || turned_away) => slot,
@@ -272,7 +219,7 @@ impl RemoteBaristas {
                             None => self.inner.no_barista_reason(),
                         };
                         warn!(order.id = %id, %reason, "no barista: order failed");
-                        book.fail_order(entry, &reason).await;
+                        orders.fail(entry, &reason).await;
                         return;
                     };
                     slot
@@ -309,7 +256,7 @@ impl RemoteBaristas {
                     span.in_scope(|| info!(order.id = %id, replica = %replica.addr, "order ended: brew stream dropped, the barista is free"));
                     return;
                 }
-                outcome = follow(book, entry, response).instrument(span.clone()) => outcome,
+                outcome = follow(orders, entry, response).instrument(span.clone()) => outcome,
             };
             match outcome {
                 Ok(()) => return,
@@ -317,7 +264,7 @@ impl RemoteBaristas {
                     span.record("otel.status_code", "error");
                     span.record("otel.status_description", reason.as_str());
                     span.in_scope(|| warn!(order.id = %id, replica = %replica.addr, %reason, "the barista could not brew it: order failed"));
-                    book.fail_order(entry, &reason).await;
+                    orders.fail(entry, &reason).await;
                     return;
                 }
                 Err(Failure::DeadlinePassed) => {
@@ -331,7 +278,7 @@ impl RemoteBaristas {
                         () = entry.stopped() => {}
                         () = tokio::time::sleep(DEADLINE_SETTLE) => {
                             warn!(order.id = %id, "the customer's deadline passed while brewing, and the café's deadline layer did not end the order: order failed");
-                            book.fail_order(entry, "the customer's deadline passed before the drink was finished").await;
+                            orders.fail(entry, "the customer's deadline passed before the drink was finished").await;
                         }
                     }
                     return;
@@ -344,7 +291,7 @@ impl RemoteBaristas {
                     // Back to its place in the café's line if it is still
                     // there to be had (QUEUED, this café's own line); a
                     // claimed or already-brewing order waits here instead.
-                    if book.shared_line().is_none() && book.put_back(entry, CLOSING_NOTE) {
+                    if orders.put_back(entry, CLOSING_NOTE) {
                         return;
                     }
                 }
@@ -360,11 +307,12 @@ impl RemoteBaristas {
                     self.inner.registry.suspect(&replica, &why);
                     drop(slot);
                     if attempt < MAX_ATTEMPTS {
-                        book.note_order(
-                            entry,
-                            &format!("{who} went away; retrying on another barista"),
-                        )
-                        .await;
+                        orders
+                            .note(
+                                entry,
+                                &format!("{who} went away; retrying on another barista"),
+                            )
+                            .await;
                     }
                     last_failure = Some(format!("{who} went away ({why})"));
                     attempt += 1;
@@ -376,7 +324,7 @@ impl RemoteBaristas {
             last_failure.unwrap_or_default()
         );
         warn!(order.id = %id, %reason, "order failed");
-        book.fail_order(entry, &reason).await;
+        orders.fail(entry, &reason).await;
     }
 
     /// How many replicas are up and how many baristas they have, for the
@@ -451,7 +399,7 @@ impl Inner {
 /// Follows one brew stream into the book: `started` → BREWING with the
 /// barista's name, `finished` → READY.
 async fn follow(
-    book: &OrderBook,
+    orders: &Orders,
     entry: &OrderEntry,
     response: BoxFuture<'static, Result<Response<Streaming<pb::BrewEvent>>, Status>>,
 ) -> Result<(), Failure> {
@@ -465,8 +413,8 @@ async fn follow(
             Ok(Some(pb::BrewEvent {
                 event: Some(Event::Started(started)),
             })) => {
-                if !book
-                    .brewing_by(entry, Arc::from(started.barista.as_str()))
+                if !orders
+                    .start(entry, Arc::from(started.barista.as_str()))
                     .await
                 {
                     return Ok(()); // the order ended meanwhile
@@ -478,7 +426,7 @@ async fn follow(
             Ok(Some(pb::BrewEvent {
                 event: Some(Event::Finished(_)),
             })) => {
-                if book.ready_order(entry).await {
+                if orders.ready(entry).await {
                     debug!(order.id = %entry.id(), "ready");
                 }
                 // The customer has their drink; now read the stream to its

@@ -20,8 +20,9 @@ use tracing::info;
 
 use super::phases::Phases;
 use crate::{
-    book::{OrderBook, OrderEntry, Placed, Replay},
+    book::{OrderEntry, Placed, Replay},
     error::CafeError,
+    store::Orders,
 };
 use std::sync::Arc;
 
@@ -32,16 +33,17 @@ pub const CLOSING_NOTE: &str = "the café closed before a barista got to this or
 /// Waits at the counter until the order ends, tracing the wait as phases
 /// under the handler's span. A READY order is the answer; any other end is
 /// an error for the customer.
-pub(super) async fn wait(book: &Arc<OrderBook>, placed: Placed) -> Result<Order, CafeError> {
+pub(super) async fn wait(orders: &Orders, placed: Placed) -> Result<Order, CafeError> {
     // Only the first caller's guard: a retry with the same request_id that
     // gives up must not cancel the order for the first.
     let leaving = placed.is_new.then(|| LeaveCounterGuard {
-        book,
+        orders,
         entry: &placed.entry,
     });
 
     // Status changes only: a counter customer is not woken by the line
     // moving, only by its own order.
+    let book = orders.book();
     let mut follower = book.follow(Arc::clone(&placed.entry), Replay::FromPlacement);
     let mut phases = Phases::default();
     let mut order = None;
@@ -65,7 +67,7 @@ pub(super) async fn wait(book: &Arc<OrderBook>, placed: Placed) -> Result<Order,
         return Err(unwritable);
     }
     // The order has ended, or the closing café kept it for its restart
-    // (then the guard cancels nothing: see `OrderBook::abandon`).
+    // (then the guard cancels nothing: see `Orders::abandon`).
     drop(leaving);
     if !placed.entry.status().is_final() {
         return Err(CafeError::KeptForRestart(placed.entry.id().clone()));
@@ -98,7 +100,7 @@ fn outcome(order: Order, closing: bool) -> Result<Order, CafeError> {
 /// Once the order has ended, dropping it does nothing: a final order stays
 /// final.
 struct LeaveCounterGuard<'a> {
-    book: &'a OrderBook,
+    orders: &'a Orders,
     entry: &'a OrderEntry,
 }
 
@@ -113,7 +115,7 @@ impl LeaveCounterGuard<'_> {
 
 impl Drop for LeaveCounterGuard<'_> {
     fn drop(&mut self) {
-        if self.book.abandon(
+        if self.orders.abandon(
             self.entry,
             "the customer left the counter before the drink was ready",
         ) {

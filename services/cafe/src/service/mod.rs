@@ -1,5 +1,5 @@
 //! The `cafe.v1.Cafe` gRPC service: the thin layer that turns requests into
-//! calls on the [`OrderBook`] and the book's news into responses.
+//! calls on the café's [`Orders`] and the book's news into responses.
 //!
 //! # Layout
 //! - this module: the handlers, one per RPC, each a few lines.
@@ -51,6 +51,7 @@ use crate::{
     Config,
     book::{OrderBook, Origin, Placed, Replay},
     error::CafeError,
+    store::Orders,
 };
 
 pub use counter::CLOSING_NOTE;
@@ -65,18 +66,17 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::OrderEvent, Status>>
 /// The café's gRPC face.
 #[derive(Debug, Clone)]
 pub struct CafeService {
-    book: Arc<OrderBook>,
+    orders: Orders,
     time_scale: TimeScale,
     /// `--max-counter-wait`.
     max_counter_wait: Duration,
 }
 
 impl CafeService {
-    /// A service taking orders into `book`; `time_scale` is reported with the
-    /// menu.
-    pub fn new(book: Arc<OrderBook>, time_scale: TimeScale) -> Self {
+    /// A service taking `orders`; `time_scale` is reported with the menu.
+    pub fn new(orders: Orders, time_scale: TimeScale) -> Self {
         CafeService {
-            book,
+            orders,
             time_scale,
             max_counter_wait: Config::default().max_counter_wait,
         }
@@ -106,16 +106,16 @@ impl CafeService {
             // Only names the span: the order may outlive it (see `Origin`).
             trace: span.context(),
         };
-        let placed = self.book.place_order(new, origin).await?;
+        let placed = self.orders.place(new, origin).await?;
         let entry = &placed.entry;
         let request = entry.request();
         span.record("order.id", entry.id().as_str());
         span.record("order.size", request.size.as_str());
         span.record("queue.position", placed.queue_position);
         if placed.is_new {
-            // `debug`, as every step of an order's usual life (see
-            // docs/cafe-server.md, "Logs"): at 10,000 orders a second, one
-            // `info` line per step was a quarter of the café's CPU.
+            // `debug`, as every step of an order's usual life: one `info`
+            // line per step cost a large share of the café's CPU (see
+            // docs/cafe-server.md, "Logs").
             debug!(order.id = %entry.id(), customer = %request.customer, drink = request.drink.id,
                    size = %request.size, queue_position = placed.queue_position, "order placed");
         } else {
@@ -159,7 +159,7 @@ impl Cafe for CafeService {
         let claim_token = placed.entry.claim_token().to_string();
         // The café's own bound on the wait. Past it the wait is dropped, and
         // with it the guard that cancels the order (see `counter`).
-        let waiting = counter::wait(&self.book, placed);
+        let waiting = counter::wait(&self.orders, placed);
         let order = tokio::time::timeout(self.max_counter_wait, waiting)
             .await
             .map_err(|_| CafeError::CounterWaitOver(self.max_counter_wait))??;
@@ -197,7 +197,7 @@ impl Cafe for CafeService {
         } else {
             Replay::FromNow
         };
-        let follower = self.book.follow(placed.entry, from);
+        let follower = self.orders.book().follow(placed.entry, from);
         Ok(Response::new(buzzer::events(follower, Some(ticket_token))))
     }
 
@@ -208,13 +208,14 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::WatchOrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let entry = self.book.find(&request.get_ref().order_id).await?;
+        let entry = self.orders.find(&request.get_ref().order_id).await?;
+        let book = self.orders.book();
         // Kept for the restart of a closing café: come back once it is
         // (answered before the stream starts, so the retry hint goes with it).
-        if self.book.left_for_restart(&entry) {
+        if book.left_for_restart(&entry) {
             return Err(CafeError::KeptForRestart(entry.id().clone()).into());
         }
-        let follower = self.book.follow(entry, Replay::FromNow);
+        let follower = book.follow(entry, Replay::FromNow);
         Ok(Response::new(buzzer::events(follower, None)))
     }
 
@@ -222,12 +223,9 @@ impl Cafe for CafeService {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let entry = self.book.find(&request.get_ref().order_id).await?;
-        // Shown as the store has it: a change not yet durable (READY a
-        // moment ago) is waited for, never shown before it is kept.
-        let now = entry.latest();
-        self.book.durable(now.seq).await?;
-        Ok(Response::new((&entry.order_at(&now)).into()))
+        // Shown as the store has it: never a change before it is kept.
+        let order = self.orders.get(&request.get_ref().order_id).await?;
+        Ok(Response::new((&order).into()))
     }
 
     #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
@@ -239,13 +237,12 @@ impl Cafe for CafeService {
             order_id,
             claim_token,
         } = request.get_ref();
-        let (order, seq) = self
-            .book
-            .cancel_order(order_id, claim_token, "cancelled by the customer")
-            .await?;
         // Answered once the cancel is kept: a cancelled order must not come
         // back after a restart.
-        self.book.durable(seq).await?;
+        let order = self
+            .orders
+            .cancel(order_id, claim_token, "cancelled by the customer")
+            .await?;
         info!("order cancelled");
         Ok(Response::new((&order).into()))
     }
@@ -256,14 +253,14 @@ impl Cafe for CafeService {
         &self,
         _request: Request<pb::WatchBoardRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        Ok(Response::new(board::events(Arc::clone(&self.book))))
+        Ok(Response::new(board::events(Arc::clone(self.orders.book()))))
     }
 
     async fn get_stats(
         &self,
         _request: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
-        Ok(Response::new(stats(&self.book)))
+        Ok(Response::new(stats(self.orders.book())))
     }
 }
 

@@ -7,9 +7,9 @@
 //! waiting, not working.
 //!
 //! Never entered, they hold no log line either, so they are for traces
-//! only ([`TRACE_ONLY`]): with nothing exported they are not made at all.
-//! (Made for the console, the two cost a counter order 14k of its 161k
-//! instructions, for nothing anyone could see.)
+//! only ([`TRACE_ONLY`]): with nothing exported they are not made at all
+//! (made for the console, they cost every counter order for nothing anyone
+//! could see: docs/performance.md).
 
 use cafe_domain::order::{Order, OrderStatus};
 use grpc_telemetry::TRACE_ONLY;

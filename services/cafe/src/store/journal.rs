@@ -36,12 +36,13 @@ use std::{
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
-use super::{Record, Store};
-use crate::{availability::Availability, error::CafeError};
-
-/// A change's number in the journal; 0 is "nothing to wait for" (the
-/// memory store, or an order restored as it was).
-pub type Seq = u64;
+use super::{Record, Store, rows};
+pub use crate::book::Seq;
+use crate::{
+    availability::Availability,
+    book::{Durability, Recorder, Written, written},
+    error::CafeError,
+};
 
 /// After this many failed attempts in a row, the café stops taking orders
 /// until a write succeeds again.
@@ -57,17 +58,7 @@ pub struct Journal {
     /// Wakes the writer for the first record of a batch.
     wake: Notify,
     /// How far the store has come, as the writer last saw it.
-    written: watch::Sender<Written>,
-}
-
-/// How far the store has come.
-#[derive(Debug, Clone, Default)]
-struct Written {
-    /// The highest sequence number durable.
-    durable: Seq,
-    /// Why the store cannot be written right now, after repeated failures;
-    /// `None` while writes succeed.
-    failing: Option<String>,
+    written: watch::Sender<Durability>,
 }
 
 #[derive(Debug, Default)]
@@ -93,7 +84,7 @@ impl Journal {
         Journal {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
-            written: watch::Sender::new(Written::default()),
+            written: watch::Sender::new(Durability::default()),
         }
     }
 
@@ -132,22 +123,7 @@ impl Journal {
     /// not on disk, and nobody waits on a store that is failing. The change
     /// itself stays in the journal and is written once the store recovers.
     pub async fn durable(&self, seq: Seq) -> Result<(), CafeError> {
-        if self.is_durable(seq) {
-            return Ok(());
-        }
-        let mut written = self.written.subscribe();
-        // The sender lives in `self`, which the caller holds, so the
-        // channel cannot close while this waits.
-        let Ok(written) = written
-            .wait_for(|written| written.durable >= seq || written.failing.is_some())
-            .await
-        else {
-            unreachable!("the journal outlives its waiters")
-        };
-        match &written.failing {
-            Some(why) if written.durable < seq => Err(CafeError::StoreUnwritable(why.clone())),
-            _ => Ok(()),
-        }
+        written::durable(&self.written, seq).await
     }
 
     /// Waits until everything appended so far is durable, however long the
@@ -172,6 +148,18 @@ impl Journal {
             return None;
         }
         Some((mem::take(&mut pending.records), pending.last))
+    }
+}
+
+/// The book hands the journal each change under its lock: appended as the
+/// store's record, in the book's order.
+impl Recorder for Journal {
+    fn record(&self, written: Written<'_>) -> Seq {
+        self.append(rows::record(written))
+    }
+
+    fn durability(&self) -> &watch::Sender<Durability> {
+        &self.written
     }
 }
 

@@ -1,43 +1,36 @@
-//! The order store: where the café's orders outlive its process.
+//! The order store: where the café's orders outlive its process, and the
+//! one seam the café acts on its orders through ([`Orders`]).
 //!
-//! The [book](crate::book) stays the authority while the café runs: every
-//! order, its line and its followers live in memory, and every change is
-//! made there first, under the book's one lock. The store is the book's
-//! **journal**: each change the book makes is appended as a [`Record`]
-//! (in the same critical section, so the journal's order is the book's),
-//! and one writer task ([`journal`]) writes them in batches, one
-//! transaction each (group commit). What a customer is told waits for its
-//! record to be durable (see [`journal::Journal::durable`]); a restart reads
-//! the rows back ([`Store::recover`]) and the book rebuilds itself from them.
+//! The [book](crate::book) stays the authority while the café runs. With a
+//! store of its own (SQLite) the store is the book's **journal**: each
+//! change is handed to it as the book makes it, and one writer task writes
+//! them in batches, one transaction each (group commit); what a customer
+//! is told waits until it is durable, and a restart rebuilds the book from
+//! the rows ([`restore`]). On a line shared by several cafés (PostgreSQL)
+//! the database is written first and every book mirrors it.
 //!
 //! # Layout
-//! - this module: [`Store`] (memory or SQLite, chosen by URL),
-//!   one order as a row ([`StoredOrder`]), the changes the book journals
-//!   ([`Record`]), how statuses, sizes and times are written, and
-//!   [`StoreError`].
-//! - [`journal`]: the journal and its writer task (group commit, retries,
-//!   the durable mark acknowledgements wait on).
+//! - [`Orders`] (`orders.rs`): the seam; memory, journal or shared line.
+//! - this module: [`Store`] (memory or SQLite, chosen by URL), one order as
+//!   a row ([`StoredOrder`]), the journal's [`Record`]s, how statuses,
+//!   sizes and times are written, and [`StoreError`].
+//! - `rows`: the book's orders as rows and back, the one conversion.
+//! - [`journal`]: the journal and its writer task (group commit, retries).
 //! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode).
-//! - [`shared`]: several cafés sharing one line in PostgreSQL: there the
-//!   database decides placing and claiming, and each café's book mirrors
-//!   every café's changes (no journal: see [`crate::book::mirror`]). A
-//!   `postgres://` URL always means this, even for one café: a journal
-//!   beside the shared line would write every change twice.
+//! - [`shared`]: the shared line's SQL; [`mirror`]: its actions, written
+//!   first; `following`: its notifications, heartbeat and leases. A
+//!   `postgres://` URL always means a shared line, even for one café.
 //!
-//! # The schema
-//! One table, `orders`, one row per order the café remembers (open or
-//! finished), in `services/cafe/migrations/{sqlite,postgres}`. The
-//! migrations are embedded in the binary and run on start, versioned by
-//! sqlx (`_sqlx_migrations`), so a café upgrades its own database.
-//! Times are microseconds since the Unix epoch, sizes and statuses their
-//! `cafe.v1` numbers: both dialects read them the same way, and a person
-//! can query them with `sqlite3`.
-//!
-//! The store holds exactly what the book remembers: when the book forgets
-//! an old finished order (retention), it journals [`Record::Forgotten`],
-//! so after a restart the café knows what it knew before.
+//! The schema is one table, `orders`, in `services/cafe/migrations/`,
+//! embedded and run on start. Times are microseconds since the Unix epoch,
+//! sizes and statuses their `cafe.v1` numbers. The store holds exactly what
+//! the book remembers: a finished order the book forgets is deleted too.
 
+mod following;
 pub mod journal;
+pub mod mirror;
+mod orders;
+mod rows;
 pub mod shared;
 mod sqlite;
 
@@ -51,6 +44,8 @@ use cafe_domain::{
 };
 
 pub use journal::{Journal, Seq};
+pub use orders::{BookSettings, Orders, Upkeep};
+pub use rows::restore;
 
 /// Where the café keeps its orders.
 #[derive(Debug, Clone)]

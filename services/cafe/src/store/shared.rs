@@ -5,54 +5,30 @@
 //! `WatchOrder` and the buzzers look), but where several cafés could
 //! disagree the **database decides**, in one statement each:
 //!
-//! - **Placing** ([`SharedLine::place`]): `INSERT … RETURNING ticket`, the
-//!   ticket from one sequence for every café, so the line is first come,
-//!   first served across them. `ON CONFLICT (customer, request_id) DO
-//!   NOTHING` makes a retry at *another* café get the order placed the
-//!   first time, not a second drink.
+//! - **Placing** ([`SharedLine::place`]): `INSERT … RETURNING ticket`, one
+//!   sequence for every café; `ON CONFLICT (customer, request_id) DO
+//!   NOTHING` gives a retry at *another* café the order placed first.
 //! - **Taking the next order** ([`SharedLine::claim`]): `UPDATE … WHERE id =
-//!   (SELECT … ORDER BY ticket FOR UPDATE SKIP LOCKED LIMIT 1)`. Two
-//!   baristas claiming at once lock different rows (`SKIP LOCKED` passes over
-//!   a row another transaction holds instead of waiting for it), so no
-//!   drink is brewed twice and nobody queues behind a lock.
+//!   (SELECT … ORDER BY ticket FOR UPDATE SKIP LOCKED LIMIT 1)`: two
+//!   baristas claiming at once lock different rows, so no drink is brewed
+//!   twice and nobody queues behind a lock.
 //! - **Every other change** is an `UPDATE` guarded by what must still be
-//!   true (`READY` only by the café brewing it, a cancel only while the
-//!   order is open): the loser of a race changes nothing and learns so.
-//!
-//! # News: `LISTEN`/`NOTIFY`
+//!   true: the loser of a race changes nothing and learns so.
 //!
 //! Every write also calls `pg_notify('cafe_orders', …)` in the *same*
-//! statement, with the writing café's id and the row as it now is
-//! ([`Notice`]). PostgreSQL delivers a notification only when its
-//! transaction commits, and to each listener in commit order: a café hears
-//! exactly the changes that happened, never one that was rolled back. Each
-//! café listens ([`listen`]) *before* it loads the open orders, so nothing
-//! committed between the load and the first notification is missed (what
-//! is heard twice is told apart by the row's `version`, which every write
-//! raises by one: a café applies only what is newer than what it has).
-//!
-//! # Liveness: heartbeats and leases
-//!
-//! A café that is killed (`kill -9`, a lost machine) cannot hand back the
-//! drinks it was brewing. Each café writes a heartbeat in `cafes` every
-//! second ([`SharedLine::heartbeat`]); any café may return to the line the
-//! brewing orders of a café silent for longer than the lease
-//! ([`SharedLine::expire_leases`]), with a note, so another brews them. The
-//! times compared are the database's clock, so the cafés' clocks need not
-//! agree. The price of a lease is the usual one: a café paused longer than
-//! the lease (but alive) loses its orders to others, and its own `READY`
-//! for them is refused (its guard no longer holds).
-//!
-//! A café that stops on SIGTERM stops claiming, leaves its queued orders to
-//! the others (they are the shared line's, not its own), and hands back
-//! whatever it could not finish within its grace
-//! ([`SharedLine::hand_back`]) before it leaves ([`SharedLine::leave`]).
+//! statement ([`Notice`]), delivered only on commit, in commit order; each
+//! café listens ([`listen`]) before it loads the open orders, and tells what
+//! it heard twice apart by the row's `version`. A café's heartbeat
+//! ([`SharedLine::heartbeat`]) and leases ([`SharedLine::expire_leases`],
+//! on the database's clock) return the drinks of a café that died; one that
+//! stops on SIGTERM hands back what it could not finish
+//! ([`SharedLine::hand_back`]). The whole story: docs/cafe-server.md.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use cafe_domain::{order::OrderStatus, proto::v1 as pb};
+use cafe_domain::order::OrderStatus;
 
-use super::{StoreError, StoredOrder, redact};
+use super::{StoreError, StoredOrder, micros, redact, status_number};
 use serde::Deserialize;
 use sqlx::{
     PgPool,
@@ -66,10 +42,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// The most connections one café keeps to the database (its listener
 /// holds one more). Every barista waits for one to claim and to write
 /// READY, and every order placed for one to insert: too few, and baristas
-/// queue for a connection between drinks (two cafés of 20 baristas on
-/// 100 ms brews, measured on a busy 2-core machine: 151 orders/s with 8
-/// connections each, 207 with 32).
-/// Kept well under PostgreSQL's default `max_connections` (100), so that
+/// queue for a connection between drinks (docs/performance.md, "Other
+/// measurements"). Kept well under PostgreSQL's default `max_connections` (100), so that
 /// several cafés fit.
 const POOL_SIZE: u32 = 16;
 
@@ -167,13 +141,6 @@ impl Notice {
     pub fn decode(payload: &str) -> Result<Notice, serde_json::Error> {
         serde_json::from_str(payload)
     }
-}
-
-/// Microseconds since the Unix epoch (0 before it, saturating far after).
-pub fn micros(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
-    })
 }
 
 /// A connection to the shared line, as one café.
@@ -370,7 +337,7 @@ impl SharedLine {
             status,
             OrderStatus::Cancelled | OrderStatus::Failed
         ));
-        let status = pb::OrderStatus::from(status) as i32;
+        let status = status_number(status);
         sqlx::query_as(notified!(
             "UPDATE orders SET status = $3, note = $4, finished_at = $5, \
              version = version + 1 \

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use cafe_domain::order::{NewOrder, OrderStatus};
+use futures::FutureExt;
 use tempfile::TempDir;
 
 use super::*;
@@ -146,7 +147,7 @@ fn durable_book(
         100,
         Arc::clone(&availability),
         finished_kept,
-        Some(Arc::clone(&journal)),
+        Some(Arc::clone(&journal) as _),
     ));
     let writer = tokio::spawn(journal::write(
         Arc::clone(&journal),
@@ -196,8 +197,8 @@ async fn a_follower_sees_the_ticket_and_ready_only_once_durable() {
     assert_eq!(ticket.order.status, OrderStatus::Queued);
     assert!(book.is_durable(entry.latest().seq), "the ticket waited");
 
-    assert!(book.start_brewing(&entry, "Ana".into()));
-    assert!(book.mark_ready(&entry));
+    assert!(book.start(&entry, "Ana".into()));
+    assert!(book.ready(&entry));
     let mut last = None;
     while let Some(update) = follower.next().await.expect("durable") {
         last = Some(update.order.status);
@@ -225,11 +226,11 @@ async fn a_rebuilt_book_keeps_every_orders_promise() {
     let retried = place("Retry", "key-1");
     let cancelled = place("Cancel", "");
 
-    let first = book.next_in_line().await.unwrap();
-    assert!(book.start_brewing(&first, "Ana".into()));
-    assert!(book.mark_ready(&first));
-    let second = book.next_in_line().await.unwrap();
-    assert!(book.start_brewing(&second, "Ben".into()));
+    let first = book.claim().await.unwrap();
+    assert!(book.start(&first, "Ana".into()));
+    assert!(book.ready(&first));
+    let second = book.claim().await.unwrap();
+    assert!(book.start(&second, "Ben".into()));
     let (_, seq) = book
         .cancel(
             cancelled.id().as_str(),
@@ -250,7 +251,7 @@ async fn a_rebuilt_book_keeps_every_orders_promise() {
     // The "restart": a new book from the same file.
     let reopened = Store::open(&url).await.unwrap();
     let (book, journal, _writer) = durable_book(&reopened, 100);
-    let restored = book.restore(reopened.recover().await.unwrap());
+    let restored = restore(&book, reopened.recover().await.unwrap());
     assert_eq!(restored.queued, 4);
     assert_eq!(restored.rebrewed, 1);
     assert_eq!(restored.finished, 2);
@@ -295,7 +296,7 @@ async fn a_rebuilt_book_keeps_every_orders_promise() {
         .unwrap();
     assert_eq!(order.status, OrderStatus::Cancelled);
     // The baristas start from the head.
-    assert_eq!(book.next_in_line().await.unwrap().id(), brewing.id());
+    assert_eq!(book.claim().await.unwrap().id(), brewing.id());
 
     // The rebrew's note was written down: a second restart shows it too.
     journal.flushed().await;
@@ -319,7 +320,7 @@ async fn forgotten_orders_leave_the_store_too() {
             .place(latte(&format!("c{i}"), ""), Origin::default())
             .unwrap()
             .entry;
-        book.mark_failed(&entry, "out of milk");
+        book.fail(&entry, "out of milk");
     }
     journal.flushed().await;
     let stored = store.recover().await.unwrap();
@@ -329,4 +330,79 @@ async fn forgotten_orders_leave_the_store_too() {
         "the store holds what the book does"
     );
     assert_eq!(stored.next_ticket, 5);
+}
+
+/// Places a latte for `customer`.
+fn placed(book: &OrderBook, customer: &str) -> Arc<crate::book::OrderEntry> {
+    book.place(latte(customer, ""), Origin::default())
+        .unwrap()
+        .entry
+}
+
+/// Takes the next order when there is one (never waits).
+fn take(book: &OrderBook) -> Arc<crate::book::OrderEntry> {
+    book.claim()
+        .now_or_never()
+        .flatten()
+        .expect("an order in line")
+}
+
+/// The status of the follower's next change; `None` once it has ended.
+async fn next_status(follower: &mut crate::book::Follower) -> Option<OrderStatus> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), follower.next())
+        .await
+        .expect("the follower does not hang")
+        .expect("the store is writable")
+        .map(|update| update.order.status)
+}
+
+#[tokio::test]
+async fn a_cafe_with_a_journal_closes_keeping_its_line_for_the_restart() {
+    let availability = Arc::new(Availability::new());
+    let journal = Arc::new(Journal::new());
+    // The memory store writes nothing, but the writer marks each batch
+    // durable, as a real store's would.
+    let writer = tokio::spawn(journal::write(
+        Arc::clone(&journal),
+        Store::Memory,
+        Arc::clone(&availability),
+    ));
+    let book = Arc::new(OrderBook::with_journal(
+        10,
+        availability,
+        crate::book::FINISHED_ORDERS_KEPT,
+        Some(Arc::clone(&journal) as _),
+    ));
+    let brewing = placed(&book, "Ada");
+    let queued = placed(&book, "Bo");
+    assert!(book.start(&take(&book), "barista".into()));
+    let mut buzzer = book.follow(Arc::clone(&queued), Replay::FromPlacement);
+    let mut at_the_bar = book.follow(Arc::clone(&brewing), Replay::FromNow);
+    assert_eq!(next_status(&mut buzzer).await, Some(OrderStatus::Queued));
+    assert_eq!(
+        next_status(&mut at_the_bar).await,
+        Some(OrderStatus::Brewing)
+    );
+
+    // Closing cancels nothing: the queued order stays queued, its follower
+    // ends with the order open, and no barista takes it any more.
+    assert_eq!(book.close("closing"), 0);
+    assert!(book.left_for_restart(&queued));
+    assert!(!book.left_for_restart(&brewing), "still in hand");
+    assert_eq!(next_status(&mut buzzer).await, None);
+    assert_eq!(queued.status(), OrderStatus::Queued);
+    assert!(book.claim().now_or_never().flatten().is_none());
+    // A call cut by the closing is not a customer leaving.
+    assert!(!book.abandon(&queued, "the customer left"));
+    assert_eq!(queued.status(), OrderStatus::Queued);
+
+    // The grace runs out: the drink in hand stays BREWING, for the restart
+    // to brew again, and its follower ends too.
+    assert_eq!(book.grace_over("the grace ran out"), 2);
+    assert!(book.left_for_restart(&brewing));
+    assert_eq!(next_status(&mut at_the_bar).await, None);
+    assert_eq!(brewing.status(), OrderStatus::Brewing);
+
+    journal.close();
+    writer.await.unwrap();
 }

@@ -1,0 +1,120 @@
+//! The book's orders as the store's rows, and back: the one conversion
+//! each way, for every store (a SQLite journal's records, a restart's rows,
+//! a shared line's rows and notifications).
+
+use std::{sync::Arc, time::SystemTime};
+
+use cafe_domain::{
+    menu,
+    order::{Customer, NewOrder, OrderId},
+};
+use tracing::warn;
+
+use super::{
+    Record, Recovered, StoredChange, StoredOrder, from_micros, micros, size_number, status_number,
+};
+use crate::book::{Change, ClaimToken, OrderBook, OrderEntry, Origin, Restored, Ticket, Written};
+
+/// One change the book made, as the journal carries it to the store.
+pub(super) fn record(written: Written<'_>) -> Record {
+    match written {
+        Written::Placed(entry, change) => {
+            let request = entry.request();
+            Record::Placed(StoredOrder {
+                id: entry.id().to_string(),
+                ticket: i64::try_from(entry.ticket()).unwrap_or(i64::MAX),
+                customer: request.customer.to_string(),
+                drink: request.drink.id.to_owned(),
+                size: size_number(request.size),
+                request_id: request.request_id.clone(),
+                claim_token: entry.claim_token().to_string(),
+                placed_at: micros(entry.placed_at()),
+                status: status_number(change.status),
+                barista: change.barista.as_deref().map(str::to_owned),
+                started_at: change.started_at.map(micros),
+                ready_at: change.ready_at.map(micros),
+                note: change.note.as_deref().map(str::to_owned),
+                finished_at: None,
+                cafe_id: None,
+            })
+        }
+        Written::Changed(entry, change) => Record::Changed(StoredChange {
+            id: entry.id().to_string(),
+            status: status_number(change.status),
+            barista: change.barista.as_deref().map(str::to_owned),
+            started_at: change.started_at.map(micros),
+            ready_at: change.ready_at.map(micros),
+            note: change.note.as_deref().map(str::to_owned),
+            finished_at: change
+                .status
+                .is_final()
+                .then(|| micros(change.ready_at.unwrap_or_else(SystemTime::now))),
+        }),
+        Written::Forgotten(id) => Record::Forgotten(id.to_string()),
+    }
+}
+
+/// A row read back as an entry for the book, as the store has it (nothing
+/// to wait for); `origin` is the placing call's, for an order this café
+/// placed on a shared line. An error says why the row cannot be read.
+pub(crate) fn entry_from(row: &StoredOrder, origin: Origin) -> Result<OrderEntry, String> {
+    let status = row
+        .status()
+        .ok_or_else(|| format!("status {} is no status", row.status))?;
+    let request = NewOrder {
+        customer: Customer::parse(&row.customer).map_err(|bad| bad.to_string())?,
+        drink: menu::find(&row.drink)
+            .ok_or_else(|| format!("{:?} is not on this café's menu", row.drink))?,
+        size: row
+            .size()
+            .ok_or_else(|| format!("size {} is no size", row.size))?,
+        request_id: row.request_id.clone(),
+    };
+    let claim = ClaimToken::parse(&row.claim_token).ok_or("the claim token is unreadable")?;
+    let ticket = Ticket::try_from(row.ticket).map_err(|_| "a negative ticket")?;
+    let now = Change {
+        status,
+        barista: row.barista.as_deref().map(Arc::from),
+        started_at: row.started_at.map(from_micros),
+        ready_at: row.ready_at.map(from_micros),
+        note: row.note.as_deref().map(Arc::from),
+        // Set as the entry joins the book's line.
+        queue_position: 0,
+        // In the store already: nothing to wait for.
+        seq: 0,
+    };
+    Ok(OrderEntry::as_stored(
+        OrderId::from(row.id.as_str()),
+        ticket,
+        request,
+        from_micros(row.placed_at),
+        claim,
+        now,
+        origin,
+    ))
+}
+
+/// Rebuilds `book` from what the store held when the café stopped (see
+/// [`OrderBook::restore`]); a row that cannot be read is logged and left
+/// in the store.
+pub fn restore(book: &OrderBook, recovered: Recovered) -> Restored {
+    let mut unreadable = 0;
+    let mut entries = |rows: &[StoredOrder]| -> Vec<OrderEntry> {
+        rows.iter()
+            .filter_map(|row| match entry_from(row, Origin::default()) {
+                Ok(entry) => Some(entry),
+                Err(why) => {
+                    warn!(order.id = %row.id, why, "cannot restore an order from the store; it is left there");
+                    unreadable += 1;
+                    None
+                }
+            })
+            .collect()
+    };
+    let finished = entries(&recovered.finished);
+    let open = entries(&recovered.open);
+    let next_ticket = Ticket::try_from(recovered.next_ticket).unwrap_or(0);
+    let mut restored = book.restore(finished, open, next_ticket);
+    restored.unreadable += unreadable;
+    restored
+}
