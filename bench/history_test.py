@@ -64,6 +64,11 @@ class Passing(unittest.TestCase):
                        request_id="r9")]
         self.assertEqual(rules(events, {"o9": dict(status="READY", request_id="r9")}), [])
 
+    def test_a_cancel_answered_before_its_buzzer_hears_it(self):
+        events = buzzer("o1", "QUEUED", "QUEUED", "CANCELLED") + [
+            seen(1.5, "buzzer-1", "cancel", "o1", "CANCELLED", what="answer")]
+        self.assertEqual(rules(events), [])
+
     def test_an_order_the_store_forgot_but_its_customer_saw_end(self):
         self.assertEqual(rules(buzzer("o1", "QUEUED", "READY")), [])
 
