@@ -3,13 +3,8 @@
 //! tokio-console shows a runtime's tasks live: each one, whether it is
 //! running or parked at an `.await`, how often it was polled and for how
 //! long. Here that is every task of the process: the customers on the CLI's
-//! runtime and, under `cafe demo`, each demo café's on its own. Build and
-//! run with
-//!
-//! ```sh no-run
-//! RUSTFLAGS="--cfg tokio_unstable" cargo run --release --features console --bin cafe -- demo --part barista
-//! tokio-console    # in another terminal (cargo install tokio-console)
-//! ```
+//! runtime and, under `cafe demo`, each demo café's on its own. How to
+//! build and run it: `docs/lesson.md`, "The event loop, visible".
 //!
 //! tokio describes its tasks and resources as tracing spans, only with the
 //! `tokio_unstable` cfg, and the console reads them from the process's

@@ -11,18 +11,9 @@
 //!  #3 │░░░░░░░░████ 3.6s         how many baristas there are.
 //! ```
 //!
-//! `░` is time spent in line (the café's `placed_at` → `started_at`), `█` is
-//! brewing (`started_at` → `ready_at`), and `·` is whatever the customer
-//! waited beyond that: connecting, the network, or a café too busy to read
-//! the request or send the answer. The outer bar is the customer's own
-//! clock: request sent → response received.
-//!
-//! Where the café's stages sit inside the bar: when the café's clock agrees
-//! with the customer's (the same machine, as in `cafe demo`), at the times
-//! the café recorded, so a drink that was ready long before its answer got
-//! out shows `·` after its `█`. Otherwise they are placed backwards from the
-//! answer (the café's durations need no clock sync; only their place is
-//! inferred).
+//! How to read it (`░` in line, `█` brewing, `·` anything else, and where
+//! the café's stages sit in the customer's bar): `docs/lesson.md`,
+//! "Reading the timeline".
 //!
 //! [`render`] is a pure function of its rows and a width, so tests can
 //! compare its output with committed text. With more rows than fit, rows are

@@ -562,8 +562,9 @@ fn anchors(text: &str) -> Vec<String> {
     anchors
 }
 
-/// The relative links of a markdown file: `(target)` after `](`, outside
-/// code blocks, without web addresses.
+/// The relative links of a markdown file: `(target)` after `](`, and the
+/// targets of reference definitions, outside code blocks, without web
+/// addresses.
 fn relative_links(text: &str) -> Vec<String> {
     let mut in_code = false;
     let mut links = Vec::new();
@@ -573,6 +574,17 @@ fn relative_links(text: &str) -> Vec<String> {
             continue;
         }
         if in_code {
+            continue;
+        }
+        // A reference definition, `[name]: target`, as lesson.md keeps its
+        // links in one list.
+        if let Some((_, target)) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once("]: "))
+        {
+            if !target.contains("://") {
+                links.push(target.trim().to_owned());
+            }
             continue;
         }
         let mut rest = line;

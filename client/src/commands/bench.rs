@@ -3,14 +3,10 @@
 //!
 //! The shape of the load is what makes a measurement honest:
 //!
-//! - **A fixed pool of workers, one call in flight each.** `--concurrency N`
-//!   spawns N tasks, and each sends its next call as soon as the last one
-//!   ends: exactly N orders are in flight all the time, which is the `L` of
-//!   Little's law (`L = λ·W`: in flight = throughput × time in the café).
-//!   No task is spawned per request and nothing is collected per request
-//!   but a few counters: at 10,000 in flight the generator must stay far
-//!   from being the bottleneck, and it reports its own CPU so a reader can
-//!   check that it was.
+//! - **A fixed pool of workers, one call in flight each** (`worker`):
+//!   `--concurrency N` orders in flight all the time, which is the `L` of
+//!   Little's law (`L = λ·W`). The generator must stay far from being the
+//!   bottleneck, and it reports its own CPU so a reader can check that.
 //! - **Results by gRPC status.** See [`tally`]: HTTP 200 is not success.
 //! - **A warm-up, then a window.** A café that starts empty is not in its
 //!   steady state until the line has filled; calls that end during
@@ -25,41 +21,41 @@
 //!   once would make errors of its own while a café closes.
 //!
 //! [`procfs`] reads the CPU and memory of this process and of the café
-//! (`--server-pid`); [`tally`] counts.
+//! (`--server-pid`); [`report`] is what a run measured.
 
 pub mod backoff;
 pub mod procfs;
+pub mod report;
 pub mod tally;
+mod worker;
 
 use std::{
     future::Future,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, atomic::AtomicU64},
     time::Duration,
 };
 
 use cafe_core::{
     menu::Size,
-    proto::v1::{self as pb, GetMenuRequest, OrderRequest, cafe_client::CafeClient},
+    proto::v1::{self as pb, OrderRequest, cafe_client::CafeClient},
 };
-use serde::Serialize;
 use tokio::{task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Request, Status, transport::Channel};
+use tonic::transport::Channel;
 
+pub use self::report::{Report, ServerUsage, Usage, table};
 use self::{
     backoff::Backoff,
     procfs::{Memory, Process},
-    tally::{Latency, Outcome, Tally},
+    tally::Tally,
+    worker::{Shared, worker},
 };
 use super::{Finished, ctrl_c};
 use crate::{
     cli::{BenchArgs, BenchRpc},
     connection::{self, CONNECT_TIMEOUT, Dial},
     error::ClientError,
-    output::{Output, human, millis},
+    output::{Output, millis},
 };
 
 /// What bounds a run.
@@ -115,271 +111,6 @@ impl Plan {
             timeout: args.timeout,
             server_pid: args.server_pid,
         }
-    }
-}
-
-/// What a process spent during the measured window.
-#[derive(Debug, Clone, Serialize)]
-pub struct Usage {
-    /// CPU time, user plus kernel, all threads.
-    pub cpu_ms: f64,
-    /// That CPU time over the window: 1.0 is one core kept busy.
-    pub cpu_cores: f64,
-    /// CPU time per measured call, in µs (none when nothing was measured).
-    pub cpu_per_call_us: Option<f64>,
-    /// Resident memory at the end of the window, in KiB.
-    pub rss_kib: u64,
-    /// The highest resident memory of the process's life (`VmHWM`), in KiB.
-    pub hwm_kib: u64,
-}
-
-/// The café's side, read from `/proc/<server-pid>`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServerUsage {
-    /// Its pid.
-    pub pid: u32,
-    /// CPU and memory over the window.
-    #[serde(flatten)]
-    pub usage: Usage,
-    /// Resident memory before the first call, in KiB.
-    pub rss_before_kib: u64,
-    /// The most resident memory seen during the run (sampled every 100 ms
-    /// and at the window's edges), in KiB.
-    pub rss_peak_kib: u64,
-}
-
-/// The result of a run; `--json` prints it as one object.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// Always `bench`.
-    pub kind: &'static str,
-    /// `counter`, `buzzer` or `menu`.
-    pub rpc: &'static str,
-    /// The café's address.
-    pub server: String,
-    /// The drink ordered (not used by `menu`).
-    pub drink: String,
-    /// Its size.
-    pub size: &'static str,
-    /// Calls kept in flight.
-    pub concurrency: usize,
-    /// HTTP/2 connections.
-    pub connections: usize,
-    /// `--duration`, when it bounded the run.
-    pub duration_ms: Option<f64>,
-    /// `--requests`, when it bounded the run.
-    pub requests_planned: Option<u64>,
-    /// `--warmup`.
-    pub warmup_ms: f64,
-    /// The measured window: from the end of the warm-up to the end of the
-    /// run (the last call, with `--requests`).
-    pub window_ms: f64,
-    /// Measured calls: `ok + errors`.
-    pub requests: u64,
-    /// Measured calls that succeeded (drink READY).
-    pub ok: u64,
-    /// Measured calls that did not.
-    pub errors: u64,
-    /// Measured calls by outcome: a gRPC code, or `OK_BUT_<status>` for an
-    /// order that ended OK without a drink.
-    pub results: std::collections::BTreeMap<&'static str, u64>,
-    /// Measured `UNAVAILABLE` calls whose answer carried a retry hint (a
-    /// café closing); each worker waited as long as it said.
-    pub retry_hints: u64,
-    /// Calls that ended during the warm-up (not measured).
-    pub warmup_calls: u64,
-    /// Calls in flight when the window ended (cancelled, or ended after
-    /// it) or when Ctrl-C stopped the run: not measured.
-    pub abandoned: u64,
-    /// Successful calls per second of the window: orders served per second.
-    pub throughput_per_s: f64,
-    /// Measured calls per second, whatever their outcome.
-    pub calls_per_s: f64,
-    /// Latency percentiles of the successful calls.
-    pub latency: Option<Latency>,
-    /// What the generator itself spent.
-    pub generator: Usage,
-    /// What the café spent, with `--server-pid`.
-    pub server_process: Option<ServerUsage>,
-    /// Ctrl-C stopped the run early.
-    pub interrupted: bool,
-}
-
-/// Everything the workers share. Owned by an `Arc`: the run and each
-/// worker hold one, and it is dropped when the last worker ends.
-struct Shared {
-    rpc: BenchRpc,
-    /// Built once and cloned per call (tonic takes each request by value).
-    request: OrderRequest,
-    timeout: Option<Duration>,
-    warmup_end: Instant,
-    /// With `--duration`: the window's end.
-    window_end: Option<Instant>,
-    /// With `--requests`: how many calls have been started after the
-    /// warm-up, and the most there may be.
-    started: AtomicU64,
-    planned: Option<u64>,
-    /// Cancelled at the window's end, or on Ctrl-C: every worker stops,
-    /// dropping its call in flight (which resets its HTTP/2 stream, so the
-    /// café cancels the order).
-    stop: CancellationToken,
-    /// Counts, sharded so that the workers rarely meet on one lock.
-    shards: Vec<Mutex<Tally>>,
-}
-
-impl Shared {
-    fn tally(&self, shard: usize) -> std::sync::MutexGuard<'_, Tally> {
-        // A worker that panicked mid-record leaves counts that are still
-        // counts; keep them.
-        self.shards[shard]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// `message` as a request, with the `--timeout` deadline if any.
-    fn with_deadline<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        if let Some(timeout) = self.timeout {
-            request.set_timeout(timeout);
-        }
-        request
-    }
-}
-
-/// One worker: one call after another on its own handle to a shared
-/// connection, until the run says stop. Returns nothing; what it saw is in
-/// its shard.
-async fn worker(
-    mut cafe: CafeClient<Channel>,
-    shared: Arc<Shared>,
-    shard: usize,
-    mut backoff: Backoff,
-) {
-    // Made once and polled again at every call: one registration with the
-    // token for the worker's whole life, not one per call.
-    let stopped = shared.stop.cancelled();
-    tokio::pin!(stopped);
-    // How long to wait before the next call, after an `UNAVAILABLE`.
-    let mut wait: Option<Duration> = None;
-    loop {
-        if let Some(wait) = wait.take() {
-            // The stop ends the wait too: a worker backing off is not a
-            // call in flight, so nothing is abandoned.
-            tokio::select! {
-                biased;
-                () = &mut stopped => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-        if shared.stop.is_cancelled() {
-            return;
-        }
-        let started = Instant::now();
-        // With --duration, no call starts after the window: it could only
-        // be abandoned.
-        if shared
-            .window_end
-            .is_some_and(|window_end| started >= window_end)
-        {
-            return;
-        }
-        // With --requests, a call started after the warm-up takes a ticket;
-        // when they are all taken this worker is done.
-        let ticketed = match shared.planned {
-            Some(planned) if started >= shared.warmup_end => {
-                if shared.started.fetch_add(1, Ordering::Relaxed) >= planned {
-                    return;
-                }
-                true
-            }
-            _ => false,
-        };
-        let (outcome, failure) = tokio::select! {
-            // The stop first: once the window is over, a call that happens
-            // to end in the same instant is abandoned, not counted late.
-            biased;
-            () = &mut stopped => {
-                shared.tally(shard).abandoned += 1;
-                return;
-            }
-            ended = call(&mut cafe, &shared) => ended,
-        };
-        let ended = Instant::now();
-        let hinted = failure.as_ref().is_some_and(|status| {
-            status.code() == Code::Unavailable && backoff::retry_hint(status).is_some()
-        });
-        wait = backoff.after(failure.as_ref());
-        let measured = match shared.window_end {
-            Some(window_end) => ended >= shared.warmup_end && ended < window_end,
-            None => ticketed,
-        };
-        let mut tally = shared.tally(shard);
-        if measured {
-            tally.record(outcome, ended - started);
-            tally.hinted += u64::from(hinted);
-        } else if shared
-            .window_end
-            .is_some_and(|window_end| ended >= window_end)
-        {
-            // Ended between the window's end and the stop reaching this
-            // worker: it was in flight at the end, like the cancelled ones.
-            tally.abandoned += 1;
-        } else {
-            tally.warmup += 1;
-        }
-    }
-}
-
-/// Makes one call and says how it ended, with the failed call's status
-/// (the worker reads its retry hint).
-async fn call(cafe: &mut CafeClient<Channel>, shared: &Shared) -> (Outcome, Option<Status>) {
-    let failed = |status: Status| (Outcome::Status(status.code()), Some(status));
-    let calling = async {
-        match shared.rpc {
-            BenchRpc::Counter => match cafe
-                .order_coffee(shared.with_deadline(shared.request.clone()))
-                .await
-            {
-                Ok(response) => (
-                    Outcome::of_order(response.into_inner().order.map_or(0, |order| order.status)),
-                    None,
-                ),
-                Err(status) => failed(status),
-            },
-            BenchRpc::Buzzer => {
-                let mut buzzer = match cafe
-                    .order_with_buzzer(shared.with_deadline(shared.request.clone()))
-                    .await
-                {
-                    Ok(response) => response.into_inner(),
-                    Err(status) => return failed(status),
-                };
-                // Read every event; only the last one's status matters,
-                // and only if the stream then ends OK.
-                let mut last = pb::OrderStatus::Unspecified as i32;
-                loop {
-                    match buzzer.message().await {
-                        Ok(Some(event)) => {
-                            last = event.order.map_or(last, |order| order.status);
-                        }
-                        Ok(None) => return (Outcome::of_order(last), None),
-                        Err(status) => return failed(status),
-                    }
-                }
-            }
-            BenchRpc::Menu => match cafe.get_menu(shared.with_deadline(GetMenuRequest {})).await {
-                Ok(_) => (Outcome::Status(Code::Ok), None),
-                Err(status) => failed(status),
-            },
-        }
-    };
-    match shared.timeout {
-        // tonic's client sends the deadline as `grpc-timeout` but does not
-        // itself stop waiting; a café that ignores it must not hang the run.
-        Some(timeout) => tokio::time::timeout(timeout, calling)
-            .await
-            .unwrap_or((Outcome::Status(Code::DeadlineExceeded), None)),
-        None => calling.await,
     }
 }
 
@@ -660,175 +391,4 @@ pub async fn run(dial: &Dial, out: &Output, args: &BenchArgs) -> Result<Finished
     } else {
         Finished::Done
     })
-}
-
-/// The report as a short table, for people.
-pub fn table(report: &Report) -> Vec<String> {
-    let call = match report.rpc {
-        "menu" => "GetMenu".to_owned(),
-        "buzzer" => format!("OrderWithBuzzer {} {}", report.size, report.drink),
-        _ => format!("OrderCoffee {} {}", report.size, report.drink),
-    };
-    let bound = match (report.duration_ms, report.requests_planned) {
-        (Some(ms), _) => format!("for {}", human(Duration::from_secs_f64(ms / 1e3))),
-        (None, Some(requests)) => format!("{} calls", thousands(requests)),
-        (None, None) => String::new(),
-    };
-    let warmup = if report.warmup_ms > 0.0 {
-        format!(
-            " after a {} warm-up",
-            human(Duration::from_secs_f64(report.warmup_ms / 1e3))
-        )
-    } else {
-        String::new()
-    };
-    let connections = match report.connections {
-        1 => "1 connection".to_owned(),
-        n => format!("{n} connections"),
-    };
-    let mut lines = vec![format!(
-        "{call}: {} in flight on {connections}, {bound}{warmup}{}",
-        thousands(report.concurrency as u64),
-        if report.interrupted {
-            " (interrupted)"
-        } else {
-            ""
-        }
-    )];
-    let row = |label: &str, value: String| format!("  {label:<11} {value}");
-    // OK first, then the failures in the order of their codes' names.
-    let results: Vec<String> = report
-        .results
-        .iter()
-        .filter(|&(&name, _)| name == "OK")
-        .chain(report.results.iter().filter(|&(&name, _)| name != "OK"))
-        .map(|(name, count)| format!("{name} {}", thousands(*count)))
-        .collect();
-    lines.push(row(
-        "results",
-        if results.is_empty() {
-            "none measured".into()
-        } else {
-            results.join(" · ")
-        },
-    ));
-    if report.retry_hints > 0 {
-        lines.push(row(
-            "retry hints",
-            format!(
-                "{} UNAVAILABLE said when to come back; the workers waited that long",
-                thousands(report.retry_hints)
-            ),
-        ));
-    }
-    if report.warmup_calls + report.abandoned > 0 {
-        lines.push(row(
-            "not counted",
-            format!(
-                "{} ended in the warm-up · {} abandoned at the end",
-                thousands(report.warmup_calls),
-                thousands(report.abandoned)
-            ),
-        ));
-    }
-    let window = Duration::from_secs_f64(report.window_ms / 1e3);
-    lines.push(row(
-        "throughput",
-        format!(
-            "{:.1} ok/s ({} ok in {}; {:.1} calls/s)",
-            report.throughput_per_s,
-            thousands(report.ok),
-            human(window),
-            report.calls_per_s
-        ),
-    ));
-    let ms = |ms: f64| short(ms * 1e3);
-    lines.push(row(
-        "latency",
-        match &report.latency {
-            Some(l) => format!(
-                "p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
-                ms(l.p50_ms),
-                ms(l.p90_ms),
-                ms(l.p99_ms),
-                ms(l.p999_ms),
-                ms(l.max_ms)
-            ),
-            None => "none (no call succeeded)".into(),
-        },
-    ));
-    lines.push(row("generator", usage_line(&report.generator)));
-    if let Some(server) = &report.server_process {
-        lines.push(row(
-            "café",
-            format!(
-                "{} · RSS {} before, {} at peak",
-                usage_line(&server.usage),
-                kib(server.rss_before_kib),
-                kib(server.rss_peak_kib)
-            ),
-        ));
-    }
-    lines
-}
-
-fn usage_line(usage: &Usage) -> String {
-    let per_call = usage
-        .cpu_per_call_us
-        .map_or(String::new(), |us| format!(" · {} per call", short(us)));
-    format!(
-        "CPU {} = {:.2} cores{per_call} · peak RSS {}",
-        human(Duration::from_secs_f64(usage.cpu_ms / 1e3)),
-        usage.cpu_cores,
-        kib(usage.hwm_kib)
-    )
-}
-
-/// A duration given in µs, in the unit that reads best down to a
-/// microsecond: `126µs`, `4.3ms`, `10.1s`.
-fn short(us: f64) -> String {
-    if us < 1_000.0 {
-        format!("{us:.0}µs")
-    } else if us < 1_000_000.0 {
-        format!("{:.1}ms", us / 1e3)
-    } else {
-        human(Duration::from_secs_f64(us / 1e6))
-    }
-}
-
-fn kib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-/// `12345` as `12,345`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn big_numbers_get_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(10_000_000), "10,000,000");
-    }
-
-    #[test]
-    fn short_durations_keep_their_microseconds() {
-        assert_eq!(short(126.4), "126µs");
-        assert_eq!(short(4_321.0), "4.3ms");
-        assert_eq!(short(10_123_000.0), "10.1s");
-    }
 }

@@ -8,10 +8,10 @@
 //! A stream **cut** by the café going away (a crash), or ended
 //! `UNAVAILABLE` by a café closing for a restart ("the café is restarting:
 //! order … keeps its place in line"), is not the end of the order: the café
-//! keeps its orders (see the README's "Orders that survive"), so the
-//! follower says so in one line and re-attaches
-//! with `WatchOrder`, trying again with a growing pause until the café is
-//! back, the deadline passes or [`REATTACH_LIMIT`] runs out.
+//! keeps its orders (see `docs/durability.md`), so the follower says so in
+//! one line and re-attaches with `WatchOrder`, trying again with a growing
+//! pause until the café is back, the deadline passes or [`REATTACH_LIMIT`]
+//! runs out.
 
 use std::{future::Future, time::Duration};
 

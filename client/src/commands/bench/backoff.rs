@@ -3,12 +3,10 @@
 //!
 //! A café that is closing answers the calls it refuses `UNAVAILABLE` with
 //! a retry hint, the time until it will have gone (see
-//! `cafe_core::serving::retry_hint`). A worker that ignores it and sends
-//! its next call at once is still sending when the café's GOAWAY arrives,
-//! and hyper's client fails the calls it had queued but not yet sent
-//! (`CANCELLED` "connection closed", or `INTERNAL`): errors of the
-//! generator's making, which a benchmark must not pin on the café. So a
-//! worker waits as long as the hint says before its next call.
+//! `cafe_core::serving::retry_hint`). A worker that sent again at once
+//! would still be sending when GOAWAY arrives, and hyper's client would
+//! fail its queued calls (`docs/cafe-server.md`, "What happens on
+//! shutdown"): errors of the generator's making. So it waits that long.
 //!
 //! An `UNAVAILABLE` without a hint (the café has gone: "connection
 //! refused"; or its line's store cannot be written) is retried after an

@@ -8,9 +8,9 @@
 //! say) is counted apart, as `OK_BUT_CANCELLED`: it is not a success.
 //!
 //! Workers record into a few shards (each a [`Tally`] behind its own
-//! mutex) rather than one tally each: a histogram precise from 1 µs to an
-//! hour takes about 190 KiB, and 10,000 of them would be the generator's
-//! biggest cost. A shard's lock is held only to add one number, never
+//! mutex) rather than one tally each: a histogram precise from a
+//! microsecond to an hour is big, and one per worker would be the
+//! generator's biggest cost. A shard's lock is held only to add one number, never
 //! across an `.await`.
 
 use std::collections::BTreeMap;

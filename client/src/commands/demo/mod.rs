@@ -1,26 +1,18 @@
 //! `cafe demo`: both halves of the lesson, measured, with nothing else
-//! running.
-//!
-//! - **The customer's half** (how the customer waits): one café, the same
-//!   rush at the counter twice, one customer after another (a staircase:
-//!   the run costs the *sum* of the waits), then all at once (a fan: about
-//!   the *longest* wait).
-//! - **The barista's half** (how the barista waits): the same concurrent
-//!   rush against two cafés with the same baristas and the same few runtime
-//!   worker threads. In the Flask-like one a brewing barista blocks its
-//!   worker thread (`--brew-mode blocking`), so the fan turns back into a
-//!   staircase although the customers are concurrent, and the menu, which
-//!   needs no barista, waits behind the drinks. In the FastAPI-like one a
-//!   brewing barista is a parked task, and the threads serve everyone else.
+//! running: the customer's half (one café, the same rush one customer after
+//! another, then all at once) and the barista's half (the same concurrent
+//! rush at a café whose baristas block their worker thread and at one whose
+//! baristas await, with the same baristas and threads). What each shows is
+//! told in `docs/lesson.md`.
 //!
 //! It ends with the seed's "Key differences" table filled with what was
-//! just measured ([`table`]). Every number is measured (the customers'
-//! clock, the café's timestamps, the runtime's metrics), none is computed
-//! from the menu. The cafés are real `cafe_server::Application`s, each on
-//! its own runtime and thread ([`cafe`]); their logs stay quiet (warnings
-//! only) unless `RUST_LOG` asks.
+//! just measured ([`table`]); every number is measured, none computed from
+//! the menu. The cafés are real `cafe_server::Application`s, each on its own
+//! runtime and thread ([`cafe`]), so a blocked café stalls only itself;
+//! their logs stay quiet (warnings only) unless `RUST_LOG` asks.
 
 pub mod cafe;
+mod explain;
 pub mod probe;
 pub mod table;
 
@@ -31,14 +23,14 @@ use cafe_core::{
     serving::ServerFlags,
 };
 use cafe_server::Config;
-use futures::FutureExt;
-use serde::Serialize;
+use futures::{FutureExt, future::OptionFuture};
 use tokio::sync::watch;
 use tracing::{Instrument, Span, info_span};
 
 use self::{
     cafe::DemoCafe,
-    probe::{MenuLine, MenuTimes, RuntimeSeen},
+    explain::{RunLine, explain_barista, explain_customer, menu_summary},
+    probe::{MenuTimes, RuntimeSeen},
     table::{KeyDifferences, Measured, Pair, Side},
 };
 use super::{
@@ -49,7 +41,7 @@ use crate::{
     cli::DemoArgs,
     connection::{self, Connection},
     error::ClientError,
-    output::{Output, human, millis},
+    output::{Output, human},
     timeline::Row,
 };
 
@@ -193,14 +185,10 @@ async fn one_run(
         let _ = stop.send(true);
         report
     };
-    let menu = async {
-        match setup.menu {
-            Some(connection) => {
-                Some(probe::menu_while(connection.cafe.clone(), stopped.clone()).await)
-            }
-            None => None,
-        }
-    };
+    let menu: OptionFuture<_> = setup
+        .menu
+        .map(|connection| probe::menu_while(connection.cafe.clone(), stopped.clone()))
+        .into();
     let runtime = probe::runtime_while(setup.cafe.metrics.clone(), stopped.clone());
     let (report, menu, runtime) = async { tokio::join!(rush, menu, runtime) }
         .instrument(span)
@@ -463,138 +451,4 @@ async fn expected_brew(connection: &Connection, args: &DemoArgs) -> Result<Strin
         human(menu_time),
         human(menu_time.mul_f64(menu.time_scale))
     ))
-}
-
-/// `3.51s (the slowest of 1 call)`.
-fn menu_summary(menu: Option<&MenuTimes>) -> String {
-    match menu.and_then(|m| m.slowest().map(|slowest| (m, slowest))) {
-        Some((menu, slowest)) => format!(
-            "{} (the slowest of {} call{})",
-            human(slowest),
-            menu.calls.len(),
-            if menu.calls.len() == 1 { "" } else { "s" }
-        ),
-        None => "not answered".into(),
-    }
-}
-
-/// What the customer's two timelines show, in the numbers they measured.
-fn explain_customer(sequential: &Run, concurrent: &Run, baristas: u16) -> Vec<String> {
-    let (first, second) = (&sequential.report, &concurrent.report);
-    let n = first.planned;
-    let at_once = first.drinks_at_once();
-    let mut lines = vec![
-        String::new(),
-        "What the two timelines show".into(),
-        "  sequential: each customer waited for their drink before the next ordered.".into(),
-        format!(
-            "    The run took {}: the SUM of the {n} waits ({}).",
-            human(first.wall),
-            human(first.latency_sum())
-        ),
-        format!(
-            "    At most {at_once} drink{} brewing at a time; {} of the {baristas} baristas stood idle.",
-            if at_once == 1 { " was" } else { "s were" },
-            usize::from(baristas).saturating_sub(at_once)
-        ),
-        format!("  concurrent: all {n} orders were in flight at once, on one connection."),
-        format!(
-            "    The run took {}: about the LONGEST single wait ({}).",
-            human(second.wall),
-            human(second.longest())
-        ),
-    ];
-    let brewing = second.drinks_at_once();
-    lines.push(if brewing < n {
-        format!(
-            "    {brewing} drinks brewed at once, one per barista: the others waited in line (░)."
-        )
-    } else {
-        format!("    All {brewing} drinks brewed at once.")
-    });
-    lines.extend([
-        String::new(),
-        "  Like a coffee and a book: wait for the coffee and then buy the book, and".into(),
-        "  you pay both waits; order the coffee, buy the book while it brews, and you".into(),
-        "  pay only the longer one. Waiting asynchronously is ordering the coffee.".into(),
-    ]);
-    lines
-}
-
-/// What the barista's two timelines show, in the numbers they measured.
-fn explain_barista(blocking: &Run, async_: &Run, workers: u16) -> Vec<String> {
-    let menu = |run: &Run| {
-        run.menu
-            .as_ref()
-            .and_then(MenuTimes::slowest)
-            .map_or_else(|| "-".to_owned(), human)
-    };
-    vec![
-        String::new(),
-        "What the two timelines show".into(),
-        "  blocking: the customers ordered all at once, yet the drinks were brewed in".into(),
-        format!(
-            "    steps, at most {} at a time: a brewing barista holds one of the {workers} worker",
-            blocking.report.drinks_at_once()
-        ),
-        "    threads for the whole brew (std::thread::sleep), and with every thread".into(),
-        "    held the café cannot even read an order or send an answer (the ·).".into(),
-        format!(
-            "    The menu needs no barista, yet it waited {} for a thread.",
-            menu(blocking)
-        ),
-        "  async: a brewing barista is a task parked at sleep().await, not a busy".into(),
-        format!(
-            "    thread: {} drinks at once on the same {workers} threads, and the menu took {}.",
-            async_.report.drinks_at_once(),
-            menu(async_)
-        ),
-        String::new(),
-        "  Like a barista who stands and watches the machine, or one who takes the next".into(),
-        "  order while it runs: the second serves everyone sooner with the same hands.".into(),
-    ]
-}
-
-/// One run in `--json` output.
-#[derive(Debug, Serialize)]
-struct RunLine<'a> {
-    kind: &'static str,
-    half: &'static str,
-    run: &'static str,
-    customers: usize,
-    baristas: u16,
-    workers: u16,
-    served: usize,
-    wall_ms: f64,
-    latency_sum_ms: f64,
-    longest_ms: f64,
-    drinks_at_once: usize,
-    orders_per_second: f64,
-    brewed_by: Vec<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    menu: Option<MenuLine>,
-    runtime: RuntimeSeen,
-}
-
-impl<'a> RunLine<'a> {
-    fn new(half: &'static str, run_name: &'static str, run: &'a Run, args: &DemoArgs) -> Self {
-        let report = &run.report;
-        RunLine {
-            kind: "run",
-            half,
-            run: run_name,
-            customers: report.planned,
-            baristas: args.baristas,
-            workers: args.workers,
-            served: report.served().count(),
-            wall_ms: millis(report.wall),
-            latency_sum_ms: millis(report.latency_sum()),
-            longest_ms: millis(report.longest()),
-            drinks_at_once: report.drinks_at_once(),
-            orders_per_second: (report.orders_per_second() * 100.0).round() / 100.0,
-            brewed_by: run.brewers(),
-            menu: run.menu.as_ref().map(MenuLine::from),
-            runtime: run.runtime,
-        }
-    }
 }
