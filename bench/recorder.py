@@ -19,8 +19,8 @@ Who they are (each a coroutine of one asyncio loop, on one channel per café):
 
 Every answer, stream message and stream end is one JSON line: client, kind (counter,
 buzzer, watch, cancel, board, get), what (answer, event, end), mono and wall time, café,
-order, request_id, status, barista, ticket (the buzzer's first message) and the call's
-gRPC code. After --seconds nobody orders again; the open orders are followed to their end
+order, request_id, status, barista, ticket (the buzzer's first message), the call's
+gRPC code and, for an error, its message. After --seconds nobody orders again; the open orders are followed to their end
 (GetOrder for any whose stream never said), for at most --follow-limit seconds. SIGTERM
 ends the ordering early.
 """
@@ -63,7 +63,7 @@ class Recorder:
         self.counts = dict(events=0, acknowledged=0, retries=0)
 
     def write(self, client, kind, what, cafe, order=None, code="OK", request_id=None,
-              ticket=False):
+              ticket=False, error=None):
         """One line of the history."""
         line = dict(client=client, kind=kind, what=what, mono=round(time.monotonic(), 4),
                     wall=round(time.time(), 4), cafe=self.cafes[cafe],
@@ -73,6 +73,9 @@ class Recorder:
                     request_id=request_id or None, code=code)
         if ticket:
             line["ticket"] = True
+        if error is not None:
+            line["code"] = error.code().name
+            line["message"] = error.details()
         self.out.write(json.dumps(line, separators=(",", ":")) + "\n")
         self.counts["events"] += 1
 
@@ -99,7 +102,7 @@ class Recorder:
                                request_id=request_id)
                     break
                 except grpc.aio.AioRpcError as error:
-                    self.write(client, "counter", "answer", cafe, code=error.code().name,
+                    self.write(client, "counter", "answer", cafe, error=error,
                                request_id=request_id)
                     if error.code() not in TRANSIENT:
                         break
@@ -142,7 +145,7 @@ class Recorder:
                 if status in FINAL:
                     break
             except grpc.aio.AioRpcError as error:
-                self.write(client, kind, "end", cafe, code=error.code().name,
+                self.write(client, kind, "end", cafe, error=error,
                            request_id=request_id)
                 if error.code() == grpc.StatusCode.NOT_FOUND and order_id is not None:
                     break  # forgotten by a café's retention: GetOrder at the end says
@@ -160,7 +163,7 @@ class Recorder:
                 self.write(client, "cancel", "answer", cafe, answer, request_id=request_id)
                 return
             except grpc.aio.AioRpcError as error:
-                self.write(client, "cancel", "answer", cafe, code=error.code().name,
+                self.write(client, "cancel", "answer", cafe, error=error,
                            request_id=request_id)
                 if error.code() not in TRANSIENT:
                     return
@@ -193,7 +196,7 @@ class Recorder:
                     if STATUS.get(order.status) in FINAL:
                         del self.open_orders[order_id]
                 except grpc.aio.AioRpcError as error:
-                    self.write("settle", "get", "answer", cafe, code=error.code().name,
+                    self.write("settle", "get", "answer", cafe, error=error,
                                request_id=request_id)
                 cafe = (cafe + 1) % len(self.stubs)
             await asyncio.sleep(0.5)
