@@ -1,10 +1,10 @@
 //! Generates the floor's own `cafe.v1.Cafe` server, with tonic's default
 //! codec.
 //!
-//! The messages are the shared library's (`cafe_core::proto::v1`, through
+//! The messages are `cafe-domain`'s (`cafe_domain::proto::v1`, through
 //! `extern_path`); only the service (the trait and the server that routes
 //! calls to it) is generated here. The café's generated code uses its own
-//! codec, with small call buffers (`cafe_core::codec`); the floor measures
+//! codec, with small call buffers (`cafe_domain::codec`); the floor measures
 //! tonic as it comes, so it keeps `tonic_prost::ProstCodec` and its
 //! default 8 KiB buffers.
 
@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile([&proto], [root.join("proto")])?;
     tonic_prost_build::configure()
         .build_client(false)
-        .extern_path(".cafe.v1", "::cafe_core::proto::v1")
+        .extern_path(".cafe.v1", "::cafe_domain::proto::v1")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use cafe_core::menu::{Size, TimeScale};
+use cafe_domain::menu::{Size, TimeScale};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Shown at the end of `cafe --help`.

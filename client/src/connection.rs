@@ -6,7 +6,7 @@
 //! which is how `cafe rush` sends many orders at once without opening many
 //! sockets.
 //!
-//! The channel is wrapped once, here, by [`cafe_core::propagation::traced`]:
+//! The channel is wrapped once, here, by [`grpc_telemetry::propagation::traced`]:
 //! every call is then a client span, child of whatever span the command is
 //! in, and carries its `traceparent` to the café, so the café's spans (and
 //! the barista's behind it) join the customer's trace.
@@ -20,17 +20,15 @@
 //! do ([`tls_failure`]): a certificate for another name, one from a CA that
 //! `--ca` does not hold, a café that does not speak TLS at all; and the
 //! other way round, a plaintext client on a TLS port is told so by the
-//! café itself (`cafe_core::serving::transport::PLAINTEXT_ON_TLS`).
+//! café itself (`grpc_telemetry::outcome::PLAINTEXT_ON_TLS`).
 
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use cafe_core::{
-    propagation::{self, GrpcClientTrace},
-    proto::v1::cafe_client::CafeClient,
-};
+use cafe_domain::proto::v1::cafe_client::CafeClient;
+use grpc_telemetry::propagation::{self, GrpcClientTrace};
 use rustls::CertificateError;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 

@@ -10,7 +10,7 @@
 //! `tokio_unstable` cfg, and the console reads them from the process's
 //! subscriber. So in a console build the console's layer *is* the
 //! subscriber, with warnings (or `RUST_LOG`) on stderr beside it, in place
-//! of [`cafe_core::telemetry`]: its traces are not exported. (One subscriber
+//! of [`grpc_telemetry`]: its traces are not exported. (One subscriber
 //! for the whole process, not one per thread: tokio's resources, a channel
 //! made on one thread and used on another, must report to the same one.)
 //!

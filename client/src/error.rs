@@ -8,7 +8,7 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use cafe_core::serving::transport::PLAINTEXT_ON_TLS;
+use grpc_telemetry::outcome::PLAINTEXT_ON_TLS;
 use tonic::{Code, Status};
 
 use crate::output::human;

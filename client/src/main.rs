@@ -11,9 +11,9 @@
 
 use std::process::ExitCode;
 
-#[cfg(not(feature = "console"))]
-use cafe_core::telemetry::{self, LogFormat, TelemetryConfig};
 use clap::Parser;
+#[cfg(not(feature = "console"))]
+use grpc_telemetry::{self as telemetry, LogFormat, TelemetryConfig};
 
 fn main() -> ExitCode {
     let cli = cafe_client::cli::Cli::parse();

@@ -66,8 +66,8 @@ impl Output {
         }
         let trace_id = trace_id
             .map(str::to_owned)
-            .or_else(|| cafe_core::telemetry::current_trace_id().map(|id| id.to_string()))?;
-        Some(cafe_core::telemetry::jaeger_trace_url(&trace_id))
+            .or_else(|| grpc_telemetry::current_trace_id().map(|id| id.to_string()))?;
+        Some(grpc_telemetry::jaeger_trace_url(&trace_id))
     }
 
     /// Prints `trace: <link>` (text mode), when there is a link.

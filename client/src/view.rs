@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use cafe_core::{
+use cafe_domain::{
     convert::{status_from_wire, time_from_wire},
     proto::v1 as pb,
 };

@@ -1,6 +1,6 @@
 //! Any bytes as a barista's `BrewRequest`: decoded with prost, checked as
 //! `Brew` checks it, a refusal carried through the trailers (see
-//! `cafe_core::fuzz::brew_request`).
+//! `cafe_domain::fuzz::brew_request`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|bytes: &[u8]| cafe_core::fuzz::brew_request(bytes));
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| cafe_domain::fuzz::brew_request(bytes));

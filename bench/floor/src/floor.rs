@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::{
+use cafe_domain::{
     convert::{menu_to_wire, size_from_wire},
     menu::{self, MENU, Size, TimeScale},
     proto::v1::{

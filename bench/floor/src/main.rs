@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use cafe_bench_floor::{floor::FloorCafe, proto::cafe_server::CafeServer};
-use cafe_core::{menu::TimeScale, shutdown};
+use cafe_domain::menu::TimeScale;
 use clap::Parser;
+use grpc_serving::shutdown;
 use tonic::transport::{Server, server::TcpIncoming};
 
 /// A bare tonic server for `cafe.v1.Cafe` that only sleeps the brew time.

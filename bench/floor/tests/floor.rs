@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use cafe_bench_floor::{collector::SpanCounter, floor::FloorCafe, proto::cafe_server::CafeServer};
-use cafe_core::{
+use cafe_domain::{
     menu::TimeScale,
     proto::v1::{GetMenuRequest, OrderRequest, OrderStatus, Size, cafe_client::CafeClient},
 };

@@ -35,7 +35,7 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::{
+use cafe_domain::{
     menu::Size,
     proto::v1::{self as pb, OrderRequest, cafe_client::CafeClient},
 };

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use cafe_core::{
+use cafe_domain::{
     convert::status_from_wire,
     order::OrderStatus,
     proto::v1::{self as pb, WatchBoardRequest},
@@ -174,7 +174,7 @@ fn draw(term: &console::Term, board: &Board, drawn: usize, url: &str) -> std::io
 
 #[cfg(test)]
 mod tests {
-    use cafe_core::proto::v1::{Order, OrderStatus as Pb};
+    use cafe_domain::proto::v1::{Order, OrderStatus as Pb};
 
     use super::*;
 

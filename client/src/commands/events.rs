@@ -15,7 +15,7 @@
 
 use std::{future::Future, time::Duration};
 
-use cafe_core::{
+use cafe_domain::{
     convert::status_from_wire,
     order::OrderStatus,
     proto::v1::{self as pb, WatchOrderRequest},
@@ -231,7 +231,7 @@ fn print_event(
     let status_name = status.map_or("unknown", OrderStatus::as_str);
     // A span event on the `buzzer` span: a dot on its bar where the change
     // was seen. Added on purpose, as the café's buzzer does: log lines at
-    // info stay out of traces (see `cafe_core::telemetry`).
+    // info stay out of traces (see `grpc_telemetry`).
     Span::current().add_event(
         "buzz",
         vec![

@@ -1,7 +1,7 @@
 //! `cafe menu`: the drinks as the café lists them, with the brew time at the
 //! café's own time scale, which is what you will actually wait.
 
-use cafe_core::{
+use cafe_domain::{
     convert::duration_from_wire,
     proto::v1::{self as pb, GetMenuRequest},
 };

@@ -15,10 +15,8 @@
 
 use std::time::Duration;
 
-use cafe_core::{
-    propagation,
-    proto::v1::{self as pb, OrderRequest},
-};
+use cafe_domain::proto::v1::{self as pb, OrderRequest};
+use grpc_telemetry::propagation;
 use serde::Serialize;
 use tokio::time::Instant;
 use tonic::Request;

@@ -2,7 +2,7 @@
 //! an order placed earlier, knowing only its id (and, to cancel, the claim
 //! token from its ticket).
 
-use cafe_core::proto::v1::{CancelOrderRequest, GetOrderRequest, Order, WatchOrderRequest};
+use cafe_domain::proto::v1::{CancelOrderRequest, GetOrderRequest, Order, WatchOrderRequest};
 use tokio::time::Instant;
 
 use super::{Finished, ctrl_c, events};

@@ -14,13 +14,13 @@ mod report;
 
 use std::{future::Future, pin::Pin, time::SystemTime};
 
-use cafe_core::{
+use cafe_domain::{
     convert::time_from_wire,
     menu::Size,
-    propagation,
     proto::v1::{self as pb, OrderRequest},
 };
 use futures::{Stream, StreamExt, stream};
+use grpc_telemetry::propagation;
 use tokio::time::Instant;
 use tracing::{Instrument, field::Empty, info_span};
 

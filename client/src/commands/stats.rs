@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use cafe_core::proto::v1::{GetStatsRequest, GetStatsResponse};
+use cafe_domain::proto::v1::{GetStatsRequest, GetStatsResponse};
 use serde::Serialize;
 use tokio::time::Instant;
 

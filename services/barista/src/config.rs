@@ -2,14 +2,15 @@
 //! with an environment variable (`--listen` or `BARISTA_LISTEN`), plus
 //! `--name` for telling replicas apart and `--baristas`.
 //!
-//! The shared flags are [`cafe_core::serving::ServerFlags`], flattened in
+//! The shared flags are [`grpc_serving::ServerFlags`], flattened in
 //! with the `BARISTA_` prefix ([`BaristaEnv`]).
 //!
 //! Tests build a [`Config`] directly (`Config::default()` and struct update
 //! syntax) instead of setting environment variables.
 
-use cafe_core::serving::{self, ServerEnv, ServerFlags};
+use cafe_domain::{brewing::BrewMode, menu::TimeScale};
 use clap::Parser;
+use grpc_serving::{self as serving, ServerEnv, ServerFlags};
 
 /// `cafe-barista`: a station of baristas that brews drinks for the café.
 #[derive(Debug, Clone, Parser)]
@@ -18,6 +19,16 @@ pub struct Config {
     /// The flags every server has.
     #[command(flatten)]
     pub server: ServerFlags<BaristaEnv>,
+
+    /// Multiplier on every brew time: 1 is real time, 0.05 makes a 40 s
+    /// latte take 2 s.
+    #[arg(long, env = "BARISTA_TIME_SCALE", default_value = "1")]
+    pub time_scale: TimeScale,
+
+    /// How baristas wait while a drink brews: `async` awaits a timer;
+    /// `blocking` sleeps the runtime's worker thread (the anti-pattern).
+    #[arg(long, env = "BARISTA_BREW_MODE", value_enum, default_value_t = BrewMode::Async)]
+    pub brew_mode: BrewMode,
 
     /// This replica's name, put before each barista's own name on the board
     /// (`<name>/Ana`) [default: the host name, so compose replicas differ].
@@ -38,10 +49,6 @@ pub struct Config {
 pub enum BaristaEnv {}
 
 impl ServerEnv for BaristaEnv {
-    const TIME_SCALE_HELP: &'static str =
-        "Multiplier on every brew time: 1 is real time, 0.05 makes a 40 s latte take 2 s";
-    const BREW_MODE_HELP: &'static str = "How baristas wait while a drink brews: `async` \
-        awaits a timer; `blocking` sleeps the runtime's worker thread (the anti-pattern)";
     const SHUTDOWN_GRACE_HELP: &'static str = "On SIGINT or SIGTERM, how long the drinks in \
         hand may take to finish before the process exits anyway (e.g. 500ms, 10s)";
     const PREFIX: &'static str = "BARISTA";
@@ -85,7 +92,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        // The shared flags' bad values are refused in `cafe_core::serving::flags`.
+        // The shared flags' bad values are refused in `grpc_serving::flags`.
         cafe_testkit::assert_refused::<Config>(&["--baristas 0", "--name a/b", "--name="]);
     }
 }

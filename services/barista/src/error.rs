@@ -1,9 +1,9 @@
 //! Everything that can go wrong in the barista backend, and the one place
 //! where it becomes a gRPC status.
 
-use cafe_core::{
+use cafe_domain::{
     order::FieldViolation,
-    serving::status::{describe, invalid_argument},
+    status::{describe, invalid_argument},
 };
 use tonic::Status;
 

@@ -3,10 +3,10 @@
 //!
 //! # Layout
 //! - [`config`]: its own flags beside the ones every server has
-//!   ([`cafe_core::serving::ServerFlags`]), each with its environment variable.
+//!   ([`grpc_serving::ServerFlags`]), each with its environment variable.
 //! - [`startup`]: its part of serving (`cafe.v1.Barista`, its health, its closing
 //!   steps); binding, the transport and the bounded shutdown are
-//!   [`cafe_core::serving`]'s.
+//!   [`grpc_serving`]'s.
 //! - [`service`]: the `Brew` call: a stream of `started`, then `finished`,
 //!   and a barista freed the moment its caller goes away; `GetStation`,
 //!   how many baristas there are and how many are busy.
@@ -18,7 +18,7 @@
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //!
 //! How a barista spends the brew time (and the blocking anti-pattern next to
-//! the right way) is [`cafe_core::brewing`]: the café's embedded baristas run
+//! the right way) is [`cafe_domain::brewing`]: the café's embedded baristas run
 //! the same code in-process, and call this service when given
 //! `--barista-endpoint`.
 

@@ -1,11 +1,11 @@
 //! `cafe-barista`: parse the flags, then run as every server of the café
-//! runs ([`cafe_core::serving::run_main`]): telemetry first (and so flushed
+//! runs ([`grpc_serving::run_main`]): telemetry first (and so flushed
 //! last), the runtime, bind, say where it listens, serve until SIGINT or
 //! SIGTERM. Everything else lives in the library.
 
 use cafe_barista::Config;
-use cafe_core::serving;
 use clap::Parser;
+use grpc_serving as serving;
 
 /// The same allocator as the café's, for the same measured reasons (see
 /// `services/cafe/src/main.rs`).
@@ -19,8 +19,8 @@ fn main() -> anyhow::Result<()> {
             %address,
             replica = %config.name,
             baristas = config.baristas,
-            time_scale = %config.server.time_scale,
-            brew_mode = config.server.brew_mode.as_str(),
+            time_scale = %config.time_scale,
+            brew_mode = config.brew_mode.as_str(),
             "baristas ready"
         );
     })?;

@@ -1,12 +1,12 @@
 //! What a barista replica tells Prometheus beside what every server does
-//! (calls by method and status, live tasks: [`cafe_core::metrics`]): its
+//! (calls by method and status, live tasks: [`grpc_serving::metrics`]): its
 //! brews in flight and its free baristas, read from the station and the
 //! brews' task tracker when scraped. Every metric is described in
 //! `docs/metrics.md`.
 
 use std::{fmt, sync::Arc};
 
-use cafe_core::metrics::{Collector, DescriptorEncoder, gauge};
+use grpc_serving::metrics::{Collector, DescriptorEncoder, gauge};
 use tokio_util::task::TaskTracker;
 
 use crate::station::Station;

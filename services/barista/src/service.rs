@@ -14,20 +14,20 @@
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
-use cafe_core::{
+use cafe_domain::{
     convert::size_from_wire,
-    deadline::CallerDeadline,
     menu::TimeScale,
     order::{Cup, FieldViolation},
     proto::v1::{self as pb, barista_server::Barista, brew_event::Event},
 };
+use grpc_serving::deadline::CallerDeadline;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info};
 
-use cafe_core::brewing::{self, BrewMode};
+use cafe_domain::brewing::{self, BrewMode};
 
 use crate::{
     error::BaristaError,

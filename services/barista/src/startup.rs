@@ -1,6 +1,6 @@
 //! The barista backend's own part of serving; the rest (bind, HTTP/2
 //! settings, layers, health and reflection, the bounded shutdown) is the
-//! shared scaffold in [`cafe_core::serving`].
+//! shared scaffold in [`grpc_serving`].
 //!
 //! Like the café: [`Application::build`] binds first (so a caller learns the
 //! port), [`serve`] runs until the shutdown future resolves, then closes in
@@ -12,12 +12,10 @@
 //! 3. drinks in hand are finished and their streams end OK;
 //! 4. the transport shuts down.
 //!
-//! [`serve`]: cafe_core::serving::Application::serve
+//! [`serve`]: grpc_serving::Application::serve
 
-use cafe_core::{
-    proto::v1::barista_server::BaristaServer,
-    serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
-};
+use cafe_domain::proto::{self, v1::barista_server::BaristaServer};
+use grpc_serving::{self as serving, Serve, Server, ServerEnv, ServerFlags, StartupError};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -43,8 +41,8 @@ impl Serve for Config {
         let service = BaristaService::new(
             station.clone(),
             &self.name,
-            self.server.time_scale,
-            self.server.brew_mode,
+            self.time_scale,
+            self.brew_mode,
             brews.clone(),
         );
         // With --metrics-listen: the station and its brews, counted at each
@@ -72,6 +70,8 @@ impl Serve for Config {
         };
         let barista =
             BaristaServer::new(service).max_decoding_message_size(server.max_message_size());
-        server.serve(barista, closing).await
+        server
+            .serve(barista, proto::FILE_DESCRIPTOR_SET, closing)
+            .await
     }
 }

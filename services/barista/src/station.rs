@@ -20,7 +20,7 @@ use std::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use cafe_core::brewing;
+use cafe_domain::brewing;
 
 /// The baristas of one backend replica.
 #[derive(Debug)]

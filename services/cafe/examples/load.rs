@@ -39,7 +39,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use cafe_core::proto::v1::{
+use cafe_domain::proto::v1::{
     GetMenuRequest, OrderRequest, OrderStatus, Size, cafe_client::CafeClient,
 };
 use clap::Parser;

@@ -21,7 +21,7 @@
 //! health reporter ([`Availability::report_health`]) only follows the
 //! channel, so it always reports the latest value, never a stale one.
 
-use cafe_core::proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE;
+use cafe_domain::proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE;
 use tokio::{sync::watch, task::JoinHandle};
 use tonic_health::{ServingStatus, server::HealthReporter};
 

@@ -45,8 +45,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cafe_core::brewing::{self, BrewMode};
-use cafe_core::{menu::TimeScale, propagation::join_trace};
+use cafe_domain::brewing::{self, BrewMode};
+use cafe_domain::menu::TimeScale;
+use grpc_telemetry::propagation::join_trace;
 use tokio::{task::JoinSet, time::Instant};
 use tracing::{Instrument, debug, info, info_span};
 

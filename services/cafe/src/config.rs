@@ -3,7 +3,7 @@
 //!
 //! The flags every server has (`--listen`, `--time-scale`, `--brew-mode`,
 //! `--runtime-workers`, `--shutdown-grace`, `--log-format`,
-//! `--otlp-endpoint`) are [`cafe_core::serving::ServerFlags`], flattened in
+//! `--otlp-endpoint`) are [`grpc_serving::ServerFlags`], flattened in
 //! with the `CAFE_` prefix ([`CafeEnv`]); the rest are the café's own.
 //!
 //! Tests build a [`Config`] directly (`Config::default()` and struct update
@@ -11,8 +11,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use cafe_core::serving::{self, ServerEnv, ServerFlags, StartupError, tls};
+use cafe_domain::{brewing::BrewMode, menu::TimeScale};
 use clap::Parser;
+use grpc_serving::{self as serving, ServerEnv, ServerFlags, StartupError, tls};
 use tonic::transport::ClientTlsConfig;
 
 use crate::{book::FINISHED_ORDERS_KEPT, remote::BaristaEndpoint};
@@ -31,6 +32,18 @@ pub struct Config {
     /// The flags every server has.
     #[command(flatten)]
     pub server: ServerFlags<CafeEnv>,
+
+    /// Multiplier on every brew time: 1 is real time, 0.05 makes a 40 s
+    /// latte take 2 s. Remote baristas brew at their own --time-scale; the
+    /// café's is then only what GetMenu reports, so give them the same.
+    #[arg(long, env = "CAFE_TIME_SCALE", default_value = "1")]
+    pub time_scale: TimeScale,
+
+    /// How baristas wait while a drink brews: `async` awaits a timer;
+    /// `blocking` sleeps the runtime's worker thread (the anti-pattern, to
+    /// see the whole server stall).
+    #[arg(long, env = "CAFE_BREW_MODE", value_enum, default_value_t = BrewMode::Async)]
+    pub brew_mode: BrewMode,
 
     /// How many baristas the café has: how many drinks it brews at the same
     /// time. Each is a parked task of about 1 KiB, not a thread: up to
@@ -161,12 +174,6 @@ impl Config {
 pub enum CafeEnv {}
 
 impl ServerEnv for CafeEnv {
-    const TIME_SCALE_HELP: &'static str = "Multiplier on every brew time: 1 is real time, 0.05 \
-        makes a 40 s latte take 2 s. Remote baristas brew at their own --time-scale; the \
-        café's is then only what GetMenu reports, so give them the same";
-    const BREW_MODE_HELP: &'static str = "How baristas wait while a drink brews: `async` \
-        awaits a timer; `blocking` sleeps the runtime's worker thread (the anti-pattern, to \
-        see the whole server stall)";
     const SHUTDOWN_GRACE_HELP: &'static str = "On SIGINT or SIGTERM, how long brewing drinks \
         may take to finish before the process exits anyway (e.g. 500ms, 10s)";
     const PREFIX: &'static str = "CAFE";
@@ -224,7 +231,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        // The shared flags' bad values are refused in `cafe_core::serving::flags`.
+        // The shared flags' bad values are refused in `grpc_serving::flags`.
         cafe_testkit::assert_refused::<Config>(&[
             "--baristas 0",
             "--baristas 1000001",

@@ -10,13 +10,11 @@
 
 use std::time::Duration;
 
-use cafe_core::{
+use cafe_domain::{
     order::{FieldViolation, OrderId, OrderStatus, quoted},
-    serving::{
-        retry_hint,
-        status::{describe, invalid_argument},
-    },
+    status::{describe, invalid_argument},
 };
+use grpc_serving::retry_hint;
 use tonic::Status;
 
 /// How long a customer turned away by a failing store is asked to wait

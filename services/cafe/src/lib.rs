@@ -2,10 +2,10 @@
 //!
 //! # Layout
 //! - [`config`]: its own flags beside the ones every server has
-//!   ([`cafe_core::serving::ServerFlags`]), each with its environment variable.
+//!   ([`grpc_serving::ServerFlags`]), each with its environment variable.
 //! - [`startup`]: its part of serving (`cafe.v1.Cafe`, its health, its closing
 //!   steps); binding, the transport and the bounded shutdown are
-//!   [`cafe_core::serving`]'s.
+//!   [`grpc_serving`]'s.
 //! - [`service`]: the `cafe.v1.Cafe` gRPC service, a thin layer over the
 //!   book: the handlers, waiting at the counter, the buzzer and board
 //!   streams, and the spans that show the waiting.
@@ -32,7 +32,7 @@
 //!   several cafés sharing one line in PostgreSQL.
 //!
 //! The signals that close it (SIGINT, SIGTERM) are the shared
-//! [`cafe_core::shutdown`]'s, as the barista backend's are.
+//! [`grpc_serving::shutdown`]'s, as the barista backend's are.
 //!
 //! Follow an order: [`service::CafeService`] checks it and puts it in the
 //! [`book::OrderBook`]; a barista in [`baristas`] takes it from the line and

@@ -1,12 +1,12 @@
 //! `cafe-server`: parse the flags, then run as every server of the café
-//! runs ([`cafe_core::serving::run_main`]): telemetry first (and so flushed
+//! runs ([`grpc_serving::run_main`]): telemetry first (and so flushed
 //! last, after the runtime is gone), the runtime `--runtime-workers` sizes,
 //! bind, say where it listens, serve until SIGINT or SIGTERM. Everything
 //! else lives in the library, where tests can reach it.
 
-use cafe_core::serving;
 use cafe_server::Config;
 use clap::Parser;
+use grpc_serving as serving;
 
 /// The allocator, chosen by measurement (`services/cafe/examples/load`,
 /// release, 2 cores, 2,000 counter customers with a 1 ms brew, two runs
@@ -30,8 +30,8 @@ fn main() -> anyhow::Result<()> {
         tracing::info!(
             %address,
             baristas = config.baristas,
-            time_scale = %config.server.time_scale,
-            brew_mode = config.server.brew_mode.as_str(),
+            time_scale = %config.time_scale,
+            brew_mode = config.brew_mode.as_str(),
             remote_baristas = remote_baristas.join(","),
             "café open"
         );

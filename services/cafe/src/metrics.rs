@@ -1,12 +1,12 @@
 //! What the café tells Prometheus beside what every server does (calls by
-//! method and status, live tasks: [`cafe_core::metrics`]): its line, its
+//! method and status, live tasks: [`grpc_serving::metrics`]): its line, its
 //! orders by status, the streams open, and its remote baristas. All read
 //! from the book when scraped ([`OrderBook::census`]), nothing kept on the
 //! hot path for it. Every metric is described in `docs/metrics.md`.
 
 use std::{fmt, sync::Arc};
 
-use cafe_core::metrics::{Collector, DescriptorEncoder, counter, gauge, gauges};
+use grpc_serving::metrics::{Collector, DescriptorEncoder, counter, gauge, gauges};
 
 use crate::{book::OrderBook, remote::ReplicasUp};
 

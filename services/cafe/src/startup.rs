@@ -1,6 +1,6 @@
 //! The café's own part of serving; the rest (bind, HTTP/2 settings, layers,
 //! health and reflection, the bounded shutdown) is the shared scaffold in
-//! [`cafe_core::serving`].
+//! [`grpc_serving`].
 //!
 //! [`Application::build`] binds the listener first, so a caller (a test, the
 //! CLI's `demo`) can learn the port before anything is served; [`serve`]
@@ -16,7 +16,7 @@
 //!
 //! all within `--shutdown-grace`. If the grace runs out first, the
 //! connections still open are dropped. Every call the café receives while
-//! closing is answered; see [`cafe_core::serving::server`] for why GOAWAY
+//! closing is answered; see [`grpc_serving::server`] for why GOAWAY
 //! comes last.
 //!
 //! With a durable store of its own (SQLite, the binary's default) closing
@@ -50,14 +50,12 @@
 //! [`crate::remote`]): the café's health then follows theirs, `NOT_SERVING`
 //! while none is reachable.
 //!
-//! [`serve`]: cafe_core::serving::Application::serve
+//! [`serve`]: grpc_serving::Application::serve
 
 use std::{sync::Arc, time::Duration};
 
-use cafe_core::{
-    proto::v1::cafe_server::CafeServer,
-    serving::{self, Serve, Server, ServerEnv, ServerFlags, StartupError},
-};
+use cafe_domain::proto::{self, v1::cafe_server::CafeServer};
+use grpc_serving::{self as serving, Serve, Server, ServerEnv, ServerFlags, StartupError};
 use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -147,8 +145,8 @@ impl Serve for Config {
         };
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
-                time_scale: self.server.time_scale,
-                brew_mode: self.server.brew_mode,
+                time_scale: self.time_scale,
+                brew_mode: self.brew_mode,
             }
         } else {
             // Remote baristas: the café takes orders (and says SERVING) only
@@ -178,7 +176,7 @@ impl Serve for Config {
         // remote baristas' background tasks alive past the shift.
         drop(brewers);
 
-        let service = CafeService::new(Arc::clone(&book), self.server.time_scale)
+        let service = CafeService::new(Arc::clone(&book), self.time_scale)
             .with_max_counter_wait(self.max_counter_wait);
         let cafe = CafeServer::new(service).max_decoding_message_size(server.max_message_size());
         let grace = self.server.shutdown_grace;
@@ -226,7 +224,9 @@ impl Serve for Config {
                 }
             }
         };
-        let served = server.serve(cafe, closing).await;
+        let served = server
+            .serve(cafe, proto::FILE_DESCRIPTOR_SET, closing)
+            .await;
         // Only now: until the transport was down, open buzzers and watches
         // here were still told of their orders' progress at the other cafés.
         if let Some(following) = following {

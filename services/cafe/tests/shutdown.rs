@@ -12,7 +12,12 @@
 //! they stop once the café no longer accepts connections. (Customers that
 //! ignore the hint and send again at once lose a few hundred calls here to
 //! tonic's client, which fails the calls it had queued when GOAWAY came:
-//! see `cafe_core::serving::server`.)
+//! see `grpc_serving::server`.)
+//!
+//! A binary of its own, unlike the café's other tests (`tests/it/`): it
+//! times a drain of 2,000 orders against a shutdown grace, and a test
+//! beside it in the same process would take the CPU that drain needs, so
+//! it runs alone, as the suite runs one binary at a time.
 
 use std::{
     collections::HashMap,
@@ -20,13 +25,13 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::{
+use cafe_domain::{
     menu::TimeScale,
     proto::v1::{GetStatsRequest, OrderStatus, cafe_client::CafeClient},
-    serving::ServerFlags,
 };
 use cafe_server::Config;
 use cafe_testkit::{LIMIT, connect, order, spawn_cafe};
+use grpc_serving::ServerFlags;
 use tonic::{Code, Status, transport::Channel};
 
 /// Orders kept in flight when the café is told to close.
@@ -143,10 +148,10 @@ async fn closing_with_2000_orders_in_flight_answers_every_call_with_a_final_stat
     let mut cafe = spawn_cafe(Config {
         baristas: BARISTAS,
         queue_capacity: 10 * IN_FLIGHT as u32,
+        time_scale: TimeScale::new(0.05).unwrap(),
         server: ServerFlags {
             // A latte takes 2 s: the drinks being brewed are finished
             // well within the grace.
-            time_scale: TimeScale::new(0.05).unwrap(),
             shutdown_grace: Duration::from_secs(5),
             ..ServerFlags::default()
         },

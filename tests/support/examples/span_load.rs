@@ -28,8 +28,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe_core::telemetry::{self, LogFormat, Telemetry, TelemetryConfig};
 use cafe_testkit::otlp::Collector;
+use grpc_telemetry::{self as telemetry, LogFormat, Telemetry, TelemetryConfig};
 use opentelemetry::trace::TracerProvider as _;
 use tracing::Level;
 use tracing_subscriber::{Layer, filter::Targets, layer::SubscriberExt};

@@ -8,11 +8,11 @@
 use std::{net::SocketAddr, time::Duration};
 
 use cafe_barista::{Application, Config};
-use cafe_core::serving::{ServerFlags, StartupError};
-use cafe_core::{
+use cafe_domain::{
     menu::TimeScale,
     proto::v1::{BrewRequest, Size, barista_client::BaristaClient},
 };
+use grpc_serving::StartupError;
 use tokio::{net::TcpSocket, runtime::Runtime, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
@@ -35,10 +35,8 @@ pub fn barista_config(name: &str, baristas: u16) -> Config {
     Config {
         name: name.to_owned(),
         baristas,
-        server: ServerFlags {
-            time_scale: TimeScale::new(FAST).unwrap(),
-            ..ServerFlags::default()
-        },
+        time_scale: TimeScale::new(FAST).unwrap(),
+        ..Config::default()
     }
 }
 
@@ -54,7 +52,7 @@ pub fn spawn_barista_at(config: Config, addr: SocketAddr) -> TestBarista {
 }
 
 /// Starts a barista backend whose spans go to `dispatch` (a telemetry stack
-/// of its own, from `cafe_core::telemetry::build`, as a separate `barista`
+/// of its own, from `grpc_telemetry::build`, as a separate `barista`
 /// process would have), not to the test's.
 pub fn spawn_traced_barista(config: Config, dispatch: tracing::Dispatch) -> TestBarista {
     start(

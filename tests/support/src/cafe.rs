@@ -3,14 +3,14 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use cafe_core::{
+use cafe_domain::{
     menu::TimeScale,
     proto::v1::cafe_server::SERVICE_NAME as CAFE_SERVICE,
     proto::v1::{OrderEvent, cafe_client::CafeClient},
-    serving::{ServerFlags, StartupError, tls::ServerTls},
 };
 use cafe_server::Application;
 pub use cafe_server::Config;
+use grpc_serving::{StartupError, tls::ServerTls};
 use tokio::{
     net::{TcpListener, TcpSocket},
     runtime::Runtime,
@@ -48,10 +48,7 @@ pub fn fast_config() -> Config {
 /// (`--time-scale`): at 0.05 a medium latte takes 2 s.
 pub fn config_at_scale(scale: f64) -> Config {
     Config {
-        server: ServerFlags {
-            time_scale: TimeScale::new(scale).expect("a positive time scale"),
-            ..ServerFlags::default()
-        },
+        time_scale: TimeScale::new(scale).expect("a positive time scale"),
         ..Config::default()
     }
 }

@@ -7,11 +7,12 @@
 //! Set `TEST_LOG=1` to see the servers' logs.
 //!
 //! # Layout
-//! - this root: clients, order requests, reading a buzzer, test logs, and
-//!   a server's refused flags;
+//! - this root: clients, order requests, reading a buzzer (to its end, or
+//!   until BREWING), test logs, and a server's refused flags;
 //! - [`child_log`]: the JSON log of a server run as a real process;
 //! - [`process`]: a server binary run as a real process (signals, crashes,
-//!   restarts on the same files), and a small disk to fill under it;
+//!   restarts on the same files), any binary started without the
+//!   developer's `CAFE_*`/`OTEL_*` settings, and a small disk to fill;
 //! - `cafe` (feature `cafe`): `spawn_cafe` and its configs, and
 //!   `spawn_killable_cafe`, on a runtime of its own to crash it;
 //! - `barista` (feature `barista`): `spawn_barista`, on a runtime of its
@@ -45,10 +46,12 @@ pub use cafe::{
 
 use std::{net::SocketAddr, time::Duration};
 
-use cafe_core::{
+use cafe_domain::proto::v1::{
+    OrderEvent, OrderRequest, OrderStatus, Size, cafe_client::CafeClient,
+};
+use grpc_telemetry::{
+    self as telemetry, LogFormat, TelemetryConfig,
     propagation::{self, GrpcClientTrace},
-    proto::v1::{OrderEvent, OrderRequest, OrderStatus, Size, cafe_client::CafeClient},
-    telemetry::{self, LogFormat, TelemetryConfig},
 };
 use tonic::{Streaming, transport::Channel};
 
@@ -79,14 +82,14 @@ pub async fn connect_traced(addr: SocketAddr) -> CafeClient<GrpcClientTrace<Chan
     CafeClient::new(propagation::traced(channel))
 }
 
-/// The server's TLS from its flags, read as `cafe_core::serving::Application::build`
+/// The server's TLS from its flags, read as `grpc_serving::Application::build`
 /// reads them (a test's servers are given their listener, so the scaffold
 /// leaves that to the caller).
-pub fn server_tls<E: cafe_core::serving::ServerEnv>(
-    flags: &cafe_core::serving::ServerFlags<E>,
-) -> Option<std::sync::Arc<cafe_core::serving::tls::ServerTls>> {
+pub fn server_tls<E: grpc_serving::ServerEnv>(
+    flags: &grpc_serving::ServerFlags<E>,
+) -> Option<std::sync::Arc<grpc_serving::tls::ServerTls>> {
     let files = flags.tls_files()?;
-    let tls = cafe_core::serving::tls::ServerTls::load(files).expect("the test's TLS files");
+    let tls = grpc_serving::tls::ServerTls::load(files).expect("the test's TLS files");
     Some(std::sync::Arc::new(tls))
 }
 
@@ -108,6 +111,22 @@ pub async fn until_brewing(buzzer: &mut Streaming<OrderEvent>) -> OrderEvent {
             return event;
         }
     }
+}
+
+/// Reads a buzzer stream to its end, returning every event.
+pub async fn drain(mut stream: Streaming<OrderEvent>) -> Vec<OrderEvent> {
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.expect("the stream ends OK") {
+        events.push(event);
+    }
+    events
+}
+
+/// The statuses a buzzer showed, with repeats (queue moves) folded.
+pub fn statuses(events: &[OrderEvent]) -> Vec<OrderStatus> {
+    let mut seen: Vec<OrderStatus> = events.iter().map(status_of).collect();
+    seen.dedup();
+    seen
 }
 
 /// An order request for `drink` in medium.
@@ -153,6 +172,22 @@ pub fn leaky_env() -> impl Iterator<Item = std::ffi::OsString> {
             || name == "RUST_LOG"
             || name == "DATABASE_URL"
     })
+}
+
+/// Makes `dispatch` the default for this thread until the guard is
+/// dropped, as `tracing::dispatcher::set_default` does: how a test gets a
+/// telemetry stack of its own while others run beside it in the process.
+///
+/// It also keeps a second, inert dispatcher registered for the whole
+/// process. With one dispatcher only, `tracing` decides whether a callsite
+/// is enabled, the first time it is hit, by asking the default of the
+/// thread that hits it; a thread with none (a barista's runtime) would turn
+/// that callsite off for every thread, and a test running alone would lose
+/// the spans it looks for. With two, `tracing` asks every dispatcher.
+pub fn set_thread_default(dispatch: &tracing::Dispatch) -> tracing::dispatcher::DefaultGuard {
+    static INERT: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    INERT.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::new()));
+    tracing::dispatcher::set_default(dispatch)
 }
 
 /// Logs to the test output when `TEST_LOG` is set; silent otherwise.

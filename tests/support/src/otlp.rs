@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe_core::telemetry::Telemetry;
+use grpc_telemetry::Telemetry;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,

@@ -12,12 +12,12 @@ use std::{
     io::{ErrorKind, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-use cafe_core::proto::v1::cafe_client::CafeClient;
+use cafe_domain::proto::v1::cafe_client::CafeClient;
 use serde_json::Value;
 use tonic::transport::Channel;
 
@@ -36,14 +36,22 @@ impl ServerProcess {
     /// logs at `info`), with none of this process's `CAFE_*`/`OTEL_*`
     /// settings, and waits until its log says `open` (e.g. "café open").
     pub fn start(binary: &str, args: &[&str], open: &str) -> ServerProcess {
-        let mut command = Command::new(binary);
-        for key in leaky_env() {
-            command.env_remove(key);
-        }
-        let mut child = command
+        Self::start_with_env(binary, args, &[], open)
+    }
+
+    /// Like [`ServerProcess::start`], with `env` set on top (a `RUST_LOG`
+    /// of its own, an `OTEL_*` setting the test is about).
+    pub fn start_with_env(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        open: &str,
+    ) -> ServerProcess {
+        let mut child = clean_command(binary)
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -69,19 +77,33 @@ impl ServerProcess {
 
     /// SIGTERM: the server closes politely, as on a rolling restart.
     pub fn terminate(&self) {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "SIGTERM sent");
+        self.signal("TERM");
+    }
+
+    /// Sends `signal` (`"INT"` for Ctrl-C, `"HUP"`, `"TERM"`).
+    pub fn signal(&self, signal: &str) {
+        send_signal(&self.child, signal);
     }
 
     /// Waits for the process to exit by itself; whether it exited cleanly.
     pub fn wait_exit(mut self) -> bool {
+        self.exit_status().success()
+    }
+
+    /// Waits for the process to exit by itself; how it exited, and the
+    /// rest of its log, read to the end (its last words: a final account).
+    pub fn wait_exit_with_log(mut self) -> (ExitStatus, Vec<Value>) {
+        let status = self.exit_status();
+        // The log thread ends with the child's stderr.
+        let rest = self.lines.iter().collect();
+        (status, rest)
+    }
+
+    fn exit_status(&mut self) -> ExitStatus {
         let deadline = Instant::now() + LIMIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.success();
+                return status;
             }
             assert!(Instant::now() < deadline, "the server did not exit");
             std::thread::sleep(Duration::from_millis(20));
@@ -102,6 +124,26 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A command for `binary` with none of this process's `CAFE_*`/`OTEL_*`
+/// settings ([`leaky_env`]), so a developer's environment cannot change
+/// what a test sees.
+pub fn clean_command(binary: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(binary);
+    for key in leaky_env() {
+        command.env_remove(key);
+    }
+    command
+}
+
+/// Sends `signal` (`"INT"`, `"HUP"`, `"TERM"`) to `child`, as `kill` does.
+pub fn send_signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "SIG{signal} sent");
 }
 
 /// A tmpfs of a few MiB, mounted for one test and unmounted when dropped.

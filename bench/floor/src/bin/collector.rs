@@ -6,8 +6,8 @@ use std::{io::Write, net::SocketAddr};
 
 use anyhow::Context;
 use cafe_bench_floor::collector::SpanCounter;
-use cafe_core::shutdown;
 use clap::Parser;
+use grpc_serving::shutdown;
 use tonic::transport::Server;
 
 /// An OTLP trace sink that answers at once and counts the spans.

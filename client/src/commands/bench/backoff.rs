@@ -3,7 +3,7 @@
 //!
 //! A café that is closing answers the calls it refuses `UNAVAILABLE` with
 //! a retry hint, the time until it will have gone (see
-//! `cafe_core::serving::retry_hint`). A worker that sent again at once
+//! `grpc_serving::retry_hint`). A worker that sent again at once
 //! would still be sending when GOAWAY arrives, and hyper's client would
 //! fail its queued calls (`docs/cafe-server.md`, "What happens on
 //! shutdown"): errors of the generator's making. So it waits that long.

@@ -15,7 +15,8 @@
 
 use std::collections::BTreeMap;
 
-use cafe_core::{convert::CODE_NAMES, proto::v1::OrderStatus};
+use cafe_domain::proto::v1::OrderStatus;
+use grpc_telemetry::outcome::CODE_NAMES;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tonic::Code;

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::proto::v1::{self as pb, GetMenuRequest, OrderRequest, cafe_client::CafeClient};
+use cafe_domain::proto::v1::{self as pb, GetMenuRequest, OrderRequest, cafe_client::CafeClient};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Status, transport::Channel};

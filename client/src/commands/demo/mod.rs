@@ -18,12 +18,12 @@ pub mod table;
 
 use std::{collections::BTreeSet, future::Future, time::Duration};
 
-use cafe_core::{
+use cafe_domain::{
     brewing::BrewMode, convert::duration_from_wire, menu::Size, proto::v1::GetMenuRequest,
-    serving::ServerFlags,
 };
 use cafe_server::Config;
 use futures::{FutureExt, future::OptionFuture};
+use grpc_serving::ServerFlags;
 use tokio::sync::watch;
 use tracing::{Instrument, Span, info_span};
 
@@ -102,9 +102,9 @@ pub async fn run(out: &Output, args: &DemoArgs) -> Result<Finished, ClientError>
 fn config(args: &DemoArgs, brew_mode: BrewMode) -> Config {
     Config {
         baristas: u32::from(args.baristas),
+        time_scale: args.time_scale,
+        brew_mode,
         server: ServerFlags {
-            time_scale: args.time_scale,
-            brew_mode,
             runtime_workers: Some(args.workers),
             shutdown_grace: Duration::from_secs(2),
             ..ServerFlags::default()

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use cafe_core::proto::v1::GetMenuRequest;
+use cafe_domain::proto::v1::GetMenuRequest;
 use serde::Serialize;
 use tokio::{runtime::RuntimeMetrics, sync::watch, time::Instant};
 

@@ -19,7 +19,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cafe_core::order::OrderStatus;
+use cafe_domain::order::OrderStatus;
 
 use super::OrderBook;
 

@@ -23,7 +23,7 @@ use std::{
     time::SystemTime,
 };
 
-use cafe_core::order::{NewOrder, Order, OrderId, OrderStatus};
+use cafe_domain::order::{NewOrder, Order, OrderId, OrderStatus};
 use tokio::{sync::watch, time::Instant};
 
 use super::{claim::ClaimToken, line::Ticket};
@@ -249,7 +249,7 @@ impl OrderEntry {
     }
 
     /// The trace context of the call that placed the order, for the spans
-    /// of whoever brews it ([`cafe_core::propagation::join_trace`]).
+    /// of whoever brews it ([`grpc_telemetry::propagation::join_trace`]).
     pub fn trace_context(&self) -> &opentelemetry::Context {
         &self.origin.trace
     }

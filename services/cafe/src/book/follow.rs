@@ -37,7 +37,7 @@ use super::{
     entry::{History, OrderEntry, Update},
 };
 use crate::error::CafeError;
-use cafe_core::order::OrderStatus;
+use cafe_domain::order::OrderStatus;
 
 /// Where a follower starts in an order's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,7 +35,7 @@
 
 use std::{sync::Arc, time::SystemTime};
 
-use cafe_core::{
+use cafe_domain::{
     convert::{size_from_wire, status_from_wire},
     menu::{self, Size},
     order::{Customer, NewOrder, Order, OrderId, OrderStatus},
@@ -109,7 +109,7 @@ impl OrderBook {
             id: id.to_string(),
             customer: request.customer.to_string(),
             drink: request.drink.id.to_owned(),
-            size: cafe_core::proto::v1::Size::from(request.size) as i32,
+            size: cafe_domain::proto::v1::Size::from(request.size) as i32,
             request_id: request.request_id.clone(),
             claim_token: claim.to_string(),
             placed_at: micros(SystemTime::now()),

@@ -100,7 +100,7 @@ use std::{
     time::SystemTime,
 };
 
-use cafe_core::order::{FieldViolation, NewOrder, Order, OrderStatus};
+use cafe_domain::order::{FieldViolation, NewOrder, Order, OrderStatus};
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::{

@@ -20,7 +20,7 @@ use std::{
     sync::Arc,
 };
 
-use cafe_core::order::{Customer, OrderId};
+use cafe_domain::order::{Customer, OrderId};
 
 use super::entry::OrderEntry;
 

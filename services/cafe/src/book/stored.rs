@@ -17,7 +17,7 @@
 
 use std::{sync::Arc, time::SystemTime};
 
-use cafe_core::{
+use cafe_domain::{
     menu,
     order::{Customer, NewOrder, OrderId, OrderStatus},
 };

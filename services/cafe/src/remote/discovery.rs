@@ -36,7 +36,7 @@ use std::{
     time::Duration,
 };
 
-use cafe_core::proto::v1::{
+use cafe_domain::proto::v1::{
     self as pb, barista_client::BaristaClient, barista_server::SERVICE_NAME as BARISTA_SERVICE,
 };
 use tokio::{sync::Notify, time::Instant};
@@ -411,7 +411,7 @@ async fn watch_replica(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let endpoint = Endpoint::from_shared(format!("{scheme}://{}", replica.addr))
         .expect("a socket address makes a valid URI");
-    // The config was checked at start (`cafe_core::serving::tls::client_tls`);
+    // The config was checked at start (`grpc_serving::tls::client_tls`);
     // what is left to fail is the host name, which no replica at this
     // address can then be trusted for.
     let endpoint = match tls {
@@ -535,7 +535,7 @@ async fn sleep_until_some(at: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
-    use cafe_core::order::NewOrder;
+    use cafe_domain::order::NewOrder;
 
     use super::*;
     use crate::{

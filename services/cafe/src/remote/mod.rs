@@ -66,7 +66,7 @@
 //!
 //! Each attempt at a brew is a `brew` span, joined to the trace of the call
 //! that placed the order (its context is kept on the [`OrderEntry`]), and the
-//! replicas' channels are wrapped by [`cafe_core::propagation::traced`]: the
+//! replicas' channels are wrapped by [`grpc_telemetry::propagation::traced`]: the
 //! `Brew` call is a client span under the attempt and sends `traceparent`,
 //! so the barista's server span lands in the customer's trace. A retry on
 //! another replica is a second `brew` span with `attempt = 2` and a
@@ -78,11 +78,9 @@ mod replica;
 
 use std::{sync::Arc, time::Duration};
 
-use cafe_core::{
-    propagation::join_trace,
-    proto::v1::{self as pb, brew_event::Event},
-};
+use cafe_domain::proto::v1::{self as pb, brew_event::Event};
 use futures::future::BoxFuture;
+use grpc_telemetry::propagation::join_trace;
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
@@ -325,7 +323,7 @@ impl RemoteBaristas {
                 Err(Failure::DeadlinePassed) => {
                     drop(slot);
                     // The barista's clock ran out a moment before ours: each
-                    // hop gives up `cafe_core::deadline::EARLY` before its caller.
+                    // hop gives up `grpc_serving::deadline::EARLY` before its caller.
                     // The café's own deadline layer is about to answer the
                     // customer DEADLINE_EXCEEDED and cancel the order; let it,
                     // rather than fail the order first and answer UNAVAILABLE.

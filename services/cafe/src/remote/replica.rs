@@ -16,11 +16,9 @@ use std::{
     },
 };
 
-use cafe_core::{
-    propagation::{self, GrpcClientTrace},
-    proto::v1::{self as pb, barista_client::BaristaClient},
-};
+use cafe_domain::proto::v1::{self as pb, barista_client::BaristaClient};
 use futures::future::BoxFuture;
+use grpc_telemetry::propagation::{self, GrpcClientTrace};
 use tokio::{sync::Notify, time::Instant};
 use tonic::{Response, Status, Streaming, transport::Channel};
 

@@ -15,7 +15,7 @@
 //! retry with the same `request_id` once the café is back finds the order
 //! (the guard cancels nothing while the café closes).
 
-use cafe_core::order::{Order, OrderStatus};
+use cafe_domain::order::{Order, OrderStatus};
 use tracing::info;
 
 use super::phases::Phases;

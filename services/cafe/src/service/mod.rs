@@ -20,7 +20,7 @@
 //!
 //! Both are traced so that waiting shows as bars in a trace view. Under the
 //! handler's span (itself under the `grpc.server` span opened by
-//! [`cafe_core::propagation`]) an order gets a `queue.wait` span, from
+//! [`grpc_telemetry::propagation`]) an order gets a `queue.wait` span, from
 //! placement until BREWING is observed, then a `brewing` span until the
 //! order ends. With few baristas and many orders, the `queue.wait` bars
 //! grow: that is contention, visible. A buzzer's task runs in a `buzzer`
@@ -34,14 +34,14 @@ mod phases;
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use cafe_core::{
+use cafe_domain::{
     convert::menu_to_wire,
-    deadline::CallerDeadline,
     menu::{MENU, TimeScale},
     order::NewOrder,
     proto::v1::{self as pb, cafe_server::Cafe},
 };
 use futures::Stream;
+use grpc_serving::deadline::CallerDeadline;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 use tracing::{Span, debug, field::Empty, info};

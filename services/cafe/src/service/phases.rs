@@ -11,10 +11,8 @@
 //! (Made for the console, the two cost a counter order 14k of its 161k
 //! instructions, for nothing anyone could see.)
 
-use cafe_core::{
-    order::{Order, OrderStatus},
-    telemetry::TRACE_ONLY,
-};
+use cafe_domain::order::{Order, OrderStatus};
+use grpc_telemetry::TRACE_ONLY;
 use tracing::{Span, info_span};
 
 /// The phase an order is in, as a span.

@@ -43,7 +43,7 @@ mod sqlite;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cafe_core::{
+use cafe_domain::{
     convert::{size_from_wire, status_from_wire},
     menu::Size,
     order::OrderStatus,

@@ -50,7 +50,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cafe_core::{order::OrderStatus, proto::v1 as pb};
+use cafe_domain::{order::OrderStatus, proto::v1 as pb};
 
 use super::{StoreError, StoredOrder, redact};
 use serde::Deserialize;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cafe_core::order::{NewOrder, OrderStatus};
+use cafe_domain::order::{NewOrder, OrderStatus};
 use tempfile::TempDir;
 
 use super::*;

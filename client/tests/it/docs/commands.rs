@@ -1,0 +1,364 @@
+//! Every ` ```sh ` block in `README.md` and `docs/*.md`, run line by line,
+//! offline (how each program is run: see the parent module).
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, process::Output, time::Duration};
+
+use clap::Parser;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use super::{markdown_files, root};
+
+/// A ` ```sh ` block: where it is, and its command lines (continuations
+/// joined, comments and blank lines dropped).
+#[derive(Debug)]
+struct Block {
+    file: String,
+    line: usize,
+    commands: Vec<String>,
+}
+
+/// The runnable shell blocks of `text`, and how many were marked no-run.
+fn shell_blocks(file: &str, text: &str) -> (Vec<Block>, usize) {
+    let mut blocks = Vec::new();
+    let mut skipped = 0;
+    let mut lines = text.lines().enumerate();
+    while let Some((number, line)) = lines.next() {
+        let Some(info) = line.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        let mut words = info.split_whitespace();
+        let language = words.next().unwrap_or("");
+        let runnable = matches!(language, "sh" | "bash" | "shell");
+        let no_run = words.any(|word| word == "no-run");
+        let mut body = Vec::new();
+        for (_, line) in lines.by_ref() {
+            if line.trim_start().starts_with("```") {
+                break;
+            }
+            body.push(line);
+        }
+        if !runnable {
+            continue;
+        }
+        if no_run {
+            skipped += 1;
+            continue;
+        }
+        let joined = body.join("\n").replace("\\\n", " ");
+        let commands = joined
+            .lines()
+            .map(|line| strip_comment(line).trim().to_owned())
+            .filter(|line| !line.is_empty())
+            .collect();
+        blocks.push(Block {
+            file: file.to_owned(),
+            line: number + 1,
+            commands,
+        });
+    }
+    (blocks, skipped)
+}
+
+/// `cmd # comment` → `cmd` (a `#` outside quotes, after a space).
+fn strip_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut previous = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '#') if previous.is_whitespace() => return &line[..i],
+            _ => {}
+        }
+        previous = c;
+    }
+    line
+}
+
+/// Splits a command line into words, honouring '…' and "…" quotes.
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (_, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// What a command line runs.
+#[derive(Debug, PartialEq)]
+enum Program {
+    Cafe,
+    CafeServer,
+    CafeBarista,
+}
+
+/// `cargo run --release --bin cafe -- demo` → (`cafe`, `["demo"]`).
+fn program(words: &[String]) -> Option<(Program, Vec<String>)> {
+    let (name, args): (&str, &[String]) = match words.first()?.as_str() {
+        "cargo" if words.get(1).map(String::as_str) == Some("run") => {
+            let bin = words.iter().position(|w| w == "--bin")?;
+            let dashes = words.iter().position(|w| w == "--");
+            let args = dashes.map_or(&[][..], |d| &words[d + 1..]);
+            (words.get(bin + 1)?.as_str(), args)
+        }
+        other => (other, &words[1..]),
+    };
+    let program = match name {
+        "cafe" => Program::Cafe,
+        "cafe-server" => Program::CafeServer,
+        "cafe-barista" => Program::CafeBarista,
+        _ => return None,
+    };
+    Some((program, args.to_vec()))
+}
+
+/// Brew times are fast-forwarded: every `--time-scale` value becomes this.
+const TIME_SCALE: &str = "0.005";
+
+/// A server started by a line ending in `&`.
+struct Background {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Runs one block: its servers in this process, its `cafe` lines as the
+/// real binary. Returns the first failure.
+async fn run_block(block: &Block, scratch: &Path) -> Result<(), String> {
+    let at = format!("{}:{}", block.file, block.line);
+    // The documented address of each server started → where it really is.
+    let mut addresses: BTreeMap<String, String> = BTreeMap::new();
+    let mut servers: Vec<Background> = Vec::new();
+    let result = async {
+        for line in &block.commands {
+            let line = line.strip_suffix('&').map_or(line.as_str(), str::trim);
+            let mut words = words(line);
+            for (i, word) in words.clone().iter().enumerate() {
+                if word == "--time-scale" && i + 1 < words.len() {
+                    words[i + 1] = TIME_SCALE.into();
+                }
+            }
+            for word in &mut words {
+                for (documented, real) in &addresses {
+                    *word = word.replace(documented.as_str(), real);
+                }
+            }
+            let Some((program, args)) = program(&words) else {
+                return Err(format!(
+                    "{at}: `{line}` cannot run in a test: mark the block ```sh no-run"
+                ));
+            };
+            match program {
+                Program::Cafe => {
+                    let server = addresses
+                        .get("127.0.0.1:50051")
+                        .map(|real| format!("http://{real}"));
+                    let output = run_cafe(&args, server, scratch).await;
+                    if !output.status.success() {
+                        return Err(format!(
+                            "{at}: `{line}` failed ({}):\n{}{}",
+                            output.status,
+                            String::from_utf8_lossy(&output.stdout),
+                            String::from_utf8_lossy(&output.stderr)
+                        ));
+                    }
+                }
+                Program::CafeServer => {
+                    let mut argv = vec!["cafe-server".to_owned()];
+                    argv.extend(args);
+                    let mut config = cafe_server::Config::try_parse_from(&argv)
+                        .map_err(|e| format!("{at}: `{line}`: {e}"))?;
+                    // As if run in the scratch directory: the café's data
+                    // directory (its SQLite orders) goes there too.
+                    config.data_dir = scratch.join(&config.data_dir);
+                    let documented = config.server.listen.to_string();
+                    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let app = cafe_server::Application::with_listener(config, listener);
+                    let real = app.local_addr();
+                    remember(&mut addresses, &documented, real);
+                    let (stop, stopped) = oneshot::channel::<()>();
+                    let task = tokio::spawn(async move {
+                        let stopped = async {
+                            let _ = stopped.await;
+                        };
+                        app.serve(stopped).await.expect("the café serves");
+                    });
+                    servers.push(Background { stop, task });
+                    // With remote baristas the café refuses orders until
+                    // it reaches one: the next command must find it ready.
+                    serving(real)
+                        .await
+                        .map_err(|e| format!("{at}: `{line}`: {e}"))?;
+                }
+                Program::CafeBarista => {
+                    let mut argv = vec!["cafe-barista".to_owned()];
+                    argv.extend(args);
+                    let config = cafe_barista::Config::try_parse_from(&argv)
+                        .map_err(|e| format!("{at}: `{line}`: {e}"))?;
+                    let documented = config.server.listen.to_string();
+                    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let app = cafe_barista::Application::with_listener(config, listener);
+                    remember(&mut addresses, &documented, app.local_addr());
+                    let (stop, stopped) = oneshot::channel::<()>();
+                    let task = tokio::spawn(async move {
+                        let stopped = async {
+                            let _ = stopped.await;
+                        };
+                        app.serve(stopped).await.expect("the barista serves");
+                    });
+                    servers.push(Background { stop, task });
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    for server in servers {
+        let _ = server.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), server.task).await;
+    }
+    result
+}
+
+/// Waits (within a generous limit) until the café at `addr` reports
+/// SERVING, by watching its health rather than polling it.
+async fn serving(addr: SocketAddr) -> Result<(), String> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let wait = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut updates = HealthClient::new(channel)
+            .watch(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        while let Some(update) = updates.message().await.map_err(|e| e.to_string())? {
+            if update.status == ServingStatus::Serving as i32 {
+                return Ok(());
+            }
+        }
+        Err("the health stream ended before SERVING".to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .map_err(|_| "the café was not SERVING within 20 s".to_owned())?
+}
+
+/// Notes that the server documented at `documented` (`127.0.0.1:50051`)
+/// really listens at `real`, also when a later command says `localhost`.
+fn remember(addresses: &mut BTreeMap<String, String>, documented: &str, real: SocketAddr) {
+    addresses.insert(documented.to_owned(), real.to_string());
+    if let Some(port) = documented.strip_prefix("127.0.0.1:") {
+        addresses.insert(format!("localhost:{port}"), real.to_string());
+    }
+}
+
+/// Runs the real `cafe` with `args`, in `scratch`, against `server` when a
+/// block started one; fast-forwarded, and untouched by the developer's own
+/// `CAFE_*`/`OTEL_*` variables.
+async fn run_cafe(args: &[String], server: Option<String>, scratch: &Path) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cafe"));
+    for key in cafe_testkit::leaky_env() {
+        command.env_remove(key);
+    }
+    if let Some(server) = server {
+        command.env("CAFE_SERVER", server);
+    }
+    command
+        .env("CAFE_DEMO_TIME_SCALE", TIME_SCALE)
+        .env_remove("RUST_LOG")
+        .current_dir(scratch)
+        .args(args);
+    tokio::task::spawn_blocking(move || command.output().expect("cafe runs"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_shell_command_in_the_readme_and_docs_runs() {
+    let scratch = std::env::temp_dir().join(format!("cafe-docs-{}", std::process::id()));
+    // Commands that write pictures write them here, not over docs/img.
+    std::fs::create_dir_all(scratch.join("docs/img")).unwrap();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(root().join(&file)).unwrap();
+        let (blocks, _skipped) = shell_blocks(&file, &text);
+        for block in blocks {
+            ran += block.commands.len();
+            if let Err(failure) = run_block(&block, &scratch).await {
+                failures.push(failure);
+            }
+        }
+    }
+    std::fs::remove_dir_all(&scratch).unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The README's own commands at least: a test that ran nothing proves
+    // nothing.
+    assert!(ran >= 3, "only {ran} commands ran");
+}
+
+#[test]
+fn shell_blocks_are_found_and_no_run_ones_skipped() {
+    let text = "\
+intro
+```sh
+cargo run --release --bin cafe -- demo   # the lesson
+cafe rush \\
+    --mode compare
+```
+```sh no-run
+docker compose up
+```
+```console
+$ cafe menu
+```
+";
+    let (blocks, skipped) = shell_blocks("x.md", text);
+    assert_eq!(skipped, 1);
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(
+        blocks[0].commands,
+        [
+            "cargo run --release --bin cafe -- demo",
+            "cafe rush      --mode compare"
+        ]
+    );
+    let (first, args) = program(&words(&blocks[0].commands[0])).unwrap();
+    assert_eq!(first, Program::Cafe);
+    assert_eq!(args, ["demo"]);
+    assert_eq!(
+        words(r#"grpcurl -d '{"customer":"Ada"}' x"#),
+        ["grpcurl", "-d", r#"{"customer":"Ada"}"#, "x"]
+    );
+    assert!(program(&words("docker compose up")).is_none());
+    assert!(program(&words("cargo test --workspace")).is_none());
+}

@@ -1,0 +1,122 @@
+//! A call's span from its request to its gRPC status, wherever that status
+//! turns up ([`crate::outcome`] reads it once for every observer).
+//!
+//! Who owns the span when: the layer opens it and lends it to the inner
+//! service while that builds the response future; the response future owns
+//! it while the response head is awaited; then it moves into the response
+//! body, which hyper polls frame by frame until the trailers. The span ends
+//! when its last owner drops it, so a streaming call's span is exactly as
+//! long as the stream.
+
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::ContextGuard;
+use tonic::Code;
+use tracing::{Span, span::Entered};
+use tracing_opentelemetry_instrumentation_sdk::http::grpc::status_is_error;
+
+use super::TRACE_ID_HEADER;
+use crate::outcome::{CallObserver, Outcome};
+
+/// Which side of a call a span describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Server,
+    Client,
+}
+
+impl Side {
+    /// Whether `code` marks the span as failed, by the RPC conventions: a
+    /// client failed whenever it did not get OK; a server only when the
+    /// fault is its own (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+    /// INTERNAL, UNAVAILABLE, DATA_LOSS).
+    fn is_error(self, code: Code) -> bool {
+        // Codes are 0..=16.
+        status_is_error(code as u16, self == Side::Server)
+    }
+}
+
+/// A call's span until its status is known, and (on a server) the trace
+/// id to answer with.
+#[derive(Debug)]
+pub struct CallSpan {
+    span: Span,
+    side: Side,
+    /// The caller's context when `span` cannot carry it (no OpenTelemetry
+    /// layer: nothing is exported). Made current while the call runs, so
+    /// logs and onward calls still name the caller's trace.
+    fallback: Option<opentelemetry::Context>,
+    /// Sent back in `x-trace-id` with the response head.
+    trace_id: Option<HeaderValue>,
+}
+
+/// While a call runs: its span entered and, without export, the caller's
+/// context current. Fields drop in order: the span is left first.
+pub struct InCall<'a> {
+    _entered: Entered<'a>,
+    _context: Option<ContextGuard>,
+}
+
+impl CallSpan {
+    /// The call's span, or `None` when there is nothing to record or make
+    /// current (a disabled span and no caller context).
+    pub(super) fn new(
+        span: Span,
+        side: Side,
+        fallback: Option<opentelemetry::Context>,
+        trace_id: Option<HeaderValue>,
+    ) -> Option<Self> {
+        (!span.is_disabled() || fallback.is_some()).then_some(CallSpan {
+            span,
+            side,
+            fallback,
+            trace_id,
+        })
+    }
+}
+
+impl CallObserver for CallSpan {
+    fn enter(&self) -> Option<InCall<'_>> {
+        // The context first, so the span (when it exists) nests inside it.
+        let context = self.fallback.clone().map(opentelemetry::Context::attach);
+        Some(InCall {
+            _entered: self.span.enter(),
+            _context: context,
+        })
+    }
+
+    fn respond(&mut self, headers: &mut HeaderMap) {
+        if let Some(trace_id) = self.trace_id.take() {
+            headers.insert(TRACE_ID_HEADER, trace_id);
+        }
+    }
+
+    fn finish(self, outcome: Outcome<'_>) {
+        self.span
+            .record("rpc.grpc.status_code", outcome.code as i32);
+        if self.side.is_error(outcome.code) {
+            self.span.record("otel.status_code", "ERROR");
+            // The span has no `otel.status_description` field; the status
+            // message goes where the crate puts a failed call's reason.
+            let message = outcome.message();
+            if !message.is_empty() {
+                self.span.record("exception.message", &*message);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_fail_only_on_their_own_faults() {
+        assert!(!Side::Server.is_error(Code::NotFound));
+        assert!(!Side::Server.is_error(Code::Cancelled));
+        assert!(Side::Server.is_error(Code::Internal));
+        assert!(Side::Server.is_error(Code::Unavailable));
+        assert!(Side::Client.is_error(Code::NotFound));
+        assert!(Side::Client.is_error(Code::Cancelled));
+        assert!(!Side::Client.is_error(Code::Ok));
+    }
+}

@@ -1,0 +1,131 @@
+//! The order store's faults, on real files under the real `cafe-server`
+//! binary: whatever the disk does, no order the café confirmed is lost,
+//! nobody is left hanging, and the café comes back by itself.
+
+#![cfg(unix)]
+
+use std::time::{Duration, Instant};
+
+use cafe_domain::proto::v1::{GetOrderRequest, Order, OrderStatus, cafe_client::CafeClient};
+use cafe_testkit::{
+    LIMIT, order,
+    process::{ServerProcess, SmallDisk},
+};
+use grpc_serving::retry_hint::PUSHBACK;
+use tonic::{Code, Status, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+/// Starts the café on the SQLite store in `dir`: four baristas, 20 ms lattes.
+fn start(dir: &std::path::Path) -> ServerProcess {
+    let dir = dir.display().to_string();
+    ServerProcess::start(
+        env!("CARGO_BIN_EXE_cafe-server"),
+        &[
+            "--data-dir",
+            &dir,
+            "--baristas",
+            "4",
+            "--time-scale",
+            "0.0005",
+        ],
+        "café open",
+    )
+}
+
+/// A latte at the counter with `request_id`.
+async fn counter(client: &mut CafeClient<Channel>, request_id: &str) -> Result<Order, Status> {
+    let mut request = order("Ada", "latte");
+    request.request_id = request_id.into();
+    let answer = client.order_coffee(request).await?.into_inner();
+    Ok(answer.order.expect("a READY answer carries its order"))
+}
+
+/// The café's health as its `Check` says it.
+async fn serving(cafe: &ServerProcess) -> bool {
+    let channel = Channel::from_shared(format!("http://{}", cafe.addr))
+        .unwrap()
+        .connect_lazy();
+    let check = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "cafe.v1.Cafe".into(),
+        })
+        .await
+        .expect("health answers");
+    check.into_inner().status == 1 // SERVING
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_loses_no_confirmed_order_and_the_cafe_comes_back_by_itself() {
+    let Some(disk) = SmallDisk::mount("2m") else {
+        return;
+    };
+    let cafe = start(disk.path());
+    let mut client = cafe.client().await;
+    // Every order the café answered READY, by request id.
+    let mut confirmed = Vec::new();
+    for i in 0..10 {
+        let id = format!("before-{i}");
+        let order = counter(&mut client, &id).await.expect("an order before");
+        confirmed.push((id, order));
+    }
+
+    // The disk fills: orders go on arriving until the café says it cannot
+    // keep them. Each is answered (READY while a write still fits, or
+    // UNAVAILABLE), never left to the customer's deadline.
+    disk.fill();
+    let mut refused = 0;
+    let until = Instant::now() + LIMIT;
+    for i in 0.. {
+        if refused >= 5 || Instant::now() > until {
+            break;
+        }
+        let id = format!("full-{i}");
+        match tokio::time::timeout(LIMIT, counter(&mut client, &id)).await {
+            Ok(Ok(order)) => confirmed.push((id, order)),
+            Ok(Err(status)) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(status.metadata().contains_key(PUSHBACK), "a retry hint");
+                refused += 1;
+            }
+            Err(_) => panic!("order {id} was left hanging on a full disk"),
+        }
+    }
+    assert!(
+        refused >= 5,
+        "the café never said its store was failing ({} orders confirmed on a full disk)",
+        confirmed.len()
+    );
+    assert!(!serving(&cafe).await, "health says SERVING on a full disk");
+
+    // The space comes back: the café serves again without a restart.
+    disk.empty();
+    let until = Instant::now() + LIMIT;
+    while !serving(&cafe).await {
+        assert!(Instant::now() < until, "the café did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..10 {
+        let id = format!("after-{i}");
+        let order = counter(&mut client, &id).await.expect("an order after");
+        confirmed.push((id, order));
+    }
+
+    // A restart on the same files remembers every confirmed order, and a
+    // retry of its request id finds it rather than brewing another.
+    cafe.terminate();
+    assert!(cafe.wait_exit(), "the café exits cleanly");
+    let cafe = start(disk.path());
+    let mut client = cafe.client().await;
+    for (request_id, before) in &confirmed {
+        let found = client
+            .get_order(GetOrderRequest {
+                order_id: before.id.clone(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("order {request_id} was lost: {status:?}"))
+            .into_inner();
+        assert_eq!(found.status, OrderStatus::Ready as i32, "{request_id}");
+        let again = counter(&mut client, request_id).await.expect("a retry");
+        assert_eq!(again.id, before.id, "{request_id} brewed twice");
+    }
+}
