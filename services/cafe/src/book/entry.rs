@@ -77,6 +77,9 @@ pub struct Update {
     pub order: Order,
     /// 1 for the next order to be brewed; 0 once it has left the line.
     pub queue_position: u32,
+    /// The change's number in the store's journal (0: nothing to wait
+    /// for): what a board waits for before it shows a final status.
+    pub seq: Seq,
 }
 
 /// Every change to one order, oldest first; never empty (the first is the

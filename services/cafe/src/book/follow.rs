@@ -155,6 +155,7 @@ impl Follower {
                 return Ok(Some(Update {
                     order: self.entry.order_at(&change),
                     queue_position: change.queue_position,
+                    seq: change.seq,
                 }));
             }
 
@@ -178,6 +179,7 @@ impl Follower {
                     return Ok(Some(Update {
                         order: self.entry.order_at(&change),
                         queue_position: now,
+                        seq: change.seq,
                     }));
                 }
             }

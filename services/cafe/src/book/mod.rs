@@ -392,6 +392,17 @@ impl OrderBook {
         }
     }
 
+    /// Waits until the change numbered `seq` is in the store, however long
+    /// the store takes to become writable again (unlike
+    /// [`OrderBook::durable`], which gives up while it is failing).
+    pub async fn kept(&self, seq: Seq) {
+        if let Some(journal) = &self.journal {
+            let mut written = journal.durability().subscribe();
+            // The sender lives with the journal, which the book holds.
+            let _ = written.wait_for(|now| now.durable >= seq).await;
+        }
+    }
+
     /// Whether the change numbered `seq` is in the store.
     pub fn is_durable(&self, seq: Seq) -> bool {
         self.journal
@@ -443,6 +454,7 @@ impl OrderBook {
             let _ = self.board.send(Update {
                 order: entry.order_at(&change),
                 queue_position: change.queue_position,
+                seq: change.seq,
             });
         }
     }

@@ -57,6 +57,7 @@ impl OrderBook {
                 let update = Update {
                     order: entry.order_at(&now),
                     queue_position: now.queue_position,
+                    seq: now.seq,
                 };
                 Some((entry.ticket(), update))
             })
