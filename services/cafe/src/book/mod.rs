@@ -109,6 +109,29 @@ struct BookState {
     line: Line<Arc<OrderEntry>>,
 }
 
+/// What a barista finds at the line ([`OrderBook::claim`]).
+#[derive(Debug)]
+pub enum AtTheLine {
+    /// The next order, now out of the line.
+    Order(Arc<OrderEntry>),
+    /// Nothing yet: wait for [`OrderBook::line_joined`] and look again.
+    Empty,
+    /// The café is closed (and its line empty, or kept for the restart):
+    /// the barista's shift is over.
+    ShiftOver,
+}
+
+#[cfg(test)]
+impl AtTheLine {
+    /// The order taken, if one was.
+    pub(crate) fn order(self) -> Option<Arc<OrderEntry>> {
+        match self {
+            AtTheLine::Order(entry) => Some(entry),
+            AtTheLine::Empty | AtTheLine::ShiftOver => None,
+        }
+    }
+}
+
 impl OrderBook {
     /// An empty book whose line holds at most `queue_capacity` orders, open
     /// as long as `availability` says so.
@@ -198,52 +221,24 @@ impl OrderBook {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Waits for the next order in line and takes it out of the line.
-    /// (On a shared line, baristas claim in the database first: see
-    /// the store's `Orders::claim`.)
-    /// Returns `None` once the café is closed and the line is empty: the
-    /// barista's shift is over.
-    pub async fn claim(&self) -> Option<Arc<OrderEntry>> {
-        loop {
-            // Register for a wake-up *before* looking at the line, so an
-            // order placed between the look and the wait is not missed.
-            let notified = self.work.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut book = self.lock();
-                // A café keeping its line for the restart takes nothing
-                // more out of it once closed.
-                if self.keeps_line() && self.availability.is_closed() {
-                    return None;
-                }
-                if let Some((_, entry)) = book.line.pop_front() {
-                    self.line_moves.moved(book.line.len());
-                    return Some(entry);
-                }
-                if self.availability.is_closed() {
-                    return None;
-                }
-            }
-            notified.await;
+    /// Takes the next order out of the line, if there is one. (On a shared
+    /// line, baristas claim in the database first: see the store's
+    /// `Orders::claim`, which also does the waiting.)
+    pub fn claim(&self) -> AtTheLine {
+        let mut book = self.lock();
+        // A café keeping its line for the restart takes nothing more out
+        // of it once closed.
+        if self.keeps_line() && self.availability.is_closed() {
+            return AtTheLine::ShiftOver;
         }
-    }
-
-    /// Waits until an order waits in line, without taking it (or the café
-    /// has closed): the remote dispatcher reserves a barista only then, so
-    /// an idle café holds none.
-    pub async fn until_order_waiting(&self) {
-        loop {
-            // As in `claim`: register before looking.
-            let notified = self.work.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // (`claim` and the shared line's claim look at the line before
-            // they wait, so the wake-up this may consume is not missed.)
-            if self.queue_len() > 0 || self.availability.is_closed() {
-                return;
-            }
-            notified.await;
+        if let Some((_, entry)) = book.line.pop_front() {
+            self.line_moves.moved(book.line.len());
+            return AtTheLine::Order(entry);
+        }
+        if self.availability.is_closed() {
+            AtTheLine::ShiftOver
+        } else {
+            AtTheLine::Empty
         }
     }
 
@@ -459,6 +454,13 @@ impl OrderBook {
         }
     }
 
+    /// Whether an order waits in line, or the café has closed: what the
+    /// remote dispatcher waits for (with [`OrderBook::line_joined`]) before
+    /// it reserves a barista, so an idle café holds none.
+    pub fn order_waiting(&self) -> bool {
+        self.queue_len() > 0 || self.availability.is_closed()
+    }
+
     /// Whether new orders are taken, for whoever learns that the store
     /// cannot be written (or can again).
     pub fn availability(&self) -> &Arc<Availability> {
@@ -476,4 +478,4 @@ impl OrderBook {
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -131,7 +131,7 @@ impl Cafe {
                 espresso,
             } => self.place(*customer, *request_id, *espresso),
             Step::Take => {
-                if let Some(entry) = self.book.claim().now_or_never().flatten() {
+                if let Some(entry) = self.book.claim().order() {
                     assert_eq!(entry.status(), OrderStatus::Queued, "taken from the line");
                     assert_eq!(self.book.position(&entry), None, "out of the line");
                     self.held.push(entry);
@@ -214,7 +214,7 @@ impl Cafe {
                 assert_eq!(cancelled, in_line);
                 assert_eq!(self.book.queue_len(), 0);
                 // Idle baristas go home.
-                assert!(matches!(self.book.claim().now_or_never(), Some(None)));
+                assert!(matches!(self.book.claim(), AtTheLine::ShiftOver));
             }
             Step::GraceOver => {
                 let open = self.open_orders();

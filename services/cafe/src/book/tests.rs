@@ -17,11 +17,11 @@ pub(super) fn latte(customer: &str, request_id: &str) -> NewOrder {
     NewOrder::parse(customer, "latte", Ok(None), request_id).unwrap()
 }
 
-pub(super) fn open_book(capacity: usize) -> Arc<OrderBook> {
+pub(crate) fn open_book(capacity: usize) -> Arc<OrderBook> {
     Arc::new(OrderBook::new(capacity, Arc::new(Availability::new())))
 }
 
-pub(super) fn place(book: &OrderBook, customer: &str) -> Arc<OrderEntry> {
+pub(crate) fn place(book: &OrderBook, customer: &str) -> Arc<OrderEntry> {
     book.place(latte(customer, ""), Origin::default())
         .unwrap()
         .entry
@@ -29,15 +29,12 @@ pub(super) fn place(book: &OrderBook, customer: &str) -> Arc<OrderEntry> {
 
 /// Takes the next order when there is one (never waits).
 pub(super) fn take(book: &OrderBook) -> Arc<OrderEntry> {
-    book.claim()
-        .now_or_never()
-        .flatten()
-        .expect("an order in line")
+    book.claim().order().expect("an order in line")
 }
 
 /// A waker that counts how often it is woken.
 #[derive(Default)]
-pub(super) struct CountingWaker(AtomicUsize);
+pub(crate) struct CountingWaker(AtomicUsize);
 
 impl ArcWake for CountingWaker {
     fn wake_by_ref(this: &Arc<Self>) {
@@ -46,13 +43,13 @@ impl ArcWake for CountingWaker {
 }
 
 impl CountingWaker {
-    pub(super) fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
 }
 
 /// Polls `future` once with a counting waker.
-pub(super) fn poll_counting<F: Future + Unpin>(
+pub(crate) fn poll_counting<F: Future + Unpin>(
     future: &mut F,
     waker: &Arc<CountingWaker>,
 ) -> Poll<F::Output> {
@@ -312,37 +309,6 @@ fn the_board_starts_with_the_open_orders_in_placing_order() {
     let update = updates.try_recv().unwrap();
     assert_eq!(update.order.status, OrderStatus::Ready);
     assert!(updates.try_recv().is_err());
-}
-
-#[test]
-fn one_order_wakes_one_idle_barista() {
-    let book = open_book(10);
-    let waker = Arc::new(CountingWaker::default());
-    // Fifty idle baristas, each waiting for an order.
-    let mut idle: Vec<_> = (0..50).map(|_| Box::pin(book.claim())).collect();
-    for barista in &mut idle {
-        assert!(poll_counting(barista, &waker).is_pending());
-    }
-    place(&book, "Ada");
-    assert_eq!(waker.count(), 1, "one order, one barista woken");
-    let mut still_idle = Vec::new();
-    for mut barista in idle {
-        match poll_counting(&mut barista, &waker) {
-            Poll::Ready(next) => assert!(next.is_some()),
-            Poll::Pending => still_idle.push(barista),
-        }
-    }
-    assert_eq!(still_idle.len(), 49, "the one woken took the order");
-
-    // Closing sends every other one home.
-    book.close("closing");
-    assert_eq!(waker.count(), 50);
-    for mut barista in still_idle {
-        assert!(matches!(
-            poll_counting(&mut barista, &waker),
-            Poll::Ready(None)
-        ));
-    }
 }
 
 #[test]

@@ -42,7 +42,12 @@ pub use discovery::BaristaEndpoint;
 use registry::Registry;
 use replica::{BrewJob, Slot};
 
-use crate::{availability::Availability, book::OrderEntry, service::CLOSING_NOTE, store::Orders};
+use crate::{
+    availability::Availability,
+    book::{OrderBook, OrderEntry},
+    service::CLOSING_NOTE,
+    store::Orders,
+};
 
 /// How many replicas one order may be tried on before it fails.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -153,7 +158,7 @@ impl RemoteBaristas {
             tokio::select! {
                 biased;
                 () = book.closed() => break,
-                () = book.until_order_waiting() => {}
+                () = until_order_waiting(book) => {}
             }
             let slot = tokio::select! {
                 biased;
@@ -470,5 +475,22 @@ fn classify(who: Option<String>, status: Status) -> Failure {
             who,
             why: format!("{code:?}: {}", status.message()),
         },
+    }
+}
+
+/// Waits until an order waits in line (or the café has closed), without
+/// taking it.
+async fn until_order_waiting(book: &OrderBook) {
+    loop {
+        // Registered before looking, so an order placed in between is not
+        // missed. (The claim that follows looks at the line before it
+        // waits, so the wake-up this may consume is not lost either.)
+        let joined = book.line_joined();
+        tokio::pin!(joined);
+        joined.as_mut().enable();
+        if book.order_waiting() {
+            return;
+        }
+        joined.await;
     }
 }

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     availability::Availability,
-    book::{OrderBook, OrderEntry, Origin, Placed},
+    book::{AtTheLine, OrderBook, OrderEntry, Origin, Placed},
     error::CafeError,
 };
 
@@ -182,7 +182,18 @@ impl Orders {
     /// is over.
     pub async fn claim(&self, barista: &Arc<str>) -> Option<Arc<OrderEntry>> {
         match &self.store {
-            KeptIn::Memory | KeptIn::Journal => self.book.claim().await,
+            KeptIn::Memory | KeptIn::Journal => loop {
+                // Registered for a wake-up *before* looking at the line, so
+                // an order placed between the look and the wait is not missed.
+                let joined = self.book.line_joined();
+                tokio::pin!(joined);
+                joined.as_mut().enable();
+                match self.book.claim() {
+                    AtTheLine::Order(entry) => return Some(entry),
+                    AtTheLine::ShiftOver => return None,
+                    AtTheLine::Empty => joined.await,
+                }
+            },
             KeptIn::SharedLine(shared) => mirror::claim(&self.book, shared, barista).await,
         }
     }

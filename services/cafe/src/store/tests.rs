@@ -3,16 +3,18 @@
 //! wrote (the restart semantics, without a process to kill; the real
 //! `kill -9` is in `tests/restart.rs`).
 
-use std::sync::Arc;
+use std::{sync::Arc, task::Poll};
 
 use cafe_domain::order::{NewOrder, OrderStatus};
-use futures::FutureExt;
 use tempfile::TempDir;
 
 use super::*;
 use crate::{
     availability::Availability,
-    book::{OrderBook, Origin, REBREW_NOTE, Replay},
+    book::{
+        OrderBook, Origin, REBREW_NOTE, Replay,
+        tests::{CountingWaker, open_book, place, poll_counting},
+    },
 };
 
 /// A fresh SQLite store in its own directory (kept as long as the
@@ -226,10 +228,10 @@ async fn a_rebuilt_book_keeps_every_orders_promise() {
     let retried = place("Retry", "key-1");
     let cancelled = place("Cancel", "");
 
-    let first = book.claim().await.unwrap();
+    let first = book.claim().order().unwrap();
     assert!(book.start(&first, "Ana".into()));
     assert!(book.ready(&first));
-    let second = book.claim().await.unwrap();
+    let second = book.claim().order().unwrap();
     assert!(book.start(&second, "Ben".into()));
     let (_, seq) = book
         .cancel(
@@ -296,7 +298,7 @@ async fn a_rebuilt_book_keeps_every_orders_promise() {
         .unwrap();
     assert_eq!(order.status, OrderStatus::Cancelled);
     // The baristas start from the head.
-    assert_eq!(book.claim().await.unwrap().id(), brewing.id());
+    assert_eq!(book.claim().order().unwrap().id(), brewing.id());
 
     // The rebrew's note was written down: a second restart shows it too.
     journal.flushed().await;
@@ -341,10 +343,7 @@ fn placed(book: &OrderBook, customer: &str) -> Arc<crate::book::OrderEntry> {
 
 /// Takes the next order when there is one (never waits).
 fn take(book: &OrderBook) -> Arc<crate::book::OrderEntry> {
-    book.claim()
-        .now_or_never()
-        .flatten()
-        .expect("an order in line")
+    book.claim().order().expect("an order in line")
 }
 
 /// The status of the follower's next change; `None` once it has ended.
@@ -391,7 +390,7 @@ async fn a_cafe_with_a_journal_closes_keeping_its_line_for_the_restart() {
     assert!(!book.left_for_restart(&brewing), "still in hand");
     assert_eq!(next_status(&mut buzzer).await, None);
     assert_eq!(queued.status(), OrderStatus::Queued);
-    assert!(book.claim().now_or_never().flatten().is_none());
+    assert!(book.claim().order().is_none());
     // A call cut by the closing is not a customer leaving.
     assert!(!book.abandon(&queued, "the customer left"));
     assert_eq!(queued.status(), OrderStatus::Queued);
@@ -405,4 +404,40 @@ async fn a_cafe_with_a_journal_closes_keeping_its_line_for_the_restart() {
 
     journal.close();
     writer.await.unwrap();
+}
+
+#[test]
+fn one_order_wakes_one_idle_barista() {
+    let book = open_book(10);
+    let orders = Orders::in_memory(Arc::clone(&book));
+    let names: Vec<Arc<str>> = (0..50).map(|i| Arc::from(format!("barista-{i}"))).collect();
+    let waker = Arc::new(CountingWaker::default());
+    // Fifty idle baristas, each waiting for an order.
+    let mut idle: Vec<_> = names
+        .iter()
+        .map(|name| Box::pin(orders.claim(name)))
+        .collect();
+    for barista in &mut idle {
+        assert!(poll_counting(barista, &waker).is_pending());
+    }
+    place(&book, "Ada");
+    assert_eq!(waker.count(), 1, "one order, one barista woken");
+    let mut still_idle = Vec::new();
+    for mut barista in idle {
+        match poll_counting(&mut barista, &waker) {
+            Poll::Ready(next) => assert!(next.is_some()),
+            Poll::Pending => still_idle.push(barista),
+        }
+    }
+    assert_eq!(still_idle.len(), 49, "the one woken took the order");
+
+    // Closing sends every other one home.
+    book.close("closing");
+    assert_eq!(waker.count(), 50);
+    for mut barista in still_idle {
+        assert!(matches!(
+            poll_counting(&mut barista, &waker),
+            Poll::Ready(None)
+        ));
+    }
 }
