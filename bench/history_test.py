@@ -57,6 +57,17 @@ class Passing(unittest.TestCase):
         ]
         self.assertEqual(rules(events), [])
 
+    def test_a_take_over_after_the_lease_with_its_hand_back_unseen(self):
+        # Café a went silent brewing o1; once its lease ran out café b took the drink
+        # back and brewed it, while no watcher was connected to see the QUEUED between.
+        events = [
+            seen(1.0, "board-a", "board", "o1", "QUEUED"),
+            seen(2.0, "board-a", "board", "o1", "BREWING", barista="barista-a/Ana"),
+            seen(7.2, "board-b", "board", "o1", "BREWING", barista="barista-b/Bo"),
+            seen(7.3, "board-b", "board", "o1", "READY"),
+        ]
+        self.assertEqual(rules(events), [])
+
     def test_a_retry_at_the_other_cafe_names_the_same_order(self):
         events = [seen(1.0, "counter-1", "counter", None, None, what="answer",
                        code="UNAVAILABLE", request_id="r9"),
@@ -105,11 +116,12 @@ class Failing(unittest.TestCase):
         self.assertEqual(rules(events), [2])
 
     def test_two_cafes_brewing_without_a_hand_back(self):
+        # Sooner than a lease could have run out (LEASE - HEARTBEAT - LAG = 3 s).
         events = [
             seen(1.0, "board-a", "board", "o1", "QUEUED"),
             seen(2.0, "board-a", "board", "o1", "BREWING", barista="barista-a/Ana"),
-            seen(6.0, "board-b", "board", "o1", "BREWING", barista="barista-b/Bo"),
-            seen(7.0, "board-b", "board", "o1", "READY"),
+            seen(4.5, "board-b", "board", "o1", "BREWING", barista="barista-b/Bo"),
+            seen(5.5, "board-b", "board", "o1", "READY"),
         ]
         self.assertEqual(rules(events), [3])
 
