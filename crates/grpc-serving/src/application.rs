@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use super::{
     StartupError,
     flags::{ServerEnv, ServerFlags},
-    server::{Server, bind},
+    server::{OnOpen, Server, bind},
     tls::{self, ServerTls},
 };
 use grpc_telemetry::TelemetryConfig;
@@ -40,6 +40,8 @@ pub struct Application<C> {
     metrics_listener: Option<TcpListener>,
     /// `--tls-cert` and `--tls-key`, read (and `--tls-client-ca`).
     tls: Option<Arc<ServerTls>>,
+    /// Said once it serves ([`Application::on_open`]).
+    on_open: Option<OnOpen>,
     config: C,
 }
 
@@ -73,6 +75,7 @@ impl<C: Serve> Application<C> {
             listener,
             metrics_listener: None,
             tls: None,
+            on_open: None,
             config,
         }
     }
@@ -114,6 +117,13 @@ impl<C: Serve> Application<C> {
             .expect("a bound listener has an address")
     }
 
+    /// Runs `on_open` once it serves (see [`Server::on_open`]): after
+    /// everything the server opens before taking calls, not before.
+    pub fn on_open(mut self, on_open: OnOpen) -> Self {
+        self.on_open = Some(on_open);
+        self
+    }
+
     /// The configuration it serves with.
     pub fn config(&self) -> &C {
         &self.config
@@ -140,6 +150,9 @@ impl<C: Serve> Application<C> {
         if let Some(tls) = self.tls {
             server = server.with_tls(tls);
         }
+        if let Some(on_open) = self.on_open {
+            server = server.on_open(on_open);
+        }
         self.config.serve(server).await
     }
 }
@@ -152,18 +165,19 @@ impl<C: Serve> Application<C> {
 ///    reverse.
 /// 2. the runtime, built by hand rather than with `#[tokio::main]` so that
 ///    `--runtime-workers` can set how many threads it has;
-/// 3. bind, then `opened` says where the server listens and with what (and
-///    the metrics endpoint, if any, is logged);
+/// 3. bind (the metrics endpoint, if any, is logged), then serve: once the
+///    server serves (its store open, its service up), `opened` says where
+///    it listens and with what; a start that fails says nothing of the kind;
 /// 4. with TLS, reload the certificate on every SIGHUP
 ///    ([`tls::reload_on_sighup`]);
 /// 5. serve until SIGINT or SIGTERM ([`shutdown::signal`]), then close
 ///    within the grace.
 ///
 /// `service_name` names the process in logs and traces (`cafe`, `barista`).
-pub fn run_main<C: Serve>(
+pub fn run_main<C: Serve + Clone>(
     service_name: &'static str,
     config: C,
-    opened: impl FnOnce(&C, SocketAddr),
+    opened: impl FnOnce(&C, SocketAddr) + Send + 'static,
 ) -> Result<(), StartupError> {
     let flags = config.flags();
     let _telemetry = grpc_telemetry::init(&TelemetryConfig {
@@ -175,7 +189,8 @@ pub fn run_main<C: Serve>(
     let runtime = flags.runtime().map_err(StartupError::Runtime)?;
     runtime.block_on(async {
         let app = Application::build(config).await?;
-        opened(app.config(), app.local_addr());
+        let (announced, address) = (app.config().clone(), app.local_addr());
+        let app = app.on_open(OnOpen::new(move || opened(&announced, address)));
         if let Some(address) = app.metrics_addr() {
             tracing::info!(%address, "metrics for Prometheus at http://{address}/metrics");
         }

@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 
 pub use application::{Application, Serve, run_main};
 pub use flags::{ServerEnv, ServerFlags};
-pub use server::{LIVENESS, Server, bind, not_serving};
+pub use server::{LIVENESS, OnOpen, Server, bind, not_serving};
 pub use transport::Limits;
 
 /// Why a server could not start, or stopped badly; or why a TLS reload

@@ -96,6 +96,24 @@ pub struct Server {
     max_message_size: usize,
     /// `--tls-cert` and `--tls-key`: every connection is TLS.
     tls: Option<Arc<ServerTls>>,
+    /// Said once the server serves (the binaries' "… open" line).
+    on_open: Option<OnOpen>,
+}
+
+/// What a server does once it serves: log that it is open.
+pub struct OnOpen(Box<dyn FnOnce() + Send>);
+
+impl OnOpen {
+    /// Runs `said` once the server serves.
+    pub fn new(said: impl FnOnce() + Send + 'static) -> Self {
+        OnOpen(Box::new(said))
+    }
+}
+
+impl std::fmt::Debug for OnOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnOpen")
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -131,7 +149,16 @@ impl Server {
             max_message_size,
             metrics: None,
             tls: None,
+            on_open: None,
         }
+    }
+
+    /// Runs `on_open` once the server serves: its service and everything it
+    /// needed before (a store, its health) are up, and the connections
+    /// are being taken. Not run when starting fails.
+    pub fn on_open(mut self, on_open: OnOpen) -> Self {
+        self.on_open = Some(on_open);
+        self
     }
 
     /// Serves every connection over TLS with `tls` (see [`super::tls`]);
@@ -231,6 +258,9 @@ impl Server {
         // closing can go on beside them: calls keep being answered while the
         // server closes.
         let transport = Transport::start(self.listener, stack, rpc_metrics, self.limits, self.tls);
+        if let Some(OnOpen(said)) = self.on_open {
+            said();
+        }
 
         self.shutdown.await;
 

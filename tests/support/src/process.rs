@@ -13,7 +13,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
+    sync::{Mutex, mpsc},
     time::{Duration, Instant},
 };
 
@@ -27,6 +27,9 @@ use crate::{LIMIT, child_log, connect, leaky_env};
 pub struct ServerProcess {
     child: Child,
     lines: mpsc::Receiver<Value>,
+    /// What it logged before its "open" line (a server opens its store
+    /// first, and says what it found there), for [`ServerProcess::wait_for_log`].
+    before_open: Mutex<Vec<Value>>,
     /// Where it listens, as its "open" log line says.
     pub addr: SocketAddr,
 }
@@ -57,16 +60,45 @@ impl ServerProcess {
             .spawn()
             .unwrap_or_else(|error| panic!("start {binary}: {error}"));
         let lines = child_log::json_lines(child.stderr.take().expect("piped"));
-        let line = child_log::wait_for(&lines, open, LIMIT);
+        let deadline = Instant::now() + LIMIT;
+        let mut before_open = Vec::new();
+        let line = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line {open:?} from {binary}"));
+            if line["fields"]["message"] == open {
+                break line;
+            }
+            before_open.push(line);
+        };
         let addr = line["fields"]["address"]
             .as_str()
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("{open:?} names no address: {line}"));
-        ServerProcess { child, lines, addr }
+        ServerProcess {
+            child,
+            lines,
+            before_open: Mutex::new(before_open),
+            addr,
+        }
     }
 
-    /// The first log line from now on whose message is `message`.
+    /// The first log line whose message is `message` and that no wait has
+    /// taken yet: among what the server said before it opened, or else
+    /// from now on.
     pub fn wait_for_log(&self, message: &str) -> Value {
+        let mut before_open = self
+            .before_open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(at) = before_open
+            .iter()
+            .position(|line| line["fields"]["message"] == message)
+        {
+            return before_open.remove(at);
+        }
+        drop(before_open);
         child_log::wait_for(&self.lines, message, LIMIT)
     }
 

@@ -129,3 +129,32 @@ async fn a_full_disk_loses_no_confirmed_order_and_the_cafe_comes_back_by_itself(
         assert_eq!(again.id, before.id, "{request_id} brewed twice");
     }
 }
+
+#[test]
+fn a_cafe_whose_store_cannot_open_never_says_it_is_open() {
+    // The data directory would be inside a file: it cannot be made.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let data_dir = file.path().join("cafe");
+    let output = cafe_testkit::process::clean_command(env!("CARGO_BIN_EXE_cafe-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run cafe-server");
+    assert!(!output.status.success(), "a café without its store starts");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !log.contains("café open"),
+        "it said it was open before its store failed:\n{log}"
+    );
+    assert!(
+        log.contains("data directory"),
+        "the error names the cause:\n{log}"
+    );
+}
