@@ -392,9 +392,7 @@ impl OrderBook {
     /// [`OrderBook::durable`], which gives up while it is failing).
     pub async fn kept(&self, seq: Seq) {
         if let Some(journal) = &self.journal {
-            let mut written = journal.durability().subscribe();
-            // The sender lives with the journal, which the book holds.
-            let _ = written.wait_for(|now| now.durable >= seq).await;
+            written::kept(journal.durability(), seq).await;
         }
     }
 

@@ -47,6 +47,15 @@ pub struct Durability {
     pub failing: Option<String>,
 }
 
+/// Waits until the change numbered `seq` is durable, however long the
+/// store takes to become writable again (what a board waits for before it
+/// shows a final status, and a closing café before it lets go).
+pub async fn kept(mark: &watch::Sender<Durability>, seq: Seq) {
+    let mut written = mark.subscribe();
+    // The sender lives with the recorder, which the caller holds.
+    let _ = written.wait_for(|now| now.durable >= seq).await;
+}
+
 /// Waits until the change numbered `seq` is durable, or fails with
 /// [`CafeError::StoreUnwritable`] as soon as the store is known not to be
 /// writable: an acknowledgement is never sent for a change that is not on

@@ -13,7 +13,7 @@
 //! After each commit the writer publishes the highest sequence number now
 //! durable, in a `watch` channel. Whatever tells a customer something they
 //! may rely on (the ticket, the counter's answer, a cancel, READY) waits
-//! for its change's number first ([`Journal::durable`]): a customer is
+//! for its change's number first ([`written::durable`]): a customer is
 //! never told of an order the café could forget. While the store cannot
 //! be written, the same channel says so, and those waiting are answered
 //! `UNAVAILABLE` rather than left hanging; the writer keeps trying, and
@@ -41,7 +41,6 @@ pub use crate::book::Seq;
 use crate::{
     availability::Availability,
     book::{Durability, Recorder, Written, written},
-    error::CafeError,
 };
 
 /// After this many failed attempts in a row, the café stops taking orders
@@ -112,26 +111,11 @@ impl Journal {
         seq
     }
 
-    /// Whether the change numbered `seq` is durable.
-    pub fn is_durable(&self, seq: Seq) -> bool {
-        self.written.borrow().durable >= seq
-    }
-
-    /// Waits until the change numbered `seq` is durable, or fails with
-    /// [`CafeError::StoreUnwritable`] as soon as the store is known not to
-    /// be writable: an acknowledgement is never sent for a change that is
-    /// not on disk, and nobody waits on a store that is failing. The change
-    /// itself stays in the journal and is written once the store recovers.
-    pub async fn durable(&self, seq: Seq) -> Result<(), CafeError> {
-        written::durable(&self.written, seq).await
-    }
-
     /// Waits until everything appended so far is durable, however long the
     /// store takes to become writable again.
     pub async fn flushed(&self) {
         let last = self.pending().last;
-        let mut written = self.written.subscribe();
-        let _ = written.wait_for(|written| written.durable >= last).await;
+        written::kept(&self.written, last).await;
     }
 
     /// No more records will be appended: the writer writes what is left
