@@ -22,22 +22,12 @@ use serde_json::Value;
 async fn ctrl_c_still_delivers_the_last_spans() {
     let collector = Collector::start();
     let data_dir = tempfile::tempdir().unwrap();
-    let data_dir = data_dir.path().display().to_string();
-    let cafe = ServerProcess::start_with_env(
-        env!("CARGO_BIN_EXE_cafe-server"),
-        &[
-            // The binary's default store, in a directory of this test's own.
-            "--data-dir",
-            &data_dir,
-            "--time-scale",
-            "0.005",
-            "--otlp-endpoint",
-            &collector.endpoint(),
-        ],
-        // An order's usual steps are logged at `debug` (docs/cafe-server.md,
-        // "Logs"); this test reads the "order placed" line.
-        &[("RUST_LOG", "info,cafe_server=debug")],
-        "café open",
+    // An order's usual steps are logged at `debug` (docs/cafe-server.md,
+    // "Logs"); this test reads the "order placed" line.
+    let cafe = exporting_cafe(
+        &data_dir,
+        &collector.endpoint(),
+        ("RUST_LOG", "info,cafe_server=debug"),
     );
     let address = cafe.addr;
 
@@ -118,21 +108,11 @@ async fn a_missing_collector_is_reported_once_and_does_not_delay_exit() {
         .local_addr()
         .unwrap();
     let data_dir = tempfile::tempdir().unwrap();
-    let data_dir = data_dir.path().display().to_string();
-    let cafe = ServerProcess::start_with_env(
-        env!("CARGO_BIN_EXE_cafe-server"),
-        &[
-            // The binary's default store, in a directory of this test's own.
-            "--data-dir",
-            &data_dir,
-            "--time-scale",
-            "0.005",
-            "--otlp-endpoint",
-            &format!("http://{closed}"),
-        ],
-        // Export every 50 ms, so that the outage spans many failed batches.
-        &[("OTEL_BSP_SCHEDULE_DELAY", "50")],
-        "café open",
+    // Export every 50 ms, so that the outage spans many failed batches.
+    let cafe = exporting_cafe(
+        &data_dir,
+        &format!("http://{closed}"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
     );
     let address = cafe.addr;
 
@@ -199,4 +179,27 @@ fn saying<'a>(lines: &'a [Value], start: &str) -> Vec<&'a Value> {
                 .is_some_and(|m| m.starts_with(start))
         })
         .collect()
+}
+
+/// The real binary on its default store in `data_dir` (a directory of the
+/// test's own), exporting its spans to `endpoint`, with `env` set.
+fn exporting_cafe(
+    data_dir: &tempfile::TempDir,
+    endpoint: &str,
+    env: (&str, &str),
+) -> ServerProcess {
+    let data_dir = data_dir.path().display().to_string();
+    ServerProcess::start_with_env(
+        env!("CARGO_BIN_EXE_cafe-server"),
+        &[
+            "--data-dir",
+            &data_dir,
+            "--time-scale",
+            "0.005",
+            "--otlp-endpoint",
+            endpoint,
+        ],
+        &[env],
+        "café open",
+    )
 }
