@@ -1,7 +1,7 @@
 //! `cafe-barista`: parse the flags, then run as every server of the café
 //! runs ([`grpc_serving::run_main`]): telemetry first (and so flushed
-//! last), the runtime, bind, say where it listens, serve until SIGINT or
-//! SIGTERM. Everything else lives in the library.
+//! last), the runtime, bind, serve (saying where it listens once it does)
+//! until SIGINT or SIGTERM. Everything else lives in the library.
 
 use cafe_barista::Config;
 use clap::Parser;

@@ -1,8 +1,8 @@
 //! `cafe-server`: parse the flags, then run as every server of the café
 //! runs ([`grpc_serving::run_main`]): telemetry first (and so flushed
 //! last, after the runtime is gone), the runtime `--runtime-workers` sizes,
-//! bind, say where it listens, serve until SIGINT or SIGTERM. Everything
-//! else lives in the library, where tests can reach it.
+//! bind, serve (saying where it listens once it does) until SIGINT or
+//! SIGTERM. Everything else lives in the library, where tests can reach it.
 
 use cafe_server::Config;
 use clap::Parser;
