@@ -4,6 +4,8 @@
 //! bind, serve (saying where it listens once it does) until SIGINT or
 //! SIGTERM. Everything else lives in the library, where tests can reach it.
 
+use std::process::ExitCode;
+
 use cafe_server::Config;
 use clap::Parser;
 use grpc_serving as serving;
@@ -16,9 +18,9 @@ use grpc_serving as serving;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let config = Config::parse();
-    serving::run_main("cafe", config, |config, address| {
+    let served = serving::run_main("cafe", config, |config, address| {
         let remote_baristas: Vec<String> = config
             .barista_endpoints
             .iter()
@@ -32,6 +34,6 @@ fn main() -> anyhow::Result<()> {
             remote_baristas = remote_baristas.join(","),
             "café open"
         );
-    })?;
-    Ok(())
+    });
+    serving::exit_code(served)
 }

@@ -102,6 +102,11 @@ impl ServerProcess {
         child_log::wait_for(&self.lines, message, LIMIT)
     }
 
+    /// Its process id, as the system knows it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A new client of the café it runs.
     pub async fn client(&self) -> CafeClient<Channel> {
         connect(self.addr).await

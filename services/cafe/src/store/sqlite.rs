@@ -9,13 +9,13 @@
 //! change made while the previous one was written.
 //!
 //! One connection, holding the file's lock for the café's whole life
-//! (`locking_mode=EXCLUSIVE`): the journal's writer is the only writer, and
-//! a second café started on the same file by mistake fails to start
-//! ("database is locked") instead of handing out the same tickets. (So
-//! `sqlite3` can read the file only while the café is stopped; several
-//! cafés share orders through PostgreSQL.)
+//! (`locking_mode=EXCLUSIVE`): the journal's writer is the only writer. A
+//! second café started on the same file by mistake is refused before it
+//! opens it, at once and saying who holds it (see `lock`), instead of
+//! handing out the same tickets. (So `sqlite3` can read the file only while
+//! the café is stopped; several cafés share orders through PostgreSQL.)
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     Connection, Sqlite, SqliteConnection, Transaction,
@@ -26,7 +26,7 @@ use sqlx::{
     },
 };
 
-use super::{COLUMNS, Record, StoreError, StoredOrder};
+use super::{COLUMNS, Record, StoreError, StoredOrder, lock::StoreLock};
 
 /// The SQLite migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -37,6 +37,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The file, for logs.
     path: String,
+    /// One café per file: held by every clone of the store, let go when
+    /// the last is dropped, after the pool has closed.
+    _lock: Arc<StoreLock>,
 }
 
 impl SqliteStore {
@@ -57,6 +60,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let path = options.get_filename().to_owned();
         create_parent(&path)?;
+        let lock = StoreLock::take(&path)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -66,6 +70,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             path: path.display().to_string(),
+            _lock: Arc::new(lock),
         })
     }
 
