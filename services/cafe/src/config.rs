@@ -133,7 +133,8 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// The directory of the café's own files: its SQLite database when no
-    /// --database-url is given. Created on first start.
+    /// --database-url is given, and beside it the lock that keeps a second
+    /// café off it. Created on first start.
     #[arg(long, env = "CAFE_DATA_DIR", default_value = "cafe-data")]
     pub data_dir: PathBuf,
 

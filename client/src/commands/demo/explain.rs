@@ -102,10 +102,9 @@ pub(super) fn explain_barista(blocking: &Run, async_: &Run, workers: u16) -> Vec
     ]
 }
 
-/// One run in `--json` output.
+/// One run in `--json` output: a `run` event.
 #[derive(Debug, Serialize)]
 pub(super) struct RunLine<'a> {
-    kind: &'static str,
     half: &'static str,
     run: &'static str,
     customers: usize,
@@ -132,7 +131,6 @@ impl<'a> RunLine<'a> {
     ) -> Self {
         let report = &run.report;
         RunLine {
-            kind: "run",
             half,
             run: run_name,
             customers: report.planned,
