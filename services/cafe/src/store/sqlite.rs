@@ -37,9 +37,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The file, for logs.
     path: String,
-    /// One café per file: held by every clone of the store, let go when
-    /// the last is dropped, after the pool has closed.
-    _lock: Arc<StoreLock>,
+    /// One café per file: shared by every clone of the store, let go once
+    /// the pool has closed (`close`), or when the last clone is dropped.
+    lock: Arc<StoreLock>,
 }
 
 impl SqliteStore {
@@ -70,7 +70,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             path: path.display().to_string(),
-            _lock: Arc::new(lock),
+            lock: Arc::new(lock),
         })
     }
 
@@ -80,6 +80,8 @@ impl SqliteStore {
 
     pub(super) async fn close(&self) {
         self.pool.close().await;
+        // Only now: until the pool is closed, SQLite may still write.
+        self.lock.release();
     }
 
     /// Every row.
