@@ -83,21 +83,30 @@ impl Cli {
     /// is: the `Err` is the exit code to end with.
     pub fn parse_args() -> Result<Cli, ExitCode> {
         Cli::try_parse().map_err(|error| {
-            let shown = matches!(
+            let asked = matches!(
                 error.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
             );
-            if !shown && json_asked() {
+            if !asked && json_asked() {
                 // clap's first line says what was wrong; the rest (a tip,
-                // the usage) is for people.
+                // the usage) is for people. A missing command is answered
+                // with the whole help, which has no such line.
                 let rendered = error.render().to_string();
-                let first = rendered.lines().next().unwrap_or_default();
+                let message = match error.kind() {
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                        "no command given: see `cafe --help` for the commands".to_owned()
+                    }
+                    _ => rendered
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ")
+                        .to_owned(),
+                };
                 let line = ErrorLine {
                     code: None,
                     exit_code: exit::USAGE,
-                    message: first.trim_start_matches("error: ").to_owned(),
+                    message,
                 };
                 if print_json("error", &line).is_ok() {
                     return ExitCode::from(exit::USAGE);
@@ -128,18 +137,14 @@ impl Cli {
 }
 
 /// Whether a command line clap could not parse asked for `--json` (the flag
-/// before any `--`, or `CAFE_JSON` set to anything clap reads as true).
+/// before any `--`, or `CAFE_JSON=true`).
 fn json_asked() -> bool {
     let flag = std::env::args_os()
         .skip(1)
         .take_while(|arg| arg != OsStr::new("--"))
         .any(|arg| arg == OsStr::new("--json"));
-    let env = std::env::var("CAFE_JSON").is_ok_and(|value| {
-        !matches!(
-            value.trim().to_lowercase().as_str(),
-            "" | "0" | "false" | "no" | "off" | "n" | "f"
-        )
-    });
+    // clap reads a flag's environment variable as `true` or `false` only.
+    let env = std::env::var("CAFE_JSON").is_ok_and(|value| value == "true");
     flag || env
 }
 

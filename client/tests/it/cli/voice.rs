@@ -196,4 +196,10 @@ async fn an_error_under_json_is_one_event_with_its_code_and_exit_code() {
         exit::USAGE,
     );
     assert!(usage.contains("--colour"), "{usage}");
+    let none = check(
+        cafe(&test_cafe, &["--json"]).await,
+        Value::Null,
+        exit::USAGE,
+    );
+    assert!(none.contains("command"), "{none}");
 }
