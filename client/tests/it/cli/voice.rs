@@ -203,3 +203,40 @@ async fn an_error_under_json_is_one_event_with_its_code_and_exit_code() {
     );
     assert!(none.contains("command"), "{none}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_board_prints_each_order_as_an_order_event() {
+    // One barista, a 40 s latte: Ada's order is still open when the board
+    // starts, so the board's first line is hers.
+    let mut test_cafe = spawn_cafe(cafe_server::Config {
+        baristas: 1,
+        ..cafe_server::Config::default()
+    })
+    .await;
+    let _open = test_cafe.buzzer("Ada", "latte").await;
+    let mut board = cafe_testkit::process::clean_command(env!("CARGO_BIN_EXE_cafe"))
+        .args(["--server", &test_cafe.url(), "--json", "board"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = board.stdout.take().unwrap();
+    // The board runs until Ctrl-C: read its first line, then stop it.
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    board.kill().unwrap();
+    board.wait().unwrap();
+    let event: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    let kinds = documented_kinds()
+        .into_iter()
+        .find(|(name, _)| name == "board")
+        .map(|(_, kinds)| kinds)
+        .unwrap();
+    assert_eq!(kinds, ["order"]);
+    assert_eq!(event["event"], "order", "{event}");
+    assert_eq!(event["order"]["customer"], "Ada", "{event}");
+}
