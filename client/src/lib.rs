@@ -56,7 +56,14 @@ pub async fn run(cli: Cli) -> ExitCode {
     let mut out = Output::detect(cli.json);
     out.trace_links = cli.exports_traces();
     let span = command_span(&cli.command);
-    let result = dispatch(&cli, &out).instrument(span.clone()).await;
+    let result = dispatch(&cli, &out)
+        .instrument(span.clone())
+        .await
+        .map_err(|error| match drink(&cli.command) {
+            // A refused drink that is a near miss: "did you mean …?".
+            Some(drink) => error.about_drink(drink),
+            None => error,
+        });
     if let Err(error) = &result {
         span.record("otel.status_code", "error");
         span.record("otel.status_description", error.to_string());
@@ -71,10 +78,6 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            let error = match drink(&cli.command) {
-                Some(drink) => error.about_drink(drink),
-                None => error,
-            };
             // Under --json, one stream for a script: the error is its last
             // event. (If even that cannot be written, stderr still says.)
             if !out.json || out.json("error", &error.json()).is_err() {
