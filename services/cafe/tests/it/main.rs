@@ -7,7 +7,7 @@
 //! parallel with each other. Nothing here sets process-wide state (a global
 //! subscriber, an environment variable), so they can share a process. The
 //! one test that must run alone, closing under 2,000 orders in flight, is
-//! the package's second binary (`tests/shutdown.rs`, which says why).
+//! the package's second binary (`tests/shutdown/`, which says why).
 
 mod board;
 mod cancelling;
