@@ -6,7 +6,9 @@
 //!
 //! [`Server::serve`] closes in this order, all within `--shutdown-grace`:
 //!
-//! 1. the shutdown future resolves (SIGINT or SIGTERM in the binaries);
+//! 1. the shutdown future resolves (SIGINT or SIGTERM in the binaries), or
+//!    a part the server cannot work without stops ([`super::supervision`]):
+//!    then it closes the same way, and [`Server::serve`] returns the fault;
 //! 2. from then on, every `UNAVAILABLE` the server answers carries a retry
 //!    hint: come back once the grace is over, or go to another replica now
 //!    (see [`super::retry_hint`]);
@@ -45,6 +47,7 @@ use tracing::{info, warn};
 use super::{
     StartupError,
     retry_hint::{self, RetryHintLayer},
+    supervision::Critical,
     tls::ServerTls,
     transport::{Limits, Transport},
 };
@@ -102,6 +105,8 @@ pub struct Server {
     tls: Option<Arc<ServerTls>>,
     /// Said once the server serves (the binaries' "… open" line).
     on_open: Option<OnOpen>,
+    /// The tasks it cannot work without: the first to stop closes it.
+    critical: Critical,
 }
 
 /// What a server does once it serves: log that it is open.
@@ -154,7 +159,15 @@ impl Server {
             metrics: None,
             tls: None,
             on_open: None,
+            critical: Critical::new(),
         }
+    }
+
+    /// The parts the server cannot work without: run each task of the
+    /// kind inside [`Critical::watch`], and its panic or early end closes
+    /// the server ([`Server::serve`] returns [`StartupError::Fault`]).
+    pub fn critical(&self) -> Critical {
+        self.critical.clone()
     }
 
     /// Runs `on_open` once the server serves: its service and everything it
@@ -266,7 +279,13 @@ impl Server {
             said();
         }
 
-        self.shutdown.await;
+        // Whichever comes first: told to close, or a part died. Either way
+        // parts may end from here on (a barista's shift is over).
+        let fault = tokio::select! {
+            () = self.shutdown => None,
+            fault = self.critical.first_fault() => Some(fault),
+        };
+        self.critical.closing();
 
         let deadline = Instant::now() + self.grace;
         // Nobody needs to come back before the transport's last moment.
@@ -290,7 +309,10 @@ impl Server {
             );
         }
         info!("closed");
-        Ok(())
+        match fault {
+            Some(fault) => Err(fault.into()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use grpc_serving::Critical;
 use sqlx::postgres::PgListener;
 use tokio::{
     task::JoinHandle,
@@ -20,7 +21,7 @@ use super::{
     mirror::{RETRY, mirror},
     shared::{HEARTBEAT_INTERVAL, Notice, SharedLine, listen},
 };
-use crate::book::OrderBook;
+use crate::{book::OrderBook, faults};
 
 /// How often the oldest finished orders beyond retention are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
@@ -41,19 +42,23 @@ impl Following {
         shared: &SharedLine,
         lease: Duration,
         finished_kept: usize,
+        critical: &Critical,
     ) -> Result<Self, StoreError> {
         let listener = listen(shared.pool()).await?;
         let open = join(book, shared, finished_kept).await?;
         info!(cafe = shared.cafe(), open, ?lease, "joined the shared line");
         let stop = CancellationToken::new();
-        let task = tokio::spawn(follow_the_line(
+        let following = follow_the_line(
             Arc::clone(book),
             shared.clone(),
             listener,
             lease,
             finished_kept,
             stop.clone(),
-        ));
+        );
+        // Without it this café would neither hear the others nor keep its
+        // lease: a critical part.
+        let task = tokio::spawn(critical.watch("following the shared line", following));
         Ok(Following { stop, task })
     }
 
@@ -137,14 +142,17 @@ async fn follow_the_line(
         tokio::select! {
             () = stop.cancelled() => return,
             notification = listener.try_recv() => match notification {
-                Ok(Some(notification)) => match Notice::decode(notification.payload()) {
-                    Ok(notice) => {
-                        if let Err(why) = mirror(&book, &notice.order) {
-                            warn!(order.id = %notice.order.order.id, why, "cannot take in an order of the shared line");
+                Ok(Some(notification)) => {
+                    faults::step("following");
+                    match Notice::decode(notification.payload()) {
+                        Ok(notice) => {
+                            if let Err(why) = mirror(&book, &notice.order) {
+                                warn!(order.id = %notice.order.order.id, why, "cannot take in an order of the shared line");
+                            }
                         }
+                        Err(error) => warn!(%error, "an unreadable notification on the shared line"),
                     }
-                    Err(error) => warn!(%error, "an unreadable notification on the shared line"),
-                },
+                }
                 Ok(None) => {
                     // The connection dropped (and is made again on the next
                     // call): what was said meanwhile is lost, so read the
