@@ -100,8 +100,9 @@ async fn join(
 }
 
 /// Reads the line again after notifications were lost: every open order,
-/// and every order this book still has open that is not (it ended, or was
-/// forgotten, meanwhile).
+/// and every order this book still has open that is not: it ended
+/// meanwhile, and is taken in as it ended; or it ended and was pruned
+/// meanwhile, and is forgotten here too ([`OrderBook::forget_gone`]).
 pub(super) async fn catch_up(book: &OrderBook, shared: &SharedLine) -> Result<(), sqlx::Error> {
     let open = shared.open_orders().await?;
     for row in &open {
@@ -111,8 +112,15 @@ pub(super) async fn catch_up(book: &OrderBook, shared: &SharedLine) -> Result<()
         open.iter().map(|row| row.order.id.as_str()).collect();
     let stale = book.open_ids();
     for id in stale.iter().filter(|id| !still_open.contains(id.as_str())) {
-        if let Some(row) = shared.order(id.as_str()).await? {
-            let _ = mirror(book, &row);
+        match shared.order(id.as_str()).await? {
+            Some(row) => {
+                let _ = mirror(book, &row);
+            }
+            None => {
+                if book.forget_gone(id.as_str()) {
+                    info!(order.id = %id, "forgot an order the shared line pruned while its news was lost");
+                }
+            }
         }
     }
     Ok(())
