@@ -45,9 +45,9 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// How long a client must have sent no new call, after answering the
 /// shutdown PING, before hyper is given the answer: the calls it wrote
 /// right behind the answer have long arrived by then.
-pub(super) const SETTLE: Duration = Duration::from_millis(200);
+pub(super) const SETTLE: Duration = Duration::from_millis(500);
 /// The longest the answer is held, for a client that goes on sending.
-pub(super) const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
+pub(super) const SETTLE_AT_MOST: Duration = Duration::from_millis(1500);
 /// The longest a closed connection's socket waits for its client to close
 /// its side (a client does at once, once it has read the last GOAWAY).
 const LINGER: Duration = Duration::from_secs(2);

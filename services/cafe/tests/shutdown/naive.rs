@@ -41,9 +41,10 @@ fn start(dir: &Path, time_scale: &str) -> ServerProcess {
             "--time-scale",
             time_scale,
             // A latte takes 2 s at 0.05: the drinks being brewed are
-            // finished well within the grace.
+            // finished well within the grace, which leaves a loaded
+            // machine time for every connection's GOAWAY and last answers.
             "--shutdown-grace",
-            "5s",
+            "10s",
         ],
         "café open",
     )
