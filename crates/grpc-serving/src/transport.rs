@@ -18,11 +18,11 @@
 //!    client that keeps sending, after `QUIET_AT_MOST` or by the time the
 //!    server gives): calls already sent are answered, no new ones are
 //!    taken;
-//!    ([`settle`] holds the second GOAWAY back until the calls the client
+//!    (`transport/settle.rs` holds the second GOAWAY back until the calls the client
 //!    sent before it saw the first have arrived, so each is answered);
 //! 3. each connection closes once its last call has answered;
 //! 4. at the deadline, the calls still open are answered `UNAVAILABLE`
-//!    ([`cut`]), and a moment later the connections still open are
+//!    (`transport/cut.rs`), and a moment later the connections still open are
 //!    dropped.
 //!
 //! The limits ([`Limits`], from the flags) and where each is enforced:

@@ -139,7 +139,10 @@ impl<S> Settling<S> {
         }
         let (mut read, mut kept) = (0, 0);
         let pass = |data: &mut [u8], read: &mut usize, kept: &mut usize, n: usize| {
-            data.copy_within(*read..*read + n, *kept);
+            // Bytes move only after an answer was taken out of this read.
+            if *read != *kept {
+                data.copy_within(*read..*read + n, *kept);
+            }
             *read += n;
             *kept += n;
         };
