@@ -1,0 +1,89 @@
+//! A TCP proxy that cuts its link on demand, between a café and its
+//! PostgreSQL: the tests' counterpart of `bench/faultproxy.py`, in the
+//! test's own runtime so a test can cut and restore without a Python.
+//!
+//! [`FaultProxy::cut`] aborts every open connection and refuses new ones
+//! (what a database restarting or a network partition ending in resets
+//! looks like from the café) until [`FaultProxy::restore`]. Each accepted
+//! connection is one task copying both ways; it watches the proxy's state
+//! in a `watch` channel and drops both sockets the moment the link is cut.
+
+use std::net::SocketAddr;
+
+use tokio::{
+    io::copy_bidirectional,
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinHandle,
+};
+
+/// A proxy on `127.0.0.1:0` to one upstream address; it stops when dropped.
+pub struct FaultProxy {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Whether the link is up: sent by the test, watched by every
+    /// connection's task.
+    up: watch::Sender<bool>,
+    accepting: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream`, the link up.
+    pub async fn start(upstream: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("its address");
+        let up = watch::Sender::new(true);
+        let watching = up.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mut state = watching.subscribe();
+                if !*state.borrow_and_update() {
+                    // Refused while cut: dropped at once.
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let mut client = client;
+                    // Ends when either side closes, or at the cut: then both
+                    // sockets are dropped here, mid-stream.
+                    tokio::select! {
+                        _ = copy_bidirectional(&mut client, &mut server) => {}
+                        _ = state.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        FaultProxy {
+            addr,
+            up,
+            accepting,
+        }
+    }
+
+    /// `url` (`postgres://USER@HOST:PORT/DB`) with its host and port
+    /// replaced by the proxy's.
+    pub fn url_through(&self, url: &str) -> String {
+        let (scheme_user, rest) = url.split_once('@').expect("a URL with a user");
+        let path = rest.find('/').map(|at| &rest[at..]).unwrap_or("");
+        format!("{scheme_user}@{}{path}", self.addr)
+    }
+
+    /// Aborts every open connection (a reset) and refuses new ones.
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.cut();
+    }
+}
