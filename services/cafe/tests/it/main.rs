@@ -22,4 +22,5 @@ mod queueing;
 mod restart;
 mod shared_line;
 mod store_faults;
+mod store_files;
 mod tls_reload;
