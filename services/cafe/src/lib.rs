@@ -22,6 +22,8 @@
 //! - [`metrics`]: the café's gauges for Prometheus, read from the book when
 //!   scraped; the calls' metrics are the serving scaffold's.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
+//! - [`fuzz`]: what the fuzz targets for GetOrder, WatchOrder and
+//!   CancelOrder run (`fuzz/`), over the café's real book.
 //!
 //! Follow an order: [`service::CafeService`] checks it and places it through
 //! [`store::Orders`] in the [`book::OrderBook`]; a barista in [`baristas`]
@@ -33,6 +35,7 @@ pub mod baristas;
 pub mod book;
 pub mod config;
 pub mod error;
+pub mod fuzz;
 pub mod metrics;
 pub mod remote;
 pub mod service;
