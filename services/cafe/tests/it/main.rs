@@ -23,4 +23,5 @@ mod restart;
 mod shared_line;
 mod store_faults;
 mod store_files;
+mod storm;
 mod tls_reload;
