@@ -365,4 +365,6 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
