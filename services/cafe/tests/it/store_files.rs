@@ -176,6 +176,13 @@ async fn a_damaged_store_file_is_refused_at_start_and_says_what_it_holds() {
 
 /// Overwrites the first bytes of every index page of `orders` in `file`.
 async fn damage_indexes(file: &Path) {
+    let pages = index_pages(file).await;
+    damage_pages(file, &pages);
+}
+
+/// Where the index pages of `orders` start in `file`, in bytes (read while
+/// no café holds it).
+async fn index_pages(file: &Path) -> Vec<u64> {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", file.display()))
         .unwrap()
         .read_only(true);
@@ -192,18 +199,25 @@ async fn damage_indexes(file: &Path) {
         .unwrap();
     connection.close().await.unwrap();
     assert!(!pages.is_empty());
+    pages
+        .into_iter()
+        .map(|page| ((page - 1) * page_size) as u64)
+        .collect()
+}
+
+/// Overwrites the first bytes of each page at `offsets` in `file`, leaving
+/// its header whole (still a database file).
+fn damage_pages(file: &Path, offsets: &[u64]) {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(file)
         .unwrap();
-    for page in pages {
-        file.seek(SeekFrom::Start(((page - 1) * page_size) as u64))
-            .unwrap();
+    for &offset in offsets {
+        file.seek(SeekFrom::Start(offset)).unwrap();
         file.write_all(&[0xA5; 64]).unwrap();
     }
     file.sync_all().unwrap();
-    // Still a database file: its header is whole.
     let mut header = [0u8; 16];
     file.seek(SeekFrom::Start(0)).unwrap();
     file.read_exact(&mut header).unwrap();
@@ -329,4 +343,48 @@ async fn a_read_only_store_file_is_refused_at_start_and_kept_for_when_it_is_writ
     run("chmod", &["-R", "u+w"]);
     let cafe = start(dir.path());
     all_kept(&cafe, &kept).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_file_damaged_under_the_cafe_loses_no_confirmed_order_without_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cafe.db");
+    let cafe = start(dir.path());
+    let mut kept = confirmed(&cafe, "first", 5).await;
+    cafe.terminate();
+    assert!(cafe.wait_exit(), "the café exits cleanly");
+    // Where the indexes are, read while no café holds the file.
+    let pages = index_pages(&file).await;
+
+    let cafe = start(dir.path());
+    kept.extend(confirmed(&cafe, "before", 5).await);
+    damage_pages(&file, &pages);
+    // Every order is answered: READY (the café still reads the pages it
+    // holds) or UNAVAILABLE, never left to its deadline.
+    let mut client = cafe.client().await;
+    for i in 0..10 {
+        let id = format!("damaged-{i}");
+        match tokio::time::timeout(LIMIT, counter(&mut client, &id)).await {
+            Ok(Ok(order)) => kept.push((id, order)),
+            Ok(Err(status)) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+            Err(_) => panic!("order {id} was left hanging on a damaged file"),
+        }
+    }
+    cafe.terminate();
+    let _ = cafe.wait_exit();
+
+    // A restart has every confirmed order, or refuses the file and says
+    // so: never an empty or partial café without a word.
+    match try_start(dir.path()) {
+        Some((status, log)) => {
+            assert!(!status.success());
+            assert!(log.contains("is damaged"), "{log}");
+            eprintln!("the restart refused the damaged file");
+        }
+        None => {
+            eprintln!("the café wrote over the damage; the restart has every order");
+            let cafe = start(dir.path());
+            all_kept(&cafe, &kept).await;
+        }
+    }
 }
