@@ -4,9 +4,11 @@
 //!
 //! [`FaultProxy::cut`] aborts every open connection and refuses new ones
 //! (what a database restarting or a network partition ending in resets
-//! looks like from the café) until [`FaultProxy::restore`]. Each accepted
-//! connection is one task copying both ways; it watches the proxy's state
-//! in a `watch` channel and drops both sockets the moment the link is cut.
+//! looks like from the café) until [`FaultProxy::restore`];
+//! [`FaultProxy::stall`] holds every new connection, accepted but never
+//! answered (a frozen database). Each accepted connection is one task
+//! copying both ways; it watches the proxy's state in a `watch` channel
+//! and drops both sockets the moment the link is cut.
 
 use std::net::SocketAddr;
 
@@ -17,13 +19,24 @@ use tokio::{
     task::JoinHandle,
 };
 
+/// What the link does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Bytes flow.
+    Up,
+    /// Open connections are aborted, new ones refused.
+    Cut,
+    /// New connections are held, unanswered.
+    Stalled,
+}
+
 /// A proxy on `127.0.0.1:0` to one upstream address; it stops when dropped.
 pub struct FaultProxy {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Whether the link is up: sent by the test, watched by every
-    /// connection's task.
-    up: watch::Sender<bool>,
+    /// The link's state: sent by the test, watched by every connection's
+    /// task.
+    link: watch::Sender<Link>,
     accepting: JoinHandle<()>,
 }
 
@@ -32,16 +45,23 @@ impl FaultProxy {
     pub async fn start(upstream: SocketAddr) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("its address");
-        let up = watch::Sender::new(true);
-        let watching = up.clone();
+        let link = watch::Sender::new(Link::Up);
+        let watching = link.clone();
         let accepting = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let mut state = watching.subscribe();
-                if !*state.borrow_and_update() {
-                    // Refused while cut: dropped at once.
-                    continue;
-                }
                 tokio::spawn(async move {
+                    // A stalled link holds the connection until it is up or
+                    // cut; a cut one drops it at once.
+                    // Copied out: the channel's read lock is not held
+                    // across the next `.await`.
+                    let now = match state.wait_for(|link| *link != Link::Stalled).await {
+                        Ok(now) => *now,
+                        Err(_) => return,
+                    };
+                    if now == Link::Cut {
+                        return;
+                    }
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
                     };
@@ -50,14 +70,14 @@ impl FaultProxy {
                     // sockets are dropped here, mid-stream.
                     tokio::select! {
                         _ = copy_bidirectional(&mut client, &mut server) => {}
-                        _ = state.wait_for(|up| !*up) => {}
+                        _ = state.wait_for(|link| *link == Link::Cut) => {}
                     }
                 });
             }
         });
         FaultProxy {
             addr,
-            up,
+            link,
             accepting,
         }
     }
@@ -72,12 +92,18 @@ impl FaultProxy {
 
     /// Aborts every open connection (a reset) and refuses new ones.
     pub fn cut(&self) {
-        self.up.send_replace(false);
+        self.link.send_replace(Link::Cut);
+    }
+
+    /// Holds every new connection, accepted but unanswered, until the link
+    /// is restored or cut.
+    pub fn stall(&self) {
+        self.link.send_replace(Link::Stalled);
     }
 
     /// Lets connections through again.
     pub fn restore(&self) {
-        self.up.send_replace(true);
+        self.link.send_replace(Link::Up);
     }
 }
 

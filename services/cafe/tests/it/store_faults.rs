@@ -260,3 +260,40 @@ async fn a_postgresql_link_cut_and_restored_loses_no_order_and_the_cafe_comes_ba
         assert_eq!(again.id, before.id, "{request_id} brewed twice");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cafe_started_while_postgresql_is_stalled_says_so_and_exits() {
+    let Some(db) = cafe_testkit::postgres::database().await else {
+        return;
+    };
+    let upstream = db.url.split_once('@').unwrap().1;
+    let upstream = upstream.split('/').next().unwrap();
+    let upstream = tokio::net::lookup_host(upstream)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream).await;
+    proxy.stall();
+    let url = proxy.url_through(&db.url);
+    // Its own thread: waiting for the process must not stall the proxy.
+    let output = tokio::task::spawn_blocking(move || {
+        cafe_testkit::process::clean_command(env!("CARGO_BIN_EXE_cafe-server"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--database-url", &url])
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run cafe-server")
+    });
+    let output = tokio::time::timeout(LIMIT, output)
+        .await
+        .expect("the café waited for ever on a stalled database")
+        .unwrap();
+    assert!(!output.status.success(), "a café without its store started");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!log.contains("café open"), "it said it was open:\n{log}");
+    assert!(
+        log.contains("cannot open the order store"),
+        "the error names the store:\n{log}"
+    );
+}
