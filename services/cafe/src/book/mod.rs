@@ -474,6 +474,6 @@ impl OrderBook {
 }
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;
