@@ -479,6 +479,6 @@ impl OrderBook {
 }
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;
