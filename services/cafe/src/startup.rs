@@ -28,7 +28,10 @@
 
 use std::sync::Arc;
 
-use cafe_domain::proto::{self, v1::cafe_server::CafeServer};
+use cafe_domain::{
+    faults,
+    proto::{self, v1::cafe_server::CafeServer},
+};
 use grpc_serving::{self as serving, Serve, Server, ServerEnv, ServerFlags, StartupError};
 use tokio::time::Instant;
 use tracing::info;
@@ -69,6 +72,8 @@ impl Serve for Config {
         let (orders, upkeep) = Orders::open(&self.store_url(), settings, &availability)
             .await
             .map_err(|error| StartupError::Service(error.into()))?;
+        let faults = faults::switch_on(&self.faults, self.faults_file.as_deref());
+        let orders = orders.with_faults(faults);
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
                 time_scale: self.time_scale,

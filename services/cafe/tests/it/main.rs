@@ -13,6 +13,7 @@ mod board;
 mod cancelling;
 mod closing;
 mod exit_flush;
+mod faults;
 mod interop;
 mod leaks;
 mod limits;
