@@ -39,9 +39,9 @@ use std::{sync::Arc, time::Duration};
 
 use cafe_domain::brewing::{self, BrewMode};
 use cafe_domain::menu::TimeScale;
-use grpc_telemetry::propagation::join_trace;
+use grpc_telemetry::propagation::in_trace;
 use tokio::{task::JoinSet, time::Instant};
-use tracing::{Instrument, debug, field::Empty, info, info_span, warn};
+use tracing::{debug, field::Empty, info, info_span, warn};
 
 use crate::{book::OrderEntry, remote::RemoteBaristas, store::Orders};
 
@@ -109,11 +109,11 @@ async fn work(orders: Orders, name: Arc<str>, time_scale: TimeScale, brew_mode: 
         // This brew's span, a child of the call that placed the order (not
         // of whatever ran before on this task). Set the parent before the
         // span is first entered: after that it is fixed.
+        // Without export, the order's context is made current instead, so
+        // the brew's log lines still name the order's trace.
         let span = info_span!("brew", order.id = %entry.id(), barista = %name, fault = Empty, otel.status_code = Empty);
-        join_trace(&span, entry.trace_context().clone());
-        free_since = brew_here(&orders, &entry, &name, time_scale, brew_mode, free_since)
-            .instrument(span)
-            .await;
+        let brewed = brew_here(&orders, &entry, &name, time_scale, brew_mode, free_since);
+        free_since = in_trace(span, entry.trace_context().clone(), brewed).await;
     }
     info!(barista = %name, "shift over");
 }

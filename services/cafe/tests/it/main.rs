@@ -17,6 +17,7 @@ mod faults;
 mod interop;
 mod leaks;
 mod limits;
+mod log_traces;
 mod metrics;
 mod orders;
 mod queueing;
