@@ -36,6 +36,7 @@ use crate::{
     availability::Availability,
     book::{AtTheLine, OrderBook, OrderEntry, Origin, Placed},
     error::CafeError,
+    metrics::PhaseTimes,
 };
 
 /// How long the café waits, after its transport has shut down, for the
@@ -50,6 +51,8 @@ pub struct Orders {
     /// The faults in force, shared with the baristas (`--faults`); none
     /// unless switched on.
     faults: Faults,
+    /// Where each READY order's wait and brew are observed.
+    phases: PhaseTimes,
 }
 
 /// Where the book's orders are kept.
@@ -96,6 +99,7 @@ impl Orders {
             book,
             store: KeptIn::Memory,
             faults: Faults::default(),
+            phases: PhaseTimes::default(),
         }
     }
 
@@ -125,6 +129,7 @@ impl Orders {
                 book,
                 store: KeptIn::SharedLine(shared.clone()),
                 faults: Faults::default(),
+                phases: PhaseTimes::default(),
             };
             return Ok((orders, Upkeep(Running::Following(following, shared))));
         }
@@ -152,6 +157,7 @@ impl Orders {
             book,
             store: KeptIn::Journal,
             faults: Faults::default(),
+            phases: PhaseTimes::default(),
         };
         Ok((orders, Upkeep(Running::Writer(journal, writer))))
     }
@@ -159,6 +165,13 @@ impl Orders {
     /// These orders, broken by `faults` (and their baristas with them).
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// These orders, their phases observed in `phases` (served by the
+    /// café's collector).
+    pub fn with_phases(mut self, phases: PhaseTimes) -> Self {
+        self.phases = phases;
         self
     }
 
@@ -269,13 +282,19 @@ impl Orders {
     /// Marks a brewing order as ready. False if it had already ended (or
     /// is no longer this café's to finish).
     pub async fn ready(&self, entry: &OrderEntry) -> bool {
-        self.commit("ready", async {
-            match &self.store {
-                KeptIn::Memory | KeptIn::Journal => self.book.ready(entry),
-                KeptIn::SharedLine(shared) => mirror::ready(&self.book, shared, entry).await,
-            }
-        })
-        .await
+        let ready = self
+            .commit("ready", async {
+                match &self.store {
+                    KeptIn::Memory | KeptIn::Journal => self.book.ready(entry),
+                    KeptIn::SharedLine(shared) => mirror::ready(&self.book, shared, entry).await,
+                }
+            })
+            .await;
+        if ready {
+            self.phases
+                .observe_ready(&entry.snapshot(), entry.trace_context());
+        }
+        ready
     }
 
     /// Fails an order with `reason`, unless it has already ended (on a
