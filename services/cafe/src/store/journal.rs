@@ -41,6 +41,7 @@ pub use crate::book::Seq;
 use crate::{
     availability::Availability,
     book::{Durability, Recorder, Written, written},
+    faults,
 };
 
 /// After this many failed attempts in a row, the café stops taking orders
@@ -159,6 +160,11 @@ impl Recorder for Journal {
 /// NOT_SERVING) and answers those waiting for a write UNAVAILABLE, until
 /// a write succeeds.
 pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availability>) {
+    // If this task dies (a panic unwinds through here), nobody would ever
+    // mark the waiting changes durable: the guard tells their waiters the
+    // store cannot be written, so they are answered UNAVAILABLE while the
+    // café closes, rather than left hanging.
+    let running = WriterRunning(&journal);
     loop {
         // Registered before looking, so an append between the look and the
         // wait is not missed.
@@ -167,17 +173,33 @@ pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availa
         woken.as_mut().enable();
         let Some((batch, last)) = journal.take() else {
             store.close().await;
+            // Ended as it should: nothing for the guard to say.
+            std::mem::forget(running);
             return;
         };
         if batch.is_empty() {
             woken.await;
             continue;
         }
+        faults::step("writer");
         write_batch(&journal, &store, &coalesce(batch), &availability).await;
         journal.written.send_modify(|written| {
             written.durable = last;
             written.failing = None;
         });
+    }
+}
+
+/// Alive while the writer runs; dropped other than at its end, it says the
+/// store cannot be written (see [`write()`]).
+struct WriterRunning<'a>(&'a Journal);
+
+impl Drop for WriterRunning<'_> {
+    fn drop(&mut self) {
+        let why = "the order store's writer stopped".to_owned();
+        self.0
+            .written
+            .send_modify(|written| written.failing = Some(why));
     }
 }
 

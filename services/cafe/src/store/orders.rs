@@ -26,6 +26,7 @@ use cafe_domain::{
     faults::Faults,
     order::{NewOrder, Order},
 };
+use grpc_serving::Critical;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -105,11 +106,13 @@ impl Orders {
 
     /// Opens the store `url` names (see [`Store::open`]; a `postgres://`
     /// URL is a shared line), rebuilds the book from what it holds, and
-    /// starts its upkeep.
+    /// starts its upkeep, whose task (the journal's writer, or following
+    /// the shared line) is one of the café's `critical` parts.
     pub async fn open(
         url: &str,
         settings: BookSettings,
         availability: &Arc<Availability>,
+        critical: &Critical,
     ) -> Result<(Orders, Upkeep), StoreError> {
         let BookSettings {
             queue_capacity,
@@ -124,7 +127,8 @@ impl Orders {
                 availability,
                 finished_kept,
             ));
-            let following = Following::start(&book, &shared, lease, finished_kept).await?;
+            let following =
+                Following::start(&book, &shared, lease, finished_kept, critical).await?;
             let orders = Orders {
                 book,
                 store: KeptIn::SharedLine(shared.clone()),
@@ -152,7 +156,8 @@ impl Orders {
         };
         // The writer owns the store from here; it ends once the journal is
         // closed and written out (`Upkeep::finish`).
-        let writer = tokio::spawn(journal::write(Arc::clone(&journal), store, availability));
+        let writer = journal::write(Arc::clone(&journal), store, availability);
+        let writer = tokio::spawn(critical.watch("the order store's writer", writer));
         let orders = Orders {
             book,
             store: KeptIn::Journal,
