@@ -346,7 +346,7 @@ impl RemoteBaristas {
             }
         }
         let reason = format!(
-            "{MAX_ATTEMPTS} baristas went away while making it; the last one: {}",
+            "{MAX_ATTEMPTS} baristas went away or spoiled it while making it; the last one: {}",
             last_failure.unwrap_or_default()
         );
         warn!(order.id = %id, %reason, "order failed");
