@@ -74,7 +74,7 @@ async fn a_flaky_barista_fails_the_brew_until_switched_off() {
 
     switch(&cafe, &file, "flaky-barista=1");
     let status = espresso(&mut client).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(
         status
             .message()
