@@ -82,6 +82,20 @@ impl FaultProxy {
         }
     }
 
+    /// Starts a proxy to the server of the database `url`
+    /// (`postgres://USER@HOST:PORT/DB`); [`FaultProxy::url_through`] gives
+    /// the URL to hand the café instead.
+    pub async fn in_front_of(url: &str) -> FaultProxy {
+        let (_, rest) = url.split_once('@').expect("a URL with a user");
+        let host_port = rest.split('/').next().expect("a host and port");
+        let upstream = tokio::net::lookup_host(host_port)
+            .await
+            .expect("the database's host resolves")
+            .next()
+            .expect("an address for the database's host");
+        FaultProxy::start(upstream).await
+    }
+
     /// `url` (`postgres://USER@HOST:PORT/DB`) with its host and port
     /// replaced by the proxy's.
     pub fn url_through(&self, url: &str) -> String {

@@ -61,6 +61,24 @@ pub(crate) async fn serving(cafe: &ServerProcess) -> bool {
     check.into_inner().status == 1 // SERVING
 }
 
+/// Every confirmed order is found READY, and a retry of its request id
+/// gets it rather than a second drink.
+pub(crate) async fn all_kept(cafe: &ServerProcess, confirmed: &[(String, Order)]) {
+    let mut client = cafe.client().await;
+    for (request_id, before) in confirmed {
+        let found = client
+            .get_order(GetOrderRequest {
+                order_id: before.id.clone(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("order {request_id} was lost: {status:?}"))
+            .into_inner();
+        assert_eq!(found.status, OrderStatus::Ready as i32, "{request_id}");
+        let again = counter(&mut client, request_id).await.expect("a retry");
+        assert_eq!(again.id, before.id, "{request_id} brewed twice");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_loses_no_confirmed_order_and_the_cafe_comes_back_by_itself() {
     let Some(disk) = SmallDisk::mount("2m") else {
@@ -122,19 +140,7 @@ async fn a_full_disk_loses_no_confirmed_order_and_the_cafe_comes_back_by_itself(
     cafe.terminate();
     assert!(cafe.wait_exit(), "the café exits cleanly");
     let cafe = start(disk.path());
-    let mut client = cafe.client().await;
-    for (request_id, before) in &confirmed {
-        let found = client
-            .get_order(GetOrderRequest {
-                order_id: before.id.clone(),
-            })
-            .await
-            .unwrap_or_else(|status| panic!("order {request_id} was lost: {status:?}"))
-            .into_inner();
-        assert_eq!(found.status, OrderStatus::Ready as i32, "{request_id}");
-        let again = counter(&mut client, request_id).await.expect("a retry");
-        assert_eq!(again.id, before.id, "{request_id} brewed twice");
-    }
+    all_kept(&cafe, &confirmed).await;
 }
 
 #[test]
@@ -212,14 +218,7 @@ async fn a_postgresql_link_cut_and_restored_loses_no_order_and_the_cafe_comes_ba
     let Some(db) = cafe_testkit::postgres::database().await else {
         return;
     };
-    let upstream = db.url.split_once('@').unwrap().1;
-    let upstream = upstream.split('/').next().unwrap();
-    let upstream = tokio::net::lookup_host(upstream)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = FaultProxy::start(upstream).await;
+    let proxy = FaultProxy::in_front_of(&db.url).await;
     let url = proxy.url_through(&db.url);
     let cafe = ServerProcess::start(
         env!("CARGO_BIN_EXE_cafe-server"),
@@ -287,19 +286,7 @@ async fn a_postgresql_link_cut_and_restored_loses_no_order_and_the_cafe_comes_ba
         &["--database-url", &db.url],
         "café open",
     );
-    let mut client = cafe.client().await;
-    for (request_id, before) in &confirmed {
-        let found = client
-            .get_order(GetOrderRequest {
-                order_id: before.id.clone(),
-            })
-            .await
-            .unwrap_or_else(|status| panic!("order {request_id} was lost: {status:?}"))
-            .into_inner();
-        assert_eq!(found.status, OrderStatus::Ready as i32, "{request_id}");
-        let again = counter(&mut client, request_id).await.expect("a retry");
-        assert_eq!(again.id, before.id, "{request_id} brewed twice");
-    }
+    all_kept(&cafe, &confirmed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,14 +294,7 @@ async fn a_cafe_started_while_postgresql_is_stalled_says_so_and_exits() {
     let Some(db) = cafe_testkit::postgres::database().await else {
         return;
     };
-    let upstream = db.url.split_once('@').unwrap().1;
-    let upstream = upstream.split('/').next().unwrap();
-    let upstream = tokio::net::lookup_host(upstream)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = FaultProxy::start(upstream).await;
+    let proxy = FaultProxy::in_front_of(&db.url).await;
     proxy.stall();
     let url = proxy.url_through(&db.url);
     // Its own thread: waiting for the process must not stall the proxy.

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cafe_domain::proto::v1::{GetOrderRequest, Order, OrderStatus};
+use cafe_domain::proto::v1::Order;
 use cafe_testkit::{
     LIMIT, order,
     process::{ServerProcess, clean_command},
@@ -26,7 +26,7 @@ use sqlx::{
 };
 use tonic::Code;
 
-use super::store_faults::{counter, serving};
+use super::store_faults::{all_kept, counter, serving};
 
 /// Starts the café on the SQLite store in `dir`: four baristas, 20 ms lattes.
 fn start(dir: &Path) -> ServerProcess {
@@ -102,24 +102,6 @@ async fn confirmed(cafe: &ServerProcess, prefix: &str, count: usize) -> Vec<(Str
         confirmed.push((request_id, order));
     }
     confirmed
-}
-
-/// Every confirmed order is found READY, and a retry of its request id
-/// gets it rather than a second drink.
-async fn all_kept(cafe: &ServerProcess, confirmed: &[(String, Order)]) {
-    let mut client = cafe.client().await;
-    for (request_id, before) in confirmed {
-        let found = client
-            .get_order(GetOrderRequest {
-                order_id: before.id.clone(),
-            })
-            .await
-            .unwrap_or_else(|status| panic!("order {request_id} was lost: {status:?}"))
-            .into_inner();
-        assert_eq!(found.status, OrderStatus::Ready as i32, "{request_id}");
-        let again = counter(&mut client, request_id).await.expect("a retry");
-        assert_eq!(again.id, before.id, "{request_id} brewed twice");
-    }
 }
 
 #[test]
