@@ -14,14 +14,28 @@
 //! ("database is locked") instead of handing out the same tickets. (So
 //! `sqlite3` can read the file only while the café is stopped; several
 //! cafés share orders through PostgreSQL.)
+//!
+//! The connection is `rusqlite`'s, called directly by the journal's writer
+//! on its own thread: a statement is a function call, prepared once and
+//! reused. (sqlx, which the café keeps for PostgreSQL, runs each SQLite
+//! statement on a worker thread of its own and hands it back to the
+//! runtime: two thread wake-ups per statement, most of what an order cost
+//! to keep; `docs/performance.md` has the profile.) sqlx still brings the
+//! schema up to date on open, so the migrations stay one mechanism for
+//! both databases.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
 
+use rusqlite::{Connection, OpenFlags, params};
 use sqlx::{
-    Connection, Sqlite, SqliteConnection, Transaction,
     migrate::Migrator,
     sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
+        SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePoolOptions,
         SqliteSynchronous,
     },
 };
@@ -31,10 +45,17 @@ use super::{COLUMNS, Record, StoreError, StoredOrder};
 /// The SQLite migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// How long opening waits for a café that is stopping to let go of the
+/// file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An open SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// The one connection; `None` once closed. Locked by the journal's
+    /// writer for each batch (and by a restart's read before it starts),
+    /// never across an `.await`.
+    connection: Arc<Mutex<Option<Connection>>>,
     /// The file, for logs.
     path: String,
 }
@@ -54,17 +75,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .locking_mode(SqliteLockingMode::Exclusive)
             // A café that is stopping may hold the file a moment longer.
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_owned();
         create_parent(&path)?;
-        let pool = SqlitePoolOptions::new()
+        // sqlx migrates, then lets go of the file for the connection that
+        // keeps it: closed (not dropped) so its lock is released first.
+        let migrating = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        MIGRATOR.run(&pool).await?;
+        MIGRATOR.run(&migrating).await?;
+        migrating.close().await;
+
+        let connection = connect(&path).map_err(|source| StoreError::OpenSqlite {
+            url: url.to_owned(),
+            source,
+        })?;
         Ok(SqliteStore {
-            pool,
+            connection: Arc::new(Mutex::new(Some(connection))),
             path: path.display().to_string(),
         })
     }
@@ -73,98 +102,140 @@ impl SqliteStore {
         format!("SQLite {}", self.path)
     }
 
-    pub(super) async fn close(&self) {
-        self.pool.close().await;
+    fn connection(&self) -> MutexGuard<'_, Option<Connection>> {
+        // A panic mid-write leaves at most an open transaction, which the
+        // next write rolls back (see `write`).
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Closes the connection, letting go of the file's lock.
+    pub(super) fn close(&self) {
+        // Dropping the connection closes it there and then.
+        self.connection().take();
     }
 
     /// Every row.
-    pub(super) async fn all_orders(&self) -> Result<Vec<StoredOrder>, StoreError> {
-        let rows = sqlx::query_as::<_, StoredOrder>(&format!("SELECT {COLUMNS} FROM orders"))
-            .fetch_all(&self.pool)
-            .await?;
+    pub(super) fn all_orders(&self) -> Result<Vec<StoredOrder>, StoreError> {
+        let connection = self.connection();
+        let connection = connection.as_ref().ok_or(StoreError::Closed)?;
+        let mut select = connection.prepare(&format!("SELECT {COLUMNS} FROM orders"))?;
+        let rows = select
+            .query_map([], |row| {
+                Ok(StoredOrder {
+                    id: row.get(0)?,
+                    ticket: row.get(1)?,
+                    customer: row.get(2)?,
+                    drink: row.get(3)?,
+                    size: row.get(4)?,
+                    request_id: row.get(5)?,
+                    claim_token: row.get(6)?,
+                    placed_at: row.get(7)?,
+                    status: row.get(8)?,
+                    barista: row.get(9)?,
+                    started_at: row.get(10)?,
+                    ready_at: row.get(11)?,
+                    note: row.get(12)?,
+                    finished_at: row.get(13)?,
+                    cafe_id: row.get(14)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    /// Writes `records` in one transaction.
+    /// Writes `records` in one transaction. Blocks for the commit: called
+    /// by the journal's writer on its own thread.
     ///
-    /// A connection on which a write failed is closed, not reused: after a
-    /// failed `COMMIT` (a full disk, an I/O error) SQLite may already have
-    /// rolled the transaction back while sqlx still counts it as open, and
-    /// the next "transaction" on that connection would then be a savepoint
-    /// inside one that is never committed: every later write would report
-    /// success and reach no disk. A fresh connection starts from the file.
-    pub(super) async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        let written = write_in(&mut connection, records).await;
-        if written.is_err() {
-            connection.close_on_drop();
+    /// A transaction whose `COMMIT` failed (a full disk, an I/O error) may
+    /// have been rolled back by SQLite already, or may still be open: it is
+    /// rolled back if it is, so the next batch starts its own transaction
+    /// rather than nesting in one that is never committed.
+    pub(super) fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+        let connection = self.connection();
+        let connection = connection.as_ref().ok_or(StoreError::Closed)?;
+        let written = write_in(connection, records);
+        if written.is_err() && !connection.is_autocommit() {
+            connection.execute_batch("ROLLBACK")?;
         }
         Ok(written?)
     }
 }
 
-/// Writes `records` on `connection` in one transaction.
-async fn write_in(
-    connection: &mut SqliteConnection,
-    records: &[Record],
-) -> Result<(), sqlx::Error> {
-    let mut tx = connection.begin().await?;
-    for record in records {
-        apply(&mut tx, record).await?;
-    }
-    tx.commit().await
+/// Opens the connection the café keeps: WAL, `synchronous=NORMAL`, the
+/// file's lock held from here on.
+fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    // Reading the journal mode back takes the file's lock at once (in
+    // exclusive mode it is kept), so a second café fails here.
+    connection
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.execute_batch("BEGIN IMMEDIATE; COMMIT")?;
+    Ok(connection)
 }
 
-/// One record as SQL. The statements are prepared once per connection and
-/// cached by sqlx.
-async fn apply(tx: &mut Transaction<'_, Sqlite>, record: &Record) -> Result<(), sqlx::Error> {
-    match record {
-        Record::Placed(order) => {
-            sqlx::query(
-                "INSERT INTO orders (id, ticket, customer, drink, size, request_id, claim_token, \
-                 placed_at, status, barista, started_at, ready_at, note, finished_at, cafe_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&order.id)
-            .bind(order.ticket)
-            .bind(&order.customer)
-            .bind(&order.drink)
-            .bind(order.size)
-            .bind(&order.request_id)
-            .bind(&order.claim_token)
-            .bind(order.placed_at)
-            .bind(order.status)
-            .bind(&order.barista)
-            .bind(order.started_at)
-            .bind(order.ready_at)
-            .bind(&order.note)
-            .bind(order.finished_at)
-            .bind(&order.cafe_id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Record::Changed(change) => {
-            sqlx::query(
-                "UPDATE orders SET status = ?, barista = ?, started_at = ?, ready_at = ?, \
-                 note = ?, finished_at = ? WHERE id = ?",
-            )
-            .bind(change.status)
-            .bind(&change.barista)
-            .bind(change.started_at)
-            .bind(change.ready_at)
-            .bind(&change.note)
-            .bind(change.finished_at)
-            .bind(&change.id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Record::Forgotten(id) => {
-            sqlx::query("DELETE FROM orders WHERE id = ?")
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+/// Writes `records` on `connection` in one transaction, each kind of
+/// record through its one prepared statement. `BEGIN` and `COMMIT` are
+/// prepared statements too, not text parsed again for every batch; a
+/// transaction left open by a failure is the caller's to roll back.
+fn write_in(connection: &Connection, records: &[Record]) -> Result<(), rusqlite::Error> {
+    connection.prepare_cached("BEGIN")?.execute([])?;
+    for record in records {
+        match record {
+            Record::Placed(order) => {
+                connection.prepare_cached(
+                    "INSERT INTO orders (ticket, id, customer, drink, size, request_id, \
+                     claim_token, placed_at, status, barista, started_at, ready_at, note, \
+                     finished_at, cafe_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![
+                    order.ticket,
+                    order.id,
+                    order.customer,
+                    order.drink,
+                    order.size,
+                    order.request_id,
+                    order.claim_token,
+                    order.placed_at,
+                    order.status,
+                    order.barista,
+                    order.started_at,
+                    order.ready_at,
+                    order.note,
+                    order.finished_at,
+                    order.cafe_id,
+                ])?;
+            }
+            Record::Changed(change) => {
+                connection.prepare_cached(
+                    "UPDATE orders SET status = ?, barista = ?, started_at = ?, ready_at = ?, \
+                     note = ?, finished_at = ? WHERE ticket = ?",
+                )?
+                .execute(params![
+                    change.status,
+                    change.barista,
+                    change.started_at,
+                    change.ready_at,
+                    change.note,
+                    change.finished_at,
+                    change.ticket,
+                ])?;
+            }
+            Record::Forgotten(ticket) => {
+                connection.prepare_cached("DELETE FROM orders WHERE ticket = ?")?
+                    .execute([ticket])?;
+            }
         }
     }
+    connection.prepare_cached("COMMIT")?.execute([])?;
     Ok(())
 }
 
