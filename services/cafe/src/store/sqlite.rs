@@ -18,11 +18,11 @@
 //! The connection is `rusqlite`'s, called directly by the journal's writer
 //! on its own thread: a statement is a function call, prepared once and
 //! reused. (sqlx, which the café keeps for PostgreSQL, runs each SQLite
-//! statement on a worker thread of its own and hands it back to the
-//! runtime: two thread wake-ups per statement, most of what an order cost
-//! to keep; `docs/performance.md` has the profile.) sqlx still brings the
-//! schema up to date on open, so the migrations stay one mechanism for
-//! both databases.
+//! statement on a worker thread of its own and hands the answer back to
+//! the runtime: a channel and two wake-ups per statement, which cost about
+//! as much as SQLite's own work; `docs/performance.md` has the profile.)
+//! sqlx still brings the schema up to date on open, so the migrations stay
+//! one mechanism for both databases.
 
 use std::{
     path::Path,
@@ -190,47 +190,50 @@ fn write_in(connection: &Connection, records: &[Record]) -> Result<(), rusqlite:
     for record in records {
         match record {
             Record::Placed(order) => {
-                connection.prepare_cached(
-                    "INSERT INTO orders (ticket, id, customer, drink, size, request_id, \
+                connection
+                    .prepare_cached(
+                        "INSERT INTO orders (ticket, id, customer, drink, size, request_id, \
                      claim_token, placed_at, status, barista, started_at, ready_at, note, \
                      finished_at, cafe_id) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )?
-                .execute(params![
-                    order.ticket,
-                    order.id,
-                    order.customer,
-                    order.drink,
-                    order.size,
-                    order.request_id,
-                    order.claim_token,
-                    order.placed_at,
-                    order.status,
-                    order.barista,
-                    order.started_at,
-                    order.ready_at,
-                    order.note,
-                    order.finished_at,
-                    order.cafe_id,
-                ])?;
+                    )?
+                    .execute(params![
+                        order.ticket,
+                        order.id,
+                        order.customer,
+                        order.drink,
+                        order.size,
+                        order.request_id,
+                        order.claim_token,
+                        order.placed_at,
+                        order.status,
+                        order.barista,
+                        order.started_at,
+                        order.ready_at,
+                        order.note,
+                        order.finished_at,
+                        order.cafe_id,
+                    ])?;
             }
             Record::Changed(change) => {
-                connection.prepare_cached(
-                    "UPDATE orders SET status = ?, barista = ?, started_at = ?, ready_at = ?, \
+                connection
+                    .prepare_cached(
+                        "UPDATE orders SET status = ?, barista = ?, started_at = ?, ready_at = ?, \
                      note = ?, finished_at = ? WHERE ticket = ?",
-                )?
-                .execute(params![
-                    change.status,
-                    change.barista,
-                    change.started_at,
-                    change.ready_at,
-                    change.note,
-                    change.finished_at,
-                    change.ticket,
-                ])?;
+                    )?
+                    .execute(params![
+                        change.status,
+                        change.barista,
+                        change.started_at,
+                        change.ready_at,
+                        change.note,
+                        change.finished_at,
+                        change.ticket,
+                    ])?;
             }
             Record::Forgotten(ticket) => {
-                connection.prepare_cached("DELETE FROM orders WHERE ticket = ?")?
+                connection
+                    .prepare_cached("DELETE FROM orders WHERE ticket = ?")?
                     .execute([ticket])?;
             }
         }
