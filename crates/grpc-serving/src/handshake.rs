@@ -9,8 +9,8 @@
 //! given the connection: [`preface_within`] *peeks* at the socket until the
 //! preface (the fixed 24 bytes `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n` every
 //! HTTP/2 client starts with) has arrived. Peeking leaves the bytes where
-//! they are for hyper to read, so nothing wraps the connection afterwards
-//! and its reads cost nothing more. A client that sends the preface a byte
+//! they are for hyper to read, so nothing has to hand them back to it
+//! afterwards. A client that sends the preface a byte
 //! at a time is held to the same deadline.
 //!
 //! # With TLS

@@ -24,6 +24,8 @@
 //! - [`retry_hint`]: while closing, `UNAVAILABLE` says when to come back.
 //! - [`metrics`]: what an operator watches a server by, for Prometheus.
 //! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
+//! - [`supervision`]: the tasks a server cannot work without; the first
+//!   to die closes it, and it exits non-zero to be restarted.
 //! - [`application`]: [`Application`] (build, learn the port, serve) and
 //!   [`run_main`], the body of every server binary's `main`.
 
@@ -36,6 +38,7 @@ pub mod metrics;
 pub mod retry_hint;
 pub mod server;
 pub mod shutdown;
+pub mod supervision;
 pub mod tls;
 pub mod transport;
 
@@ -44,6 +47,7 @@ use std::net::SocketAddr;
 pub use application::{Application, Serve, run_main};
 pub use flags::{ServerEnv, ServerFlags};
 pub use server::{LIVENESS, OnOpen, Server, bind, not_serving};
+pub use supervision::{Critical, Fault};
 pub use transport::Limits;
 
 /// Why a server could not start, or stopped badly; or why a TLS reload
@@ -114,4 +118,10 @@ pub enum StartupError {
     /// order store); the error says what and why.
     #[error(transparent)]
     Service(Box<dyn std::error::Error + Send + Sync>),
+    /// A part the server cannot work without stopped while it served, and
+    /// it closed (see [`supervision`]).
+    #[error(
+        "stopped because {0}; start it again (a supervisor such as systemd or Kubernetes does)"
+    )]
+    Fault(#[from] Fault),
 }

@@ -6,7 +6,9 @@
 //!
 //! [`Server::serve`] closes in this order, all within `--shutdown-grace`:
 //!
-//! 1. the shutdown future resolves (SIGINT or SIGTERM in the binaries);
+//! 1. the shutdown future resolves (SIGINT or SIGTERM in the binaries), or
+//!    a part the server cannot work without stops ([`super::supervision`]):
+//!    then it closes the same way, and [`Server::serve`] returns the fault;
 //! 2. from then on, every `UNAVAILABLE` the server answers carries a retry
 //!    hint: come back once the grace is over, or go to another replica now
 //!    (see [`super::retry_hint`]);
@@ -18,11 +20,13 @@
 //!    refused;
 //! 4. the transport closes: the listener first, then GOAWAY on every
 //!    connection once its client has stopped sending new calls (a
-//!    second without one; after three seconds, or a second before the end
-//!    of the grace, for a client that never stops); calls already sent are
+//!    second without one; after three seconds, or two seconds before the
+//!    end of the grace, for a client that never stops); calls already sent are
 //!    answered, and each connection closes after its last answer;
-//! 5. if one is still open a moment ([`LAST_RESPONSES`]) after the grace
-//!    (or after step 3, if that used the whole grace), it is dropped.
+//! 5. at the end of the grace (or after step 3, if that used the whole
+//!    grace) the calls still open are answered `UNAVAILABLE`
+//!    ([`super::transport::CUT_SHORT`]), and a connection still open a
+//!    moment ([`LAST_RESPONSES`]) later is dropped.
 //!
 //! GOAWAY comes after the closing steps, not at once, because a client
 //! fails the calls it had queued when GOAWAY arrives, however gracefully
@@ -43,6 +47,7 @@ use tracing::{info, warn};
 use super::{
     StartupError,
     retry_hint::{self, RetryHintLayer},
+    supervision::Critical,
     tls::ServerTls,
     transport::{Limits, Transport},
 };
@@ -53,7 +58,7 @@ use crate::{
 
 /// The least the transport gets after the closing steps, even when they used
 /// the whole grace: time to send the responses they just finished.
-pub const LAST_RESPONSES: Duration = Duration::from_millis(100);
+pub const LAST_RESPONSES: Duration = Duration::from_millis(250);
 
 /// The health name a liveness check asks about (`grpc.health.v1` Check
 /// with `service: "liveness"`): SERVING for as long as the server answers
@@ -68,8 +73,10 @@ pub const LIVENESS: &str = "liveness";
 /// What is kept of the grace, after the last GOAWAY, for the calls already
 /// sent to be answered: a client that keeps sending new calls while the
 /// server closes gets GOAWAY this long before the end of the grace, not at
-/// its very end, when its last calls would be cut.
-const LAST_CALLS: Duration = Duration::from_secs(1);
+/// its very end, when its last calls would be cut. Room for a loaded
+/// machine: the client must read GOAWAY, answer its PING, and have its
+/// last calls answered before the grace is over.
+const LAST_CALLS: Duration = Duration::from_secs(2);
 
 /// Binds `address`, with an error that says what to do when it is taken.
 pub async fn bind(address: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
@@ -98,6 +105,8 @@ pub struct Server {
     tls: Option<Arc<ServerTls>>,
     /// Said once the server serves (the binaries' "… open" line).
     on_open: Option<OnOpen>,
+    /// The tasks it cannot work without: the first to stop closes it.
+    critical: Critical,
 }
 
 /// What a server does once it serves: log that it is open.
@@ -150,7 +159,15 @@ impl Server {
             metrics: None,
             tls: None,
             on_open: None,
+            critical: Critical::new(),
         }
+    }
+
+    /// The parts the server cannot work without: run each task of the
+    /// kind inside [`Critical::watch`], and its panic or early end closes
+    /// the server ([`Server::serve`] returns [`StartupError::Fault`]).
+    pub fn critical(&self) -> Critical {
+        self.critical.clone()
     }
 
     /// Runs `on_open` once the server serves: its service and everything it
@@ -262,7 +279,13 @@ impl Server {
             said();
         }
 
-        self.shutdown.await;
+        // Whichever comes first: told to close, or a part died. Either way
+        // parts may end from here on (a barista's shift is over).
+        let fault = tokio::select! {
+            () = self.shutdown => None,
+            fault = self.critical.first_fault() => Some(fault),
+        };
+        self.critical.closing();
 
         let deadline = Instant::now() + self.grace;
         // Nobody needs to come back before the transport's last moment.
@@ -270,12 +293,15 @@ impl Server {
         closing(deadline).await;
 
         // GOAWAY once each client is quiet (or a little later), by the end
-        // of the grace at the latest; then what is left of the grace, and
-        // at least a moment, to send the last answers (as the retry hint
-        // said), and what is still open is dropped.
-        let drop_at = deadline.max(Instant::now()) + LAST_RESPONSES;
+        // of the grace at the latest; then what is left of the grace for
+        // the last answers. At its end the calls still open are answered
+        // UNAVAILABLE, given a moment to be sent (as the retry hint said),
+        // and what is still open then is dropped.
+        let cut_at = deadline.max(Instant::now());
         let goaway_by = deadline - self.grace.min(LAST_CALLS);
-        let dropped = transport.close(goaway_by, drop_at).await;
+        let dropped = transport
+            .close(goaway_by, cut_at, cut_at + LAST_RESPONSES)
+            .await;
         if dropped > 0 {
             warn!(
                 dropped,
@@ -283,7 +309,10 @@ impl Server {
             );
         }
         info!("closed");
-        Ok(())
+        match fault {
+            Some(fault) => Err(fault.into()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -18,8 +18,12 @@
 //!    client that keeps sending, after `QUIET_AT_MOST` or by the time the
 //!    server gives): calls already sent are answered, no new ones are
 //!    taken;
+//!    (`transport/settle.rs` holds the second GOAWAY back until the calls the client
+//!    sent before it saw the first have arrived, so each is answered);
 //! 3. each connection closes once its last call has answered;
-//! 4. past the deadline, the connections still open are dropped.
+//! 4. at the deadline, the calls still open are answered `UNAVAILABLE`
+//!    (`transport/cut.rs`), and a moment later the connections still open are
+//!    dropped.
 //!
 //! The limits ([`Limits`], from the flags) and where each is enforced:
 //!
@@ -41,10 +45,11 @@ use hyper_util::{
 };
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch},
     task::JoinSet,
     time::Instant,
 };
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use grpc_telemetry::outcome::{Observe, PLAINTEXT_ON_TLS};
@@ -56,6 +61,12 @@ use super::{
     handshake::{self, Began},
     tls::ServerTls,
 };
+pub use cut::CUT_SHORT;
+use cut::Cut;
+use settle::Settling;
+
+mod cut;
+mod settle;
 
 /// What the transport bounds, from the flags (see `serving::flags`).
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +123,9 @@ pub struct Transport {
     closing: watch::Sender<Option<Instant>>,
     /// The accept loop, which owns every connection's task.
     task: tokio::task::JoinHandle<()>,
+    /// Cancelled at the end of the grace: every call still open is
+    /// answered `UNAVAILABLE` ([`cut`]).
+    cut: CancellationToken,
 }
 
 /// What a [`Transport`] serves on every connection: a tower service from
@@ -150,6 +164,7 @@ pub trait ResponseBody:
         Data = hyper::body::Bytes,
         Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     > + Send
+    + Unpin
     + 'static
 {
 }
@@ -159,6 +174,7 @@ impl<B> ResponseBody for B where
             Data = hyper::body::Bytes,
             Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         > + Send
+        + Unpin
         + 'static
 {
 }
@@ -179,23 +195,32 @@ impl Transport {
         B: ResponseBody,
     {
         let (closing, closed) = watch::channel(None);
+        let cut = CancellationToken::new();
         let task = tokio::spawn(accept_loop(
             listener,
-            (service, metrics),
+            (Cut::new(service, cut.clone()), metrics, cut.clone()),
             limits,
             tls,
             closed,
         ));
-        Transport { closing, task }
+        Transport { closing, task, cut }
     }
 
     /// Closes as the module docs say: no new connections, GOAWAY on every
     /// open one once its client is quiet (at `quiet_until` at the latest),
     /// then waits until each has answered its last call, or until
-    /// `drop_at`, when those still open are dropped. Returns how many were
-    /// dropped.
-    pub async fn close(mut self, quiet_until: Instant, drop_at: Instant) -> usize {
+    /// `cut_at`, when the calls still open are answered `UNAVAILABLE`
+    /// ([`CUT_SHORT`]), or until `drop_at`, when the connections still
+    /// open are dropped. Returns how many were dropped.
+    pub async fn close(mut self, quiet_until: Instant, cut_at: Instant, drop_at: Instant) -> usize {
         self.closing.send_replace(Some(quiet_until));
+        if tokio::time::timeout_at(cut_at, &mut self.task)
+            .await
+            .is_ok()
+        {
+            return 0;
+        }
+        self.cut.cancel();
         if tokio::time::timeout_at(drop_at, &mut self.task)
             .await
             .is_ok()
@@ -222,7 +247,7 @@ impl Drop for Transport {
 /// finish. Dropping this future (the task aborted) drops every connection.
 async fn accept_loop<S, B>(
     listener: TcpListener,
-    service: (S, Option<Arc<RpcMetrics>>),
+    service: Served<S>,
     limits: Limits,
     tls: Option<Arc<ServerTls>>,
     mut closed: watch::Receiver<Option<Instant>>,
@@ -283,6 +308,11 @@ async fn accept_loop<S, B>(
     while connections.join_next().await.is_some() {}
 }
 
+/// What every connection is served with: the service (its calls cut at the
+/// end of the grace), the metrics its calls are timed in, and the cut
+/// itself (see [`cut`]), which the connection's [`Settling`] watches too.
+type Served<S> = (S, Option<Arc<RpcMetrics>>, CancellationToken);
+
 /// The HTTP/2 settings every connection gets.
 fn settings(limits: &Limits) -> http2::Builder<TokioExecutor> {
     let mut http2 = http2::Builder::new(TokioExecutor::new());
@@ -313,7 +343,7 @@ fn settings(limits: &Limits) -> http2::Builder<TokioExecutor> {
 async fn connection<S, B>(
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
-    service: (S, Option<Arc<RpcMetrics>>),
+    service: Served<S>,
     http2: http2::Builder<TokioExecutor>,
     limits: Limits,
     tls: Option<Arc<ServerTls>>,
@@ -324,6 +354,7 @@ async fn connection<S, B>(
 {
     // TCP_NODELAY: tiny buzzer events go out at once, not held back by Nagle's algorithm.
     let _ = stream.set_nodelay(true);
+    let cut = service.2.clone();
     let Some(tls) = tls else {
         // A socket that never speaks HTTP/2 goes no further, and gives its
         // slot back; nor does one still silent when the server closes.
@@ -336,7 +367,14 @@ async fn connection<S, B>(
             }
             _ = closed.wait_for(Option::is_some) => return,
         }
-        return serve(TokioIo::new(stream), service, http2, limits, closed).await;
+        let (give_back, given_back) = oneshot::channel();
+        let stream = Settling::new(stream, cut, give_back);
+        serve(TokioIo::new(stream), service, http2, limits, closed).await;
+        // hyper is done with it: closed once the client has closed too.
+        if let Ok(socket) = given_back.await {
+            settle::linger(socket).await;
+        }
+        return;
     };
     // The same bound, over the TLS handshake and then the preface. The
     // acceptor is taken now: a reload from here on is for the next
@@ -347,7 +385,12 @@ async fn connection<S, B>(
     };
     match began {
         Ok(Began::Tls(stream)) => {
-            serve(TokioIo::new(*stream), service, http2, limits, closed).await;
+            let (give_back, given_back) = oneshot::channel();
+            let stream = Settling::new(*stream, cut, give_back);
+            serve(TokioIo::new(stream), service, http2, limits, closed).await;
+            if let Ok(socket) = given_back.await {
+                settle::linger(socket).await;
+            }
         }
         Ok(Began::Plaintext(stream)) => {
             debug!("plaintext HTTP/2 on the TLS port: answering that TLS is needed");
@@ -381,7 +424,7 @@ async fn refuse_plaintext(
 /// closes.
 async fn serve<I, S, B>(
     io: I,
-    (service, metrics): (S, Option<Arc<RpcMetrics>>),
+    (service, metrics, _cut): Served<S>,
     http2: http2::Builder<TokioExecutor>,
     limits: Limits,
     mut closed: watch::Receiver<Option<Instant>>,

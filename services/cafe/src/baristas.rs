@@ -34,11 +34,12 @@ use std::{sync::Arc, time::Duration};
 
 use cafe_domain::brewing::{self, BrewMode};
 use cafe_domain::menu::TimeScale;
+use grpc_serving::Critical;
 use grpc_telemetry::propagation::join_trace;
 use tokio::{task::JoinSet, time::Instant};
 use tracing::{Instrument, debug, info, info_span};
 
-use crate::{book::OrderEntry, remote::RemoteBaristas, store::Orders};
+use crate::{book::OrderEntry, faults, remote::RemoteBaristas, store::Orders};
 
 /// How late a barista's timer may wake it and the lateness still count as
 /// the timer's, made up by starting the next drink when the last one was
@@ -64,23 +65,32 @@ pub enum Brewers {
 /// embedded baristas, or the one remote dispatcher (`count` does not apply:
 /// the replicas' baristas set the pace). Each ends when the café closes and
 /// the line is empty, after finishing the drinks in hand; the returned set
-/// lets the server wait for that while it shuts down.
+/// lets the server wait for that while it shuts down. Each is one of the
+/// café's `critical` parts.
 ///
 /// The tasks have no span of their own: a span for a whole shift would be
 /// one bar as long as the server's life, never finished, never exported.
 /// Each *brew* gets a span instead, joined to the trace of the order it is
 /// for (see [`OrderEntry::trace_context`]), so the barista's work shows in
 /// the customer's trace.
-pub fn start_shift(orders: &Orders, brewers: &Brewers, count: u32) -> JoinSet<()> {
+pub fn start_shift(
+    orders: &Orders,
+    brewers: &Brewers,
+    count: u32,
+    critical: &Critical,
+) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
+    // Each task is watched (`critical`): a shift that ends before the café
+    // closes, or panics, leaves orders nobody brews, so it closes the café.
     match brewers {
         Brewers::Embedded {
             time_scale,
             brew_mode,
         } => {
             for index in 0..count as usize {
-                let name = Arc::from(brewing::barista_name(index));
-                tasks.spawn(work(orders.clone(), name, *time_scale, *brew_mode));
+                let name: Arc<str> = Arc::from(brewing::barista_name(index));
+                let shift = work(orders.clone(), Arc::clone(&name), *time_scale, *brew_mode);
+                tasks.spawn(critical.watch(format!("barista {name}"), shift));
             }
         }
         Brewers::Remote(remote) => {
@@ -88,7 +98,8 @@ pub fn start_shift(orders: &Orders, brewers: &Brewers, count: u32) -> JoinSet<()
             let orders = orders.clone();
             // Boxed: a remote dispatcher's future is large (its brew tasks'
             // set, the gRPC calls it starts), and it lives for the shift.
-            tasks.spawn(async move { Box::pin(remote.dispatch(orders)).await });
+            let shift = async move { Box::pin(remote.dispatch(orders)).await };
+            tasks.spawn(critical.watch("the remote dispatcher", shift));
         }
     }
     tasks
@@ -101,6 +112,7 @@ async fn work(orders: Orders, name: Arc<str>, time_scale: TimeScale, brew_mode: 
     // next one may start from there (see "Back to back, on the clock").
     let mut free_since = None;
     while let Some(entry) = orders.claim(&name).await {
+        faults::step("barista");
         // This brew's span, a child of the call that placed the order (not
         // of whatever ran before on this task). Set the parent before the
         // span is first entered: after that it is fixed.

@@ -22,6 +22,8 @@
 //! - [`metrics`]: the café's gauges for Prometheus, read from the book when
 //!   scraped; the calls' metrics are the serving scaffold's.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
+//! - `faults`: a panic a test injects into one of the café's critical tasks
+//!   (`CAFE_INJECT_PANIC`), to see the café close and come back.
 //!
 //! Follow an order: [`service::CafeService`] checks it and places it through
 //! [`store::Orders`] in the [`book::OrderBook`]; a barista in [`baristas`]
@@ -33,6 +35,7 @@ pub mod baristas;
 pub mod book;
 pub mod config;
 pub mod error;
+mod faults;
 pub mod metrics;
 pub mod remote;
 pub mod service;

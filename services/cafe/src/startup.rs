@@ -66,7 +66,11 @@ impl Serve for Config {
             finished_kept: self.finished_orders_kept as usize,
             lease: self.lease,
         };
-        let (orders, upkeep) = Orders::open(&self.store_url(), settings, &availability)
+        // The tasks the café cannot work without (its baristas, its
+        // store's upkeep) are watched by the server: the first to die
+        // closes the café, which exits non-zero to be restarted.
+        let critical = server.critical();
+        let (orders, upkeep) = Orders::open(&self.store_url(), settings, &availability, &critical)
             .await
             .map_err(|error| StartupError::Service(error.into()))?;
         let brewers = if self.barista_endpoints.is_empty() {
@@ -97,7 +101,7 @@ impl Serve for Config {
         // The café's health follows its availability from here on; nothing
         // else writes it.
         let health_reporter = availability.report_health(server.health()).await;
-        let mut baristas = baristas::start_shift(&orders, &brewers, self.baristas);
+        let mut baristas = baristas::start_shift(&orders, &brewers, self.baristas, &critical);
         // The dispatch tasks hold their own clones; ours would keep the
         // remote baristas' background tasks alive past the shift.
         drop(brewers);

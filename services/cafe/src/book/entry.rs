@@ -18,7 +18,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::SystemTime,
 };
@@ -108,6 +108,9 @@ pub struct OrderEntry {
     /// written under the book's lock: the atomic only lets it sit in an
     /// `Arc`.
     version: AtomicI64,
+    /// Set when a shared line's book forgets it while open (see
+    /// [`OrderEntry::forget`]).
+    forgotten: AtomicBool,
 }
 
 impl OrderEntry {
@@ -140,7 +143,21 @@ impl OrderEntry {
             history: watch::Sender::new(history),
             origin,
             version: AtomicI64::new(0),
+            forgotten: AtomicBool::new(false),
         }
+    }
+
+    /// The book forgot this order while it was open
+    /// ([`super::OrderBook::forget_gone`]): whoever follows it is woken,
+    /// sees [`OrderEntry::is_forgotten`], and stops.
+    pub(super) fn forget(&self) {
+        self.forgotten.store(true, Ordering::Release);
+        self.history.send_modify(|_| {});
+    }
+
+    /// Whether the book forgot this order while it was open.
+    pub(super) fn is_forgotten(&self) -> bool {
+        self.forgotten.load(Ordering::Acquire)
     }
 
     /// How many follow this order now (each holds a receiver of its
@@ -171,6 +188,7 @@ impl OrderEntry {
             history: watch::Sender::new(vec![now]),
             origin,
             version: AtomicI64::new(0),
+            forgotten: AtomicBool::new(false),
         }
     }
 

@@ -190,6 +190,11 @@ impl Follower {
             if self.book.left_for_restart(&self.entry) {
                 return Ok(None);
             }
+            // Forgotten while open (a shared line pruned it while this café
+            // missed its end): nothing more will come.
+            if self.entry.is_forgotten() {
+                return Err(CafeError::OrderNotFound(self.entry.id().to_string()));
+            }
 
             // 4. Wait for news: a change to this order, (in line, for a
             // follower that shows the line) the line moving, or the closing

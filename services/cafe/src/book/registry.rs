@@ -105,6 +105,17 @@ impl Registry {
         }
     }
 
+    /// Forgets an open order the store no longer has (see
+    /// [`super::OrderBook::forget_gone`]); returns it, if it was here.
+    pub(super) fn remove_open(&mut self, id: &str) -> Option<Arc<OrderEntry>> {
+        let entry = self.orders.remove(id)?;
+        if let Some(request_id) = &entry.request().request_id {
+            self.by_request
+                .remove(&(entry.request().customer.clone(), request_id.clone()));
+        }
+        Some(entry)
+    }
+
     /// Every order remembered, open or finished, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<OrderEntry>> {
         self.orders.values()

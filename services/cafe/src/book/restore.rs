@@ -160,6 +160,25 @@ impl OrderBook {
         self.line_moves.moved(book.line.len());
     }
 
+    /// Forgets an order the book has open but the shared line no longer
+    /// has at all: it ended at another café and was pruned there while
+    /// this café missed the news, so its end can never be taken in. It
+    /// leaves the line and the book (a lookup gets NOT_FOUND, as at every
+    /// other café), and whoever follows it here is told it is gone rather
+    /// than left waiting. Returns whether the book had it.
+    pub fn forget_gone(&self, id: &str) -> bool {
+        let mut book = self.lock();
+        let Some(entry) = book.registry.remove_open(id) else {
+            return false;
+        };
+        if book.line.remove(entry.ticket()).is_some() {
+            self.line_moves.moved(book.line.len());
+        }
+        drop(book);
+        entry.forget();
+        true
+    }
+
     /// The ids of the orders the book has open: what a shared line's café
     /// reads again after it missed some news.
     pub fn open_ids(&self) -> Vec<OrderId> {

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use grpc_serving::Critical;
 use sqlx::postgres::PgListener;
 use tokio::{
     task::JoinHandle,
@@ -20,7 +21,7 @@ use super::{
     mirror::{RETRY, mirror},
     shared::{HEARTBEAT_INTERVAL, Notice, SharedLine, listen},
 };
-use crate::book::OrderBook;
+use crate::{book::OrderBook, faults};
 
 /// How often the oldest finished orders beyond retention are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
@@ -41,19 +42,23 @@ impl Following {
         shared: &SharedLine,
         lease: Duration,
         finished_kept: usize,
+        critical: &Critical,
     ) -> Result<Self, StoreError> {
         let listener = listen(shared.pool()).await?;
         let open = join(book, shared, finished_kept).await?;
         info!(cafe = shared.cafe(), open, ?lease, "joined the shared line");
         let stop = CancellationToken::new();
-        let task = tokio::spawn(follow_the_line(
+        let following = follow_the_line(
             Arc::clone(book),
             shared.clone(),
             listener,
             lease,
             finished_kept,
             stop.clone(),
-        ));
+        );
+        // Without it this café would neither hear the others nor keep its
+        // lease: a critical part.
+        let task = tokio::spawn(critical.watch("following the shared line", following));
         Ok(Following { stop, task })
     }
 
@@ -95,8 +100,9 @@ async fn join(
 }
 
 /// Reads the line again after notifications were lost: every open order,
-/// and every order this book still has open that is not (it ended, or was
-/// forgotten, meanwhile).
+/// and every order this book still has open that is not: it ended
+/// meanwhile, and is taken in as it ended; or it ended and was pruned
+/// meanwhile, and is forgotten here too ([`OrderBook::forget_gone`]).
 pub(super) async fn catch_up(book: &OrderBook, shared: &SharedLine) -> Result<(), sqlx::Error> {
     let open = shared.open_orders().await?;
     for row in &open {
@@ -106,8 +112,15 @@ pub(super) async fn catch_up(book: &OrderBook, shared: &SharedLine) -> Result<()
         open.iter().map(|row| row.order.id.as_str()).collect();
     let stale = book.open_ids();
     for id in stale.iter().filter(|id| !still_open.contains(id.as_str())) {
-        if let Some(row) = shared.order(id.as_str()).await? {
-            let _ = mirror(book, &row);
+        match shared.order(id.as_str()).await? {
+            Some(row) => {
+                let _ = mirror(book, &row);
+            }
+            None => {
+                if book.forget_gone(id.as_str()) {
+                    info!(order.id = %id, "forgot an order the shared line pruned while its news was lost");
+                }
+            }
         }
     }
     Ok(())
@@ -137,14 +150,17 @@ async fn follow_the_line(
         tokio::select! {
             () = stop.cancelled() => return,
             notification = listener.try_recv() => match notification {
-                Ok(Some(notification)) => match Notice::decode(notification.payload()) {
-                    Ok(notice) => {
-                        if let Err(why) = mirror(&book, &notice.order) {
-                            warn!(order.id = %notice.order.order.id, why, "cannot take in an order of the shared line");
+                Ok(Some(notification)) => {
+                    faults::step("following");
+                    match Notice::decode(notification.payload()) {
+                        Ok(notice) => {
+                            if let Err(why) = mirror(&book, &notice.order) {
+                                warn!(order.id = %notice.order.order.id, why, "cannot take in an order of the shared line");
+                            }
                         }
+                        Err(error) => warn!(%error, "an unreadable notification on the shared line"),
                     }
-                    Err(error) => warn!(%error, "an unreadable notification on the shared line"),
-                },
+                }
                 Ok(None) => {
                     // The connection dropped (and is made again on the next
                     // call): what was said meanwhile is lost, so read the

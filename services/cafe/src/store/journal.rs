@@ -44,6 +44,7 @@ pub use crate::book::Seq;
 use crate::{
     availability::Availability,
     book::{Durability, Recorder, Written, written},
+    faults,
 };
 
 /// After this many failed attempts in a row, the café stops taking orders
@@ -195,28 +196,45 @@ impl Recorder for Journal {
 /// NOT_SERVING) and answers those waiting for a write UNAVAILABLE, until
 /// a write succeeds.
 pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availability>) {
-    // The thread tells this future it has ended; the future is what the
-    // café awaits (with a time limit) when it closes.
+    // The thread hands its end to this future, which is what the café
+    // watches as a critical part and awaits (with a time limit) when it
+    // closes. A panic on the thread is caught there and resumed here, so
+    // the café's supervision sees the writer die as it would see a task.
     let (ended, on_end) = oneshot::channel();
-    let unstarted = Arc::clone(&journal);
+    let on_thread = Arc::clone(&journal);
     let spawned = std::thread::Builder::new()
         .name("cafe-journal".into())
         .spawn(move || {
-            write_all(&journal, &store, &availability);
-            store.close();
-            let _ = ended.send(());
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // If the writer dies (a panic unwinds through here), nobody
+                // would ever mark the waiting changes durable: the guard
+                // tells their waiters the store cannot be written, so they
+                // are answered UNAVAILABLE while the café closes, rather
+                // than left hanging.
+                let running = WriterRunning(&on_thread);
+                write_all(&on_thread, &store, &availability);
+                store.close();
+                // Ended as it should: nothing for the guard to say.
+                mem::forget(running);
+            }));
+            let _ = ended.send(outcome);
         });
     match spawned {
-        // The sender is dropped only once the thread is done.
-        Ok(_) => {
-            let _ = on_end.await;
-        }
+        Ok(_) => match on_end.await {
+            Ok(Ok(())) => {}
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The thread sends before it ends, even after a panic; if it
+            // did not, this part ends early and the café's supervision
+            // says so.
+            Err(_) => {}
+        },
         Err(error) => {
-            // Nothing can be kept: said out loud, and everyone waiting is
-            // answered UNAVAILABLE.
+            // Nothing can be kept: said out loud, everyone waiting is
+            // answered UNAVAILABLE, and this part ends early (the café
+            // closes).
             let why = format!("cannot start the order store's writer: {error}");
             error!(%error, "cannot start the order store's writer");
-            unstarted
+            journal
                 .written
                 .send_modify(|written| written.failing = Some(why));
         }
@@ -227,6 +245,7 @@ pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availa
 fn write_all(journal: &Journal, store: &Store, availability: &Availability) {
     let mut batch = Vec::new();
     while let Some(last) = journal.next_batch(&mut batch) {
+        faults::step("writer");
         let folded = coalesce(mem::take(&mut batch));
         write_batch(journal, store, &folded, availability);
         journal.written.send_modify(|written| {
@@ -236,6 +255,19 @@ fn write_all(journal: &Journal, store: &Store, availability: &Availability) {
         // The folded batch's vector is the next spare.
         batch = folded;
         batch.clear();
+    }
+}
+
+/// Alive while the writer runs; dropped other than at its end, it says the
+/// store cannot be written (see [`write()`]).
+struct WriterRunning<'a>(&'a Journal);
+
+impl Drop for WriterRunning<'_> {
+    fn drop(&mut self) {
+        let why = "the order store's writer stopped".to_owned();
+        self.0
+            .written
+            .send_modify(|written| written.failing = Some(why));
     }
 }
 

@@ -18,6 +18,7 @@
 use std::{sync::Arc, time::Duration};
 
 use cafe_domain::order::{NewOrder, Order};
+use grpc_serving::Critical;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -89,11 +90,13 @@ impl Orders {
 
     /// Opens the store `url` names (see [`Store::open`]; a `postgres://`
     /// URL is a shared line), rebuilds the book from what it holds, and
-    /// starts its upkeep.
+    /// starts its upkeep, whose task (the journal's writer, or following
+    /// the shared line) is one of the café's `critical` parts.
     pub async fn open(
         url: &str,
         settings: BookSettings,
         availability: &Arc<Availability>,
+        critical: &Critical,
     ) -> Result<(Orders, Upkeep), StoreError> {
         let BookSettings {
             queue_capacity,
@@ -108,7 +111,8 @@ impl Orders {
                 availability,
                 finished_kept,
             ));
-            let following = Following::start(&book, &shared, lease, finished_kept).await?;
+            let following =
+                Following::start(&book, &shared, lease, finished_kept, critical).await?;
             let orders = Orders {
                 book,
                 store: KeptIn::SharedLine(shared.clone()),
@@ -134,7 +138,8 @@ impl Orders {
         };
         // The writer owns the store from here; it ends once the journal is
         // closed and written out (`Upkeep::finish`).
-        let writer = tokio::spawn(journal::write(Arc::clone(&journal), store, availability));
+        let writer = journal::write(Arc::clone(&journal), store, availability);
+        let writer = tokio::spawn(critical.watch("the order store's writer", writer));
         let orders = Orders {
             book,
             store: KeptIn::Journal,

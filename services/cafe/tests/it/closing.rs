@@ -1,7 +1,7 @@
 //! Closing, seen by a few customers: health turns NOT_SERVING while the café
 //! drains, the drinks brewing are finished and the line is cancelled, every
 //! stream ends in time, and a brew longer than the grace is given up on.
-//! (The same under 2,000 orders in flight is in `tests/shutdown.rs`.)
+//! (The same under 2,000 orders in flight is in `tests/shutdown/`.)
 
 use std::time::Duration;
 

@@ -6,8 +6,8 @@
 //! One binary rather than one per file: the tests link once, and run in
 //! parallel with each other. Nothing here sets process-wide state (a global
 //! subscriber, an environment variable), so they can share a process. The
-//! one test that must run alone, closing under 2,000 orders in flight, is
-//! the package's second binary (`tests/shutdown.rs`, which says why).
+//! tests that must run alone, closing under 2,000 orders in flight, are
+//! the package's second binary (`tests/shutdown/`, which says why).
 
 mod board;
 mod cancelling;
@@ -22,4 +22,5 @@ mod queueing;
 mod restart;
 mod shared_line;
 mod store_faults;
+mod supervision;
 mod tls_reload;

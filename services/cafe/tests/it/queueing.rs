@@ -18,6 +18,7 @@ use cafe_server::{
     book::{OrderBook, OrderEntry, Origin},
     store::Orders,
 };
+use grpc_serving::Critical;
 use tokio::time::Instant;
 
 /// Places `customers` latte orders at once with `baristas` baristas, and
@@ -33,7 +34,12 @@ async fn ready_times_at(time_scale: TimeScale, baristas: u32, customers: usize) 
         time_scale,
         brew_mode: BrewMode::Async,
     };
-    let _shift = start_shift(&Orders::in_memory(Arc::clone(&book)), &brewers, baristas);
+    let _shift = start_shift(
+        &Orders::in_memory(Arc::clone(&book)),
+        &brewers,
+        baristas,
+        &Critical::new(),
+    );
     let start = Instant::now();
     let orders: Vec<_> = (0..customers)
         .map(|i| place(&book, &format!("customer {i}")))
@@ -92,7 +98,12 @@ async fn an_order_that_comes_after_the_barista_is_free_gets_its_whole_brew() {
         time_scale: scale,
         brew_mode: BrewMode::Async,
     };
-    let _shift = start_shift(&Orders::in_memory(Arc::clone(&book)), &brewers, 1);
+    let _shift = start_shift(
+        &Orders::in_memory(Arc::clone(&book)),
+        &brewers,
+        1,
+        &Critical::new(),
+    );
     place(&book, "first").finished().await;
     // The barista has been free for a moment (less than TIMER_SLACK) when
     // the next order comes: it is brewed from then, not from when the

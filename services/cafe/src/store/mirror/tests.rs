@@ -121,6 +121,63 @@ async fn catching_up_takes_in_what_was_missed() {
 }
 
 #[tokio::test]
+async fn catching_up_forgets_an_order_pruned_while_its_news_was_lost() {
+    let Some(db) = cafe_testkit::postgres::database().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::migrate!("./migrations/postgres")
+        .run(&pool)
+        .await
+        .unwrap();
+    let here = Arc::new(OrderBook::on_shared_line(
+        100,
+        Arc::new(Availability::new()),
+        10,
+    ));
+    let there = SharedLine::new(pool, "there");
+    let new = |id: &str| NewRow {
+        id: id.into(),
+        customer: "ann".into(),
+        drink: "latte".into(),
+        size: 2,
+        request_id: Some(format!("request-{id}")),
+        claim_token: ClaimToken::random().to_string(),
+        placed_at: micros(SystemTime::now()),
+    };
+    for id in ["a", "b"] {
+        let row = there.place(&new(id)).await.unwrap().row;
+        mirror(&here, &row).unwrap();
+    }
+    // Someone here follows "a", as a buzzer or WatchOrder would.
+    let mut follower = here.follow(here.get("a").unwrap(), crate::book::Replay::FromNow);
+    assert_eq!(
+        follower.next().await.unwrap().unwrap().order.status,
+        OrderStatus::Queued
+    );
+    // Missed while the notifications were cut: "a" was cancelled, then
+    // pruned (retention keeps no finished order here).
+    there
+        .end("a", OrderStatus::Cancelled, "gone", SystemTime::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(there.prune(0).await.unwrap(), 1);
+
+    catch_up(&here, &there).await.unwrap();
+    // Gone from memory, as from the database: not found, out of the line,
+    // and its follower told so rather than left waiting.
+    assert!(matches!(here.get("a"), Err(CafeError::OrderNotFound(_))));
+    assert_eq!(here.open_ids().len(), 1);
+    assert_eq!(here.queue_len(), 1);
+    assert_eq!(here.position(&here.get("b").unwrap()), Some(1));
+    let told = tokio::time::timeout(std::time::Duration::from_secs(20), follower.next())
+        .await
+        .expect("the follower is told at once");
+    assert!(matches!(told, Err(CafeError::OrderNotFound(_))), "{told:?}");
+}
+
+#[tokio::test]
 async fn a_row_this_cafe_cannot_read_is_refused() {
     let book = book();
     let mut unknown = row("o1", 1, 1, 0);

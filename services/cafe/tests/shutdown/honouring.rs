@@ -1,23 +1,14 @@
-//! Closing under load: what every customer hears when the café is told to
-//! close while 2,000 orders are in flight.
-//!
-//! The guarantee: an accepted order reaches a final state (its buzzer shows
-//! it, its counter call answers it), and every call that is not accepted
-//! ends `UNAVAILABLE`, the code a client retries; never `CANCELLED`,
+//! Customers that honour the retry hint: the guarantee is that an
+//! accepted order reaches a final state (its buzzer shows it, its counter
+//! call answers it), and every call that is not accepted ends
+//! `UNAVAILABLE`, the code a client retries; never `CANCELLED`,
 //! `INTERNAL`, `UNKNOWN` or a bare reset, which a client does not.
 //!
 //! The customers here behave like gRPC clients with a retry policy: after
 //! an answer they order again at once; after an `UNAVAILABLE` that carries
 //! a retry hint (`grpc-retry-pushback-ms`) they wait as long as it says;
 //! they stop once the café no longer accepts connections. (Customers that
-//! ignore the hint and send again at once lose a few hundred calls here to
-//! tonic's client, which fails the calls it had queued when GOAWAY came:
-//! see `grpc_serving::server`.)
-//!
-//! A binary of its own, unlike the café's other tests (`tests/it/`): it
-//! times a drain of 2,000 orders against a shutdown grace, and a test
-//! beside it in the same process would take the CPU that drain needs, so
-//! it runs alone, as the suite runs one binary at a time.
+//! ignore the hint are [`super::naive`]'s.)
 
 use std::{
     collections::HashMap,
@@ -34,12 +25,7 @@ use cafe_testkit::{LIMIT, connect, order, spawn_cafe};
 use grpc_serving::ServerFlags;
 use tonic::{Code, Status, transport::Channel};
 
-/// Orders kept in flight when the café is told to close.
-const IN_FLIGHT: usize = 2_000;
-/// Baristas, so this many orders are brewing and the rest wait in line.
-const BARISTAS: u32 = 100;
-/// Connections the customers share (as a load generator would).
-const CONNECTIONS: usize = 8;
+use super::{ALONE, BARISTAS, CONNECTIONS, IN_FLIGHT};
 
 /// How one call ended, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +131,7 @@ async fn customer(mut cafe: CafeClient<Channel>, buzzer: bool, n: usize, tally: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_with_2000_orders_in_flight_answers_every_call_with_a_final_state_or_unavailable() {
+    let _alone = ALONE.lock().await;
     let mut cafe = spawn_cafe(Config {
         baristas: BARISTAS,
         queue_capacity: 10 * IN_FLIGHT as u32,
