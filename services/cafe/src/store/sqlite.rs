@@ -33,11 +33,9 @@ use std::{
 
 use rusqlite::{Connection, OpenFlags, params};
 use sqlx::{
+    ConnectOptions, Connection as _,
     migrate::Migrator,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePoolOptions,
-        SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqliteSynchronous},
 };
 
 use super::{COLUMNS, Record, StoreError, StoredOrder};
@@ -78,20 +76,24 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_owned();
         create_parent(&path)?;
-        // sqlx migrates, then lets go of the file for the connection that
-        // keeps it: closed (not dropped) so its lock is released first.
-        let migrating = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
-        MIGRATOR.run(&migrating).await?;
-        migrating.close().await;
+        // sqlx migrates on a connection of its own, closed (its worker
+        // thread gone, the file's lock let go) before the connection that
+        // keeps the file opens. Not a pool: a pool returns a connection in
+        // the background, and closing it may not wait for that one.
+        let mut migrating = options.connect().await.map_err(open_error)?;
+        MIGRATOR.run_direct(&mut migrating).await?;
+        migrating.close().await.map_err(open_error)?;
 
-        let connection = connect(&path).map_err(|source| StoreError::OpenSqlite {
-            url: url.to_owned(),
-            source,
-        })?;
+        // Opening may wait for the file's lock (`BUSY_TIMEOUT`): off the
+        // runtime's threads.
+        let file = path.clone();
+        let connection = tokio::task::spawn_blocking(move || connect(&file))
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|source| StoreError::OpenSqlite {
+                url: url.to_owned(),
+                source,
+            })?;
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(Some(connection))),
             path: path.display().to_string(),
