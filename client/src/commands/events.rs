@@ -248,8 +248,8 @@ fn print_event(
         queue.position = event.queue_position,
         "buzz"
     );
-    // A queued order's note says why it is (back) in line: "brewed again:
-    // the café restarted before it was ready".
+    // A queued or brewing order's note says why it is (back) in line or
+    // brewed again: "brewed again: the café restarted before it was ready".
     let why = if order.note.is_empty() {
         String::new()
     } else {
@@ -260,7 +260,7 @@ fn print_event(
             format!("queued, position {} in line{why}", event.queue_position)
         }
         Some(OrderStatus::Queued) => format!("queued{why}"),
-        Some(OrderStatus::Brewing) => format!("brewing, by {}", order.barista),
+        Some(OrderStatus::Brewing) => format!("brewing, by {}{why}", order.barista),
         Some(OrderStatus::Ready) => format!("ready ☕ (brewed by {})", order.barista),
         Some(other) if !order.note.is_empty() => format!("{other}: {}", order.note),
         Some(other) => other.to_string(),

@@ -13,7 +13,11 @@
 //!   `Application`s in this process, with their command line parsed by
 //!   their own clap definitions, and keep running for the rest of their
 //!   block (in the docs, each has a terminal of its own, or ends in `&`);
-//!   a café is waited for until its health is SERVING. Servers listen on
+//!   a café is waited for until its health is SERVING. A `cafe` line
+//!   ending in `&` runs in the background beside the lines after it (a
+//!   `stats --every` watching a rush), as a shell's job: `kill %N` stops
+//!   the Nth `&` line of its block, and a background `cafe` no `kill`
+//!   stopped must end by itself, successfully. Servers listen on
 //!   port 0 instead of
 //!   the documented port, and the addresses in later commands are rewritten
 //!   to match; `--time-scale` is set to 0.005 (and the demo's to match), so
@@ -22,11 +26,17 @@
 //!   ` ```sh no-run ` in the markdown; any other command in a runnable block
 //!   fails the test, so a new command is either run or explicitly marked.
 //!
-//! One module each: [`flags`], [`commands`], and [`links`] (every relative
-//! link between the docs leads to a file and a heading that exist).
+//! - **grpcurl**: `docs/grpcurl.md`'s outputs are a real run of grpcurl
+//!   against the servers its first block starts, and must stay so but for
+//!   ids, tokens and times ([`grpcurl`]).
+//!
+//! One module each: [`flags`], [`commands`], [`grpcurl`], and [`links`]
+//! (every relative link between the docs leads to a file and a heading that
+//! exist).
 
 mod commands;
 mod flags;
+mod grpcurl;
 mod links;
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,6 @@
-//! What the fuzz targets in `fuzz/` run: any bytes, decoded as a request
+//! What the fuzz targets in `fuzz/` for the request messages run (those
+//! for the calls that name an order are the café's, `cafe_server::fuzz`,
+//! as only the café's book can look an order up): any bytes, decoded as a request
 //! message the way tonic decodes it, then checked the way the servers check
 //! it, and a refusal turned into the status a client would receive.
 //!
@@ -81,6 +83,26 @@ pub fn brew_request(bytes: &[u8]) {
     }
 }
 
+/// Checks that `status` reaches a client as itself: a message short
+/// enough to travel in a trailer ([`MAX_STATUS_MESSAGE_BYTES`]), written
+/// into the trailers as a server writes it and read back as a client reads
+/// it, code and message unchanged. Returns what the client read.
+pub fn reaches_the_client(status: &Status) -> Status {
+    assert!(
+        status.message().len() <= MAX_STATUS_MESSAGE_BYTES,
+        "a {}-byte status message",
+        status.message().len()
+    );
+    let mut trailers = http::HeaderMap::new();
+    status
+        .add_header(&mut trailers)
+        .expect("every status fits in a header");
+    let received = Status::from_header_map(&trailers).expect("a status in the trailers");
+    assert_eq!(received.code(), status.code());
+    assert_eq!(received.message(), status.message(), "grpc-message");
+    received
+}
+
 /// Checks a refusal of a message whose fields are `fields`, and the status
 /// a client receives for it (see the module docs).
 fn refused(violations: &[FieldViolation], fields: &[&str]) {
@@ -94,20 +116,7 @@ fn refused(violations: &[FieldViolation], fields: &[&str]) {
     }
     let status = invalid_argument(violations);
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().len() <= MAX_STATUS_MESSAGE_BYTES,
-        "a {}-byte status message",
-        status.message().len()
-    );
-
-    // As the server writes it into the trailers, and a client reads it back.
-    let mut trailers = http::HeaderMap::new();
-    status
-        .add_header(&mut trailers)
-        .expect("every status fits in a header");
-    let received = Status::from_header_map(&trailers).expect("a status in the trailers");
-    assert_eq!(received.code(), Code::InvalidArgument);
-    assert_eq!(received.message(), status.message(), "grpc-message");
+    let received = reaches_the_client(&status);
     let bad_request = received
         .get_details_bad_request()
         .expect("a BadRequest detail");

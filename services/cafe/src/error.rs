@@ -107,8 +107,13 @@ pub enum CafeError {
         note: String,
     },
 
-    /// The order could not be made (no barista could finish it).
-    #[error("order {id} could not be made: {note}")]
+    /// The order could not be made (no barista could finish it). FAILED is
+    /// final: a retry with the same request_id finds the same order, so the
+    /// answer says to order again rather than to try again.
+    #[error(
+        "order {id} could not be made ({note}): it is FAILED for good; order again with a new \
+         request_id"
+    )]
     Failed {
         /// The order.
         id: OrderId,
@@ -125,7 +130,11 @@ impl From<CafeError> for Status {
             CafeError::InvalidRequest(violations) => invalid_argument(&violations),
             CafeError::OrderNotFound(_) => Status::not_found(message),
             CafeError::WrongClaimToken(_) => Status::permission_denied(message),
-            CafeError::NotCancellable { .. } => Status::failed_precondition(message),
+            // The order is final, and so is this answer: the same request_id
+            // gets it again, so it is not UNAVAILABLE ("try again").
+            CafeError::NotCancellable { .. } | CafeError::Failed { .. } => {
+                Status::failed_precondition(message)
+            }
             CafeError::QueueFull { .. } => Status::resource_exhausted(message),
             CafeError::CounterWaitOver(_) => Status::deadline_exceeded(message),
             CafeError::Cancelled { .. } => Status::cancelled(message),
@@ -133,8 +142,23 @@ impl From<CafeError> for Status {
             CafeError::Closing
             | CafeError::NoBarista(_)
             | CafeError::KeptForRestart(_)
-            | CafeError::CancelledByClosing { .. }
-            | CafeError::Failed { .. } => Status::unavailable(message),
+            | CafeError::CancelledByClosing { .. } => Status::unavailable(message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_order_is_a_final_answer_not_a_retry() {
+        let status = Status::from(CafeError::Failed {
+            id: OrderId::from("ord-1"),
+            note: "no barista could finish it".into(),
+        });
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(status.message().contains("ord-1"), "{status:?}");
+        assert!(status.message().contains("new request_id"), "{status:?}");
     }
 }

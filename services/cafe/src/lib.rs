@@ -24,6 +24,8 @@
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
 //! - `faults`: a panic a test injects into one of the café's critical tasks
 //!   (`CAFE_INJECT_PANIC`), to see the café close and come back.
+//! - [`fuzz`]: what the fuzz targets for GetOrder, WatchOrder and
+//!   CancelOrder run (`fuzz/`), over the café's real book.
 //!
 //! Follow an order: [`service::CafeService`] checks it and places it through
 //! [`store::Orders`] in the [`book::OrderBook`]; a barista in [`baristas`]
@@ -36,6 +38,7 @@ pub mod book;
 pub mod config;
 pub mod error;
 mod faults;
+pub mod fuzz;
 pub mod metrics;
 pub mod remote;
 pub mod service;

@@ -16,6 +16,15 @@ use grpc_serving as serving;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's settings, read once at its start (the C string
+/// `malloc_conf`, under the `_rjem_` prefix tikv-jemallocator gives its
+/// symbols): `background_thread` gives freed pages back to the system on
+/// a thread of its own, on jemalloc's decay clock. Without it they are
+/// given back only while the café allocates, so an idle café kept the
+/// memory of a connection storm for ever (tests/it/storm.rs).
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8; 23] = b"background_thread:true\0";
+
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     serving::run_main("cafe", config, |config, address| {

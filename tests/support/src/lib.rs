@@ -9,6 +9,8 @@
 //! # Layout
 //! - this root: clients, order requests, reading a buzzer (to its end, or
 //!   until BREWING), test logs, and a server's refused flags;
+//! - [`faultproxy`]: a TCP proxy that cuts the link to a database and
+//!   restores it;
 //! - [`child_log`]: the JSON log of a server run as a real process;
 //! - [`process`]: a server binary run as a real process (signals, crashes,
 //!   restarts on the same files), any binary started without the
@@ -31,6 +33,7 @@ pub mod barista;
 #[cfg(feature = "cafe")]
 pub mod cafe;
 pub mod child_log;
+pub mod faultproxy;
 pub mod metrics;
 pub mod otlp;
 #[cfg(feature = "postgres")]

@@ -102,6 +102,22 @@ impl ServerProcess {
         child_log::wait_for(&self.lines, message, LIMIT)
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory now (`VmRSS` in `/proc/PID/status`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+
     /// A new client of the café it runs.
     pub async fn client(&self) -> CafeClient<Channel> {
         connect(self.addr).await

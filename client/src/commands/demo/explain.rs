@@ -25,6 +25,43 @@ pub(super) fn menu_summary(menu: Option<&MenuTimes>) -> String {
     }
 }
 
+/// The demo's first lines: what the two halves are and what each measures,
+/// before any timeline, so the first screen says what the demo is about.
+/// Only the halves `--part` runs are named.
+pub(super) fn opening(args: &DemoArgs) -> Vec<String> {
+    let n = args.customers;
+    let mut lines =
+        vec!["Synchronous vs asynchronous waiting at a café (the seed's Flask vs FastAPI):".into()];
+    let numbered = args.part.customer() && args.part.barista();
+    let mark = |i: usize| {
+        if numbered {
+            format!("{i}. ")
+        } else {
+            "- ".into()
+        }
+    };
+    if args.part.customer() {
+        lines.push(format!(
+            "{}The customer waits at the counter, blocked ({n} one after another), or as",
+            mark(1)
+        ));
+        lines.push(format!(
+            "   with a buzzer, free meanwhile (all {n} at once). Measured: how long all {n} take."
+        ));
+    }
+    if args.part.barista() {
+        lines.push(format!(
+            "{}The barista blocks a worker thread while brewing (Flask-like) or awaits",
+            mark(2)
+        ));
+        lines.push(
+            "   (FastAPI-like). Measured: drinks brewing at once, orders/s, menu delays.".into(),
+        );
+    }
+    lines.push(String::new());
+    lines
+}
+
 /// What the customer's two timelines show, in the numbers they measured.
 pub(super) fn explain_customer(sequential: &Run, concurrent: &Run, baristas: u16) -> Vec<String> {
     let (first, second) = (&sequential.report, &concurrent.report);

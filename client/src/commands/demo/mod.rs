@@ -29,7 +29,7 @@ use tracing::{Instrument, Span, info_span};
 
 use self::{
     cafe::DemoCafe,
-    explain::{RunLine, explain_barista, explain_customer, menu_summary},
+    explain::{RunLine, explain_barista, explain_customer, menu_summary, opening},
     probe::{MenuTimes, RuntimeSeen},
     table::{KeyDifferences, Measured, Pair, Side},
 };
@@ -65,6 +65,9 @@ pub async fn run(out: &Output, args: &DemoArgs) -> Result<Finished, ClientError>
     // Every timeline drawn, for `--svg`.
     let mut panels: Vec<(String, Vec<Row>)> = Vec::new();
 
+    for line in opening(args) {
+        out.line(line)?;
+    }
     if args.part.customer() {
         match customer_half(out, args, &plan, &mut interrupt, &mut panels).await? {
             Some(pair) => measured.customer = Some(pair),

@@ -1,6 +1,10 @@
 //! The seed's "Key differences" table (waiting, efficiency, scalability),
 //! filled with the numbers the demo has just measured, plus the one the
-//! barista's half adds: how long the menu took during the rush.
+//! barista's half adds: how long the menu took during the rush. Each half
+//! has a part of its own, with its own two columns: the customer's waiting
+//! is a client's choice at one café, the server's threads a server's at two,
+//! and a row that put one under the other's heading would teach the wrong
+//! thing.
 //!
 //! A pure function of the measurements, so its layout is tested here.
 
@@ -51,81 +55,78 @@ pub struct Measured {
 const ASPECT: usize = 12;
 const CELL: usize = 32;
 
-/// The table as lines of at most 80 columns, with a caption saying where
-/// each row was measured. Empty if nothing was.
+/// The table as lines of at most 80 columns, one part per half that ran,
+/// each with its own columns: the customer's waiting (one café, two ways to
+/// wait) and the server's threads (two cafés, the same customers), so no row
+/// files a client's choice under a server's. Empty if nothing was measured.
 pub fn lines(measured: &Measured) -> Vec<String> {
-    // Waiting is the customer's half's lesson; the rest the barista's. With
-    // one half only, every row comes from that half.
-    let Some(waiting) = measured.customer.or(measured.barista) else {
+    if measured.customer.is_none() && measured.barista.is_none() {
         return Vec::new();
-    };
-    let working = measured.barista.or(measured.customer).expect("one ran");
+    }
     let row = |aspect: &str, sync: String, async_: String| {
         format!("{aspect:<ASPECT$}  {sync:<CELL$}  {async_}")
             .trim_end()
             .to_owned()
     };
-    let baristas = measured.baristas;
-    let mut lines = vec![
-        "Key differences, as measured just now".to_owned(),
-        row(
-            "",
-            "Synchronous (Flask-like)".into(),
-            "Asynchronous (FastAPI-like)".into(),
-        ),
-    ];
-    let (sync_wait, async_wait) = if measured.customer.is_some() {
-        ("one after another", "all at once")
-    } else {
-        ("ordered at once", "ordered at once")
-    };
-    lines.push(row(
-        "Waiting",
-        format!("{}, {sync_wait}", human(waiting.sync.wall)),
-        format!("{}, {async_wait}", human(waiting.async_.wall)),
-    ));
-    lines.push(row(
-        "Efficiency",
-        format!(
-            "{} of {baristas} baristas brewing at once",
-            working.sync.at_once
-        ),
-        format!(
-            "{} of {baristas} baristas brewing at once",
-            working.async_.at_once
-        ),
-    ));
-    lines.push(row(
-        "Scalability",
-        format!("{:.2} orders/s", working.sync.per_second),
-        format!("{:.2} orders/s", working.async_.per_second),
-    ));
-    if let Some(barista) = measured.barista
-        && let (Some(sync), Some(async_)) = (barista.sync.menu, barista.async_.menu)
-    {
-        lines.push(row(
-            "Menu",
-            format!("GetMenu took {} in the rush", human(sync)),
-            format!("GetMenu took {} in the rush", human(async_)),
-        ));
+    let (n, baristas, workers) = (measured.customers, measured.baristas, measured.workers);
+    let brewing = |at_once: usize| format!("{at_once} of {baristas} baristas brewing at once");
+    let mut lines = vec!["Key differences, as measured just now".to_owned()];
+    if let Some(customer) = measured.customer {
+        lines.extend([
+            String::new(),
+            format!("The customer's waiting: {n} customers, one café, {baristas} baristas"),
+            row(
+                "",
+                "At the counter (synchronous)".into(),
+                "As with a buzzer (asynchronous)".into(),
+            ),
+            row(
+                "Waiting",
+                format!("{}, one after another", human(customer.sync.wall)),
+                format!("{}, all at once", human(customer.async_.wall)),
+            ),
+            row(
+                "Brewing",
+                brewing(customer.sync.at_once),
+                brewing(customer.async_.at_once),
+            ),
+        ]);
     }
-    let n = measured.customers;
-    let workers = measured.workers;
-    lines.push(String::new());
-    lines.extend(match (measured.customer, measured.barista) {
-        (Some(_), Some(_)) => vec![
-            format!("Waiting: the customer's half ({n} customers, one café, two ways to wait)."),
-            format!("The rest: the barista's half (the same {n} customers, all at once, at a"),
-            format!("blocking café and an async one, {baristas} baristas and {workers} worker threads each)."),
-        ],
-        (Some(_), None) => vec![format!(
-            "All from the customer's half: {n} customers, one café, two ways to wait."
-        )],
-        _ => vec![
-            format!("All from the barista's half: {n} customers at once, at a blocking café"),
-            format!("and an async one, {baristas} baristas and {workers} worker threads each."),
-        ],
-    });
+    if let Some(barista) = measured.barista {
+        lines.extend([
+            String::new(),
+            format!(
+                "The server's threads: {n} customers at once, {baristas} baristas on {workers} threads"
+            ),
+            row(
+                "",
+                "Synchronous (Flask-like)".into(),
+                "Asynchronous (FastAPI-like)".into(),
+            ),
+            row(
+                "Rush",
+                format!("{}, ordered at once", human(barista.sync.wall)),
+                format!("{}, ordered at once", human(barista.async_.wall)),
+            ),
+            row(
+                "Efficiency",
+                brewing(barista.sync.at_once),
+                brewing(barista.async_.at_once),
+            ),
+            row(
+                "Scalability",
+                format!("{:.2} orders/s", barista.sync.per_second),
+                format!("{:.2} orders/s", barista.async_.per_second),
+            ),
+        ]);
+        if let (Some(sync), Some(async_)) = (barista.sync.menu, barista.async_.menu) {
+            lines.push(row(
+                "Menu",
+                format!("GetMenu took {} in the rush", human(sync)),
+                format!("GetMenu took {} in the rush", human(async_)),
+            ));
+        }
+    }
     lines
 }
 
@@ -220,6 +221,48 @@ mod tests {
         assert!(text.contains("2 of 3 baristas brewing at once"), "{text}");
         assert!(text.contains("GetMenu took 3.51s in the rush"), "{text}");
         assert!(text.contains("1.67 orders/s"), "{text}");
+    }
+
+    /// The part of `text` from the line starting `heading` to the next
+    /// blank line.
+    fn part<'t>(text: &'t str, heading: &str) -> &'t str {
+        let start = text
+            .find(heading)
+            .unwrap_or_else(|| panic!("no {heading:?} in\n{text}"));
+        let rest = &text[start..];
+        &rest[..rest.find("\n\n").unwrap_or(rest.len())]
+    }
+
+    #[test]
+    fn each_half_has_its_own_part_and_columns_so_no_row_mixes_them() {
+        let text = lines(&measured(true, true)).join("\n");
+        let customer = part(&text, "The customer's waiting");
+        let server = part(&text, "The server's threads");
+        // The customer's part: one café, the counter against the buzzer, and
+        // only the customer's numbers (the sequential run's 1 barista).
+        assert!(
+            customer.contains("At the counter (synchronous)"),
+            "{customer}"
+        );
+        assert!(customer.contains("7.21s, one after another"), "{customer}");
+        assert!(
+            customer.contains("1 of 3 baristas brewing at once"),
+            "{customer}"
+        );
+        for server_word in ["Flask", "FastAPI", "orders/s", "GetMenu", "3.6s"] {
+            assert!(!customer.contains(server_word), "{server_word}: {customer}");
+        }
+        // The server's part: the blocking café against the async one, and
+        // none of the customer's runs.
+        assert!(server.contains("Synchronous (Flask-like)"), "{server}");
+        assert!(server.contains("3.6s, ordered at once"), "{server}");
+        assert!(
+            server.contains("2 of 3 baristas brewing at once"),
+            "{server}"
+        );
+        for customer_word in ["counter", "buzzer", "one after another", "7.21s"] {
+            assert!(!server.contains(customer_word), "{customer_word}: {server}");
+        }
     }
 
     #[test]

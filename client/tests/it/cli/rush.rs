@@ -71,6 +71,70 @@ async fn the_demo_runs_its_own_cafe_and_explains_the_timelines() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_demo_opens_with_its_two_halves_and_ends_with_a_table_that_keeps_them_apart() {
+    let demo = cafe_at(
+        "http://127.0.0.1:1",
+        &[
+            "demo",
+            "--customers",
+            "3",
+            "--baristas",
+            "2",
+            "--time-scale",
+            "0.005",
+        ],
+    )
+    .await;
+    assert!(demo.status.success(), "{}", stderr(&demo));
+    let out = stdout(&demo);
+    // The first screen says, before any timeline, how each side waits and
+    // what is measured: a few lines, ahead of the first half's heading.
+    let opening: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
+    let opening = opening.join("\n");
+    assert!(opening.lines().count() <= 6, "{opening}");
+    for words in [
+        "Synchronous vs asynchronous",
+        "at the counter",
+        "buzzer",
+        "3 one after another",
+        "all 3 at once",
+        "blocks a worker thread",
+        "awaits",
+        "Flask-like",
+        "FastAPI-like",
+        "Measured: how long",
+        "Measured: drinks brewing at once",
+    ] {
+        assert!(opening.contains(words), "{words:?} not in\n{opening}");
+    }
+    assert!(
+        out.find("THE CUSTOMER'S HALF").unwrap() > opening.len(),
+        "{out}"
+    );
+    // The closing table: one part per half, each under its own heading,
+    // and no row of one with a word of the other.
+    let table = &out[out.find("Key differences").expect("the table")..];
+    let parts: Vec<&str> = table.split("\n\n").collect();
+    let customer = parts
+        .iter()
+        .find(|p| p.starts_with("The customer's waiting"))
+        .unwrap_or_else(|| panic!("no customer's part in\n{table}"));
+    let server = parts
+        .iter()
+        .find(|p| p.starts_with("The server's threads"))
+        .unwrap_or_else(|| panic!("no server's part in\n{table}"));
+    assert!(customer.contains("one after another"), "{customer}");
+    assert!(server.contains("orders/s"), "{server}");
+    for word in ["Flask", "orders/s", "GetMenu"] {
+        assert!(!customer.contains(word), "{word}: {customer}");
+    }
+    for word in ["counter", "buzzer", "one after another"] {
+        assert!(!server.contains(word), "{word}: {server}");
+    }
+    assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_demos_barista_half_shows_blocked_threads_limit_the_drinks_and_stall_the_menu() {
     // A latte takes 1 s; 4 baristas on 2 worker threads; 4 customers.
     let demo = cafe_at(

@@ -1,7 +1,13 @@
 //! Every ` ```sh ` block in `README.md` and `docs/*.md`, run line by line,
 //! offline (how each program is run: see the parent module).
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path, process::Output, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use clap::Parser;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -76,7 +82,7 @@ fn strip_comment(line: &str) -> &str {
 }
 
 /// Splits a command line into words, honouring '…' and "…" quotes.
-fn words(line: &str) -> Vec<String> {
+pub(super) fn words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -108,14 +114,14 @@ fn words(line: &str) -> Vec<String> {
 
 /// What a command line runs.
 #[derive(Debug, PartialEq)]
-enum Program {
+pub(super) enum Program {
     Cafe,
     CafeServer,
     CafeBarista,
 }
 
 /// `cargo run --release --bin cafe -- demo` → (`cafe`, `["demo"]`).
-fn program(words: &[String]) -> Option<(Program, Vec<String>)> {
+pub(super) fn program(words: &[String]) -> Option<(Program, Vec<String>)> {
     let (name, args): (&str, &[String]) = match words.first()?.as_str() {
         "cargo" if words.get(1).map(String::as_str) == Some("run") => {
             let bin = words.iter().position(|w| w == "--bin")?;
@@ -137,10 +143,25 @@ fn program(words: &[String]) -> Option<(Program, Vec<String>)> {
 /// Brew times are fast-forwarded: every `--time-scale` value becomes this.
 const TIME_SCALE: &str = "0.005";
 
-/// A server started by a line ending in `&`.
+/// A server started by a block: it runs until the block ends (or a
+/// `kill %N` names it).
 struct Background {
-    stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+}
+
+/// What a line ending in `&` started, numbered from 1 as a shell numbers
+/// its jobs, so a later `kill %N` stops it.
+enum Job {
+    /// A server, by its index in the block's servers.
+    Server(usize),
+    /// A `cafe` run in the background: it must end by itself, successfully,
+    /// before the block ends, unless a `kill` stopped it.
+    Cafe {
+        line: String,
+        child: std::process::Child,
+        killed: bool,
+    },
 }
 
 /// Runs one block: its servers in this process, its `cafe` lines as the
@@ -150,10 +171,27 @@ async fn run_block(block: &Block, scratch: &Path) -> Result<(), String> {
     // The documented address of each server started → where it really is.
     let mut addresses: BTreeMap<String, String> = BTreeMap::new();
     let mut servers: Vec<Background> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     let result = async {
         for line in &block.commands {
+            let background = line.ends_with('&');
             let line = line.strip_suffix('&').map_or(line.as_str(), str::trim);
             let mut words = words(line);
+            if let Some(job) = killed_job(&words) {
+                match jobs.get_mut(job.wrapping_sub(1)) {
+                    Some(Job::Server(index)) => {
+                        if let Some(stop) = servers[*index].stop.take() {
+                            let _ = stop.send(());
+                        }
+                    }
+                    Some(Job::Cafe { child, killed, .. }) => {
+                        cafe_testkit::process::send_signal(child, "TERM");
+                        *killed = true;
+                    }
+                    None => return Err(format!("{at}: `{line}`: there is no job %{job}")),
+                }
+                continue;
+            }
             for (i, word) in words.clone().iter().enumerate() {
                 if word == "--time-scale" && i + 1 < words.len() {
                     words[i + 1] = TIME_SCALE.into();
@@ -174,7 +212,27 @@ async fn run_block(block: &Block, scratch: &Path) -> Result<(), String> {
                     let server = addresses
                         .get("127.0.0.1:50051")
                         .map(|real| format!("http://{real}"));
-                    let output = run_cafe(&args, server, scratch).await;
+                    let mut command = cafe_command(&args, server, scratch);
+                    if background {
+                        // As a shell's `&`: it runs beside the next lines
+                        // (a `stats --every` watching a rush), its output
+                        // kept for the end of the block.
+                        let child = command
+                            .stdout(Stdio::piped())
+                            .stderr(Stdio::piped())
+                            .spawn()
+                            .expect("cafe starts");
+                        jobs.push(Job::Cafe {
+                            line: line.to_owned(),
+                            child,
+                            killed: false,
+                        });
+                        continue;
+                    }
+                    let output =
+                        tokio::task::spawn_blocking(move || command.output().expect("cafe runs"))
+                            .await
+                            .unwrap();
                     if !output.status.success() {
                         return Err(format!(
                             "{at}: `{line}` failed ({}):\n{}{}",
@@ -204,7 +262,13 @@ async fn run_block(block: &Block, scratch: &Path) -> Result<(), String> {
                         };
                         app.serve(stopped).await.expect("the café serves");
                     });
-                    servers.push(Background { stop, task });
+                    if background {
+                        jobs.push(Job::Server(servers.len()));
+                    }
+                    servers.push(Background {
+                        stop: Some(stop),
+                        task,
+                    });
                     // With remote baristas the café refuses orders until
                     // it reaches one: the next command must find it ready.
                     serving(real)
@@ -227,26 +291,94 @@ async fn run_block(block: &Block, scratch: &Path) -> Result<(), String> {
                         };
                         app.serve(stopped).await.expect("the barista serves");
                     });
-                    servers.push(Background { stop, task });
+                    if background {
+                        jobs.push(Job::Server(servers.len()));
+                    }
+                    servers.push(Background {
+                        stop: Some(stop),
+                        task,
+                    });
                 }
             }
         }
         Ok(())
     }
     .await;
+    // The background `cafe`s first, while their café still serves.
+    let mut result = result;
+    for job in jobs {
+        let Job::Cafe {
+            line,
+            child,
+            killed,
+        } = job
+        else {
+            continue;
+        };
+        let pid = child.id();
+        let waited = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::task::spawn_blocking(move || child.wait_with_output().expect("cafe ends")),
+        )
+        .await;
+        let failure = match waited {
+            Err(_) => {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                Some(format!(
+                    "{at}: `{line} &` was still running 60 s after the block's last line: \
+                     end it (`kill %N`) or let it finish"
+                ))
+            }
+            Ok(output) => {
+                let output = output.unwrap();
+                (!killed && !output.status.success()).then(|| {
+                    format!(
+                        "{at}: `{line} &` failed ({}):\n{}{}",
+                        output.status,
+                        String::from_utf8_lossy(&output.stdout),
+                        String::from_utf8_lossy(&output.stderr)
+                    )
+                })
+            }
+        };
+        if let (Some(failure), Ok(())) = (failure, &result) {
+            result = Err(failure);
+        }
+    }
     for server in servers {
-        let _ = server.stop.send(());
+        if let Some(stop) = server.stop {
+            let _ = stop.send(());
+        }
         let _ = tokio::time::timeout(Duration::from_secs(10), server.task).await;
     }
     result
 }
 
+/// `kill %2` (or `kill -INT %2`) → `Some(2)`: the job a line stops.
+fn killed_job(words: &[String]) -> Option<usize> {
+    match words {
+        [kill, rest @ ..] if kill == "kill" => rest.last()?.strip_prefix('%')?.parse().ok(),
+        _ => None,
+    }
+}
+
 /// Waits (within a generous limit) until the café at `addr` reports
 /// SERVING, by watching its health rather than polling it.
 async fn serving(addr: SocketAddr) -> Result<(), String> {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    health_is(addr, true).await
+}
+
+/// Waits (within a generous limit) until the café at `addr` reports
+/// SERVING (or NOT_SERVING, if not `serving`), by watching its health.
+pub(super) async fn health_is(addr: SocketAddr, serving: bool) -> Result<(), String> {
+    let wanted = if serving {
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    } else {
+        tonic_health::pb::health_check_response::ServingStatus::NotServing
     };
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let wait = async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| e.to_string())?
@@ -261,15 +393,15 @@ async fn serving(addr: SocketAddr) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .into_inner();
         while let Some(update) = updates.message().await.map_err(|e| e.to_string())? {
-            if update.status == ServingStatus::Serving as i32 {
+            if update.status == wanted as i32 {
                 return Ok(());
             }
         }
-        Err("the health stream ended before SERVING".to_owned())
+        Err(format!("the health stream ended before {wanted:?}"))
     };
     tokio::time::timeout(Duration::from_secs(20), wait)
         .await
-        .map_err(|_| "the café was not SERVING within 20 s".to_owned())?
+        .map_err(|_| format!("the café was not {wanted:?} within 20 s"))?
 }
 
 /// Notes that the server documented at `documented` (`127.0.0.1:50051`)
@@ -281,11 +413,11 @@ fn remember(addresses: &mut BTreeMap<String, String>, documented: &str, real: So
     }
 }
 
-/// Runs the real `cafe` with `args`, in `scratch`, against `server` when a
+/// The real `cafe` with `args`, in `scratch`, against `server` when a
 /// block started one; fast-forwarded, and untouched by the developer's own
 /// `CAFE_*`/`OTEL_*` variables.
-async fn run_cafe(args: &[String], server: Option<String>, scratch: &Path) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cafe"));
+fn cafe_command(args: &[String], server: Option<String>, scratch: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cafe"));
     for key in cafe_testkit::leaky_env() {
         command.env_remove(key);
     }
@@ -297,9 +429,7 @@ async fn run_cafe(args: &[String], server: Option<String>, scratch: &Path) -> Ou
         .env_remove("RUST_LOG")
         .current_dir(scratch)
         .args(args);
-    tokio::task::spawn_blocking(move || command.output().expect("cafe runs"))
-        .await
-        .unwrap()
+    command
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -359,6 +489,37 @@ $ cafe menu
         words(r#"grpcurl -d '{"customer":"Ada"}' x"#),
         ["grpcurl", "-d", r#"{"customer":"Ada"}"#, "x"]
     );
+    assert_eq!(killed_job(&words("kill %1")), Some(1));
+    assert_eq!(killed_job(&words("kill -INT %2")), Some(2));
+    assert_eq!(killed_job(&words("kill 1234")), None);
     assert!(program(&words("docker compose up")).is_none());
     assert!(program(&words("cargo test --workspace")).is_none());
+}
+
+/// `cargo install --path client` in the README or the docs names a package
+/// of this workspace that has a binary: how a reader puts `cafe`,
+/// `cafe-server` and `cafe-barista` on their PATH must work as written.
+#[test]
+fn every_cargo_install_path_is_a_package_with_a_binary() {
+    let mut found = 0;
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(root().join(&file)).unwrap();
+        let text = text.replace(['`', '\n'], " ");
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for window in words.windows(4) {
+            if window[..3] != ["cargo", "install", "--path"] {
+                continue;
+            }
+            let path = window[3].trim_end_matches([',', '.', ')']);
+            let manifest = std::fs::read_to_string(root().join(path).join("Cargo.toml"))
+                .unwrap_or_else(|e| panic!("{file}: cargo install --path {path}: {e}"));
+            assert!(
+                manifest.contains("[[bin]]") || root().join(path).join("src/main.rs").is_file(),
+                "{file}: cargo install --path {path} installs no binary"
+            );
+            found += 1;
+        }
+    }
+    // The README's three, at least.
+    assert!(found >= 3, "only {found} `cargo install --path` found");
 }

@@ -246,6 +246,12 @@ impl OrderBook {
     /// cancelled in the meantime and must not be brewed. An order already
     /// brewing may start again with another barista: a remote barista went
     /// away and another took the order over.
+    ///
+    /// The order's note stays: it says why this drink is brewed again ("the
+    /// café restarted before it was ready", "the barista went away"), which
+    /// is still true while it brews and is what a customer who looks now
+    /// (GetOrder, the buzzer's BREWING event) wants to know. Cleared here, a
+    /// free barista would take the order at once and nobody would see it.
     pub fn start(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
         let book = self.lock();
         self.change(&book, entry, |order| {
@@ -255,7 +261,6 @@ impl OrderBook {
             order.status = OrderStatus::Brewing;
             order.barista = Some(barista);
             order.started_at = Some(SystemTime::now());
-            order.note = None;
             true
         })
     }
@@ -474,6 +479,6 @@ impl OrderBook {
 }
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;

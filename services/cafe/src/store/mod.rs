@@ -317,6 +317,61 @@ pub enum StoreError {
     /// The store was used after it was closed.
     #[error("the order store is closed")]
     Closed,
+
+    /// The SQLite file is empty (0 bytes) where a database was: SQLite
+    /// would start it as a new store, every order it held forgotten.
+    #[error(
+        "the order store {0} is empty (0 bytes): every order it held is gone. Restore it \
+         from a backup, or delete it to start a café with no orders"
+    )]
+    Empty(String),
+
+    /// The SQLite file fails SQLite's `quick_check`.
+    #[error(
+        "the order store {path} is damaged ({found}){}: no order in it can be trusted. \
+         Restore it from a backup, or salvage it (sqlite3 {path} .recover | sqlite3 NEW.db) \
+         and start on the new file",
+        match .open_readable {
+            Some(open) => format!("; {open} open orders can still be read"),
+            None => String::new(),
+        }
+    )]
+    Damaged {
+        /// The file.
+        path: String,
+        /// SQLite's first complaint.
+        found: String,
+        /// How many queued or brewing orders a plain read still finds.
+        open_readable: Option<i64>,
+    },
+
+    /// The SQLite file, or its directory, cannot be written.
+    #[error(
+        "the order store {path} cannot be written ({source}): give the café's user write \
+         access to the file and its directory"
+    )]
+    ReadOnly {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// The SQLite file was replaced by another under the running café.
+    #[error(
+        "the order store {0} was replaced by another file under the café: move that file \
+         away (the café then writes its own again), or stop the café"
+    )]
+    Replaced(String),
+
+    /// The SQLite file, deleted under the café, could not be put back.
+    #[error("cannot write the order store {path} again: {source}")]
+    Rewrite {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// `url` with any password replaced, fit for a log line.
@@ -334,5 +389,7 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -23,9 +23,17 @@
 //! as much as SQLite's own work; `docs/performance.md` has the profile.)
 //! sqlx still brings the schema up to date on open, so the migrations stay
 //! one mechanism for both databases.
+//!
+//! A file that cannot be trusted is refused at start, before anything is
+//! promised: an empty (0-byte) file where a database was, or one whose
+//! pages fail SQLite's `quick_check`. And a file deleted under the running
+//! café is written again, from the copy its open connection still reads,
+//! before the next change is kept: otherwise every change from then on
+//! would go to a file no restart can find. docs/cafe-server.md has the
+//! table of what the café guarantees under each fault.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     str::FromStr,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
@@ -33,10 +41,12 @@ use std::{
 
 use rusqlite::{Connection, OpenFlags, params};
 use sqlx::{
-    ConnectOptions, Connection as _,
+    ConnectOptions, Connection as _, SqliteConnection,
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqliteSynchronous},
 };
+
+use tracing::{error, warn};
 
 use super::{COLUMNS, Record, StoreError, StoredOrder};
 
@@ -54,8 +64,12 @@ pub struct SqliteStore {
     /// writer for each batch (and by a restart's read before it starts),
     /// never across an `.await`.
     connection: Arc<Mutex<Option<Connection>>>,
-    /// The file, for logs.
-    path: String,
+    /// The database file.
+    path: PathBuf,
+    /// Which file the connection has open: compared with what `path`
+    /// names before each write, to notice the file deleted or replaced.
+    /// Changed only by the writer, when it writes the file again.
+    file: Arc<Mutex<Option<FileId>>>,
 }
 
 impl SqliteStore {
@@ -76,11 +90,17 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_owned();
         create_parent(&path)?;
+        refuse_empty(&path)?;
+        refuse_read_only(&path)?;
         // sqlx migrates on a connection of its own, closed (its worker
         // thread gone, the file's lock let go) before the connection that
         // keeps the file opens. Not a pool: a pool returns a connection in
         // the background, and closing it may not wait for that one.
         let mut migrating = options.connect().await.map_err(open_error)?;
+        if let Err(error) = check_intact(&mut migrating, &path).await {
+            let _ = migrating.close().await;
+            return Err(error);
+        }
         MIGRATOR.run_direct(&mut migrating).await?;
         migrating.close().await.map_err(open_error)?;
 
@@ -94,14 +114,16 @@ impl SqliteStore {
                 url: url.to_owned(),
                 source,
             })?;
+        let file = FileId::of(&path);
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(Some(connection))),
-            path: path.display().to_string(),
+            path,
+            file: Arc::new(Mutex::new(file)),
         })
     }
 
     pub(super) fn describe(&self) -> String {
-        format!("SQLite {}", self.path)
+        format!("SQLite {}", self.path.display())
     }
 
     fn connection(&self) -> MutexGuard<'_, Option<Connection>> {
@@ -155,13 +177,66 @@ impl SqliteStore {
     /// rolled back if it is, so the next batch starts its own transaction
     /// rather than nesting in one that is never committed.
     pub(super) fn write(&self, records: &[Record]) -> Result<(), StoreError> {
-        let connection = self.connection();
+        let mut connection = self.connection();
+        if self.file_gone() {
+            self.write_file_again(&mut connection)?;
+        }
         let connection = connection.as_ref().ok_or(StoreError::Closed)?;
         let written = write_in(connection, records);
         if written.is_err() && !connection.is_autocommit() {
             connection.execute_batch("ROLLBACK")?;
         }
         Ok(written?)
+    }
+
+    /// Whether the file the connection has open is no longer the one
+    /// `path` names (deleted, or another file put in its place).
+    fn file_gone(&self) -> bool {
+        *self.open_file() != FileId::of(&self.path)
+    }
+
+    fn open_file(&self) -> MutexGuard<'_, Option<FileId>> {
+        // A plain value: a poisoned lock holds a whole one.
+        self.file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The file was deleted: every change kept so far lives only in the
+    /// copy the connection still has open, and a restart would find none
+    /// of it. So that copy is written to `path` again (`VACUUM INTO` a new
+    /// file, renamed into place) and the connection reopened on it, before
+    /// any new change is kept. Another file in its place is not
+    /// overwritten: that is an error until it is moved away.
+    fn write_file_again(&self, connection: &mut Option<Connection>) -> Result<(), StoreError> {
+        // The connection is kept open on every way out but success: until
+        // the file is written again, it holds the only copy of the orders.
+        if FileId::of(&self.path).is_some() {
+            return Err(StoreError::Replaced(self.path.display().to_string()));
+        }
+        let open = connection.as_ref().ok_or(StoreError::Closed)?;
+        error!(file = %self.path.display(),
+               "the order store's file was deleted under the café: writing it again from the open copy");
+        create_parent(&self.path)?;
+        let copy = self.path.with_extension("rewrite");
+        let _ = std::fs::remove_file(&copy);
+        open.execute("VACUUM INTO ?", [copy.display().to_string()])?;
+        std::fs::rename(&copy, &self.path).map_err(|source| StoreError::Rewrite {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        // The old connection goes (closing it checkpoints into the deleted
+        // file, harmlessly), and its lock with it; the new one opens the
+        // new file.
+        if let Some(old) = connection.take()
+            && let Err((_, error)) = old.close()
+        {
+            warn!(%error, "closing the order store's old connection");
+        }
+        *connection = Some(connect(&self.path)?);
+        *self.open_file() = FileId::of(&self.path);
+        warn!(file = %self.path.display(), "the order store's file is written again");
+        Ok(())
     }
 }
 
@@ -242,6 +317,119 @@ fn write_in(connection: &Connection, records: &[Record]) -> Result<(), rusqlite:
     }
     connection.prepare_cached("COMMIT")?.execute([])?;
     Ok(())
+}
+
+/// Which file a path names: its device and inode (on Unix; elsewhere only
+/// whether it exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        let metadata = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Some(FileId {
+                device: metadata.dev(),
+                inode: metadata.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            Some(FileId {
+                device: 0,
+                inode: 0,
+            })
+        }
+    }
+}
+
+/// The write-ahead log beside the database file `path`.
+fn wal(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Refuses a database file of 0 bytes with no log beside it: SQLite would
+/// take it for a new, empty database, and the café would start as if it
+/// never had an order. A file the café made is never empty: its first
+/// start writes the header, before any order.
+fn refuse_empty(path: &Path) -> Result<(), StoreError> {
+    let len = |path: &Path| std::fs::metadata(path).map(|metadata| metadata.len()).ok();
+    if len(path) == Some(0) && len(&wal(path)).unwrap_or(0) == 0 {
+        return Err(StoreError::Empty(path.display().to_string()));
+    }
+    Ok(())
+}
+
+/// Refuses a database file, or a directory, the café cannot write: SQLite
+/// would open the file read-only without a word, and fail only at its
+/// first write (or, in WAL mode, with a bare "disk I/O error").
+fn refuse_read_only(path: &Path) -> Result<(), StoreError> {
+    let read_only = |source: std::io::Error| StoreError::ReadOnly {
+        path: path.display().to_string(),
+        source,
+    };
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(read_only)?;
+    }
+    // The write-ahead log is made beside it.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(".cafe-write-check");
+    std::fs::File::create(&probe).map_err(read_only)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// SQLite's `quick_check` over every page, so a damaged file is refused
+/// at start, with whatever can still be read counted, rather than met at
+/// the first write, after orders were taken.
+async fn check_intact(connection: &mut SqliteConnection, path: &Path) -> Result<(), StoreError> {
+    let found = match sqlx::query_scalar::<_, String>("PRAGMA quick_check")
+        .fetch_all(&mut *connection)
+        .await
+    {
+        Ok(lines) if lines == ["ok"] => return Ok(()),
+        // One complaint per row, or several in one row: the first, and how
+        // many more, so the error stays one line.
+        Ok(lines) => {
+            let complaints: Vec<&str> = lines
+                .iter()
+                .flat_map(|line| line.lines())
+                .filter(|line| !line.starts_with("***") && !line.trim().is_empty())
+                .collect();
+            match complaints.len() {
+                0 | 1 => complaints.concat(),
+                more => format!("{}, and {} more", complaints[0], more - 1),
+            }
+        }
+        Err(error) => error.to_string(),
+    };
+    // Which orders are affected: what a plain read of the table (no
+    // index, which may be what is damaged) still gets out of it.
+    let readable = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM orders NOT INDEXED WHERE status IN (1, 2)",
+    )
+    .fetch_one(&mut *connection)
+    .await
+    .ok();
+    Err(StoreError::Damaged {
+        path: path.display().to_string(),
+        found,
+        open_readable: readable,
+    })
 }
 
 /// Creates the directory the database file goes in (the data directory,

@@ -411,6 +411,19 @@ async fn a_rebuilt_book_keeps_every_orders_promise() {
     assert_eq!(row.status, status_number(OrderStatus::Queued));
     assert_eq!(row.note.as_deref(), Some(REBREW_NOTE));
     assert_eq!(row.barista, None);
+
+    // A free barista takes it at once: the note stays on it while it brews
+    // and once it is ready, for GetOrder and for the events a buzzer sees
+    // (both are the order as of its changes), so someone can read it.
+    let rebrewing = book.get(brewing.id().as_str()).unwrap();
+    assert!(book.start(&rebrewing, "Cy".into()));
+    let now = rebrewing.snapshot();
+    assert_eq!(now.status, OrderStatus::Brewing);
+    assert_eq!(now.note.as_deref(), Some(REBREW_NOTE));
+    assert!(book.ready(&rebrewing));
+    let now = rebrewing.snapshot();
+    assert_eq!(now.status, OrderStatus::Ready);
+    assert_eq!(now.note.as_deref(), Some(REBREW_NOTE));
 }
 
 #[tokio::test]

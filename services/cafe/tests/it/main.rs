@@ -22,5 +22,7 @@ mod queueing;
 mod restart;
 mod shared_line;
 mod store_faults;
+mod store_files;
+mod storm;
 mod supervision;
 mod tls_reload;

@@ -3,7 +3,7 @@
 //! and started again on the same file. Every promise the café made before
 //! it died is kept after:
 //!
-//! - the order that was brewing is brewed again, first;
+//! - the order that was brewing is brewed again, first, and says so;
 //! - the queued orders are still in line, in their order;
 //! - a finished order is still visible to `GetOrder`;
 //! - a retry with the same `request_id` gets the same order;
@@ -171,6 +171,11 @@ async fn a_killed_cafe_keeps_every_promise_after_a_restart() {
     assert_eq!(first.status, OrderStatus::Ready as i32);
     let mut ready_times = vec![at(first.ready_at.as_ref())];
     assert!(at(first.started_at.as_ref()) > killed_at, "brewed again");
+    // And GetOrder says why, though a free barista took it at once.
+    assert_eq!(
+        first.note, "brewed again: the café restarted before it was ready",
+        "{first:?}"
+    );
     for (id, _) in &queued {
         let order = get(&mut client, id).await;
         assert_eq!(order.status, OrderStatus::Ready as i32, "{order:?}");
@@ -310,6 +315,10 @@ async fn a_rolling_restart_keeps_the_line_and_the_drink_cut_short() {
     assert!(
         at(first.started_at.as_ref()) > terminated_at,
         "brewed again"
+    );
+    assert_eq!(
+        first.note, "brewed again: the café restarted before it was ready",
+        "{first:?}"
     );
     let mut ready_times = vec![at(first.ready_at.as_ref())];
     for id in &queued {

@@ -1,6 +1,8 @@
 //! The order store's faults, on real files under the real `cafe-server`
-//! binary: whatever the disk does, no order the café confirmed is lost,
-//! nobody is left hanging, and the café comes back by itself.
+//! binary: whatever the disk (or the link to PostgreSQL) does, no order
+//! the café confirmed is lost, nobody is left hanging, and the café comes
+//! back by itself. What is done to the SQLite file itself is
+//! `store_files.rs`.
 
 #![cfg(unix)]
 
@@ -8,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use cafe_domain::proto::v1::{GetOrderRequest, Order, OrderStatus, cafe_client::CafeClient};
 use cafe_testkit::{
-    LIMIT, order,
+    LIMIT,
+    faultproxy::FaultProxy,
+    order,
     process::{ServerProcess, SmallDisk},
 };
 use grpc_serving::retry_hint::PUSHBACK;
@@ -33,7 +37,10 @@ fn start(dir: &std::path::Path) -> ServerProcess {
 }
 
 /// A latte at the counter with `request_id`.
-async fn counter(client: &mut CafeClient<Channel>, request_id: &str) -> Result<Order, Status> {
+pub(crate) async fn counter(
+    client: &mut CafeClient<Channel>,
+    request_id: &str,
+) -> Result<Order, Status> {
     let mut request = order("Ada", "latte");
     request.request_id = request_id.into();
     let answer = client.order_coffee(request).await?.into_inner();
@@ -41,7 +48,7 @@ async fn counter(client: &mut CafeClient<Channel>, request_id: &str) -> Result<O
 }
 
 /// The café's health as its `Check` says it.
-async fn serving(cafe: &ServerProcess) -> bool {
+pub(crate) async fn serving(cafe: &ServerProcess) -> bool {
     let channel = Channel::from_shared(format!("http://{}", cafe.addr))
         .unwrap()
         .connect_lazy();
@@ -156,5 +163,137 @@ fn a_cafe_whose_store_cannot_open_never_says_it_is_open() {
     assert!(
         log.contains("data directory"),
         "the error names the cause:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_link_cut_and_restored_loses_no_order_and_the_cafe_comes_back() {
+    let Some(db) = cafe_testkit::postgres::database().await else {
+        return;
+    };
+    let upstream = db.url.split_once('@').unwrap().1;
+    let upstream = upstream.split('/').next().unwrap();
+    let upstream = tokio::net::lookup_host(upstream)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream).await;
+    let url = proxy.url_through(&db.url);
+    let cafe = ServerProcess::start(
+        env!("CARGO_BIN_EXE_cafe-server"),
+        &[
+            "--database-url",
+            &url,
+            "--baristas",
+            "4",
+            "--time-scale",
+            "0.0005",
+        ],
+        "café open",
+    );
+    let mut client = cafe.client().await;
+    let mut confirmed = Vec::new();
+    for i in 0..10 {
+        let id = format!("before-{i}");
+        let order = counter(&mut client, &id).await.expect("an order before");
+        confirmed.push((id, order));
+    }
+
+    // The link is cut: every order is answered (READY, or UNAVAILABLE),
+    // none left to its customer's deadline.
+    proxy.cut();
+    let mut refused = Vec::new();
+    for i in 0..5 {
+        let id = format!("cut-{i}");
+        match tokio::time::timeout(LIMIT, counter(&mut client, &id)).await {
+            Ok(Ok(order)) => confirmed.push((id, order)),
+            Ok(Err(status)) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                refused.push(id);
+            }
+            Err(_) => panic!("order {id} was left hanging while the database was away"),
+        }
+    }
+    assert!(!refused.is_empty(), "no order noticed the cut");
+
+    // The link is back: the café serves again without a restart, and a
+    // refused request id, retried, is one order however often it is sent.
+    proxy.restore();
+    let until = Instant::now() + LIMIT;
+    let first_after = loop {
+        match counter(&mut client, "after-0").await {
+            Ok(order) => break order,
+            Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        }
+        assert!(Instant::now() < until, "the café did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(serving(&cafe).await, "health is SERVING again");
+    confirmed.push(("after-0".into(), first_after));
+    for id in refused {
+        let order = counter(&mut client, &id).await.expect("a retry after");
+        let again = counter(&mut client, &id).await.expect("a second retry");
+        assert_eq!(again.id, order.id, "{id} brewed twice");
+        confirmed.push((id, order));
+    }
+
+    // A new café on the same database remembers every confirmed order.
+    cafe.terminate();
+    assert!(cafe.wait_exit(), "the café exits cleanly");
+    let cafe = ServerProcess::start(
+        env!("CARGO_BIN_EXE_cafe-server"),
+        &["--database-url", &db.url],
+        "café open",
+    );
+    let mut client = cafe.client().await;
+    for (request_id, before) in &confirmed {
+        let found = client
+            .get_order(GetOrderRequest {
+                order_id: before.id.clone(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("order {request_id} was lost: {status:?}"))
+            .into_inner();
+        assert_eq!(found.status, OrderStatus::Ready as i32, "{request_id}");
+        let again = counter(&mut client, request_id).await.expect("a retry");
+        assert_eq!(again.id, before.id, "{request_id} brewed twice");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cafe_started_while_postgresql_is_stalled_says_so_and_exits() {
+    let Some(db) = cafe_testkit::postgres::database().await else {
+        return;
+    };
+    let upstream = db.url.split_once('@').unwrap().1;
+    let upstream = upstream.split('/').next().unwrap();
+    let upstream = tokio::net::lookup_host(upstream)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream).await;
+    proxy.stall();
+    let url = proxy.url_through(&db.url);
+    // Its own thread: waiting for the process must not stall the proxy.
+    let output = tokio::task::spawn_blocking(move || {
+        cafe_testkit::process::clean_command(env!("CARGO_BIN_EXE_cafe-server"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--database-url", &url])
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run cafe-server")
+    });
+    let output = tokio::time::timeout(LIMIT, output)
+        .await
+        .expect("the café waited for ever on a stalled database")
+        .unwrap();
+    assert!(!output.status.success(), "a café without its store started");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!log.contains("café open"), "it said it was open:\n{log}");
+    assert!(
+        log.contains("cannot open the order store"),
+        "the error names the store:\n{log}"
     );
 }

@@ -5,7 +5,7 @@ use proptest::{prelude::*, sample::Index};
 
 /// One thing that happens in the café.
 #[derive(Debug, Clone)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// A customer orders (`customer` of a few, so request ids collide);
     /// `espresso` instead of a latte, to reuse a request id for another
     /// drink.
@@ -41,7 +41,7 @@ pub(super) enum Step {
     GraceOver,
 }
 
-pub(super) fn step() -> impl Strategy<Value = Step> {
+pub(crate) fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (0..4u8, proptest::option::of(0..3u8), any::<bool>()).prop_map(
             |(customer, request_id, espresso)| Step::Place { customer, request_id, espresso }
