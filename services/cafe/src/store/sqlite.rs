@@ -225,9 +225,24 @@ impl SqliteStore {
             path: self.path.display().to_string(),
             source,
         })?;
-        // The old connection goes (closing it checkpoints into the deleted
-        // file, harmlessly), and its lock with it; the new one opens the
-        // new file.
+        // SQLite sees the old connection's file has moved, so closing it
+        // neither checkpoints nor deletes its write-ahead log: that log
+        // stays under `path`'s name, and a connection opening the new file
+        // would replay the old file's pages into it ("database disk image
+        // is malformed" at the next write). The copy already holds all the
+        // log did, so the name is cleared first (the old connection keeps
+        // its open log until it closes); then the old connection goes, and
+        // its lock with it, and the new one opens the new file.
+        for stale in [wal(&self.path), shm(&self.path)] {
+            if let Err(error) = std::fs::remove_file(&stale)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(StoreError::Rewrite {
+                    path: stale.display().to_string(),
+                    source: error,
+                });
+            }
+        }
         if let Some(old) = connection.take()
             && let Err((_, error)) = old.close()
         {
@@ -353,6 +368,15 @@ impl FileId {
 fn wal(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// The shared-memory index beside the database file `path` (SQLite makes
+/// none in exclusive locking mode, but one left by another program would
+/// describe another log).
+fn shm(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-shm");
     PathBuf::from(name)
 }
 
