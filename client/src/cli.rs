@@ -1,10 +1,15 @@
 //! The command line: every command, flag and environment variable of `cafe`,
 //! with the help text that explains what each one shows.
 
-use std::{path::PathBuf, time::Duration};
+use std::{ffi::OsStr, path::PathBuf, process::ExitCode, time::Duration};
 
 use cafe_domain::menu::{Size, TimeScale};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, error::ErrorKind};
+
+use crate::{
+    error::{ErrorLine, exit},
+    output::print_json,
+};
 
 /// Shown at the end of `cafe --help`.
 const AFTER_HELP: &str = "\
@@ -51,7 +56,9 @@ pub struct Cli {
     )]
     pub client_key: Option<PathBuf>,
 
-    /// Print one JSON object per result, one per line, instead of text.
+    /// Print JSON lines instead of text: one event per line, each
+    /// `{"event": KIND, ...}`, errors too (an `error` event with its gRPC
+    /// code and exit code; see docs/cli.md).
     #[arg(long, global = true, env = "CAFE_JSON", default_value_t = false)]
     pub json: bool,
 
@@ -69,6 +76,47 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses this process's command line. What clap refuses ends the
+    /// command as clap would end it (help and `--version` on stdout with
+    /// exit code 0; a mistake on stderr with exit code 2), except that
+    /// under `--json` a mistake is one `error` event, as every other error
+    /// is: the `Err` is the exit code to end with.
+    pub fn parse_args() -> Result<Cli, ExitCode> {
+        Cli::try_parse().map_err(|error| {
+            let asked = matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            );
+            if !asked && json_asked() {
+                // clap's first line says what was wrong; the rest (a tip,
+                // the usage) is for people. A missing command is answered
+                // with the whole help, which has no such line.
+                let rendered = error.render().to_string();
+                let message = match error.kind() {
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                        "no command given: see `cafe --help` for the commands".to_owned()
+                    }
+                    _ => rendered
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ")
+                        .to_owned(),
+                };
+                let line = ErrorLine {
+                    code: None,
+                    exit_code: exit::USAGE,
+                    message,
+                };
+                if print_json("error", &line).is_ok() {
+                    return ExitCode::from(exit::USAGE);
+                }
+            }
+            let _ = error.print();
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::USAGE))
+        })
+    }
+
     /// Where the café is and how to trust it (`--server`, `--ca`, and
     /// `--client-cert`/`--client-key` for mutual TLS).
     pub fn dial(&self) -> crate::connection::Dial {
@@ -86,6 +134,18 @@ impl Cli {
             .as_deref()
             .is_some_and(|endpoint| !endpoint.trim().is_empty())
     }
+}
+
+/// Whether a command line clap could not parse asked for `--json` (the flag
+/// before any `--`, or `CAFE_JSON=true`).
+fn json_asked() -> bool {
+    let flag = std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != OsStr::new("--"))
+        .any(|arg| arg == OsStr::new("--json"));
+    // clap reads a flag's environment variable as `true` or `false` only.
+    let env = std::env::var("CAFE_JSON").is_ok_and(|value| value == "true");
+    flag || env
 }
 
 /// The commands.
@@ -196,16 +256,23 @@ pub enum Command {
 /// `cafe order`.
 #[derive(Debug, Clone, Args)]
 pub struct OrderArgs {
-    /// The drink's menu id (see `cafe menu`), e.g. latte.
+    /// The drink's menu id (see `cafe menu`), e.g. latte, in any case.
+    #[arg(value_parser = crate::drink::menu_id)]
     pub drink: String,
 
     /// Cup size: small, medium or large.
     #[arg(long, env = "CAFE_SIZE", default_value = "medium")]
     pub size: Size,
 
-    /// Whose name goes on the cup.
-    #[arg(long, env = "CAFE_CUSTOMER", default_value = "guest")]
-    pub name: String,
+    /// Whose name goes on the cup: the order's `customer`, as the café
+    /// and grpcurl call it (--name is the same flag, kept for old scripts).
+    #[arg(
+        long,
+        visible_alias = "name",
+        env = "CAFE_CUSTOMER",
+        default_value = "guest"
+    )]
+    pub customer: String,
 
     /// Give up after this long (e.g. 3s, 500ms); sent to the café as the gRPC
     /// deadline, which then cancels the order. [default: wait as long as it takes]
@@ -249,7 +316,8 @@ pub struct RushArgs {
     pub customers: u16,
 
     /// What they all order.
-    #[arg(long, env = "CAFE_RUSH_DRINK", default_value = "latte")]
+    #[arg(long, env = "CAFE_RUSH_DRINK", default_value = "latte",
+          value_parser = crate::drink::menu_id)]
     pub drink: String,
 
     /// Cup size: small, medium or large.
@@ -312,7 +380,8 @@ pub struct DemoArgs {
     pub time_scale: TimeScale,
 
     /// What everyone orders.
-    #[arg(long, env = "CAFE_DEMO_DRINK", default_value = "latte")]
+    #[arg(long, env = "CAFE_DEMO_DRINK", default_value = "latte",
+          value_parser = crate::drink::menu_id)]
     pub drink: String,
 
     /// Which half of the lesson to run: both, customer or barista.
@@ -419,7 +488,8 @@ pub struct BenchArgs {
     pub warmup: Duration,
 
     /// What every customer orders (a menu id).
-    #[arg(long, env = "CAFE_BENCH_DRINK", default_value = "latte")]
+    #[arg(long, env = "CAFE_BENCH_DRINK", default_value = "latte",
+          value_parser = crate::drink::menu_id)]
     pub drink: String,
 
     /// Cup size: small, medium or large.

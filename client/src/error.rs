@@ -139,8 +139,13 @@ pub enum ClientError {
 
     /// The order is past the point where this can be done, or it ended
     /// without a drink (cancelled or failed).
-    #[error("{0}")]
-    OrderState(String),
+    #[error("{message}")]
+    OrderState {
+        /// FAILED_PRECONDITION or CANCELLED, as the café answered.
+        code: Code,
+        /// The café's message.
+        message: String,
+    },
 
     /// The connection broke or the café could not answer.
     #[error("the café at {url} is unavailable: {detail}")]
@@ -197,7 +202,9 @@ impl ClientError {
             Code::NotFound => ClientError::NotFound(message),
             Code::PermissionDenied => ClientError::PermissionDenied(message),
             Code::ResourceExhausted => ClientError::Busy(message),
-            Code::FailedPrecondition | Code::Cancelled => ClientError::OrderState(message),
+            code @ (Code::FailedPrecondition | Code::Cancelled) => {
+                ClientError::OrderState { code, message }
+            }
             Code::Unavailable if message == PLAINTEXT_ON_TLS => {
                 ClientError::NeedsTls { url: url.into() }
             }
@@ -236,9 +243,84 @@ impl ClientError {
             ClientError::NotFound(_) => exit::NOT_FOUND,
             ClientError::PermissionDenied(_) => exit::PERMISSION,
             ClientError::Busy(_) => exit::BUSY,
-            ClientError::OrderState(_) => exit::ORDER_STATE,
+            ClientError::OrderState { .. } => exit::ORDER_STATE,
             ClientError::Other { .. } | ClientError::Output(_) => exit::OTHER,
         }
+    }
+
+    /// The gRPC status code this error stands for: the café's answer, or
+    /// for what went wrong on the way, the code gRPC gives it (UNAVAILABLE
+    /// when no café answered, DEADLINE_EXCEEDED when the deadline passed
+    /// here). `None` for what is not about a call at all: a bad address or
+    /// TLS file, the output, the demo's own café.
+    pub fn code(&self) -> Option<Code> {
+        Some(match self {
+            ClientError::BadAddress { .. }
+            | ClientError::CaWithoutTls { .. }
+            | ClientError::CaFile { .. }
+            | ClientError::NoSuchProcess { .. }
+            | ClientError::Output(_)
+            | ClientError::Demo(_) => return None,
+            ClientError::NoCafe { .. }
+            | ClientError::Tls { .. }
+            | ClientError::NeedsTls { .. }
+            | ClientError::NotServing { .. }
+            | ClientError::Unavailable { .. } => Code::Unavailable,
+            ClientError::DeadlineExceeded(_) | ClientError::BuzzerDeadline { .. } => {
+                Code::DeadlineExceeded
+            }
+            ClientError::InvalidArgument(_) => Code::InvalidArgument,
+            ClientError::NotFound(_) => Code::NotFound,
+            ClientError::PermissionDenied(_) => Code::PermissionDenied,
+            ClientError::Busy(_) => Code::ResourceExhausted,
+            ClientError::OrderState { code, .. } | ClientError::Other { code, .. } => *code,
+        })
+    }
+
+    /// The error as the `error` event of `--json` output (see
+    /// [`ErrorLine`]).
+    pub fn json(&self) -> ErrorLine {
+        ErrorLine {
+            code: self.code().map(code_name),
+            exit_code: self.exit_code(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// An error under `--json`: an `error` event, the last line the command
+/// prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ErrorLine {
+    /// The gRPC code's name (`NOT_FOUND`), or `null` when the error is not
+    /// about a call ([`ClientError::code`]).
+    pub code: Option<&'static str>,
+    /// The process's exit code (see [`exit`]).
+    pub exit_code: u8,
+    /// The one line a person would have read.
+    pub message: String,
+}
+
+/// A gRPC code's canonical name, as the gRPC spec and grpcurl write it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -11,7 +11,8 @@
 //! - [`timeline`]: the pure renderers of the rush timelines (text and SVG).
 //! - [`view`]: orders as lines for people and JSON for programs.
 //! - [`output`]: human units, JSON lines, spinners only on a terminal.
-//! - [`error`]: every failure as one line, and its exit code.
+//! - [`error`]: every failure as one line (or one JSON line), and its exit
+//!   code; [`drink`]: drink names in any case, and "did you mean".
 //! - `console` (the `console` cargo feature): tokio-console instead of
 //!   exported traces.
 //!
@@ -24,6 +25,7 @@ pub mod commands;
 pub mod connection;
 #[cfg(feature = "console")]
 pub mod console;
+pub mod drink;
 pub mod error;
 pub mod output;
 pub mod timeline;
@@ -43,7 +45,8 @@ use tracing::{Instrument, Span, field::Empty, info_span};
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
 /// Runs one command line to the end and returns the process's exit code.
-/// Errors are printed here, as one line on stderr.
+/// Errors are printed here, as one line on stderr, or under `--json` as
+/// the last JSON line on stdout (an `error` event).
 ///
 /// The command runs inside a root span named after it (`cafe order`,
 /// `cafe rush`, …): one command, one trace, whose every gRPC call is a
@@ -53,7 +56,14 @@ pub async fn run(cli: Cli) -> ExitCode {
     let mut out = Output::detect(cli.json);
     out.trace_links = cli.exports_traces();
     let span = command_span(&cli.command);
-    let result = dispatch(&cli, &out).instrument(span.clone()).await;
+    let result = dispatch(&cli, &out)
+        .instrument(span.clone())
+        .await
+        .map_err(|error| match drink(&cli.command) {
+            // A refused drink that is a near miss: "did you mean …?".
+            Some(drink) => error.about_drink(drink),
+            None => error,
+        });
     if let Err(error) = &result {
         span.record("otel.status_code", "error");
         span.record("otel.status_description", error.to_string());
@@ -68,9 +78,25 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            // Under --json, one stream for a script: the error is its last
+            // event. (If even that cannot be written, stderr still says.)
+            if !out.json || out.json("error", &error.json()).is_err() {
+                eprintln!("error: {error}");
+            }
             ExitCode::from(error.exit_code())
         }
+    }
+}
+
+/// The drink a command orders, if it orders one.
+fn drink(command: &Command) -> Option<&str> {
+    match command {
+        Command::Order(args) => Some(&args.drink),
+        Command::Rush(args) => Some(&args.drink),
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => Some(&args.drink),
+        Command::Bench(args) => Some(&args.drink),
+        _ => None,
     }
 }
 
@@ -95,7 +121,7 @@ fn command_span(command: &Command) -> Span {
             "cafe order",
             order.drink = %args.drink,
             order.size = %args.size,
-            customer = %args.name,
+            customer = %args.customer,
             buzzer = args.buzzer
         ),
         Command::Watch { order_id } => root!("cafe watch", order.id = %order_id),

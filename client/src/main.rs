@@ -11,12 +11,14 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 #[cfg(not(feature = "console"))]
 use grpc_telemetry::{self as telemetry, LogFormat, TelemetryConfig};
 
 fn main() -> ExitCode {
-    let cli = cafe_client::cli::Cli::parse();
+    let cli = match cafe_client::cli::Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     // A tokio-console build reports every task to tokio-console instead of
     // exporting traces (see `cafe_client::console`).
     #[cfg(feature = "console")]

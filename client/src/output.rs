@@ -3,7 +3,9 @@
 //! make sense when someone is watching.
 //!
 //! Results go to stdout; spinners, progress and errors go to stderr, so
-//! `cafe rush --json | jq` gets nothing but JSON.
+//! `cafe rush --json | jq` gets nothing but JSON. Under `--json` an error is
+//! one more JSON line on stdout instead, in the same envelope as every
+//! result: a script reads one stream, whose last line says how it ended.
 
 use std::{
     io::{IsTerminal, Write},
@@ -88,17 +90,36 @@ impl Output {
         Ok(())
     }
 
-    /// Prints one JSON object on one line (in JSON mode only).
-    pub fn json<T: Serialize>(&self, value: &T) -> std::io::Result<()> {
+    /// Prints one event as one JSON line, in the one envelope every
+    /// command and error uses (in JSON mode only): `{"event": KIND, ...}`,
+    /// the event's kind, then `fields`' own fields beside it. Each kind
+    /// always has the same fields; docs/cli.md lists them.
+    pub fn json<T: Serialize>(&self, event: &str, fields: &T) -> std::io::Result<()> {
         if self.json {
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer(&mut out, value).map_err(std::io::Error::other)?;
-            writeln!(out)?;
-            out.flush()?;
+            print_json(event, fields)?;
         }
         Ok(())
     }
+}
 
+/// One line of the JSON envelope: `fields` flattened beside `event`.
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    event: &'a str,
+    #[serde(flatten)]
+    fields: &'a T,
+}
+
+/// Prints `{"event": event, ...fields}` on one line of stdout. (For the
+/// CLI's own errors before an [`Output`] exists, too: a bad command line.)
+pub fn print_json<T: Serialize>(event: &str, fields: &T) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &Envelope { event, fields }).map_err(std::io::Error::other)?;
+    writeln!(out)?;
+    out.flush()
+}
+
+impl Output {
     /// A spinner on stderr showing `message` and the time elapsed, or a
     /// hidden one when nobody is watching (piped, or `--json`).
     pub fn spinner(&self, message: impl Into<String>) -> ProgressBar {

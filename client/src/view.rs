@@ -46,6 +46,22 @@ pub struct OrderView {
     pub note: Option<String>,
 }
 
+/// An order as it is now, for `--json`: an `order` event (`cafe get`,
+/// `cafe cancel`, and each change on `cafe board`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderLine {
+    /// The order.
+    pub order: OrderView,
+}
+
+impl From<&pb::Order> for OrderLine {
+    fn from(order: &pb::Order) -> Self {
+        OrderLine {
+            order: OrderView::from(order),
+        }
+    }
+}
+
 /// The order's stage times by the café's clock: (in line, brewing).
 pub fn stage_times(order: &pb::Order) -> (Option<Duration>, Option<Duration>) {
     let placed = time_from_wire(order.placed_at.as_ref());

@@ -15,11 +15,17 @@
 //! the wire, an empty span included); what the sink no longer does is check
 //! that a span is well formed inside (its fields' keys and lengths still
 //! are). Its answer is the real `ExportTraceServiceResponse`.
+//!
+//! **Or it keeps the trace ids** ([`SpanCounter::keeping_trace_ids`]), for
+//! `deploy/prometheus/check-live`, which asks whether the trace an
+//! exemplar names was really received: then each span's `trace_id` is read
+//! too, and nothing else. The benchmark never asks for it.
 
 use std::{
+    collections::BTreeSet,
     convert::Infallible,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
@@ -34,9 +40,27 @@ use tonic::{Request, Response, Status, body::Body, server::NamedService};
 pub struct SpanCounter {
     spans: Arc<AtomicU64>,
     exports: Arc<AtomicU64>,
+    /// The distinct trace ids seen (hex), if asked to keep them. A std
+    /// mutex: held for one insert, never across `.await`.
+    trace_ids: Option<Arc<Mutex<BTreeSet<String>>>>,
 }
 
 impl SpanCounter {
+    /// A counter that also keeps every trace id it sees.
+    pub fn keeping_trace_ids() -> Self {
+        SpanCounter {
+            trace_ids: Some(Arc::default()),
+            ..SpanCounter::default()
+        }
+    }
+
+    /// The trace ids seen so far, in hex, if kept.
+    pub fn trace_ids(&self) -> Option<Vec<String>> {
+        let ids = self.trace_ids.as_ref()?;
+        let ids = ids.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(ids.iter().cloned().collect())
+    }
+
     /// Spans received so far.
     pub fn spans(&self) -> u64 {
         self.spans.load(Ordering::Relaxed)
@@ -90,8 +114,18 @@ where
         if request.uri().path() != EXPORT_PATH {
             return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
         }
-        let export = Export(self.counter.clone());
         let max_message_size = self.max_message_size;
+        if self.counter.trace_ids.is_some() {
+            let export = Export(self.counter.clone());
+            return Box::pin(async move {
+                let codec =
+                    tonic_prost::ProstCodec::<ExportTraceServiceResponse, TraceIdTally>::default();
+                let mut grpc = tonic::server::Grpc::new(codec)
+                    .apply_max_message_size_config(Some(max_message_size), None);
+                Ok(grpc.unary(export, request).await)
+            });
+        }
+        let export = Export(self.counter.clone());
         Box::pin(async move {
             // Requests decode as a tally; the answer encodes as OTLP's own.
             let codec = tonic_prost::ProstCodec::<ExportTraceServiceResponse, SpanTally>::default();
@@ -117,6 +151,60 @@ impl tonic::server::UnaryService<SpanTally> for Export {
         counter.exports.fetch_add(1, Ordering::Relaxed);
         std::future::ready(Ok(Response::new(ExportTraceServiceResponse::default())))
     }
+}
+
+impl tonic::server::UnaryService<TraceIdTally> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future = std::future::Ready<Result<Response<ExportTraceServiceResponse>, Status>>;
+
+    fn call(&mut self, request: Request<TraceIdTally>) -> Self::Future {
+        let counter = &self.0;
+        let spans = request
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|resource| &resource.scope_spans)
+            .flat_map(|scope| &scope.spans);
+        let mut count = 0;
+        if let Some(ids) = &counter.trace_ids {
+            let mut ids = ids.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for span in spans {
+                count += 1;
+                ids.insert(span.trace_id.iter().map(|b| format!("{b:02x}")).collect());
+            }
+        }
+        counter.spans.fetch_add(count, Ordering::Relaxed);
+        counter.exports.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(Ok(Response::new(ExportTraceServiceResponse::default())))
+    }
+}
+
+/// An `ExportTraceServiceRequest` read as far as each span's trace id.
+#[derive(Clone, PartialEq, prost::Message)]
+struct TraceIdTally {
+    #[prost(message, repeated, tag = "1")]
+    resource_spans: Vec<ResourceIds>,
+}
+
+/// `ResourceSpans`, read as far as its `scope_spans`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ResourceIds {
+    #[prost(message, repeated, tag = "2")]
+    scope_spans: Vec<ScopeIds>,
+}
+
+/// `ScopeSpans`, read as far as its `spans`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ScopeIds {
+    #[prost(message, repeated, tag = "2")]
+    spans: Vec<SpanTraceId>,
+}
+
+/// A `Span`'s `trace_id` (field 1), its other fields skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SpanTraceId {
+    #[prost(bytes = "vec", tag = "1")]
+    trace_id: Vec<u8>,
 }
 
 /// An `ExportTraceServiceRequest` read only as far as its spans: the
@@ -216,6 +304,26 @@ mod tests {
         };
         let tally = SpanTally::decode(request.encode_to_vec().as_slice()).unwrap();
         assert_eq!(tally.spans(), 6);
+    }
+
+    #[test]
+    fn trace_ids_are_kept_when_asked_for() {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span("a"), span("b")],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        };
+        let tally = TraceIdTally::decode(request.encode_to_vec().as_slice()).unwrap();
+        let counter = SpanCounter::keeping_trace_ids();
+        use tonic::server::UnaryService;
+        drop(Export(counter.clone()).call(Request::new(tally)));
+        assert_eq!(counter.spans(), 2);
+        assert_eq!(counter.trace_ids().unwrap(), ["01".repeat(16)]);
+        assert_eq!(SpanCounter::default().trace_ids(), None);
     }
 
     #[test]

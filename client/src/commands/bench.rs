@@ -324,7 +324,6 @@ pub async fn bench(
         _ => None,
     };
     Ok(Report {
-        kind: "bench",
         rpc: plan.rpc.as_str(),
         server: url,
         drink: plan.drink.clone(),
@@ -385,7 +384,7 @@ pub async fn run(dial: &Dial, out: &Output, args: &BenchArgs) -> Result<Finished
     for line in table(&report) {
         out.line(line)?;
     }
-    out.json(&report)?;
+    out.json("bench", &report)?;
     Ok(if report.interrupted {
         Finished::Interrupted
     } else {

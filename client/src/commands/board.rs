@@ -19,7 +19,7 @@ use crate::{
     connection::Connection,
     error::ClientError,
     output::{Output, human},
-    view::{OrderView, what},
+    view::{OrderLine, what},
 };
 
 /// How many finished orders the board keeps on show.
@@ -156,7 +156,7 @@ pub async fn run(connection: &mut Connection, out: &Output) -> Result<Finished, 
                 order.id,
                 what(order)
             ))?;
-            out.json(&OrderView::from(order))?;
+            out.json("order", &OrderLine::from(order))?;
         }
     }
 }

@@ -42,11 +42,10 @@ pub const REATTACH_LIMIT: Duration = Duration::from_secs(60);
 /// The longest pause between two attempts to re-attach.
 const REATTACH_MAX_PAUSE: Duration = Duration::from_secs(2);
 
-/// One event, for `--json`.
+/// One event, for `--json`: `ticket` for the first event of a buzzer,
+/// else the order's new status (`queued`, `brewing`, `ready`, …).
 #[derive(Debug, Serialize)]
 struct EventLine {
-    /// `ticket` for the first event of a buzzer, else the status.
-    event: &'static str,
     /// Milliseconds since the customer ordered (or started watching).
     at_ms: f64,
     /// 1 is next in line; 0 once out of the line.
@@ -185,15 +184,23 @@ async fn following(
             finished: Finished::Done,
             last,
         }),
-        Some((order, status)) => Err(ClientError::OrderState(format!(
-            "order {} {status}{}",
-            order.id,
-            if order.note.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", order.note)
-            }
-        ))),
+        Some((order, status)) => Err(ClientError::OrderState {
+            // The code the café answers at the counter for an order that
+            // ended so: CANCELLED, or UNAVAILABLE when it could not be made.
+            code: match status {
+                OrderStatus::Cancelled => Code::Cancelled,
+                _ => Code::Unavailable,
+            },
+            message: format!(
+                "order {} {status}{}",
+                order.id,
+                if order.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", order.note)
+                }
+            ),
+        }),
         None => Err(ClientError::Unavailable {
             url: server.into(),
             detail: "the café ended the stream before the order was done".into(),
@@ -267,17 +274,20 @@ fn print_event(
         None => "unknown status".into(),
     };
     out.line(format!("{:>8}  {text}", format!("+{}", human(at))))?;
-    out.json(&EventLine {
-        event: if event.claim_token.is_empty() {
-            status.map_or("unknown", OrderStatus::as_str)
-        } else {
-            "ticket"
+    let kind = if event.claim_token.is_empty() {
+        status.map_or("unknown", OrderStatus::as_str)
+    } else {
+        "ticket"
+    };
+    out.json(
+        kind,
+        &EventLine {
+            at_ms: millis(at),
+            queue_position: event.queue_position,
+            claim_token: (!event.claim_token.is_empty()).then(|| event.claim_token.clone()),
+            order: OrderView::from(order),
         },
-        at_ms: millis(at),
-        queue_position: event.queue_position,
-        claim_token: (!event.claim_token.is_empty()).then(|| event.claim_token.clone()),
-        order: OrderView::from(order),
-    })
+    )
 }
 
 /// Whether a stream error means the connection to the café was cut (the

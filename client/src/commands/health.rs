@@ -17,6 +17,7 @@ use crate::{
     output::Output,
 };
 
+/// The answer in `--json` output: a `health` event.
 #[derive(Debug, Serialize)]
 struct HealthLine<'a> {
     server: &'a str,
@@ -61,18 +62,24 @@ pub async fn run(
     };
     if status == ServingStatus::Serving {
         out.line(format!("{}: {shown} is {name}", connection.url))?;
-        out.json(&HealthLine {
-            server: &connection.url,
-            service,
-            status: name,
-        })?;
+        out.json(
+            "health",
+            &HealthLine {
+                server: &connection.url,
+                service,
+                status: name,
+            },
+        )?;
         Ok(Finished::Done)
     } else {
-        out.json(&HealthLine {
-            server: &connection.url,
-            service,
-            status: name,
-        })?;
+        out.json(
+            "health",
+            &HealthLine {
+                server: &connection.url,
+                service,
+                status: name,
+            },
+        )?;
         Err(ClientError::NotServing {
             url: connection.url,
             detail: format!("{shown} is {name}"),

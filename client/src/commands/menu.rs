@@ -15,7 +15,7 @@ use crate::{
     view::size_name,
 };
 
-/// One drink, for `--json`.
+/// One drink, for `--json`: a `drink` event.
 #[derive(Debug, Serialize)]
 struct MenuItem<'a> {
     id: &'a str,
@@ -41,14 +41,17 @@ pub async fn run(connection: &mut Connection, out: &Output) -> Result<Finished, 
     }
     for drink in &menu.drinks {
         let brew = duration_from_wire(drink.brew_time.as_ref());
-        out.json(&MenuItem {
-            id: &drink.id,
-            name: &drink.name,
-            sizes: drink.sizes.iter().map(|&s| size_name(s)).collect(),
-            brew_time_ms: millis(brew),
-            brew_time_here_ms: millis(brew.mul_f64(menu.time_scale)),
-            time_scale: menu.time_scale,
-        })?;
+        out.json(
+            "drink",
+            &MenuItem {
+                id: &drink.id,
+                name: &drink.name,
+                sizes: drink.sizes.iter().map(|&s| size_name(s)).collect(),
+                brew_time_ms: millis(brew),
+                brew_time_here_ms: millis(brew.mul_f64(menu.time_scale)),
+                time_scale: menu.time_scale,
+            },
+        )?;
     }
     Ok(Finished::Done)
 }

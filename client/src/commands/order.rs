@@ -36,17 +36,16 @@ use crate::{
 /// The request for `args`.
 pub fn request(args: &OrderArgs) -> OrderRequest {
     OrderRequest {
-        customer: args.name.clone(),
+        customer: args.customer.clone(),
         drink: args.drink.clone(),
         size: pb::Size::from(args.size) as i32,
         request_id: String::new(),
     }
 }
 
-/// A counter order's result, for `--json`.
+/// A counter order's result, for `--json`: a `served` event.
 #[derive(Debug, Serialize)]
 struct Served {
-    event: &'static str,
     /// How long the customer stood at the counter, by their own clock.
     waited_ms: f64,
     claim_token: String,
@@ -56,10 +55,9 @@ struct Served {
     trace_url: Option<String>,
 }
 
-/// The buzzer's trace, for `--json`, after its events.
+/// The buzzer's trace, for `--json`, after its events: a `trace` event.
 #[derive(Debug, Serialize)]
 struct TraceLine {
-    event: &'static str,
     trace_url: String,
 }
 
@@ -145,13 +143,15 @@ pub async fn counter(
         human(brewing.unwrap_or_default()),
     ))?;
     out.trace_line(trace_url.as_deref())?;
-    out.json(&Served {
-        event: "ready",
-        waited_ms: millis(waited),
-        claim_token: response.claim_token.clone(),
-        order: OrderView::from(&order),
-        trace_url,
-    })?;
+    out.json(
+        "served",
+        &Served {
+            waited_ms: millis(waited),
+            claim_token: response.claim_token.clone(),
+            order: OrderView::from(&order),
+            trace_url,
+        },
+    )?;
     Ok(Some((response, waited)))
 }
 
@@ -189,10 +189,7 @@ pub async fn buzzer(
     .await?;
     out.trace_line(trace_url.as_deref())?;
     if let Some(trace_url) = trace_url {
-        out.json(&TraceLine {
-            event: "trace",
-            trace_url,
-        })?;
+        out.json("trace", &TraceLine { trace_url })?;
     }
     Ok(finished)
 }

@@ -10,7 +10,7 @@ use crate::{
     connection::Connection,
     error::ClientError,
     output::Output,
-    view::{OrderView, describe},
+    view::{OrderLine, describe},
 };
 
 /// Follows an order placed earlier until it ends (or Ctrl-C).
@@ -82,6 +82,6 @@ fn show(out: &Output, order: &Order) -> Result<Finished, ClientError> {
     for line in describe(order) {
         out.line(line)?;
     }
-    out.json(&OrderView::from(order))?;
+    out.json("order", &OrderLine::from(order))?;
     Ok(Finished::Done)
 }

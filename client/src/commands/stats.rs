@@ -22,10 +22,9 @@ use crate::{
     output::{Output, human, millis},
 };
 
-/// One snapshot in `--json` output.
+/// One snapshot in `--json` output: a `stats` event.
 #[derive(Debug, Serialize)]
 struct StatsLine {
-    kind: &'static str,
     orders_queued: u32,
     orders_brewing: u32,
     runtime_workers: u32,
@@ -52,15 +51,17 @@ pub async fn run(
             .into_inner();
         let took = asked.elapsed();
         out.line(line(&stats, took))?;
-        out.json(&StatsLine {
-            kind: "stats",
-            orders_queued: stats.orders_queued,
-            orders_brewing: stats.orders_brewing,
-            runtime_workers: stats.runtime_workers,
-            runtime_alive_tasks: stats.runtime_alive_tasks,
-            runtime_global_queue_depth: stats.runtime_global_queue_depth,
-            answered_in_ms: millis(took),
-        })?;
+        out.json(
+            "stats",
+            &StatsLine {
+                orders_queued: stats.orders_queued,
+                orders_brewing: stats.orders_brewing,
+                runtime_workers: stats.runtime_workers,
+                runtime_alive_tasks: stats.runtime_alive_tasks,
+                runtime_global_queue_depth: stats.runtime_global_queue_depth,
+                answered_in_ms: millis(took),
+            },
+        )?;
         let Some(every) = args.every else {
             return Ok(Finished::Done);
         };

@@ -211,7 +211,7 @@ async fn the_binary_prints_one_json_object_or_a_short_table() {
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["kind"], "bench");
+    assert_eq!(report["event"], "bench");
     assert_eq!(report["rpc"], "counter");
     assert_eq!(report["requests"], 12);
     assert_eq!(

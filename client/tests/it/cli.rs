@@ -6,12 +6,14 @@
 //! process on a blocking thread, so the runtime keeps serving meanwhile.
 //!
 //! One module per idea: [`commands`] (each command's output and exit
-//! code), [`rush`] (rushes and the demo, and their timelines), and
-//! [`interruptions`] (Ctrl-C, a crash, a restart, a deadline).
+//! code), [`rush`] (rushes and the demo, and their timelines),
+//! [`interruptions`] (Ctrl-C, a crash, a restart, a deadline), and
+//! [`voice`] (one voice: `--customer`, drink names, the JSON envelope).
 
 mod commands;
 mod interruptions;
 mod rush;
+mod voice;
 
 use std::{net::SocketAddr, process::Output, time::Duration};
 

@@ -266,7 +266,7 @@ async fn a_rush_shows_a_staircase_when_sequential_and_a_fan_when_concurrent() {
     )
     .await;
     let lines = json_lines(&output);
-    let summary = lines.iter().find(|l| l["kind"] == "summary").unwrap();
+    let summary = lines.iter().find(|l| l["event"] == "summary").unwrap();
     let trace_id = trace_id_of(summary);
 
     let spans = collector

@@ -13,6 +13,8 @@
 //! - [`order`]: what an order is and how it moves from queued to ready.
 //! - [`brewing`]: how a barista spends the brew time (async, or the blocking
 //!   anti-pattern), and the baristas' names.
+//! - [`faults`]: faults to switch on (a slow or flaky barista, a slow
+//!   store, a leak), parsed from `--faults` and re-read on SIGHUP.
 //! - [`convert`]: the one translation layer between the domain types and
 //!   their protobuf messages.
 //! - [`status`]: a bad request's field violations as `INVALID_ARGUMENT`
@@ -24,6 +26,7 @@
 pub mod brewing;
 pub mod codec;
 pub mod convert;
+pub mod faults;
 pub mod fuzz;
 pub mod menu;
 pub mod order;

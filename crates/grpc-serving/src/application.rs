@@ -157,6 +157,19 @@ impl<C: Serve> Application<C> {
     }
 }
 
+/// How a server binary's `main` ends: `0` once it has served and closed;
+/// otherwise `1`, after saying why on stderr in one line
+/// ([`StartupError::one_line`]).
+pub fn exit_code(served: Result<(), StartupError>) -> std::process::ExitCode {
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.one_line());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The body of every server binary's `main`, after parsing its flags:
 ///
 /// 1. telemetry first. Its guard is made first and so dropped last: after

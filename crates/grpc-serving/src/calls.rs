@@ -141,7 +141,9 @@ impl CallObserver for ServedCall {
 
     fn finish(self, outcome: Outcome<'_>) {
         if let Some(timed) = self.timed {
-            timed.finish(outcome.code);
+            // The exemplar: this call's trace, if it is exported.
+            let trace_id = self.span.as_ref().and_then(CallSpan::exported_trace_id);
+            timed.finish(outcome.code, trace_id);
         }
         self.span.finish(outcome);
         // Dropping `_open` ends the call's count.

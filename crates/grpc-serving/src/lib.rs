@@ -26,8 +26,9 @@
 //! - [`shutdown`]: the signals (SIGINT, SIGTERM) that close a server.
 //! - [`supervision`]: the tasks a server cannot work without; the first
 //!   to die closes it, and it exits non-zero to be restarted.
-//! - [`application`]: [`Application`] (build, learn the port, serve) and
-//!   [`run_main`], the body of every server binary's `main`.
+//! - [`application`]: [`Application`] (build, learn the port, serve),
+//!   [`run_main`], the body of every server binary's `main`, and
+//!   [`exit_code`], how it ends.
 
 pub mod application;
 pub mod calls;
@@ -44,7 +45,7 @@ pub mod transport;
 
 use std::net::SocketAddr;
 
-pub use application::{Application, Serve, run_main};
+pub use application::{Application, Serve, exit_code, run_main};
 pub use flags::{ServerEnv, ServerFlags};
 pub use server::{LIVENESS, OnOpen, Server, bind, not_serving};
 pub use supervision::{Critical, Fault};
@@ -124,4 +125,48 @@ pub enum StartupError {
         "stopped because {0}; start it again (a supervisor such as systemd or Kubernetes does)"
     )]
     Fault(#[from] Fault),
+}
+
+impl StartupError {
+    /// The error as one line for the person who started the server: its
+    /// message, then each underlying cause the line does not already say.
+    /// Most messages quote their cause (`cannot listen on …: Address in
+    /// use`), so the whole chain, as `anyhow` prints an error returned from
+    /// `main` (`Caused by:` …), would say the same cause two or three times.
+    pub fn one_line(&self) -> String {
+        let mut line = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            let said = error.to_string();
+            if !line.contains(&said) {
+                line.push_str(": ");
+                line.push_str(&said);
+            }
+            cause = error.source();
+        }
+        line.replace('\n', " ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_startup_error_says_each_cause_once_on_one_line() {
+        let in_use = || std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        // The message quotes its cause: not said again.
+        let bind = StartupError::Bind {
+            address: "127.0.0.1:50051".parse().unwrap(),
+            source: in_use(),
+        };
+        assert_eq!(bind.one_line(), bind.to_string());
+        assert_eq!(bind.one_line().matches(&in_use().to_string()).count(), 1);
+        // The message does not: the cause follows it.
+        let runtime = StartupError::Runtime(std::io::Error::other("out of threads"));
+        assert_eq!(
+            runtime.one_line(),
+            "cannot start the async runtime: out of threads"
+        );
+    }
 }

@@ -45,6 +45,28 @@ use prometheus_client::{
 };
 
 use rpc::RpcMetrics;
+pub use rpc::TraceExemplar;
+
+/// A histogram whose buckets each name a trace (an OpenMetrics exemplar),
+/// with the call durations' bucket bounds ([`rpc::BUCKETS`]).
+pub type TracedHistogram =
+    prometheus_client::metrics::exemplar::HistogramWithExemplars<TraceExemplar>;
+
+/// A new [`TracedHistogram`], empty.
+pub fn traced_histogram() -> TracedHistogram {
+    TracedHistogram::new(rpc::BUCKETS.into_iter())
+}
+
+/// Writes `histogram` as `name`, with its exemplars (OpenMetrics only).
+pub fn histogram(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    histogram: &TracedHistogram,
+) -> fmt::Result {
+    use prometheus_client::encoding::EncodeMetric;
+    histogram.encode(encoder.encode_descriptor(name, help, None, MetricType::Histogram)?)
+}
 
 /// One server's metrics: the calls' durations, its own collectors and the
 /// process's numbers, before they are served.

@@ -35,8 +35,9 @@ pub use client::{ClientTracing, GrpcClientTrace, traced};
 pub use server::{GrpcServerTrace, ServerTracing};
 
 use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::{context::FutureExt as _, trace::TraceContextExt as _};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use tracing::Span;
+use tracing::{Instrument as _, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The response header (metadata) in which a traced server returns the
@@ -70,11 +71,41 @@ pub fn current_context() -> opentelemetry::Context {
     tracing_opentelemetry_instrumentation_sdk::find_current_context()
 }
 
+/// `span`'s trace context, to keep with work that outlives it (as
+/// [`current_context`] is for the current span): the span's own with
+/// export; without, the span has none, and the caller's context current
+/// while a call is served stands in for it, so work picked up later still
+/// names the caller's trace in its log lines.
+pub fn context_of(span: &Span) -> opentelemetry::Context {
+    let own = span.context();
+    if own.span().span_context().is_valid() {
+        own
+    } else {
+        opentelemetry::Context::current()
+    }
+}
+
 /// Makes `span` a child of `context` (from [`current_context`]) rather than
 /// of the current span. Call it before the span is first entered; without
 /// export it does nothing.
 pub fn join_trace(span: &Span, context: opentelemetry::Context) {
     let _ = span.set_parent(context);
+}
+
+/// Runs `work` in `span`, joined to the trace of `context` (from
+/// [`current_context`]). With export the span becomes the context's child
+/// ([`join_trace`]); without, the span cannot carry it, so `context` itself
+/// is made current around each poll of `work`: the lines it logs still name
+/// the trace, as a served call's lines name their caller's.
+pub async fn in_trace<F: Future>(
+    span: Span,
+    context: opentelemetry::Context,
+    work: F,
+) -> F::Output {
+    match tracing_opentelemetry_instrumentation_sdk::set_parent_or_fallback(&span, context) {
+        None => work.instrument(span).await,
+        Some(fallback) => work.instrument(span).with_context(fallback).await,
+    }
 }
 
 /// Whether a call to `path` (`/cafe.v1.Cafe/OrderCoffee`) gets a span: gRPC

@@ -8,7 +8,13 @@
 //! Tests build a [`Config`] directly (`Config::default()` and struct update
 //! syntax) instead of setting environment variables.
 
-use cafe_domain::{brewing::BrewMode, menu::TimeScale};
+use std::path::PathBuf;
+
+use cafe_domain::{
+    brewing::BrewMode,
+    faults::{self, FaultSpec},
+    menu::TimeScale,
+};
 use clap::Parser;
 use grpc_serving::{self as serving, ServerEnv, ServerFlags};
 
@@ -42,6 +48,28 @@ pub struct Config {
     #[arg(long, env = "BARISTA_BARISTAS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub baristas: u16,
+
+    /// Faults to switch on, to find again (docs/debugging.md), e.g.
+    /// `slow-barista=0.2x10,flaky-barista=0.1,blocking-barista,leak=4KiB`:
+    /// a fraction of brews FACTOR times slower, a fraction failing half-way
+    /// (INTERNAL: the café brews it again), brews blocking their
+    /// thread, each brew keeping memory never freed (a replica has no
+    /// store: no slow-store). `@NAME` after a
+    /// barista's fault limits it to one barista (`slow-barista=0.5x4@Ana`).
+    #[arg(
+        long,
+        env = "BARISTA_FAULTS",
+        default_value = "none",
+        value_name = "SPEC"
+    )]
+    pub faults: FaultSpec,
+
+    /// A file holding the faults (as --faults; one per line or
+    /// comma-separated), read at start and again on each SIGHUP: a running
+    /// replica is broken and mended without a restart [default: none].
+    #[arg(long, env = "BARISTA_FAULTS_FILE", value_name = "FILE",
+          conflicts_with = "faults", value_parser = faults::parse_file)]
+    pub faults_file: Option<PathBuf>,
 }
 
 /// The barista backend's names and words for the flags every server has.

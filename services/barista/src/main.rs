@@ -3,6 +3,8 @@
 //! last), the runtime, bind, serve (saying where it listens once it does)
 //! until SIGINT or SIGTERM. Everything else lives in the library.
 
+use std::process::ExitCode;
+
 use cafe_barista::Config;
 use clap::Parser;
 use grpc_serving as serving;
@@ -12,9 +14,9 @@ use grpc_serving as serving;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let config = Config::parse();
-    serving::run_main("barista", config, |config, address| {
+    let served = serving::run_main("barista", config, |config, address| {
         tracing::info!(
             %address,
             replica = %config.name,
@@ -23,6 +25,6 @@ fn main() -> anyhow::Result<()> {
             brew_mode = config.brew_mode.as_str(),
             "baristas ready"
         );
-    })?;
-    Ok(())
+    });
+    serving::exit_code(served)
 }

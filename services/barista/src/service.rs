@@ -11,6 +11,11 @@
 //! tonic drops the receiver, `closed()` fires, the task ends, and the
 //! barista it held is free for the next drink *at once*, not when the
 //! abandoned drink would have been done.
+//!
+//! Each brew asks the faults in force (`--faults`) how it goes: slower, in
+//! blocking mode, or spoiled half-way, answered INTERNAL (an error the
+//! server owes, counted in its error ratio), which the café takes as "brew
+//! it again" on whichever barista is free next.
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
@@ -25,9 +30,12 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
-use tracing::{Instrument, info};
+use tracing::{Instrument, info, warn};
 
-use cafe_domain::brewing::{self, BrewMode};
+use cafe_domain::{
+    brewing::{self, BrewMode},
+    faults::{BrewPlan, Faults},
+};
 
 use crate::{
     error::BaristaError,
@@ -50,6 +58,8 @@ pub struct BaristaService {
     brew_mode: BrewMode,
     /// Every brew task, so shutdown can wait for the drinks in hand.
     brews: TaskTracker,
+    /// The faults in force (`--faults`); none unless switched on.
+    faults: Faults,
 }
 
 impl BaristaService {
@@ -67,7 +77,14 @@ impl BaristaService {
             time_scale,
             brew_mode,
             brews,
+            faults: Faults::default(),
         }
+    }
+
+    /// This service, its brews broken by `faults`.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 }
 
@@ -114,11 +131,14 @@ impl Barista for BaristaService {
             },
         })?;
         let (tx, rx) = mpsc::channel(2);
+        let plan = self.faults.plan_brew(barista.name(), self.brew_mode);
+        self.faults.leak_for_one_order();
         let brew = Brew {
             barista,
             replica: Arc::clone(&self.replica),
-            brew_time: cup.drink.brew_time_for(cup.size, self.time_scale),
-            brew_mode: self.brew_mode,
+            brew_time: plan.working_time(cup.drink.brew_time_for(cup.size, self.time_scale)),
+            brew_mode: plan.mode,
+            plan,
             deadline,
             tx,
         };
@@ -150,6 +170,8 @@ struct Brew {
     replica: Arc<str>,
     brew_time: std::time::Duration,
     brew_mode: BrewMode,
+    /// What the faults make of this brew (spoiled half-way?).
+    plan: BrewPlan,
     deadline: Option<Instant>,
     tx: mpsc::Sender<Result<pb::BrewEvent, Status>>,
 }
@@ -167,7 +189,14 @@ impl Brew {
 
         // 1. The barista taken in the call picks the drink up.
         let who = format!("{}/{}", self.replica, self.barista.name());
-        info!(barista = %who, brew_time = ?self.brew_time, "brewing");
+        let fault = if self.plan.spoils {
+            "flaky-barista"
+        } else if self.plan.stretch > 1.0 {
+            "slow-barista"
+        } else {
+            "none"
+        };
+        info!(barista = %who, brew_time = ?self.brew_time, fault, "brewing");
         if !self
             .send(Event::Started(pb::BrewStarted {
                 barista: who.clone(),
@@ -188,6 +217,14 @@ impl Brew {
             () = self.tx.closed() => info!(barista = %who, "the caller left: brew stopped, the barista is free again"),
             () = &mut deadline => self.deadline_passed().await,
             () = brewing::brew(self.brew_mode, self.brew_time) => {
+                if self.plan.spoils {
+                    warn!(barista = %who, "spoiled the drink half-way (fault flaky-barista)");
+                    let status = Status::internal(format!(
+                        "{who} spoiled the drink half-way (fault flaky-barista): brew it again"
+                    ));
+                    let _ = self.tx.send(Err(status)).await;
+                    return;
+                }
                 let finished = pb::BrewFinished { finished_at: Some(SystemTime::now().into()) };
                 if self.send(Event::Finished(finished)).await {
                     info!(barista = %who, "finished");

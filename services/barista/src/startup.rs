@@ -14,7 +14,10 @@
 //!
 //! [`serve`]: grpc_serving::Application::serve
 
-use cafe_domain::proto::{self, v1::barista_server::BaristaServer};
+use cafe_domain::{
+    faults,
+    proto::{self, v1::barista_server::BaristaServer},
+};
 use grpc_serving::{self as serving, Serve, Server, ServerEnv, ServerFlags, StartupError};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -44,7 +47,8 @@ impl Serve for Config {
             self.time_scale,
             self.brew_mode,
             brews.clone(),
-        );
+        )
+        .with_faults(faults::switch_on(&self.faults, self.faults_file.as_deref()));
         // With --metrics-listen: the station and its brews, counted at each
         // scrape.
         server.register_collector(BaristaCollector::new(station.clone(), brews.clone()));

@@ -29,15 +29,20 @@
 //! not drift. Only the timer's lateness is made up, up to [`TIMER_SLACK`]:
 //! a barista woken later than that was really held up, and starts from
 //! when it is back. No drink is ever made faster than its brew time.
+//!
+//! Each brew asks the faults in force ([`Orders::faults`]) how it goes: a
+//! slow barista's drink takes FACTOR times as long, a flaky one's fails
+//! half-way (FAILED: an embedded barista has no one to hand it to), and a
+//! blocking one's sleeps its thread. The brew span says which fault hit.
 
 use std::{sync::Arc, time::Duration};
 
 use cafe_domain::brewing::{self, BrewMode};
 use cafe_domain::menu::TimeScale;
 use grpc_serving::Critical;
-use grpc_telemetry::propagation::join_trace;
+use grpc_telemetry::propagation::in_trace;
 use tokio::{task::JoinSet, time::Instant};
-use tracing::{Instrument, debug, info, info_span};
+use tracing::{debug, field::Empty, info, info_span, warn};
 
 use crate::{book::OrderEntry, faults, remote::RemoteBaristas, store::Orders};
 
@@ -116,11 +121,11 @@ async fn work(orders: Orders, name: Arc<str>, time_scale: TimeScale, brew_mode: 
         // This brew's span, a child of the call that placed the order (not
         // of whatever ran before on this task). Set the parent before the
         // span is first entered: after that it is fixed.
-        let span = info_span!("brew", order.id = %entry.id(), barista = %name);
-        join_trace(&span, entry.trace_context().clone());
-        free_since = brew_here(&orders, &entry, &name, time_scale, brew_mode, free_since)
-            .instrument(span)
-            .await;
+        // Without export, the order's context is made current instead, so
+        // the brew's log lines still name the order's trace.
+        let span = info_span!("brew", order.id = %entry.id(), barista = %name, fault = Empty, otel.status_code = Empty);
+        let brewed = brew_here(&orders, &entry, &name, time_scale, brew_mode, free_since);
+        free_since = in_trace(span, entry.trace_context().clone(), brewed).await;
     }
     info!(barista = %name, "shift over");
 }
@@ -155,9 +160,16 @@ async fn brew_here(
         return free_since;
     }
     let cup = entry.request();
-    let brew_time = cup.drink.brew_time_for(cup.size, time_scale);
+    let plan = orders.faults().plan_brew(name, brew_mode);
+    let brew_time = plan.working_time(cup.drink.brew_time_for(cup.size, time_scale));
     let due = start + brew_time;
     let id = entry.id();
+    let span = tracing::Span::current();
+    if plan.spoils {
+        span.record("fault", "flaky-barista");
+    } else if plan.stretch > 1.0 {
+        span.record("fault", "slow-barista");
+    }
     debug!(order.id = %id, drink = cup.drink.id, size = %cup.size, ?brew_time, "brewing");
 
     // Brew, unless the order is cancelled first: then `select!` drops the
@@ -165,8 +177,13 @@ async fn brew_here(
     // (A blocking brew cannot be interrupted: it never yields to let
     // `select!` look at the other branch. One more cost of blocking.)
     tokio::select! {
-        () = brewing::brew_until(brew_mode, due) => {
-            if orders.ready(entry).await {
+        () = brewing::brew_until(plan.mode, due) => {
+            if plan.spoils {
+                let reason = format!("{name} spoiled the drink half-way (fault flaky-barista)");
+                span.record("otel.status_code", "error");
+                warn!(order.id = %id, %reason, "brew failed");
+                orders.fail(entry, &reason).await;
+            } else if orders.ready(entry).await {
                 debug!(order.id = %id, "ready");
             }
             Some(due)

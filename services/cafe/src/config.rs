@@ -11,7 +11,11 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use cafe_domain::{brewing::BrewMode, menu::TimeScale};
+use cafe_domain::{
+    brewing::BrewMode,
+    faults::{self, FaultSpec},
+    menu::TimeScale,
+};
 use clap::Parser;
 use grpc_serving::{self as serving, ServerEnv, ServerFlags, StartupError, tls};
 use tonic::transport::ClientTlsConfig;
@@ -133,7 +137,8 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// The directory of the café's own files: its SQLite database when no
-    /// --database-url is given. Created on first start.
+    /// --database-url is given, and beside it the lock that keeps a second
+    /// café off it. Created on first start.
     #[arg(long, env = "CAFE_DATA_DIR", default_value = "cafe-data")]
     pub data_dir: PathBuf,
 
@@ -142,6 +147,22 @@ pub struct Config {
     /// first.
     #[arg(long, env = "CAFE_FINISHED_ORDERS_KEPT", default_value_t = FINISHED_ORDERS_KEPT as u32)]
     pub finished_orders_kept: u32,
+
+    /// Faults to switch on, to find again (docs/debugging.md), e.g.
+    /// `slow-barista=0.2x10,flaky-barista=0.1,blocking-barista,slow-store=20ms,leak=4KiB`:
+    /// a fraction of brews FACTOR times slower, a fraction failing half-way,
+    /// brews blocking their thread, each change the order store takes
+    /// delayed, each order keeping memory never freed. `@NAME` after a
+    /// barista's fault limits it to one barista (`slow-barista=0.5x4@Ana`).
+    #[arg(long, env = "CAFE_FAULTS", default_value = "none", value_name = "SPEC")]
+    pub faults: FaultSpec,
+
+    /// A file holding the faults (as --faults; one per line or
+    /// comma-separated), read at start and again on each SIGHUP: a running
+    /// café is broken and mended without a restart [default: none].
+    #[arg(long, env = "CAFE_FAULTS_FILE", value_name = "FILE",
+          conflicts_with = "faults", value_parser = faults::parse_file)]
+    pub faults_file: Option<PathBuf>,
 }
 
 impl Config {

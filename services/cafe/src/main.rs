@@ -4,6 +4,8 @@
 //! bind, serve (saying where it listens once it does) until SIGINT or
 //! SIGTERM. Everything else lives in the library, where tests can reach it.
 
+use std::process::ExitCode;
+
 use cafe_server::Config;
 use clap::Parser;
 use grpc_serving as serving;
@@ -25,9 +27,9 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: &[u8; 23] = b"background_thread:true\0";
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let config = Config::parse();
-    serving::run_main("cafe", config, |config, address| {
+    let served = serving::run_main("cafe", config, |config, address| {
         let remote_baristas: Vec<String> = config
             .barista_endpoints
             .iter()
@@ -41,6 +43,6 @@ fn main() -> anyhow::Result<()> {
             remote_baristas = remote_baristas.join(","),
             "café open"
         );
-    })?;
-    Ok(())
+    });
+    serving::exit_code(served)
 }

@@ -28,7 +28,10 @@
 
 use std::sync::Arc;
 
-use cafe_domain::proto::{self, v1::cafe_server::CafeServer};
+use cafe_domain::{
+    faults,
+    proto::{self, v1::cafe_server::CafeServer},
+};
 use grpc_serving::{self as serving, Serve, Server, ServerEnv, ServerFlags, StartupError};
 use tokio::time::Instant;
 use tracing::info;
@@ -37,7 +40,7 @@ use crate::{
     availability::Availability,
     baristas::{self, Brewers},
     config::Config,
-    metrics::CafeCollector,
+    metrics::{CafeCollector, PhaseTimes},
     remote::{RemoteBaristas, RemoteConfig},
     service::{CLOSING_NOTE, CafeService},
     store::{BookSettings, Orders},
@@ -73,6 +76,9 @@ impl Serve for Config {
         let (orders, upkeep) = Orders::open(&self.store_url(), settings, &availability, &critical)
             .await
             .map_err(|error| StartupError::Service(error.into()))?;
+        let faults = faults::switch_on(&self.faults, self.faults_file.as_deref());
+        let phases = PhaseTimes::default();
+        let orders = orders.with_faults(faults).with_phases(phases.clone());
         let brewers = if self.barista_endpoints.is_empty() {
             Brewers::Embedded {
                 time_scale: self.time_scale,
@@ -97,7 +103,9 @@ impl Serve for Config {
             Brewers::Remote(remote) => Some(remote.replicas_up()),
             Brewers::Embedded { .. } => None,
         };
-        server.register_collector(CafeCollector::new(Arc::clone(orders.book()), replicas_up));
+        server.register_collector(
+            CafeCollector::new(Arc::clone(orders.book()), replicas_up).with_phases(phases),
+        );
         // The café's health follows its availability from here on; nothing
         // else writes it.
         let health_reporter = availability.report_health(server.health()).await;

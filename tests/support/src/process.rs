@@ -102,6 +102,24 @@ impl ServerProcess {
         child_log::wait_for(&self.lines, message, LIMIT)
     }
 
+    /// Where it serves metrics, as it said before it opened (started with
+    /// `--metrics-listen 127.0.0.1:0`, its port chosen by the system).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let before_open = self
+            .before_open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        before_open
+            .iter()
+            .filter(|line| {
+                line["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with("metrics for Prometheus"))
+            })
+            .find_map(|line| line["fields"]["address"].as_str()?.parse().ok())
+            .expect("started with --metrics-listen: its log names the address")
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -1,6 +1,7 @@
 //! `cafe-bench-collector`: an OTLP/gRPC trace sink that only counts spans.
 //! On SIGINT or SIGTERM it prints what it received, as one line of JSON on
-//! stdout (`{"spans":N,"exports":M}`), and exits.
+//! stdout (`{"spans":N,"exports":M}`, and `"trace_ids":[…]` with
+//! `--trace-ids`), and exits.
 
 use std::{io::Write, net::SocketAddr};
 
@@ -17,11 +18,21 @@ struct Config {
     /// Address to listen on (OTLP/gRPC).
     #[arg(long, env = "COLLECTOR_LISTEN", default_value = "127.0.0.1:4317")]
     listen: SocketAddr,
+
+    /// Also keep the trace id of every span, printed on exit as
+    /// `"trace_ids":[…]` (for deploy/prometheus/check-live: was the trace an
+    /// exemplar names received?) [default: only count].
+    #[arg(long, env = "COLLECTOR_TRACE_IDS")]
+    trace_ids: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let counter = SpanCounter::default();
+    let counter = if config.trace_ids {
+        SpanCounter::keeping_trace_ids()
+    } else {
+        SpanCounter::default()
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -40,9 +51,16 @@ fn main() -> anyhow::Result<()> {
             .context("the gRPC server failed")
     })?;
     let mut stdout = std::io::stdout().lock();
+    let trace_ids = counter
+        .trace_ids()
+        .map(|ids| {
+            let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+            format!(",\"trace_ids\":[{}]", quoted.join(","))
+        })
+        .unwrap_or_default();
     writeln!(
         stdout,
-        "{{\"spans\":{},\"exports\":{}}}",
+        "{{\"spans\":{},\"exports\":{}{trace_ids}}}",
         counter.spans(),
         counter.exports()
     )?;

@@ -38,11 +38,9 @@ pub struct ServerUsage {
     pub rss_peak_kib: u64,
 }
 
-/// The result of a run; `--json` prints it as one object.
+/// The result of a run; `--json` prints it as one `bench` event.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Always `bench`.
-    pub kind: &'static str,
     /// `counter`, `buzzer` or `menu`.
     pub rpc: &'static str,
     /// The café's address.

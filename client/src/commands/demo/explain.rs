@@ -139,10 +139,9 @@ pub(super) fn explain_barista(blocking: &Run, async_: &Run, workers: u16) -> Vec
     ]
 }
 
-/// One run in `--json` output.
+/// One run in `--json` output: a `run` event.
 #[derive(Debug, Serialize)]
 pub(super) struct RunLine<'a> {
-    kind: &'static str,
     half: &'static str,
     run: &'static str,
     customers: usize,
@@ -169,7 +168,6 @@ impl<'a> RunLine<'a> {
     ) -> Self {
         let report = &run.report;
         RunLine {
-            kind: "run",
             half,
             run: run_name,
             customers: report.planned,

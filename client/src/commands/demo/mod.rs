@@ -85,7 +85,7 @@ pub async fn run(out: &Output, args: &DemoArgs) -> Result<Finished, ClientError>
         out.line(line)?;
     }
     if let Some(numbers) = KeyDifferences::from_measured(&measured) {
-        out.json(&numbers)?;
+        out.json("key_differences", &numbers)?;
     }
     if let Some(path) = &args.svg {
         rush::write_svg(path, &panels)?;
@@ -293,7 +293,7 @@ async fn customer_half(
             ("customer", "sequential", &first),
             ("customer", "concurrent", &second),
         ] {
-            out.json(&RunLine::new(half, name, run, args))?;
+            out.json("run", &RunLine::new(half, name, run, args))?;
             panels.push((rush::title(plan, run.report.pace), run.report.rows()));
         }
         out.line("")?;
@@ -421,7 +421,7 @@ async fn barista_half(
     }
     out.line("")?;
     for (name, run) in [("blocking", &blocking), ("async", &async_)] {
-        out.json(&RunLine::new("barista", name, run, args))?;
+        out.json("run", &RunLine::new("barista", name, run, args))?;
     }
     Ok(Some(Pair {
         sync: blocking.side(),

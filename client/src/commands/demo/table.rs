@@ -130,10 +130,10 @@ pub fn lines(measured: &Measured) -> Vec<String> {
     lines
 }
 
-/// The table for `--json`: each row's two numbers.
+/// The table for `--json`, a `key_differences` event: each row's two
+/// numbers.
 #[derive(Debug, Serialize)]
 pub struct KeyDifferences {
-    kind: &'static str,
     waiting_ms: Both<f64>,
     drinks_at_once: Both<usize>,
     orders_per_second: Both<f64>,
@@ -155,7 +155,6 @@ impl KeyDifferences {
         let working = measured.barista.or(measured.customer)?;
         let round = |x: f64| (x * 100.0).round() / 100.0;
         Some(KeyDifferences {
-            kind: "key_differences",
             waiting_ms: Both {
                 synchronous: millis(waiting.sync.wall),
                 asynchronous: millis(waiting.async_.wall),

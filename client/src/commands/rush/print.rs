@@ -16,10 +16,9 @@ use crate::{
     timeline::{self, Row},
 };
 
-/// One order in `--json` output.
+/// One customer's visit in `--json` output: a `customer` event.
 #[derive(Debug, Serialize)]
 struct VisitLine<'a> {
-    kind: &'static str,
     mode: &'static str,
     customer: usize,
     sent_ms: f64,
@@ -37,10 +36,9 @@ struct VisitLine<'a> {
     error: Option<String>,
 }
 
-/// One run's totals in `--json` output.
+/// One run's totals in `--json` output: a `summary` event.
 #[derive(Debug, Serialize)]
 struct SummaryLine {
-    kind: &'static str,
     mode: &'static str,
     customers: usize,
     served: usize,
@@ -54,10 +52,9 @@ struct SummaryLine {
     trace_url: Option<String>,
 }
 
-/// The comparison in `--json` output.
+/// The comparison in `--json` output: a `compare` event.
 #[derive(Debug, Serialize)]
 struct CompareLine {
-    kind: &'static str,
     sequential_wall_ms: f64,
     concurrent_wall_ms: f64,
     speedup: f64,
@@ -224,30 +221,31 @@ pub async fn run_plan(
 
 fn print_report(out: &Output, report: &Report, axis_end: Option<Duration>) -> std::io::Result<()> {
     for visit in &report.visits {
-        out.json(&visit_line(report.pace, visit))?;
+        out.json("customer", &visit_line(report.pace, visit))?;
     }
     if !out.json {
         out.line(timeline::render(&report.rows(), out.width, axis_end).trim_end())?;
     }
-    out.json(&SummaryLine {
-        kind: "summary",
-        mode: report.pace.name(),
-        customers: report.planned,
-        served: report.served().count(),
-        failed: report.visits.len() - report.served().count(),
-        interrupted: report.interrupted,
-        wall_ms: millis(report.wall),
-        latency_sum_ms: millis(report.latency_sum()),
-        longest_ms: millis(report.longest()),
-        trace_url: out.trace_url(report.trace_id()),
-    })?;
+    out.json(
+        "summary",
+        &SummaryLine {
+            mode: report.pace.name(),
+            customers: report.planned,
+            served: report.served().count(),
+            failed: report.visits.len() - report.served().count(),
+            interrupted: report.interrupted,
+            wall_ms: millis(report.wall),
+            latency_sum_ms: millis(report.latency_sum()),
+            longest_ms: millis(report.longest()),
+            trace_url: out.trace_url(report.trace_id()),
+        },
+    )?;
     out.line("")
 }
 
 fn visit_line(pace: Pace, visit: &Visit) -> VisitLine<'_> {
     let served = visit.outcome.as_ref().ok();
     VisitLine {
-        kind: "order",
         mode: pace.name(),
         customer: visit.customer,
         sent_ms: millis(visit.sent),
@@ -268,12 +266,14 @@ fn print_totals(out: &Output, reports: &[Report]) -> std::io::Result<()> {
     }
     if let [sequential, concurrent] = reports {
         let speedup = speedup(sequential, concurrent);
-        out.json(&CompareLine {
-            kind: "compare",
-            sequential_wall_ms: millis(sequential.wall),
-            concurrent_wall_ms: millis(concurrent.wall),
-            speedup: (speedup * 100.0).round() / 100.0,
-        })?;
+        out.json(
+            "compare",
+            &CompareLine {
+                sequential_wall_ms: millis(sequential.wall),
+                concurrent_wall_ms: millis(concurrent.wall),
+                speedup: (speedup * 100.0).round() / 100.0,
+            },
+        )?;
     }
     Ok(())
 }

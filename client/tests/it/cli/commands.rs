@@ -49,7 +49,7 @@ async fn a_counter_order_returns_the_ready_drink_and_the_measured_wait() {
         json_lines(&cafe(&test_cafe, &["order", "latte", "--size", "large", "--json"]).await);
     assert_eq!(json.len(), 1, "{json:?}");
     let served = &json[0];
-    assert_eq!(served["event"], "ready");
+    assert_eq!(served["event"], "served");
     assert_eq!(served["order"]["status"], "ready");
     assert_eq!(served["order"]["size"], "large");
     // A large latte brews 300 ms here, and the customer waited at least that.
@@ -131,7 +131,8 @@ async fn watch_get_and_cancel_work_on_an_order_placed_earlier() {
     let id = ticket.order.as_ref().unwrap().id.clone();
 
     let got = json_lines(&cafe(&test_cafe, &["get", &id, "--json"]).await);
-    assert_eq!(got[0]["status"], "queued", "{got:?}");
+    assert_eq!(got[0]["event"], "order", "{got:?}");
+    assert_eq!(got[0]["order"]["status"], "queued", "{got:?}");
 
     let wrong = cafe(&test_cafe, &["cancel", &id, "--claim-token", "not-mine"]).await;
     let err = assert_one_line_error(&wrong, exit::PERMISSION);
@@ -149,7 +150,8 @@ async fn watch_get_and_cancel_work_on_an_order_placed_earlier() {
         stdout(&cancelled)
     );
     let got = json_lines(&cafe(&test_cafe, &["get", &id, "--json"]).await);
-    assert_eq!(got[0]["status"], "cancelled", "{got:?}");
+    assert_eq!(got[0]["event"], "order", "{got:?}");
+    assert_eq!(got[0]["order"]["status"], "cancelled", "{got:?}");
 
     // Watching the tea follows it to the end.
     let tea_id = tea_ticket.order.unwrap().id;
@@ -240,7 +242,7 @@ async fn stats_counts_the_orders_in_line_and_brewing_and_the_runtimes_tasks() {
     let json = json_lines(&cafe(&test_cafe, &["--json", "stats"]).await);
     assert_eq!(json.len(), 1, "{json:?}");
     let stats = &json[0];
-    assert_eq!(stats["kind"], "stats");
+    assert_eq!(stats["event"], "stats");
     assert_eq!(stats["orders_brewing"], 1, "{stats}");
     assert_eq!(stats["orders_queued"], 2, "{stats}");
     assert!(stats["runtime_workers"].as_u64().unwrap() >= 1, "{stats}");

@@ -18,18 +18,18 @@ async fn rush_compare_shows_the_concurrent_run_well_under_the_sequential_one() {
         )
         .await,
     );
-    let orders: Vec<&Value> = json.iter().filter(|l| l["kind"] == "order").collect();
+    let orders: Vec<&Value> = json.iter().filter(|l| l["event"] == "customer").collect();
     assert_eq!(orders.len(), 8, "{json:?}");
     assert!(
         orders
             .iter()
             .all(|o| o["error"].is_null() && o["order_id"].is_string())
     );
-    let summaries: Vec<&Value> = json.iter().filter(|l| l["kind"] == "summary").collect();
+    let summaries: Vec<&Value> = json.iter().filter(|l| l["event"] == "summary").collect();
     assert_eq!(summaries[0]["mode"], "sequential");
     assert_eq!(summaries[1]["mode"], "concurrent");
     assert!(summaries.iter().all(|s| s["served"] == 4));
-    let compare = json.iter().find(|l| l["kind"] == "compare").unwrap();
+    let compare = json.iter().find(|l| l["event"] == "compare").unwrap();
     let sequential = compare["sequential_wall_ms"].as_f64().unwrap();
     let concurrent = compare["concurrent_wall_ms"].as_f64().unwrap();
     assert!(concurrent < 0.7 * sequential, "{compare}");
@@ -159,7 +159,7 @@ async fn the_demos_barista_half_shows_blocked_threads_limit_the_drinks_and_stall
     let json = json_lines(&demo);
     let run = |name: &str| {
         json.iter()
-            .find(|l| l["kind"] == "run" && l["run"] == name)
+            .find(|l| l["event"] == "run" && l["run"] == name)
             .unwrap_or_else(|| panic!("no {name} run: {json:?}"))
             .clone()
     };
@@ -186,7 +186,7 @@ async fn the_demos_barista_half_shows_blocked_threads_limit_the_drinks_and_stall
     // The table, as numbers.
     let table = json
         .iter()
-        .find(|l| l["kind"] == "key_differences")
+        .find(|l| l["event"] == "key_differences")
         .unwrap();
     assert_eq!(
         table["drinks_at_once"]["synchronous"],

@@ -9,6 +9,11 @@
 //! gauge at that moment). A stream that nobody reads and that never ends
 //! stays in flight, which is what the gauge is for.
 //!
+//! Each bucket keeps an OpenMetrics exemplar: the `trace_id` of the last
+//! exported call that landed in it, so a slow bucket in Prometheus names a
+//! trace to open (served only in the OpenMetrics format, which Prometheus
+//! asks for; see docs/debugging.md).
+//!
 //! Methods are known in advance from the descriptor sets of what the server
 //! serves, so a client sending made-up paths cannot create new series: they
 //! are all filed under `grpc_service="unknown"`. Per call: a lookup in a map
@@ -22,7 +27,7 @@ use std::{
 };
 
 use prometheus_client::{
-    metrics::{family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{exemplar::HistogramWithExemplars, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use prost::Message;
@@ -43,6 +48,10 @@ pub const BUCKETS: [f64; 18] = [
 type MethodLabels = [(&'static str, Arc<str>); 2];
 /// `grpc_service`, `grpc_method` and `grpc_code`.
 type CallLabels = [(&'static str, Arc<str>); 3];
+/// An exemplar's labels: `trace_id`.
+pub type TraceExemplar = [(&'static str, String); 1];
+/// A histogram whose buckets name a trace each.
+type Histogram = HistogramWithExemplars<TraceExemplar>;
 
 /// The call metrics of one server, shared by every connection's layer.
 #[derive(Debug)]
@@ -78,7 +87,7 @@ impl MethodMetrics {
 }
 
 fn new_histogram() -> Histogram {
-    Histogram::new(BUCKETS)
+    Histogram::new(BUCKETS.into_iter())
 }
 
 impl RpcMetrics {
@@ -183,10 +192,12 @@ pub struct TimedCall {
 }
 
 impl TimedCall {
-    /// Files the call under `code`; it is no longer in flight.
-    pub fn finish(self, code: Code) {
+    /// Files the call under `code`, with `trace_id` (its exported trace,
+    /// if any) as its bucket's exemplar; it is no longer in flight.
+    pub fn finish(self, code: Code, trace_id: Option<String>) {
         let seconds = self.started.elapsed().as_secs_f64();
-        self.method.durations(code).observe(seconds);
+        let exemplar = trace_id.map(|id| [("trace_id", id)]);
+        self.method.durations(code).observe(seconds, exemplar, None);
         self.method.in_flight.dec();
     }
 }
@@ -273,6 +284,46 @@ mod tests {
         {}
     }
 
+    /// How many calls to `method` the registry has filed under `code`: its
+    /// `_count` line as the OpenMetrics endpoint writes it (0 if none).
+    fn count(registry: &Registry, method: &str, code: &str) -> u64 {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        let labels = format!("grpc_method=\"{method}\",grpc_code=\"{code}\"}}");
+        text.lines()
+            .filter(|line| line.starts_with("grpc_server_handling_seconds_count{"))
+            .find(|line| line.contains(&labels))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_bucket_names_the_trace_of_an_exported_call_and_no_other() {
+        let mut registry = Registry::default();
+        let metrics = RpcMetrics::register(&mut registry, "cafe.v1.Cafe", FILE_DESCRIPTOR_SET);
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        metrics
+            .start("/cafe.v1.Cafe/OrderCoffee")
+            .finish(Code::Ok, Some(trace_id.into()));
+        // Not exported: counted, but no exemplar.
+        metrics
+            .start("/cafe.v1.Cafe/GetMenu")
+            .finish(Code::Ok, None);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let with_exemplar: Vec<&str> = text.lines().filter(|line| line.contains(" # {")).collect();
+        assert_eq!(with_exemplar.len(), 1, "{text}");
+        assert!(
+            with_exemplar[0].contains("grpc_method=\"OrderCoffee\""),
+            "{text}"
+        );
+        assert!(
+            with_exemplar[0].contains(&format!("# {{trace_id=\"{trace_id}\"}}")),
+            "{text}"
+        );
+        assert_eq!(count(&registry, "GetMenu", "OK"), 1);
+    }
+
     fn request(path: &str) -> http::Request<()> {
         http::Request::builder().uri(path).body(()).unwrap()
     }
@@ -296,7 +347,7 @@ mod tests {
         assert_eq!(watch.in_flight.get(), 1, "open until its trailers");
         read_to_end(response.into_body()).await;
         assert_eq!(watch.in_flight.get(), 0);
-        assert_eq!(watch.durations(Code::NotFound).count(), 1);
+        assert_eq!(count(&registry, "WatchOrder", "NOT_FOUND"), 1);
 
         // Dropped before its trailers: CANCELLED.
         let response = service
@@ -307,7 +358,7 @@ mod tests {
         assert_eq!(watch.in_flight.get(), 1);
         drop(response);
         assert_eq!(watch.in_flight.get(), 0);
-        assert_eq!(watch.durations(Code::Cancelled).count(), 1);
+        assert_eq!(count(&registry, "WatchOrder", "CANCELLED"), 1);
     }
 
     #[tokio::test]
@@ -327,8 +378,8 @@ mod tests {
             assert_eq!(metrics.unknown.in_flight.get(), 0, "over at its headers");
             drop(response);
         }
-        assert_eq!(metrics.unknown.durations(Code::Unimplemented).count(), 2);
-        assert_eq!(metrics.unknown.durations(Code::Cancelled).count(), 0);
+        assert_eq!(count(&registry, "unknown", "UNIMPLEMENTED"), 2);
+        assert_eq!(count(&registry, "unknown", "CANCELLED"), 0);
         assert_eq!(
             metrics.methods.len(),
             served_methods("cafe.v1.Cafe", FILE_DESCRIPTOR_SET).len()

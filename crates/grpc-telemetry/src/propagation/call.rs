@@ -10,8 +10,10 @@
 
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::ContextGuard;
+use opentelemetry::trace::TraceContextExt;
 use tonic::Code;
 use tracing::{Span, span::Entered};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_opentelemetry_instrumentation_sdk::http::grpc::status_is_error;
 
 use super::TRACE_ID_HEADER;
@@ -71,6 +73,18 @@ impl CallSpan {
             fallback,
             trace_id,
         })
+    }
+}
+
+impl CallSpan {
+    /// The trace id of this call's span if the span is sampled, so sent to
+    /// the collector: the one a metric's exemplar may name, since it leads
+    /// to a trace that exists. `None` when nothing is exported.
+    pub fn exported_trace_id(&self) -> Option<String> {
+        let context = self.span.context();
+        let span_context = context.span().span_context().clone();
+        (span_context.is_valid() && span_context.is_sampled())
+            .then(|| span_context.trace_id().to_string())
     }
 }
 

@@ -8,4 +8,5 @@
 
 mod brew;
 mod closing;
+mod faults;
 mod metrics;

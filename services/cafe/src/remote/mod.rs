@@ -110,6 +110,10 @@ enum Failure {
     TurnedAway,
     /// The barista went away (or could not be reached): try another one.
     BaristaLeft { who: Option<String>, why: String },
+    /// The barista answered that the drink went wrong (INTERNAL, as a
+    /// flaky barista does), so the replica is there: try again, without
+    /// holding it against the replica.
+    Spoiled { who: Option<String>, why: String },
 }
 
 impl RemoteBaristas {
@@ -301,6 +305,22 @@ impl RemoteBaristas {
                         return;
                     }
                 }
+                Err(Failure::Spoiled { who, why }) => {
+                    let who = who.unwrap_or_else(|| format!("the barista at {}", replica.addr));
+                    span.record("otel.status_code", "error");
+                    span.record("otel.status_description", why.as_str());
+                    span.in_scope(|| warn!(order.id = %id, barista = %who, %why, attempt, "the barista spoiled the drink: brewing it again"));
+                    // The replica stays in the registry: it answered, and
+                    // its other baristas are fine.
+                    drop(slot);
+                    if attempt < MAX_ATTEMPTS {
+                        orders
+                            .note(entry, &format!("{who} spoiled it; brewing it again"))
+                            .await;
+                    }
+                    last_failure = Some(format!("{who} spoiled it ({why})"));
+                    attempt += 1;
+                }
                 Err(Failure::BaristaLeft { who, why }) => {
                     let who = who.unwrap_or_else(|| format!("the barista at {}", replica.addr));
                     // An error on this attempt's span, with the warning as
@@ -326,7 +346,7 @@ impl RemoteBaristas {
             }
         }
         let reason = format!(
-            "{MAX_ATTEMPTS} baristas went away while making it; the last one: {}",
+            "{MAX_ATTEMPTS} baristas went away or spoiled it while making it; the last one: {}",
             last_failure.unwrap_or_default()
         );
         warn!(order.id = %id, %reason, "order failed");
@@ -470,6 +490,13 @@ fn classify(who: Option<String>, status: Status) -> Failure {
         Code::DeadlineExceeded => Failure::DeadlinePassed,
         // All its baristas busy, for another café: see the module docs.
         Code::ResourceExhausted => Failure::TurnedAway,
+        // The replica answered that the drink went wrong (a flaky
+        // barista): it is up, so brew it again on whichever barista is
+        // free next, this replica's included.
+        Code::Internal => Failure::Spoiled {
+            who,
+            why: format!("{:?}: {}", status.code(), status.message()),
+        },
         // Connection lost, replica closing (UNAVAILABLE), or anything else a
         // dying server says: another barista can make the drink.
         code => Failure::BaristaLeft {

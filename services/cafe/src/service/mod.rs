@@ -42,10 +42,10 @@ use cafe_domain::{
 };
 use futures::Stream;
 use grpc_serving::deadline::CallerDeadline;
+use grpc_telemetry::propagation;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 use tracing::{Span, debug, field::Empty, info};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     Config,
@@ -104,7 +104,7 @@ impl CafeService {
         let origin = Origin {
             deadline,
             // Only names the span: the order may outlive it (see `Origin`).
-            trace: span.context(),
+            trace: propagation::context_of(span),
         };
         let placed = self.orders.place(new, origin).await?;
         let entry = &placed.entry;

@@ -17,7 +17,8 @@
 //! - `rows`: the book's orders as rows and back, the one conversion.
 //! - [`journal`]: the journal and its writer thread (group commit, retries).
 //! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode,
-//!   written on the journal's thread).
+//!   written on the journal's thread); `lock`: one café per file, refused
+//!   at once with who holds it.
 //! - [`shared`]: the shared line's SQL; [`mirror`]: its actions, written
 //!   first; `following`: its notifications, heartbeat and leases. A
 //!   `postgres://` URL always means a shared line, even for one café.
@@ -29,6 +30,7 @@
 
 mod following;
 pub mod journal;
+mod lock;
 pub mod mirror;
 mod orders;
 mod rows;
@@ -45,6 +47,7 @@ use cafe_domain::{
 };
 
 pub use journal::{Journal, Seq};
+pub use lock::Holder;
 pub use orders::{BookSettings, Orders, Upkeep};
 pub use rows::restore;
 
@@ -288,6 +291,28 @@ pub enum StoreError {
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// Another café holds the SQLite file: said before the file is opened,
+    /// with that café's process, and what to do.
+    #[error(
+        "the data directory {dir} is in use by another café{holder}: stop that café, or start \
+         this one with another --data-dir (or --database-url)"
+    )]
+    Held {
+        /// The directory of the SQLite file (`--data-dir`, by default).
+        dir: String,
+        /// The café that holds it, as far as it can be found.
+        holder: Holder,
+    },
+
+    /// The lock file beside the SQLite file cannot be made or locked.
+    #[error("cannot lock the order store with {path}: {source}")]
+    LockFile {
+        /// The lock file.
         path: String,
         /// Why.
         source: std::io::Error,

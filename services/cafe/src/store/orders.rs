@@ -14,13 +14,21 @@
 //! whose effect the store decides. [`Upkeep`] is what runs beside the
 //! orders while the café serves (the journal's writer, or following the
 //! shared line), finished once the transport is down.
+//!
+//! Being the one seam, it is also the one place the `slow-store` fault
+//! (`--faults`, [`cafe_domain::faults`]) slows every store: each change it
+//! takes waits the extra delay first, inside a `store.commit` span of the
+//! caller's trace; and where `leak` keeps memory for each order placed.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use cafe_domain::order::{NewOrder, Order};
+use cafe_domain::{
+    faults::Faults,
+    order::{NewOrder, Order},
+};
 use grpc_serving::Critical;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::{
     Journal, Store, StoreError, following::Following, journal, mirror, rows, shared::SharedLine,
@@ -29,6 +37,7 @@ use crate::{
     availability::Availability,
     book::{AtTheLine, OrderBook, OrderEntry, Origin, Placed},
     error::CafeError,
+    metrics::PhaseTimes,
 };
 
 /// How long the café waits, after its transport has shut down, for the
@@ -40,6 +49,11 @@ const FINAL_FLUSH: Duration = Duration::from_secs(5);
 pub struct Orders {
     book: Arc<OrderBook>,
     store: KeptIn,
+    /// The faults in force, shared with the baristas (`--faults`); none
+    /// unless switched on.
+    faults: Faults,
+    /// Where each READY order's wait and brew are observed.
+    phases: PhaseTimes,
 }
 
 /// Where the book's orders are kept.
@@ -85,6 +99,8 @@ impl Orders {
         Orders {
             book,
             store: KeptIn::Memory,
+            faults: Faults::default(),
+            phases: PhaseTimes::default(),
         }
     }
 
@@ -116,6 +132,8 @@ impl Orders {
             let orders = Orders {
                 book,
                 store: KeptIn::SharedLine(shared.clone()),
+                faults: Faults::default(),
+                phases: PhaseTimes::default(),
             };
             return Ok((orders, Upkeep(Running::Following(following, shared))));
         }
@@ -143,8 +161,47 @@ impl Orders {
         let orders = Orders {
             book,
             store: KeptIn::Journal,
+            faults: Faults::default(),
+            phases: PhaseTimes::default(),
         };
         Ok((orders, Upkeep(Running::Writer(journal, writer))))
+    }
+
+    /// These orders, broken by `faults` (and their baristas with them).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// These orders, their phases observed in `phases` (served by the
+    /// café's collector).
+    pub fn with_phases(mut self, phases: PhaseTimes) -> Self {
+        self.phases = phases;
+        self
+    }
+
+    /// The faults in force: the embedded baristas read the brews' here.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// One change through the seam: `change`, after the slow store's delay
+    /// when that fault is on, the two in a `store.commit` span (a child of
+    /// the caller's) so the trace shows where the time went. With the
+    /// fault off, no span and no wait: the hot path is as it was.
+    async fn commit<T>(&self, action: &'static str, change: impl Future<Output = T>) -> T {
+        match self.faults.slow_store() {
+            None => change.await,
+            Some(delay) => {
+                let span = info_span!("store.commit", store.action = action, fault = "slow-store", fault.delay = ?delay);
+                async {
+                    tokio::time::sleep(delay).await;
+                    change.await
+                }
+                .instrument(span)
+                .await
+            }
+        }
     }
 
     /// The book: for following orders, the board and the counts.
@@ -156,10 +213,20 @@ impl Orders {
     /// earlier by the same customer with the same request id. `origin`
     /// travels with a new order to whoever brews it.
     pub async fn place(&self, request: NewOrder, origin: Origin) -> Result<Placed, CafeError> {
-        match &self.store {
-            KeptIn::Memory | KeptIn::Journal => self.book.place(request, origin),
-            KeptIn::SharedLine(shared) => mirror::place(&self.book, shared, request, origin).await,
+        let placed = self
+            .commit("place", async {
+                match &self.store {
+                    KeptIn::Memory | KeptIn::Journal => self.book.place(request, origin),
+                    KeptIn::SharedLine(shared) => {
+                        mirror::place(&self.book, shared, request, origin).await
+                    }
+                }
+            })
+            .await;
+        if placed.is_ok() {
+            self.faults.leak_for_one_order();
         }
+        placed
     }
 
     /// The order with this id (on a shared line, one placed a moment ago
@@ -206,36 +273,56 @@ impl Orders {
     /// `barista` starts brewing `entry`. False if it ended meanwhile (or,
     /// on a shared line, is no longer this café's) and must not be brewed.
     pub async fn start(&self, entry: &OrderEntry, barista: Arc<str>) -> bool {
-        match &self.store {
-            KeptIn::Memory | KeptIn::Journal => self.book.start(entry, barista),
-            KeptIn::SharedLine(shared) => mirror::start(&self.book, shared, entry, barista).await,
-        }
+        self.commit("start", async {
+            match &self.store {
+                KeptIn::Memory | KeptIn::Journal => self.book.start(entry, barista),
+                KeptIn::SharedLine(shared) => {
+                    mirror::start(&self.book, shared, entry, barista).await
+                }
+            }
+        })
+        .await
     }
 
     /// Marks a brewing order as ready. False if it had already ended (or
     /// is no longer this café's to finish).
     pub async fn ready(&self, entry: &OrderEntry) -> bool {
-        match &self.store {
-            KeptIn::Memory | KeptIn::Journal => self.book.ready(entry),
-            KeptIn::SharedLine(shared) => mirror::ready(&self.book, shared, entry).await,
+        let ready = self
+            .commit("ready", async {
+                match &self.store {
+                    KeptIn::Memory | KeptIn::Journal => self.book.ready(entry),
+                    KeptIn::SharedLine(shared) => mirror::ready(&self.book, shared, entry).await,
+                }
+            })
+            .await;
+        if ready {
+            self.phases
+                .observe_ready(&entry.snapshot(), entry.trace_context());
         }
+        ready
     }
 
     /// Fails an order with `reason`, unless it has already ended (on a
     /// shared line, a closing café hands it back to the line instead).
     pub async fn fail(&self, entry: &OrderEntry, reason: &str) -> bool {
-        match &self.store {
-            KeptIn::Memory | KeptIn::Journal => self.book.fail(entry, reason),
-            KeptIn::SharedLine(shared) => mirror::fail(&self.book, shared, entry, reason).await,
-        }
+        self.commit("fail", async {
+            match &self.store {
+                KeptIn::Memory | KeptIn::Journal => self.book.fail(entry, reason),
+                KeptIn::SharedLine(shared) => mirror::fail(&self.book, shared, entry, reason).await,
+            }
+        })
+        .await
     }
 
     /// Notes why an open order waits longer (its barista went away).
     pub async fn note(&self, entry: &OrderEntry, note: &str) -> bool {
-        match &self.store {
-            KeptIn::Memory | KeptIn::Journal => self.book.note(entry, note),
-            KeptIn::SharedLine(shared) => mirror::note(&self.book, shared, entry, note).await,
-        }
+        self.commit("note", async {
+            match &self.store {
+                KeptIn::Memory | KeptIn::Journal => self.book.note(entry, note),
+                KeptIn::SharedLine(shared) => mirror::note(&self.book, shared, entry, note).await,
+            }
+        })
+        .await
     }
 
     /// Cancels an order for the customer holding `claim_token`, and
@@ -247,16 +334,19 @@ impl Orders {
         claim_token: &str,
         reason: &str,
     ) -> Result<Order, CafeError> {
-        match &self.store {
-            KeptIn::Memory | KeptIn::Journal => {
-                let (order, seq) = self.book.cancel(id, claim_token, reason)?;
-                self.book.durable(seq).await?;
-                Ok(order)
+        self.commit("cancel", async {
+            match &self.store {
+                KeptIn::Memory | KeptIn::Journal => {
+                    let (order, seq) = self.book.cancel(id, claim_token, reason)?;
+                    self.book.durable(seq).await?;
+                    Ok(order)
+                }
+                KeptIn::SharedLine(shared) => {
+                    mirror::cancel(&self.book, shared, id, claim_token, reason).await
+                }
             }
-            KeptIn::SharedLine(shared) => {
-                mirror::cancel(&self.book, shared, id, claim_token, reason).await
-            }
-        }
+        })
+        .await
     }
 
     /// Cancels an order because its customer left (called from a drop

@@ -9,11 +9,11 @@
 //! change made while the previous one was written.
 //!
 //! One connection, holding the file's lock for the café's whole life
-//! (`locking_mode=EXCLUSIVE`): the journal's writer is the only writer, and
-//! a second café started on the same file by mistake fails to start
-//! ("database is locked") instead of handing out the same tickets. (So
-//! `sqlite3` can read the file only while the café is stopped; several
-//! cafés share orders through PostgreSQL.)
+//! (`locking_mode=EXCLUSIVE`): the journal's writer is the only writer. A
+//! second café started on the same file by mistake is refused before it
+//! opens it, at once and saying who holds it (see `lock`), instead of
+//! handing out the same tickets. (So `sqlite3` can read the file only while
+//! the café is stopped; several cafés share orders through PostgreSQL.)
 //!
 //! The connection is `rusqlite`'s, called directly by the journal's writer
 //! on its own thread: a statement is a function call, prepared once and
@@ -48,7 +48,7 @@ use sqlx::{
 
 use tracing::{error, warn};
 
-use super::{COLUMNS, Record, StoreError, StoredOrder};
+use super::{COLUMNS, Record, StoreError, StoredOrder, lock::StoreLock};
 
 /// The SQLite migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -70,6 +70,10 @@ pub struct SqliteStore {
     /// names before each write, to notice the file deleted or replaced.
     /// Changed only by the writer, when it writes the file again.
     file: Arc<Mutex<Option<FileId>>>,
+    /// One café per file: shared by every clone of the store, let go once
+    /// the connection has closed (`close`), or when the last clone is
+    /// dropped.
+    lock: Arc<StoreLock>,
 }
 
 impl SqliteStore {
@@ -92,6 +96,9 @@ impl SqliteStore {
         create_parent(&path)?;
         refuse_empty(&path)?;
         refuse_read_only(&path)?;
+        // Before SQLite is asked: a held file is said at once, with who
+        // holds it, rather than after SQLite's busy timeout.
+        let lock = StoreLock::take(&path)?;
         // sqlx migrates on a connection of its own, closed (its worker
         // thread gone, the file's lock let go) before the connection that
         // keeps the file opens. Not a pool: a pool returns a connection in
@@ -119,6 +126,7 @@ impl SqliteStore {
             connection: Arc::new(Mutex::new(Some(connection))),
             path,
             file: Arc::new(Mutex::new(file)),
+            lock: Arc::new(lock),
         })
     }
 
@@ -134,10 +142,12 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Closes the connection, letting go of the file's lock.
+    /// Closes the connection, letting go of the file's locks.
     pub(super) fn close(&self) {
         // Dropping the connection closes it there and then.
         self.connection().take();
+        // Only now: until the connection is closed, SQLite may still write.
+        self.lock.release();
     }
 
     /// Every row.

@@ -69,6 +69,11 @@ async fn calls_are_counted_by_method_and_status_code() {
         0.0
     );
     assert_eq!(after.get("cafe_orders_remembered", &[]), 1.0);
+    // The READY espresso's phases: in line a moment, brewing its brew time.
+    assert_eq!(after.get("cafe_order_queue_wait_seconds_count", &[]), 1.0);
+    assert_eq!(after.get("cafe_order_brew_seconds_count", &[]), 1.0);
+    let brewed = after.get("cafe_order_brew_seconds_sum", &[]);
+    assert!(brewed >= 20.0 * FAST * 0.9, "brewed for {brewed} s");
     assert!(after.get("tokio_alive_tasks", &[]) > 0.0);
     assert_eq!(after.get("trace_spans_dropped_total", &[]), 0.0);
 }

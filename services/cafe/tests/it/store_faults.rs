@@ -166,6 +166,47 @@ fn a_cafe_whose_store_cannot_open_never_says_it_is_open() {
     );
 }
 
+#[test]
+fn a_second_cafe_on_a_data_dir_another_holds_says_so_at_once_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path());
+    let started = Instant::now();
+    let output = cafe_testkit::process::clean_command(env!("CARGO_BIN_EXE_cafe-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run cafe-server");
+    let took = started.elapsed();
+    assert!(!output.status.success(), "two cafés on one data directory");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // One line, said once, naming the directory, the café that holds it
+    // and what to do.
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{stderr}");
+    let error = errors[0];
+    assert!(error.contains(&dir.path().display().to_string()), "{error}");
+    assert!(error.contains(&format!("pid {}", first.pid())), "{error}");
+    assert!(error.contains("--data-dir"), "{error}");
+    assert!(
+        !stderr.contains("Caused by"),
+        "a chain of causes:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("café open"),
+        "it said it was open:\n{stderr}"
+    );
+    // Refused before SQLite's busy timeout (5 s) could start: a bound a
+    // loaded machine cannot break, that waiting for the timeout always does.
+    assert!(took < Duration::from_secs(4), "took {took:?}:\n{stderr}");
+    // The first café is unharmed, and the directory is free once it stops.
+    first.terminate();
+    assert!(first.wait_exit(), "the first café closes cleanly");
+    let _again = start(dir.path());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_link_cut_and_restored_loses_no_order_and_the_cafe_comes_back() {
     let Some(db) = cafe_testkit::postgres::database().await else {

@@ -1,0 +1,120 @@
+//! Every log line of a call names the call's trace: the real `cafe-server`
+//! with JSON logs at `debug`, called on each path (the counter, a buzzer,
+//! the board, a refused order, a failed brew) by a caller sending its own
+//! `traceparent`. Each line logged inside a span must carry a `trace_id`,
+//! and it must be one of the callers'; each path that logs must have logged
+//! under its own. (Lines outside any span, such as startup, name no call.)
+
+#![cfg(unix)]
+
+use std::{collections::BTreeSet, time::Duration};
+
+use cafe_domain::proto::v1::{OrderRequest, WatchBoardRequest};
+use cafe_testkit::{LIMIT, drain, order, process::ServerProcess};
+use tonic::{Request, metadata::MetadataValue};
+
+/// A request sent as part of trace `trace_id` (32 hex digits), sampled.
+fn in_trace<T>(message: T, trace_id: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    request
+        .metadata_mut()
+        .insert("traceparent", MetadataValue::try_from(traceparent).unwrap());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_of_a_call_carries_its_trace_id_on_every_path() {
+    // Every other brew spoiled (the second, the fourth…): the failed-brew
+    // path logs a warning in the brew span.
+    let cafe = ServerProcess::start_with_env(
+        env!("CARGO_BIN_EXE_cafe-server"),
+        &[
+            "--database-url",
+            "memory",
+            "--time-scale",
+            "0.001",
+            "--faults",
+            "flaky-barista=0.5",
+        ],
+        &[("RUST_LOG", "debug,h2=info,hyper=info,tower=info,sqlx=info")],
+        "café open",
+    );
+    let mut client = cafe.client().await;
+    let counter = "11111111111111111111111111111111";
+    let buzzer = "22222222222222222222222222222222";
+    let board = "33333333333333333333333333333333";
+    let refused = "44444444444444444444444444444444";
+    let failed = "55555555555555555555555555555555";
+
+    let mut watch = client
+        .watch_board(in_trace(WatchBoardRequest {}, board))
+        .await
+        .expect("the board")
+        .into_inner();
+    client
+        .order_coffee(in_trace(order("Ada", "espresso"), counter))
+        .await
+        .expect("a counter order");
+    // The board shows changes: the order just made is one.
+    tokio::time::timeout(LIMIT, watch.message())
+        .await
+        .expect("a board event in time")
+        .expect("a board event");
+    // The second brew: spoiled.
+    client
+        .order_coffee(in_trace(order("Dee", "espresso"), failed))
+        .await
+        .expect_err("a spoiled brew");
+    let events = client
+        .order_with_buzzer(in_trace(order("Ben", "espresso"), buzzer))
+        .await
+        .expect("a buzzer")
+        .into_inner();
+    drain(events).await;
+    let bad = OrderRequest {
+        drink: "frappuccino".into(),
+        ..order("Cy", "espresso")
+    };
+    client
+        .order_coffee(in_trace(bad, refused))
+        .await
+        .expect_err("no such drink");
+    // The board stream is dropped here, its end logged in its span.
+    drop(watch);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    cafe.terminate();
+    let (_, lines) = cafe.wait_exit_with_log();
+    let ours: BTreeSet<&str> = [counter, buzzer, board, refused, failed].into();
+    let mut seen = BTreeSet::new();
+    let mut in_spans = 0;
+    for line in &lines {
+        if line.get("span").is_none() {
+            continue;
+        }
+        in_spans += 1;
+        let trace_id = line["trace_id"].as_str().unwrap_or_else(|| {
+            panic!("a line logged in a span names no trace: {line}");
+        });
+        assert!(
+            ours.contains(trace_id),
+            "a line names a trace no caller sent: {line}"
+        );
+        seen.insert(trace_id);
+    }
+    assert!(in_spans > 0, "no line was logged in a span");
+    // A refused order and the board log nothing of their own (the answer
+    // says it all), so any line of theirs is only held to the rule above;
+    // each of the others logs its order's progress.
+    for (path, trace_id) in [
+        ("counter", counter),
+        ("buzzer", buzzer),
+        ("failed brew", failed),
+    ] {
+        assert!(
+            seen.contains(trace_id),
+            "no line of the {path} call names its trace {trace_id}"
+        );
+    }
+}
