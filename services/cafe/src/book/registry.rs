@@ -89,7 +89,7 @@ impl Registry {
     /// Notes that an order has ended, and forgets the oldest ended orders
     /// beyond what the café keeps, telling `forgot` each one (the store
     /// forgets them too).
-    pub(super) fn finished(&mut self, id: &OrderId, mut forgot: impl FnMut(&OrderId)) {
+    pub(super) fn finished(&mut self, id: &OrderId, mut forgot: impl FnMut(&OrderEntry)) {
         self.finished.push_back(id.clone());
         while self.finished.len() > self.finished_kept {
             let Some(old) = self.finished.pop_front() else {
@@ -100,7 +100,7 @@ impl Registry {
                     self.by_request
                         .remove(&(forgotten.request().customer.clone(), request_id.clone()));
                 }
-                forgot(&old);
+                forgot(&forgotten);
             }
         }
     }

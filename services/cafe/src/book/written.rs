@@ -10,8 +10,6 @@
 
 use tokio::sync::watch;
 
-use cafe_domain::order::OrderId;
-
 use super::entry::{Change, OrderEntry, Seq};
 use crate::error::CafeError;
 
@@ -23,7 +21,7 @@ pub enum Written<'a> {
     /// A change of status, barista, times or note.
     Changed(&'a OrderEntry, &'a Change),
     /// A finished order the book no longer remembers (retention).
-    Forgotten(&'a OrderId),
+    Forgotten(&'a OrderEntry),
 }
 
 /// Whoever writes the book's changes down. Called under the book's lock:

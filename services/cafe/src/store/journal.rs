@@ -3,12 +3,13 @@
 //!
 //! The book appends a [`Record`] for every change it makes, under its own
 //! lock, so the journal's order is the order things happened; each append
-//! gets a sequence number ([`Seq`]), kept with the change. One writer task
-//! ([`write()`]) takes every record appended so far and writes them in one
-//! transaction: **group commit**. While one commit is on its way to disk,
-//! the next batch gathers behind it, so a busy café pays one commit for
-//! many orders rather than one each, and a quiet one commits each change
-//! at once.
+//! gets a sequence number ([`Seq`]), kept with the change. One writer, on a
+//! thread of its own ([`write()`]), takes every record appended so far and
+//! writes them in one transaction: **group commit**. While one commit is on
+//! its way to disk, the next batch gathers behind it, so a busy café pays
+//! one commit (and one wake-up of the writer) for many orders rather than
+//! one each, and a quiet one commits a change as soon as a short gather
+//! window has passed (see `Journal::next_batch`).
 //!
 //! After each commit the writer publishes the highest sequence number now
 //! durable, in a `watch` channel. Whatever tells a customer something they
@@ -25,16 +26,18 @@
 //!
 //! Appending takes a small lock of its own, never held across `.await`,
 //! inside the book's lock; the writer takes it only to swap the batch out.
+//! The writer blocks (on that lock's condition variable, then on the
+//! disk), which is why it has a thread and not a task.
 
 use std::{
     collections::HashMap,
     mem,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Condvar, Mutex, MutexGuard},
     time::Duration,
 };
 
-use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tokio::sync::{oneshot, watch};
+use tracing::{error, info, warn};
 
 use super::{Record, Store, rows};
 pub use crate::book::Seq;
@@ -51,12 +54,17 @@ const FAILURES_BEFORE_REFUSING: u32 = 3;
 /// The longest pause between two attempts at a failing write.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long a change that wakes an idle writer waits for others to share
+/// its commit (see `Journal::next_batch`): short beside any brew, and
+/// below what a customer notices.
+const GATHER: Duration = Duration::from_micros(500);
+
 /// The book's changes not yet written, and how far writing has come.
 #[derive(Debug)]
 pub struct Journal {
     pending: Mutex<Pending>,
-    /// Wakes the writer for the first record of a batch.
-    wake: Notify,
+    /// Wakes the writer for the first record of a batch (or the close).
+    wake: Condvar,
     /// How far the store has come, as the writer last saw it.
     written: watch::Sender<Durability>,
 }
@@ -83,7 +91,7 @@ impl Journal {
     pub fn new() -> Self {
         Journal {
             pending: Mutex::new(Pending::default()),
-            wake: Notify::new(),
+            wake: Condvar::new(),
             written: watch::Sender::new(Durability::default()),
         }
     }
@@ -105,7 +113,8 @@ impl Journal {
         let seq = pending.last;
         drop(pending);
         // The writer takes the whole batch, so only its first record needs
-        // to wake it (a permit is kept if it is busy writing).
+        // to wake it; while it writes it is not waiting, and it looks at
+        // the batch again before it waits.
         if first_of_batch {
             self.wake.notify_one();
         }
@@ -126,13 +135,39 @@ impl Journal {
         self.wake.notify_one();
     }
 
-    /// The next batch, or `None` once closed and empty.
-    fn take(&self) -> Option<(Vec<Record>, Seq)> {
+    /// Waits for the next batch and swaps it for `spare` (an empty vector,
+    /// so the batches reuse two allocations); `None` once closed and
+    /// empty. Blocks the writer's thread.
+    ///
+    /// A batch that was already waiting (a busy café: it gathered while
+    /// the last one was written) is taken at once. A record that wakes an
+    /// idle writer is given [`GATHER`] for others to join it before the
+    /// commit (as PostgreSQL's `commit_delay` does): a commit's cost is
+    /// mostly per commit, not per record, and a café at a steady pace
+    /// would otherwise pay one for nearly every change. Nobody is told of
+    /// a change before its commit either way; the window only delays it.
+    fn next_batch(&self, spare: &mut Vec<Record>) -> Option<Seq> {
         let mut pending = self.pending();
-        if pending.records.is_empty() && pending.closed {
-            return None;
+        let mut waited = false;
+        loop {
+            if !pending.records.is_empty() {
+                if waited && !pending.closed {
+                    drop(pending);
+                    std::thread::sleep(GATHER);
+                    pending = self.pending();
+                }
+                mem::swap(&mut pending.records, spare);
+                return Some(pending.last);
+            }
+            if pending.closed {
+                return None;
+            }
+            waited = true;
+            pending = self
+                .wake
+                .wait(pending)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        Some((mem::take(&mut pending.records), pending.last))
     }
 }
 
@@ -149,9 +184,10 @@ impl Recorder for Journal {
 }
 
 /// The writer: takes each batch the book appended and writes it to
-/// `store` in one transaction, then marks it durable. Spawned once per
-/// café; ends after [`Journal::close`], once the last batch is written,
-/// and closes the store.
+/// `store` in one transaction, then marks it durable. Started once per
+/// café; runs on a thread of its own (it blocks on the disk) and resolves
+/// after [`Journal::close`], once the last batch is written and the store
+/// closed.
 ///
 /// A failing write is logged and tried again, with a growing pause, for as
 /// long as it takes: nothing is acknowledged meanwhile. After
@@ -160,33 +196,65 @@ impl Recorder for Journal {
 /// NOT_SERVING) and answers those waiting for a write UNAVAILABLE, until
 /// a write succeeds.
 pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availability>) {
-    // If this task dies (a panic unwinds through here), nobody would ever
-    // mark the waiting changes durable: the guard tells their waiters the
-    // store cannot be written, so they are answered UNAVAILABLE while the
-    // café closes, rather than left hanging.
-    let running = WriterRunning(&journal);
-    loop {
-        // Registered before looking, so an append between the look and the
-        // wait is not missed.
-        let woken = journal.wake.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        let Some((batch, last)) = journal.take() else {
-            store.close().await;
-            // Ended as it should: nothing for the guard to say.
-            std::mem::forget(running);
-            return;
-        };
-        if batch.is_empty() {
-            woken.await;
-            continue;
+    // The thread hands its end to this future, which is what the café
+    // watches as a critical part and awaits (with a time limit) when it
+    // closes. A panic on the thread is caught there and resumed here, so
+    // the café's supervision sees the writer die as it would see a task.
+    let (ended, on_end) = oneshot::channel();
+    let on_thread = Arc::clone(&journal);
+    let spawned = std::thread::Builder::new()
+        .name("cafe-journal".into())
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // If the writer dies (a panic unwinds through here), nobody
+                // would ever mark the waiting changes durable: the guard
+                // tells their waiters the store cannot be written, so they
+                // are answered UNAVAILABLE while the café closes, rather
+                // than left hanging.
+                let running = WriterRunning(&on_thread);
+                write_all(&on_thread, &store, &availability);
+                store.close();
+                // Ended as it should: nothing for the guard to say.
+                mem::forget(running);
+            }));
+            let _ = ended.send(outcome);
+        });
+    match spawned {
+        Ok(_) => match on_end.await {
+            Ok(Ok(())) => {}
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The thread sends before it ends, even after a panic; if it
+            // did not, this part ends early and the café's supervision
+            // says so.
+            Err(_) => {}
+        },
+        Err(error) => {
+            // Nothing can be kept: said out loud, everyone waiting is
+            // answered UNAVAILABLE, and this part ends early (the café
+            // closes).
+            let why = format!("cannot start the order store's writer: {error}");
+            error!(%error, "cannot start the order store's writer");
+            journal
+                .written
+                .send_modify(|written| written.failing = Some(why));
         }
+    }
+}
+
+/// The writer's loop: one batch at a time until the journal is closed.
+fn write_all(journal: &Journal, store: &Store, availability: &Availability) {
+    let mut batch = Vec::new();
+    while let Some(last) = journal.next_batch(&mut batch) {
         faults::step("writer");
-        write_batch(&journal, &store, &coalesce(batch), &availability).await;
+        let folded = coalesce(mem::take(&mut batch));
+        write_batch(journal, store, &folded, availability);
         journal.written.send_modify(|written| {
             written.durable = last;
             written.failing = None;
         });
+        // The folded batch's vector is the next spare.
+        batch = folded;
+        batch.clear();
     }
 }
 
@@ -204,16 +272,11 @@ impl Drop for WriterRunning<'_> {
 }
 
 /// Writes one batch, retrying until it is written.
-async fn write_batch(
-    journal: &Journal,
-    store: &Store,
-    batch: &[Record],
-    availability: &Availability,
-) {
+fn write_batch(journal: &Journal, store: &Store, batch: &[Record], availability: &Availability) {
     let mut failures = 0u32;
     let mut pause = Duration::from_millis(50);
     loop {
-        match store.write(batch).await {
+        match store.write(batch) {
             Ok(()) => {
                 if failures >= FAILURES_BEFORE_REFUSING {
                     info!(failures, "the order store is writable again");
@@ -232,7 +295,8 @@ async fn write_batch(
                         .written
                         .send_modify(|written| written.failing = Some(why));
                 }
-                tokio::time::sleep(pause).await;
+                // This thread has nothing else to do meanwhile.
+                std::thread::sleep(pause);
                 pause = (pause * 2).min(MAX_BACKOFF);
             }
         }
@@ -245,15 +309,16 @@ async fn write_batch(
 /// written at all.
 fn coalesce(batch: Vec<Record>) -> Vec<Record> {
     let mut folded: Vec<Option<Record>> = Vec::with_capacity(batch.len());
-    // Orders placed in this batch: where their row is in `folded`.
-    let mut placed: HashMap<String, usize> = HashMap::new();
+    // Orders placed in this batch, by ticket: where their row is in
+    // `folded`.
+    let mut placed: HashMap<i64, usize> = HashMap::new();
     for record in batch {
         match record {
             Record::Placed(row) => {
-                placed.insert(row.id.clone(), folded.len());
+                placed.insert(row.ticket, folded.len());
                 folded.push(Some(Record::Placed(row)));
             }
-            Record::Changed(change) => match placed.get(&change.id) {
+            Record::Changed(change) => match placed.get(&change.ticket) {
                 Some(&at) => {
                     if let Some(Record::Placed(row)) = &mut folded[at] {
                         row.apply(change);
@@ -261,9 +326,9 @@ fn coalesce(batch: Vec<Record>) -> Vec<Record> {
                 }
                 None => folded.push(Some(Record::Changed(change))),
             },
-            Record::Forgotten(id) => match placed.remove(&id) {
+            Record::Forgotten(ticket) => match placed.remove(&ticket) {
                 Some(at) => folded[at] = None,
-                None => folded.push(Some(Record::Forgotten(id))),
+                None => folded.push(Some(Record::Forgotten(ticket))),
             },
         }
     }
@@ -295,9 +360,9 @@ mod tests {
         })
     }
 
-    fn changed(id: &str, status: i32) -> Record {
+    fn changed(ticket: i64, status: i32) -> Record {
         Record::Changed(StoredChange {
-            id: id.into(),
+            ticket,
             status,
             barista: Some("Ana".into()),
             started_at: Some(2),
@@ -310,15 +375,15 @@ mod tests {
     #[test]
     fn a_batch_folds_into_the_rows_it_leaves() {
         let batch = vec![
-            changed("old", 3),
+            changed(0, 3),
             placed("a", 1),
-            changed("a", 2),
+            changed(1, 2),
             placed("b", 2),
-            changed("a", 3),
-            Record::Forgotten("gone".into()),
+            changed(1, 3),
+            Record::Forgotten(9),
             placed("c", 3),
-            changed("c", 3),
-            Record::Forgotten("c".into()),
+            changed(3, 3),
+            Record::Forgotten(3),
         ];
         let folded = coalesce(batch);
         let Record::Placed(a) = &folded[1] else {
@@ -329,10 +394,10 @@ mod tests {
         assert_eq!(
             folded,
             [
-                changed("old", 3),
+                changed(0, 3),
                 folded[1].clone(),
                 placed("b", 2),
-                Record::Forgotten("gone".into()),
+                Record::Forgotten(9),
             ]
         );
     }

@@ -3,7 +3,7 @@
 //!
 //! The [book](crate::book) stays the authority while the café runs. With a
 //! store of its own (SQLite) the store is the book's **journal**: each
-//! change is handed to it as the book makes it, and one writer task writes
+//! change is handed to it as the book makes it, and one writer thread writes
 //! them in batches, one transaction each (group commit); what a customer
 //! is told waits until it is durable, and a restart rebuilds the book from
 //! the rows ([`restore`]). On a line shared by several cafés (PostgreSQL)
@@ -15,9 +15,10 @@
 //!   a row ([`StoredOrder`]), the journal's [`Record`]s, how statuses,
 //!   sizes and times are written, and [`StoreError`].
 //! - `rows`: the book's orders as rows and back, the one conversion.
-//! - [`journal`]: the journal and its writer task (group commit, retries).
-//! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode);
-//!   `lock`: one café per file, refused at once with who holds it.
+//! - [`journal`]: the journal and its writer thread (group commit, retries).
+//! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode,
+//!   written on the journal's thread); `lock`: one café per file, refused
+//!   at once with who holds it.
 //! - [`shared`]: the shared line's SQL; [`mirror`]: its actions, written
 //!   first; `following`: its notifications, heartbeat and leases. A
 //!   `postgres://` URL always means a shared line, even for one café.
@@ -102,27 +103,33 @@ impl Store {
     /// Every order the store holds: the open ones in ticket order, the
     /// finished ones oldest first.
     pub async fn recover(&self) -> Result<Recovered, StoreError> {
-        let rows = match self {
+        let store = match self {
             Store::Memory => return Ok(Recovered::default()),
-            Store::Sqlite(store) => store.all_orders().await?,
+            Store::Sqlite(store) => store.clone(),
         };
+        // Reading every row blocks: off the runtime's threads.
+        let rows = tokio::task::spawn_blocking(move || store.all_orders())
+            .await
+            .map_err(|_| StoreError::Closed)??;
         Ok(Recovered::from_rows(rows))
     }
 
-    /// Closes the store's connections (and lets go of a SQLite file's
-    /// lock), waiting for them to finish.
-    pub async fn close(&self) {
+    /// Closes the store's connection (and lets go of a SQLite file's
+    /// lock) there and then.
+    pub fn close(&self) {
         match self {
             Store::Memory => {}
-            Store::Sqlite(store) => store.close().await,
+            Store::Sqlite(store) => store.close(),
         }
     }
 
-    /// Writes `records` in one transaction: all of them, or none.
-    pub async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+    /// Writes `records` in one transaction: all of them, or none. Blocks
+    /// until the commit is done: the journal's writer calls it on a thread
+    /// of its own.
+    pub fn write(&self, records: &[Record]) -> Result<(), StoreError> {
         match self {
             Store::Memory => Ok(()),
-            Store::Sqlite(store) => store.write(records).await,
+            Store::Sqlite(store) => store.write(records),
         }
     }
 }
@@ -211,8 +218,8 @@ impl StoredOrder {
 /// writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredChange {
-    /// The order's id.
-    pub id: String,
+    /// The order's ticket: its row's key.
+    pub ticket: i64,
     /// The `cafe.v1.OrderStatus` number.
     pub status: i32,
     /// Who is brewing or brewed it.
@@ -234,8 +241,9 @@ pub enum Record {
     Placed(StoredOrder),
     /// A change of status, barista, times or note (an `UPDATE`).
     Changed(StoredChange),
-    /// A finished order the book no longer remembers (a `DELETE`).
-    Forgotten(String),
+    /// A finished order the book no longer remembers (a `DELETE`), by
+    /// ticket.
+    Forgotten(i64),
 }
 
 /// A time as written: microseconds since the Unix epoch (0 before it).
@@ -317,6 +325,23 @@ pub enum StoreError {
     /// A read or write failed.
     #[error("the order store failed: {0}")]
     Sql(#[from] sqlx::Error),
+
+    /// The SQLite file could not be opened for writing.
+    #[error("cannot open the order store {url}: {source}")]
+    OpenSqlite {
+        /// Where.
+        url: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+
+    /// A read or write of the SQLite file failed.
+    #[error("the order store failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
+    /// The store was used after it was closed.
+    #[error("the order store is closed")]
+    Closed,
 
     /// The SQLite file is empty (0 bytes) where a database was: SQLite
     /// would start it as a new store, every order it held forgotten.

@@ -94,6 +94,6 @@ proptest! {
         line.sort();
         let tickets: Vec<i64> = line.into_iter().map(|(_, ticket)| ticket).collect();
         prop_assert_eq!(tickets, open_tickets, "the line, in ticket order");
-        runtime.block_on(store.close());
+        store.close();
     }
 }

@@ -22,7 +22,7 @@ pub(super) fn record(written: Written<'_>) -> Record {
             let request = entry.request();
             Record::Placed(StoredOrder {
                 id: entry.id().to_string(),
-                ticket: i64::try_from(entry.ticket()).unwrap_or(i64::MAX),
+                ticket: ticket_number(entry),
                 customer: request.customer.to_string(),
                 drink: request.drink.id.to_owned(),
                 size: size_number(request.size),
@@ -39,7 +39,7 @@ pub(super) fn record(written: Written<'_>) -> Record {
             })
         }
         Written::Changed(entry, change) => Record::Changed(StoredChange {
-            id: entry.id().to_string(),
+            ticket: ticket_number(entry),
             status: status_number(change.status),
             barista: change.barista.as_deref().map(str::to_owned),
             started_at: change.started_at.map(micros),
@@ -50,8 +50,13 @@ pub(super) fn record(written: Written<'_>) -> Record {
                 .is_final()
                 .then(|| micros(change.ready_at.unwrap_or_else(SystemTime::now))),
         }),
-        Written::Forgotten(id) => Record::Forgotten(id.to_string()),
+        Written::Forgotten(entry) => Record::Forgotten(ticket_number(entry)),
     }
+}
+
+/// An entry's ticket as the row's key.
+fn ticket_number(entry: &OrderEntry) -> i64 {
+    i64::try_from(entry.ticket()).unwrap_or(i64::MAX)
 }
 
 /// A row read back as an entry for the book, as the store has it (nothing

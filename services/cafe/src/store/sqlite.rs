@@ -15,6 +15,15 @@
 //! handing out the same tickets. (So `sqlite3` can read the file only while
 //! the café is stopped; several cafés share orders through PostgreSQL.)
 //!
+//! The connection is `rusqlite`'s, called directly by the journal's writer
+//! on its own thread: a statement is a function call, prepared once and
+//! reused. (sqlx, which the café keeps for PostgreSQL, runs each SQLite
+//! statement on a worker thread of its own and hands the answer back to
+//! the runtime: a channel and two wake-ups per statement, which cost about
+//! as much as SQLite's own work; `docs/performance.md` has the profile.)
+//! sqlx still brings the schema up to date on open, so the migrations stay
+//! one mechanism for both databases.
+//!
 //! A file that cannot be trusted is refused at start, before anything is
 //! promised: an empty (0-byte) file where a database was, or one whose
 //! pages fail SQLite's `quick_check`. And a file deleted under the running
@@ -26,18 +35,15 @@
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
+use rusqlite::{Connection, OpenFlags, params};
 use sqlx::{
-    Connection, Sqlite, SqliteConnection, Transaction,
+    ConnectOptions, Connection as _, SqliteConnection,
     migrate::Migrator,
-    pool::PoolConnection,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
-        SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqliteSynchronous},
 };
 
 use tracing::{error, warn};
@@ -47,10 +53,17 @@ use super::{COLUMNS, Record, StoreError, StoredOrder, lock::StoreLock};
 /// The SQLite migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// How long opening waits for a café that is stopping to let go of the
+/// file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An open SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// The one connection; `None` once closed. Locked by the journal's
+    /// writer for each batch (and by a restart's read before it starts),
+    /// never across an `.await`.
+    connection: Arc<Mutex<Option<Connection>>>,
     /// The database file.
     path: PathBuf,
     /// Which file the connection has open: compared with what `path`
@@ -58,7 +71,8 @@ pub struct SqliteStore {
     /// Changed only by the writer, when it writes the file again.
     file: Arc<Mutex<Option<FileId>>>,
     /// One café per file: shared by every clone of the store, let go once
-    /// the pool has closed (`close`), or when the last clone is dropped.
+    /// the connection has closed (`close`), or when the last clone is
+    /// dropped.
     lock: Arc<StoreLock>,
 }
 
@@ -77,7 +91,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .locking_mode(SqliteLockingMode::Exclusive)
             // A café that is stopping may hold the file a moment longer.
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_owned();
         create_parent(&path)?;
         refuse_empty(&path)?;
@@ -85,24 +99,31 @@ impl SqliteStore {
         // Before SQLite is asked: a held file is said at once, with who
         // holds it, rather than after SQLite's busy timeout.
         let lock = StoreLock::take(&path)?;
-        // Never closed while the café runs (sqlx would close an idle one
-        // after 10 minutes, and any after 30): it holds the file's lock, and
-        // a deleted file's orders until they are written again.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
-        if let Err(error) = check_intact(&pool, &path).await {
-            pool.close().await;
+        // sqlx migrates on a connection of its own, closed (its worker
+        // thread gone, the file's lock let go) before the connection that
+        // keeps the file opens. Not a pool: a pool returns a connection in
+        // the background, and closing it may not wait for that one.
+        let mut migrating = options.connect().await.map_err(open_error)?;
+        if let Err(error) = check_intact(&mut migrating, &path).await {
+            let _ = migrating.close().await;
             return Err(error);
         }
-        MIGRATOR.run(&pool).await?;
+        MIGRATOR.run_direct(&mut migrating).await?;
+        migrating.close().await.map_err(open_error)?;
+
+        // Opening may wait for the file's lock (`BUSY_TIMEOUT`): off the
+        // runtime's threads.
+        let file = path.clone();
+        let connection = tokio::task::spawn_blocking(move || connect(&file))
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|source| StoreError::OpenSqlite {
+                url: url.to_owned(),
+                source,
+            })?;
         let file = FileId::of(&path);
         Ok(SqliteStore {
-            pool,
+            connection: Arc::new(Mutex::new(Some(connection))),
             path,
             file: Arc::new(Mutex::new(file)),
             lock: Arc::new(lock),
@@ -113,37 +134,67 @@ impl SqliteStore {
         format!("SQLite {}", self.path.display())
     }
 
-    pub(super) async fn close(&self) {
-        self.pool.close().await;
-        // Only now: until the pool is closed, SQLite may still write.
+    fn connection(&self) -> MutexGuard<'_, Option<Connection>> {
+        // A panic mid-write leaves at most an open transaction, which the
+        // next write rolls back (see `write`).
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Closes the connection, letting go of the file's locks.
+    pub(super) fn close(&self) {
+        // Dropping the connection closes it there and then.
+        self.connection().take();
+        // Only now: until the connection is closed, SQLite may still write.
         self.lock.release();
     }
 
     /// Every row.
-    pub(super) async fn all_orders(&self) -> Result<Vec<StoredOrder>, StoreError> {
-        let rows = sqlx::query_as::<_, StoredOrder>(&format!("SELECT {COLUMNS} FROM orders"))
-            .fetch_all(&self.pool)
-            .await?;
+    pub(super) fn all_orders(&self) -> Result<Vec<StoredOrder>, StoreError> {
+        let connection = self.connection();
+        let connection = connection.as_ref().ok_or(StoreError::Closed)?;
+        let mut select = connection.prepare(&format!("SELECT {COLUMNS} FROM orders"))?;
+        let rows = select
+            .query_map([], |row| {
+                Ok(StoredOrder {
+                    id: row.get(0)?,
+                    ticket: row.get(1)?,
+                    customer: row.get(2)?,
+                    drink: row.get(3)?,
+                    size: row.get(4)?,
+                    request_id: row.get(5)?,
+                    claim_token: row.get(6)?,
+                    placed_at: row.get(7)?,
+                    status: row.get(8)?,
+                    barista: row.get(9)?,
+                    started_at: row.get(10)?,
+                    ready_at: row.get(11)?,
+                    note: row.get(12)?,
+                    finished_at: row.get(13)?,
+                    cafe_id: row.get(14)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    /// Writes `records` in one transaction.
+    /// Writes `records` in one transaction. Blocks for the commit: called
+    /// by the journal's writer on its own thread.
     ///
-    /// A connection on which a write failed is closed, not reused: after a
-    /// failed `COMMIT` (a full disk, an I/O error) SQLite may already have
-    /// rolled the transaction back while sqlx still counts it as open, and
-    /// the next "transaction" on that connection would then be a savepoint
-    /// inside one that is never committed: every later write would report
-    /// success and reach no disk. A fresh connection starts from the file.
-    pub(super) async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
-        let mut connection = self.pool.acquire().await?;
+    /// A transaction whose `COMMIT` failed (a full disk, an I/O error) may
+    /// have been rolled back by SQLite already, or may still be open: it is
+    /// rolled back if it is, so the next batch starts its own transaction
+    /// rather than nesting in one that is never committed.
+    pub(super) fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut connection = self.connection();
         if self.file_gone() {
-            self.write_file_again(connection).await?;
-            connection = self.pool.acquire().await?;
+            self.write_file_again(&mut connection)?;
         }
-        let written = write_in(&mut connection, records).await;
-        if written.is_err() {
-            connection.close_on_drop();
+        let connection = connection.as_ref().ok_or(StoreError::Closed)?;
+        let written = write_in(connection, records);
+        if written.is_err() && !connection.is_autocommit() {
+            connection.execute_batch("ROLLBACK")?;
         }
         Ok(written?)
     }
@@ -154,50 +205,143 @@ impl SqliteStore {
         *self.open_file() != FileId::of(&self.path)
     }
 
-    fn open_file(&self) -> std::sync::MutexGuard<'_, Option<FileId>> {
+    fn open_file(&self) -> MutexGuard<'_, Option<FileId>> {
         // A plain value: a poisoned lock holds a whole one.
         self.file
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The file was deleted: every change kept so far lives
-    /// only in the copy the connection still has open, and a restart would
-    /// find none of it. So that copy is written to `path` again
-    /// (`VACUUM INTO` a new file, renamed into place) and the connection
-    /// reopened on it, before any new change is kept. Another file in its
-    /// place is not overwritten: that is an error until it is moved away.
-    async fn write_file_again(
-        &self,
-        mut connection: PoolConnection<Sqlite>,
-    ) -> Result<(), StoreError> {
+    /// The file was deleted: every change kept so far lives only in the
+    /// copy the connection still has open, and a restart would find none
+    /// of it. So that copy is written to `path` again (`VACUUM INTO` a new
+    /// file, renamed into place) and the connection reopened on it, before
+    /// any new change is kept. Another file in its place is not
+    /// overwritten: that is an error until it is moved away.
+    fn write_file_again(&self, connection: &mut Option<Connection>) -> Result<(), StoreError> {
         // The connection is kept open on every way out but success: until
         // the file is written again, it holds the only copy of the orders.
         if FileId::of(&self.path).is_some() {
             return Err(StoreError::Replaced(self.path.display().to_string()));
         }
+        let open = connection.as_ref().ok_or(StoreError::Closed)?;
         error!(file = %self.path.display(),
                "the order store's file was deleted under the café: writing it again from the open copy");
         create_parent(&self.path)?;
         let copy = self.path.with_extension("rewrite");
         let _ = std::fs::remove_file(&copy);
-        sqlx::query("VACUUM INTO ?")
-            .bind(copy.display().to_string())
-            .execute(&mut *connection)
-            .await?;
+        open.execute("VACUUM INTO ?", [copy.display().to_string()])?;
         std::fs::rename(&copy, &self.path).map_err(|source| StoreError::Rewrite {
             path: self.path.display().to_string(),
             source,
         })?;
-        // The old connection goes (closing it checkpoints into the deleted
-        // file, harmlessly); the pool's next one opens the new file.
-        if let Err(error) = connection.detach().close().await {
+        // SQLite sees the old connection's file has moved, so closing it
+        // neither checkpoints nor deletes its write-ahead log: that log
+        // stays under `path`'s name, and a connection opening the new file
+        // would replay the old file's pages into it ("database disk image
+        // is malformed" at the next write). The copy already holds all the
+        // log did, so the name is cleared first (the old connection keeps
+        // its open log until it closes); then the old connection goes, and
+        // its lock with it, and the new one opens the new file.
+        for stale in [wal(&self.path), shm(&self.path)] {
+            if let Err(error) = std::fs::remove_file(&stale)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(StoreError::Rewrite {
+                    path: stale.display().to_string(),
+                    source: error,
+                });
+            }
+        }
+        if let Some(old) = connection.take()
+            && let Err((_, error)) = old.close()
+        {
             warn!(%error, "closing the order store's old connection");
         }
+        *connection = Some(connect(&self.path)?);
         *self.open_file() = FileId::of(&self.path);
         warn!(file = %self.path.display(), "the order store's file is written again");
         Ok(())
     }
+}
+
+/// Opens the connection the café keeps: WAL, `synchronous=NORMAL`, the
+/// file's lock held from here on.
+fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    // Reading the journal mode back takes the file's lock at once (in
+    // exclusive mode it is kept), so a second café fails here.
+    connection
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.execute_batch("BEGIN IMMEDIATE; COMMIT")?;
+    Ok(connection)
+}
+
+/// Writes `records` on `connection` in one transaction, each kind of
+/// record through its one prepared statement. `BEGIN` and `COMMIT` are
+/// prepared statements too, not text parsed again for every batch; a
+/// transaction left open by a failure is the caller's to roll back.
+fn write_in(connection: &Connection, records: &[Record]) -> Result<(), rusqlite::Error> {
+    connection.prepare_cached("BEGIN")?.execute([])?;
+    for record in records {
+        match record {
+            Record::Placed(order) => {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO orders (ticket, id, customer, drink, size, request_id, \
+                     claim_token, placed_at, status, barista, started_at, ready_at, note, \
+                     finished_at, cafe_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )?
+                    .execute(params![
+                        order.ticket,
+                        order.id,
+                        order.customer,
+                        order.drink,
+                        order.size,
+                        order.request_id,
+                        order.claim_token,
+                        order.placed_at,
+                        order.status,
+                        order.barista,
+                        order.started_at,
+                        order.ready_at,
+                        order.note,
+                        order.finished_at,
+                        order.cafe_id,
+                    ])?;
+            }
+            Record::Changed(change) => {
+                connection
+                    .prepare_cached(
+                        "UPDATE orders SET status = ?, barista = ?, started_at = ?, ready_at = ?, \
+                     note = ?, finished_at = ? WHERE ticket = ?",
+                    )?
+                    .execute(params![
+                        change.status,
+                        change.barista,
+                        change.started_at,
+                        change.ready_at,
+                        change.note,
+                        change.finished_at,
+                        change.ticket,
+                    ])?;
+            }
+            Record::Forgotten(ticket) => {
+                connection
+                    .prepare_cached("DELETE FROM orders WHERE ticket = ?")?
+                    .execute([ticket])?;
+            }
+        }
+    }
+    connection.prepare_cached("COMMIT")?.execute([])?;
+    Ok(())
 }
 
 /// Which file a path names: its device and inode (on Unix; elsewhere only
@@ -234,6 +378,15 @@ impl FileId {
 fn wal(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// The shared-memory index beside the database file `path` (SQLite makes
+/// none in exclusive locking mode, but one left by another program would
+/// describe another log).
+fn shm(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-shm");
     PathBuf::from(name)
 }
 
@@ -277,9 +430,9 @@ fn refuse_read_only(path: &Path) -> Result<(), StoreError> {
 /// SQLite's `quick_check` over every page, so a damaged file is refused
 /// at start, with whatever can still be read counted, rather than met at
 /// the first write, after orders were taken.
-async fn check_intact(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+async fn check_intact(connection: &mut SqliteConnection, path: &Path) -> Result<(), StoreError> {
     let found = match sqlx::query_scalar::<_, String>("PRAGMA quick_check")
-        .fetch_all(pool)
+        .fetch_all(&mut *connection)
         .await
     {
         Ok(lines) if lines == ["ok"] => return Ok(()),
@@ -303,7 +456,7 @@ async fn check_intact(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> 
     let readable = sqlx::query_scalar::<_, i64>(
         "SELECT count(*) FROM orders NOT INDEXED WHERE status IN (1, 2)",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *connection)
     .await
     .ok();
     Err(StoreError::Damaged {
@@ -311,71 +464,6 @@ async fn check_intact(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> 
         found,
         open_readable: readable,
     })
-}
-
-/// Writes `records` on `connection` in one transaction.
-async fn write_in(
-    connection: &mut SqliteConnection,
-    records: &[Record],
-) -> Result<(), sqlx::Error> {
-    let mut tx = connection.begin().await?;
-    for record in records {
-        apply(&mut tx, record).await?;
-    }
-    tx.commit().await
-}
-
-/// One record as SQL. The statements are prepared once per connection and
-/// cached by sqlx.
-async fn apply(tx: &mut Transaction<'_, Sqlite>, record: &Record) -> Result<(), sqlx::Error> {
-    match record {
-        Record::Placed(order) => {
-            sqlx::query(
-                "INSERT INTO orders (id, ticket, customer, drink, size, request_id, claim_token, \
-                 placed_at, status, barista, started_at, ready_at, note, finished_at, cafe_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&order.id)
-            .bind(order.ticket)
-            .bind(&order.customer)
-            .bind(&order.drink)
-            .bind(order.size)
-            .bind(&order.request_id)
-            .bind(&order.claim_token)
-            .bind(order.placed_at)
-            .bind(order.status)
-            .bind(&order.barista)
-            .bind(order.started_at)
-            .bind(order.ready_at)
-            .bind(&order.note)
-            .bind(order.finished_at)
-            .bind(&order.cafe_id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Record::Changed(change) => {
-            sqlx::query(
-                "UPDATE orders SET status = ?, barista = ?, started_at = ?, ready_at = ?, \
-                 note = ?, finished_at = ? WHERE id = ?",
-            )
-            .bind(change.status)
-            .bind(&change.barista)
-            .bind(change.started_at)
-            .bind(change.ready_at)
-            .bind(&change.note)
-            .bind(change.finished_at)
-            .bind(&change.id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Record::Forgotten(id) => {
-            sqlx::query("DELETE FROM orders WHERE id = ?")
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 /// Creates the directory the database file goes in (the data directory,

@@ -52,8 +52,9 @@ async fn a_store_is_created_with_its_directory_and_opened_again() {
     assert!(dir.path().join("data/cafe.db").exists());
     assert!(store.is_durable());
     assert!(store.describe().contains("cafe.db"));
-    // Closed, not dropped: see `a_rebuilt_book_keeps_every_orders_promise`.
-    store.close().await;
+    // Closed, not only dropped, so the lock is let go before the second
+    // open (see `a_rebuilt_book_keeps_every_orders_promise`).
+    store.close();
     // The migrations are versioned: a second start runs none again.
     let again = Store::open(&url).await.unwrap();
     assert!(again.recover().await.unwrap().open.is_empty());
@@ -98,7 +99,7 @@ async fn rows_come_back_open_in_ticket_order_and_finished_oldest_first() {
     rows[0].request_id = Some("retry-1".into());
     let mut records: Vec<Record> = rows.iter().cloned().map(Record::Placed).collect();
     records.push(Record::Changed(StoredChange {
-        id: "ord-a".into(),
+        ticket: 2,
         status: status_number(OrderStatus::Brewing),
         barista: Some("Ana".into()),
         started_at: Some(1_500),
@@ -106,8 +107,8 @@ async fn rows_come_back_open_in_ticket_order_and_finished_oldest_first() {
         note: None,
         finished_at: None,
     }));
-    records.push(Record::Forgotten("ord-gone".into()));
-    store.write(&records).await.unwrap();
+    records.push(Record::Forgotten(5));
+    store.write(&records).unwrap();
 
     let recovered = store.recover().await.unwrap();
     let ids = |rows: &[StoredOrder]| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
@@ -120,19 +121,117 @@ async fn rows_come_back_open_in_ticket_order_and_finished_oldest_first() {
     assert_eq!(recovered.next_ticket, 8);
 }
 
+/// A file as a café made it before rows were keyed by ticket: the first
+/// migration only, with orders in it, open and finished.
+async fn file_of_the_first_schema(dir: &std::path::Path) -> String {
+    use std::str::FromStr;
+
+    use sqlx::{
+        ConnectOptions, Connection,
+        sqlite::{SqliteConnectOptions, SqliteJournalMode},
+    };
+    let migrations = dir.join("first-schema");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("0001_orders.sql"),
+        include_str!("../../migrations/sqlite/0001_orders.sql"),
+    )
+    .unwrap();
+    let url = format!("sqlite://{}/cafe.db", dir.display());
+    let mut old = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(migrations.as_path())
+        .await
+        .unwrap()
+        .run(&mut old)
+        .await
+        .unwrap();
+    for (id, ticket, status, request_id) in [
+        ("ord-queued", 7, OrderStatus::Queued, Some("retry-1")),
+        ("ord-brewing", 4, OrderStatus::Brewing, None),
+        ("ord-ready", 2, OrderStatus::Ready, Some("retry-2")),
+    ] {
+        let row = row(id, ticket, status);
+        sqlx::query(&format!(
+            "INSERT INTO orders ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&row.id)
+        .bind(row.ticket)
+        .bind(&row.customer)
+        .bind(&row.drink)
+        .bind(row.size)
+        .bind(request_id)
+        .bind(&row.claim_token)
+        .bind(row.placed_at)
+        .bind(row.status)
+        .bind(&row.barista)
+        .bind(row.started_at)
+        .bind(row.ready_at)
+        .bind(&row.note)
+        .bind(row.finished_at)
+        .bind(&row.cafe_id)
+        .execute(&mut old)
+        .await
+        .unwrap();
+    }
+    old.close().await.unwrap();
+    url
+}
+
+#[tokio::test]
+async fn a_file_of_the_first_schema_opens_with_every_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_of_the_first_schema(dir.path()).await;
+
+    let store = Store::open(&url).await.expect("an old file opens");
+    let recovered = store.recover().await.unwrap();
+    let ids = |rows: &[StoredOrder]| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&recovered.open), ["ord-brewing", "ord-queued"]);
+    assert_eq!(ids(&recovered.finished), ["ord-ready"]);
+    assert_eq!(recovered.open[1].request_id.as_deref(), Some("retry-1"));
+    assert_eq!(recovered.next_ticket, 8);
+
+    // Its rows are written by ticket from now on, and idempotency still
+    // holds in the file: one order per customer and request id.
+    store
+        .write(&[
+            Record::Changed(StoredChange {
+                ticket: 4,
+                status: status_number(OrderStatus::Ready),
+                barista: Some("Ana".into()),
+                started_at: Some(1_500),
+                ready_at: Some(1_600),
+                note: None,
+                finished_at: Some(1_600),
+            }),
+            Record::Forgotten(2),
+        ])
+        .unwrap();
+    let mut twin = row("ord-twin", 9, OrderStatus::Queued);
+    twin.request_id = Some("retry-1".into());
+    assert!(store.write(&[Record::Placed(twin)]).is_err());
+    let recovered = store.recover().await.unwrap();
+    assert_eq!(ids(&recovered.open), ["ord-queued"]);
+    assert_eq!(ids(&recovered.finished), ["ord-brewing"]);
+}
+
 #[tokio::test]
 async fn a_failed_batch_writes_nothing() {
     let (_dir, _url, store) = sqlite().await;
     store
         .write(&[Record::Placed(row("ord-a", 1, OrderStatus::Queued))])
-        .await
         .unwrap();
     // The second insert reuses the ticket: the whole batch is refused.
     let batch = [
         Record::Placed(row("ord-b", 2, OrderStatus::Queued)),
         Record::Placed(row("ord-c", 1, OrderStatus::Queued)),
     ];
-    assert!(store.write(&batch).await.is_err());
+    assert!(store.write(&batch).is_err());
     assert_eq!(store.recover().await.unwrap().open.len(), 1);
 }
 
@@ -245,10 +344,11 @@ async fn a_rebuilt_book_keeps_every_orders_promise() {
     journal.close();
     writer.await.unwrap();
     drop(book);
-    // Closed, not just dropped: a dropped pool closes its connection in the
-    // background, and the file's lock would still be held when it is
-    // opened again below ("database is locked").
-    store.close().await;
+    // The writer closed the store it was given; closing this handle too
+    // is harmless, and says that the file's lock is let go here, before it
+    // is opened again below (a second opener would get "database is
+    // locked").
+    store.close();
 
     // The "restart": a new book from the same file.
     let reopened = Store::open(&url).await.unwrap();
