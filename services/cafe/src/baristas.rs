@@ -44,7 +44,7 @@ use grpc_telemetry::propagation::in_trace;
 use tokio::{task::JoinSet, time::Instant};
 use tracing::{debug, field::Empty, info, info_span, warn};
 
-use crate::{book::OrderEntry, faults, remote::RemoteBaristas, store::Orders};
+use crate::{book::OrderEntry, injected_panic, remote::RemoteBaristas, store::Orders};
 
 /// How late a barista's timer may wake it and the lateness still count as
 /// the timer's, made up by starting the next drink when the last one was
@@ -117,7 +117,7 @@ async fn work(orders: Orders, name: Arc<str>, time_scale: TimeScale, brew_mode: 
     // next one may start from there (see "Back to back, on the clock").
     let mut free_since = None;
     while let Some(entry) = orders.claim(&name).await {
-        faults::step("barista");
+        injected_panic::step("barista");
         // This brew's span, a child of the call that placed the order (not
         // of whatever ran before on this task). Set the parent before the
         // span is first entered: after that it is fixed.

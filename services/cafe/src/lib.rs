@@ -22,7 +22,7 @@
 //! - [`metrics`]: the café's gauges for Prometheus, read from the book when
 //!   scraped; the calls' metrics are the serving scaffold's.
 //! - [`error`]: what can go wrong, and its one mapping to a gRPC status.
-//! - `faults`: a panic a test injects into one of the café's critical tasks
+//! - `injected_panic`: a panic a test injects into one of the café's critical tasks
 //!   (`CAFE_INJECT_PANIC`), to see the café close and come back.
 //! - [`fuzz`]: what the fuzz targets for GetOrder, WatchOrder and
 //!   CancelOrder run (`fuzz/`), over the café's real book.
@@ -37,8 +37,8 @@ pub mod baristas;
 pub mod book;
 pub mod config;
 pub mod error;
-mod faults;
 pub mod fuzz;
+mod injected_panic;
 pub mod metrics;
 pub mod remote;
 pub mod service;

@@ -173,7 +173,7 @@ impl RemoteBaristas {
             let Some(entry) = orders.claim(&claimer).await else {
                 break;
             };
-            crate::faults::step("dispatcher");
+            crate::injected_panic::step("dispatcher");
             let (remote, orders) = (self.clone(), orders.clone());
             // A task per brew: the dispatcher goes back for the next free
             // barista while this one brews.

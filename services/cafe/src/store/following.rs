@@ -21,7 +21,7 @@ use super::{
     mirror::{RETRY, mirror},
     shared::{HEARTBEAT_INTERVAL, Notice, SharedLine, listen},
 };
-use crate::{book::OrderBook, faults};
+use crate::{book::OrderBook, injected_panic};
 
 /// How often the oldest finished orders beyond retention are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
@@ -151,7 +151,7 @@ async fn follow_the_line(
             () = stop.cancelled() => return,
             notification = listener.try_recv() => match notification {
                 Ok(Some(notification)) => {
-                    faults::step("following");
+                    injected_panic::step("following");
                     match Notice::decode(notification.payload()) {
                         Ok(notice) => {
                             if let Err(why) = mirror(&book, &notice.order) {

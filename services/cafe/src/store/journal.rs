@@ -44,7 +44,7 @@ pub use crate::book::Seq;
 use crate::{
     availability::Availability,
     book::{Durability, Recorder, Written, written},
-    faults,
+    injected_panic,
 };
 
 /// After this many failed attempts in a row, the café stops taking orders
@@ -245,7 +245,7 @@ pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availa
 fn write_all(journal: &Journal, store: &Store, availability: &Availability) {
     let mut batch = Vec::new();
     while let Some(last) = journal.next_batch(&mut batch) {
-        faults::step("writer");
+        injected_panic::step("writer");
         let folded = coalesce(mem::take(&mut batch));
         write_batch(journal, store, &folded, availability);
         journal.written.send_modify(|written| {
