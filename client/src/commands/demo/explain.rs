@@ -31,7 +31,7 @@ pub(super) fn menu_summary(menu: Option<&MenuTimes>) -> String {
 pub(super) fn opening(args: &DemoArgs) -> Vec<String> {
     let n = args.customers;
     let mut lines =
-        vec!["Synchronous vs asynchronous waiting at a café (the seed's Flask vs FastAPI):".into()];
+        vec!["Synchronous vs asynchronous waiting, told as a café (Flask vs FastAPI):".into()];
     let numbered = args.part.customer() && args.part.barista();
     let mark = |i: usize| {
         if numbered {

@@ -33,6 +33,7 @@ use std::{sync::Arc, time::Duration};
 use cafe_domain::proto::v1::{self as pb, brew_event::Event};
 use futures::future::BoxFuture;
 use grpc_telemetry::propagation::join_trace;
+use opentelemetry::context::FutureExt as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
@@ -176,8 +177,13 @@ impl RemoteBaristas {
             crate::injected_panic::step("dispatcher");
             let (remote, orders) = (self.clone(), orders.clone());
             // A task per brew: the dispatcher goes back for the next free
-            // barista while this one brews.
-            brews.spawn(async move { remote.brew(&orders, &entry, slot).await });
+            // barista while this one brews. The order's trace is current
+            // in it (`with_context`): each attempt's `brew` span joins it
+            // when spans are exported, and without export the lines it logs
+            // still name the customer's trace.
+            let trace = entry.trace_context().clone();
+            brews
+                .spawn(async move { remote.brew(&orders, &entry, slot).await }.with_context(trace));
         }
         while brews.join_next().await.is_some() {}
         info!("remote dispatcher: shift over");

@@ -9,8 +9,14 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use cafe_domain::proto::v1::{OrderRequest, WatchBoardRequest};
-use cafe_testkit::{LIMIT, drain, order, process::ServerProcess};
+use cafe_barista::Config;
+use cafe_domain::proto::v1::{CancelOrderRequest, OrderRequest, WatchBoardRequest};
+use cafe_testkit::{
+    LIMIT,
+    barista::{barista_config, spawn_barista},
+    drain, order,
+    process::ServerProcess,
+};
 use tonic::{Request, metadata::MetadataValue};
 
 /// A request sent as part of trace `trace_id` (32 hex digits), sampled.
@@ -117,4 +123,101 @@ async fn every_log_line_of_a_call_carries_its_trace_id_on_every_path() {
             "no line of the {path} call names its trace {trace_id}"
         );
     }
+}
+
+/// The same rule for an order brewed on a remote barista (`cafe-barista`,
+/// here in the test's process): the dispatcher's lines (a spoiled brew and
+/// its retry, a brew stream dropped when the customer cancels) name the
+/// order's trace too, with nothing exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_dispatchers_log_lines_carry_the_orders_trace_id() {
+    // Every other brew spoiled at the barista (the second, the fourth…):
+    // the second order's first brew is, and it is brewed again.
+    let barista = spawn_barista(Config {
+        faults: "flaky-barista=0.5".parse().unwrap(),
+        ..barista_config("remote", 2)
+    });
+    let endpoint = format!("http://{}", barista.addr);
+    let cafe = ServerProcess::start_with_env(
+        env!("CARGO_BIN_EXE_cafe-server"),
+        &[
+            "--database-url",
+            "memory",
+            "--time-scale",
+            "0.001",
+            "--barista-endpoint",
+            &endpoint,
+        ],
+        &[("RUST_LOG", "debug,h2=info,hyper=info,tower=info,sqlx=info")],
+        "café open",
+    );
+    let mut client = cafe.client().await;
+    let spoiled = "66666666666666666666666666666666";
+    let cancelled = "77777777777777777777777777777777";
+
+    // Until the café has found its barista, orders are refused; the first
+    // brewed is the barista's first (not spoiled), the next its second.
+    let found = tokio::time::timeout(LIMIT, async {
+        while let Err(refused) = client
+            .order_coffee(in_trace(order("Ada", "espresso"), spoiled))
+            .await
+        {
+            assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    found.await.expect("the café finds its barista");
+    client
+        .order_coffee(in_trace(order("Ada", "espresso"), spoiled))
+        .await
+        .expect("brewed again after the spoiled brew");
+    // A latte takes 40 s on the menu, 40 ms at this scale: long enough to
+    // be cancelled while it brews.
+    let mut latte = order("Ben", "latte");
+    latte.request_id = "slow-latte".into();
+    let mut buzzer = client
+        .order_with_buzzer(in_trace(latte, cancelled))
+        .await
+        .expect("a buzzer")
+        .into_inner();
+    let ticket = buzzer.message().await.unwrap().expect("the ticket");
+    let order = ticket.order.expect("the ticket's order");
+    client
+        .cancel_order(in_trace(
+            CancelOrderRequest {
+                order_id: order.id,
+                claim_token: ticket.claim_token,
+            },
+            cancelled,
+        ))
+        .await
+        .expect("cancelled");
+    drain(buzzer).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    cafe.terminate();
+    let (_, lines) = cafe.wait_exit_with_log();
+    let ours: BTreeSet<&str> = [spoiled, cancelled].into();
+    let mut seen = BTreeSet::new();
+    for line in lines.iter().filter(|line| line.get("span").is_some()) {
+        let trace_id = line["trace_id"].as_str().unwrap_or_else(|| {
+            panic!("a line logged in a span names no trace: {line}");
+        });
+        assert!(
+            ours.contains(trace_id),
+            "a line names a trace no caller sent: {line}"
+        );
+        seen.insert(trace_id);
+    }
+    assert!(
+        lines.iter().any(|line| line["fields"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("spoiled"))
+            && line["trace_id"] == spoiled),
+        "the spoiled brew's warning names its order's trace"
+    );
+    assert!(
+        seen.contains(cancelled),
+        "no line of the cancelled order names its trace"
+    );
 }
