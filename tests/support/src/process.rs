@@ -50,11 +50,33 @@ impl ServerProcess {
         env: &[(&str, &str)],
         open: &str,
     ) -> ServerProcess {
-        let mut child = clean_command(binary)
+        let mut command = clean_command(binary);
+        command.env("RUST_LOG", "info").envs(env.iter().copied());
+        Self::start_command(command, binary, args, open)
+    }
+
+    /// Like [`ServerProcess::start`], run as the user and group `uid` (the
+    /// test must be root): for what only an unprivileged user meets, such
+    /// as a file it may not write.
+    #[cfg(unix)]
+    pub fn start_as(binary: &str, args: &[&str], uid: u32, open: &str) -> ServerProcess {
+        use std::os::unix::process::CommandExt;
+        let mut command = clean_command(binary);
+        command.env("RUST_LOG", "info").uid(uid).gid(uid);
+        Self::start_command(command, binary, args, open)
+    }
+
+    /// Starts `command` (the `binary`, its environment set) with `args`,
+    /// as [`ServerProcess::start`] says.
+    fn start_command(
+        mut command: Command,
+        binary: &str,
+        args: &[&str],
+        open: &str,
+    ) -> ServerProcess {
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
