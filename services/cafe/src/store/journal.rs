@@ -220,14 +220,20 @@ pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availa
             let _ = ended.send(outcome);
         });
     match spawned {
-        Ok(_) => match on_end.await {
-            Ok(Ok(())) => {}
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            // The thread sends before it ends, even after a panic; if it
-            // did not, this part ends early and the café's supervision
-            // says so.
-            Err(_) => {}
-        },
+        Ok(thread) => {
+            let _ends_with_this = EndsWithTheWriter {
+                journal: &journal,
+                thread: Some(thread),
+            };
+            match on_end.await {
+                Ok(Ok(())) => {}
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                // The thread sends before it ends, even after a panic; if
+                // it did not, this part ends early and the café's
+                // supervision says so.
+                Err(_) => {}
+            }
+        }
         Err(error) => {
             // Nothing can be kept: said out loud, everyone waiting is
             // answered UNAVAILABLE, and this part ends early (the café
@@ -237,6 +243,36 @@ pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availa
             journal
                 .written
                 .send_modify(|written| written.failing = Some(why));
+        }
+    }
+}
+
+/// Held by [`write()`] while its thread runs. If the future is dropped
+/// before the thread ends (the café's task aborted: its runtime shut down
+/// under it, as a test's in-process "crash" does), the thread would wait
+/// for the next batch for ever, holding the store's file and its lock, and
+/// no café could open them again in this process. Dropped, it closes the
+/// journal (the thread writes what is left and ends) and waits a moment
+/// for the thread, so the lock is let go of when the café is gone.
+struct EndsWithTheWriter<'a> {
+    journal: &'a Journal,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The longest a dropped writer future waits for its thread to end (a
+/// thread retrying a write on a full disk would never end).
+const WRITER_ENDS_WITHIN: Duration = Duration::from_secs(5);
+
+impl Drop for EndsWithTheWriter<'_> {
+    fn drop(&mut self) {
+        self.journal.close();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // std's JoinHandle has no join with a time limit: look, briefly.
+        let until = std::time::Instant::now() + WRITER_ENDS_WITHIN;
+        while !thread.is_finished() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
