@@ -29,6 +29,25 @@ fn in_trace<T>(message: T, trace_id: &str) -> Request<T> {
     request
 }
 
+/// The trace ids the lines logged in a span name, after asserting the
+/// rule: each such line names a trace, one of `ours` (the callers'), and
+/// there is at least one.
+fn traces_named<'a>(lines: &'a [serde_json::Value], ours: &[&str]) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    for line in lines.iter().filter(|line| line.get("span").is_some()) {
+        let trace_id = line["trace_id"].as_str().unwrap_or_else(|| {
+            panic!("a line logged in a span names no trace: {line}");
+        });
+        assert!(
+            ours.contains(&trace_id),
+            "a line names a trace no caller sent: {line}"
+        );
+        seen.insert(trace_id);
+    }
+    assert!(!seen.is_empty(), "no line was logged in a span");
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_log_line_of_a_call_carries_its_trace_id_on_every_path() {
     // Every other brew spoiled (the second, the fourth…): the failed-brew
@@ -92,24 +111,7 @@ async fn every_log_line_of_a_call_carries_its_trace_id_on_every_path() {
 
     cafe.terminate();
     let (_, lines) = cafe.wait_exit_with_log();
-    let ours: BTreeSet<&str> = [counter, buzzer, board, refused, failed].into();
-    let mut seen = BTreeSet::new();
-    let mut in_spans = 0;
-    for line in &lines {
-        if line.get("span").is_none() {
-            continue;
-        }
-        in_spans += 1;
-        let trace_id = line["trace_id"].as_str().unwrap_or_else(|| {
-            panic!("a line logged in a span names no trace: {line}");
-        });
-        assert!(
-            ours.contains(trace_id),
-            "a line names a trace no caller sent: {line}"
-        );
-        seen.insert(trace_id);
-    }
-    assert!(in_spans > 0, "no line was logged in a span");
+    let seen = traces_named(&lines, &[counter, buzzer, board, refused, failed]);
     // A refused order and the board log nothing of their own (the answer
     // says it all), so any line of theirs is only held to the rule above;
     // each of the others logs its order's progress.
@@ -197,18 +199,7 @@ async fn the_remote_dispatchers_log_lines_carry_the_orders_trace_id() {
 
     cafe.terminate();
     let (_, lines) = cafe.wait_exit_with_log();
-    let ours: BTreeSet<&str> = [spoiled, cancelled].into();
-    let mut seen = BTreeSet::new();
-    for line in lines.iter().filter(|line| line.get("span").is_some()) {
-        let trace_id = line["trace_id"].as_str().unwrap_or_else(|| {
-            panic!("a line logged in a span names no trace: {line}");
-        });
-        assert!(
-            ours.contains(trace_id),
-            "a line names a trace no caller sent: {line}"
-        );
-        seen.insert(trace_id);
-    }
+    let seen = traces_named(&lines, &[spoiled, cancelled]);
     assert!(
         lines.iter().any(|line| line["fields"]["message"]
             .as_str()

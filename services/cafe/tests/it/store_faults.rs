@@ -20,7 +20,7 @@ use tonic::{Code, Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 /// Starts the café on the SQLite store in `dir`: four baristas, 20 ms lattes.
-fn start(dir: &std::path::Path) -> ServerProcess {
+pub(crate) fn start(dir: &std::path::Path) -> ServerProcess {
     let dir = dir.display().to_string();
     ServerProcess::start(
         env!("CARGO_BIN_EXE_cafe-server"),

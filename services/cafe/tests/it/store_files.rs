@@ -26,24 +26,7 @@ use sqlx::{
 };
 use tonic::Code;
 
-use super::store_faults::{all_kept, counter, serving};
-
-/// Starts the café on the SQLite store in `dir`: four baristas, 20 ms lattes.
-fn start(dir: &Path) -> ServerProcess {
-    let dir = dir.display().to_string();
-    ServerProcess::start(
-        env!("CARGO_BIN_EXE_cafe-server"),
-        &[
-            "--data-dir",
-            &dir,
-            "--baristas",
-            "4",
-            "--time-scale",
-            "0.0005",
-        ],
-        "café open",
-    )
-}
+use super::store_faults::{all_kept, counter, serving, start};
 
 /// How a start on `dir` went: it exited by itself (how, and its log), or
 /// it opened (`None`, and it is killed).
