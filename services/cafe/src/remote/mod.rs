@@ -24,21 +24,22 @@
 //! order, and the `Brew` call carries `traceparent`. Why no balancer, and
 //! the rest of the design: docs/cafe-server.md, "Remote baristas".
 
+mod brew_stream;
 mod discovery;
 mod registry;
 mod replica;
 
 use std::{sync::Arc, time::Duration};
 
-use cafe_domain::proto::v1::{self as pb, brew_event::Event};
-use futures::future::BoxFuture;
+use cafe_domain::proto::v1 as pb;
 use grpc_telemetry::propagation::join_trace;
 use opentelemetry::context::FutureExt as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tonic::{Code, Response, Status, Streaming, transport::ClientTlsConfig};
-use tracing::{Instrument, Span, debug, field::Empty, info, info_span, warn};
+use tonic::transport::ClientTlsConfig;
+use tracing::{Instrument, field::Empty, info, info_span, warn};
 
+use brew_stream::{Failure, follow};
 pub use discovery::BaristaEndpoint;
 use registry::Registry;
 use replica::{BrewJob, Slot};
@@ -59,7 +60,7 @@ const DEADLINE_SETTLE: Duration = Duration::from_secs(1);
 
 /// How long a finished brew's stream may take to end (its trailers) before
 /// the brew task stops waiting and gives the barista back.
-const TRAILERS_WAIT: Duration = Duration::from_millis(500);
+pub(super) const TRAILERS_WAIT: Duration = Duration::from_millis(500);
 
 /// How the café finds and uses its remote baristas.
 #[derive(Debug, Clone)]
@@ -98,23 +99,6 @@ impl std::fmt::Debug for RemoteBaristas {
             .field("wait", &self.inner.wait)
             .finish_non_exhaustive()
     }
-}
-
-/// Why a brew attempt did not end with the drink.
-enum Failure {
-    /// Nothing to retry: the order failed for good.
-    Final(String),
-    /// The barista stopped because the customer's deadline passed.
-    DeadlinePassed,
-    /// The replica was full (for another café): not its fault, nor the
-    /// order's; wait for another free barista.
-    TurnedAway,
-    /// The barista went away (or could not be reached): try another one.
-    BaristaLeft { who: Option<String>, why: String },
-    /// The barista answered that the drink went wrong (INTERNAL, as a
-    /// flaky barista does), so the replica is there: try again, without
-    /// holding it against the replica.
-    Spoiled { who: Option<String>, why: String },
 }
 
 impl RemoteBaristas {
@@ -425,90 +409,6 @@ impl ReplicasUp {
 impl Inner {
     fn no_barista_reason(&self) -> String {
         format!("no barista was reachable within {:?}", self.wait)
-    }
-}
-
-/// Follows one brew stream into the book: `started` → BREWING with the
-/// barista's name, `finished` → READY.
-async fn follow(
-    orders: &Orders,
-    entry: &OrderEntry,
-    response: BoxFuture<'static, Result<Response<Streaming<pb::BrewEvent>>, Status>>,
-) -> Result<(), Failure> {
-    let mut events = match response.await {
-        Ok(response) => response.into_inner(),
-        Err(status) => return Err(classify(None, status)),
-    };
-    let mut who = None;
-    loop {
-        match events.message().await {
-            Ok(Some(pb::BrewEvent {
-                event: Some(Event::Started(started)),
-            })) => {
-                if !orders
-                    .start(entry, Arc::from(started.barista.as_str()))
-                    .await
-                {
-                    return Ok(()); // the order ended meanwhile
-                }
-                Span::current().record("barista", started.barista.as_str());
-                debug!(order.id = %entry.id(), barista = %started.barista, "brewing remotely");
-                who = Some(started.barista);
-            }
-            Ok(Some(pb::BrewEvent {
-                event: Some(Event::Finished(_)),
-            })) => {
-                if orders.ready(entry).await {
-                    debug!(order.id = %entry.id(), "ready");
-                }
-                // The customer has their drink; now read the stream to its
-                // end (the barista closes it right after `finished`). Its
-                // trailers carry the call's status: without them the call's
-                // client span would end as CANCELLED, as if we had hung up.
-                let _ = tokio::time::timeout(TRAILERS_WAIT, async {
-                    while let Ok(Some(_)) = events.message().await {}
-                })
-                .await;
-                return Ok(());
-            }
-            // An event kind from a newer barista: nothing this café acts on.
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(Failure::BaristaLeft {
-                    who,
-                    why: "the brew stream ended before the drink was finished".to_owned(),
-                });
-            }
-            Err(status) => return Err(classify(who, status)),
-        }
-    }
-}
-
-/// Which failed brews are worth another barista.
-fn classify(who: Option<String>, status: Status) -> Failure {
-    match status.code() {
-        // The café checks every order before a barista sees it, so this is a
-        // version mismatch; another replica would say the same.
-        Code::InvalidArgument => Failure::Final(format!(
-            "the barista refused the order: {}",
-            status.message()
-        )),
-        Code::DeadlineExceeded => Failure::DeadlinePassed,
-        // All its baristas busy, for another café: see the module docs.
-        Code::ResourceExhausted => Failure::TurnedAway,
-        // The replica answered that the drink went wrong (a flaky
-        // barista): it is up, so brew it again on whichever barista is
-        // free next, this replica's included.
-        Code::Internal => Failure::Spoiled {
-            who,
-            why: format!("{:?}: {}", status.code(), status.message()),
-        },
-        // Connection lost, replica closing (UNAVAILABLE), or anything else a
-        // dying server says: another barista can make the drink.
-        code => Failure::BaristaLeft {
-            who,
-            why: format!("{code:?}: {}", status.message()),
-        },
     }
 }
 
