@@ -427,7 +427,7 @@ def section(scenario, fmt_ms):
     if not s.get("windows"):
         return lines
     if s.get("minutes"):
-        return lines + decay_table(s)
+        return lines + decay_table(s, fmt_ms)
     w = s["windows"][0]
     lines += ["", "| café | orders/s | of Little | p50 | p99 | CPU/order | café cores | "
               "peak RSS | results | abandoned | generator cores |",
@@ -473,15 +473,15 @@ def postgres_table(w):
     ]
 
 
-def decay_table(s):
+def decay_table(s, fmt_ms):
     lines = ["", "| minute | orders/s | of Little | p99 (worst café) | café CPU/order | "
              "PostgreSQL CPU/order | commits/order | `orders` dead tuples at its end | live | "
              "size | autovacuums | load |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for i, w in enumerate(s["windows"], 1):
-        p99 = max((c["p99_ms"] or 0) for c in w["cafes"].values())
+        p99 = max((c["p99_ms"] or 0) for c in w["cafes"].values()) or None
         lines.append(
-            f"| {i} | {fmt0(w['throughput'])} | {fmt2(w['of_little'])} | {p99:,.1f} ms | "
+            f"| {i} | {fmt0(w['throughput'])} | {fmt2(w['of_little'])} | {fmt_ms(p99)} | "
             f"{fmt0(w['cafe_cpu_per_order_us'], ' µs')} | {fmt0(w['pg_cpu_per_order_us'], ' µs')} | "
             f"{fmt2(w['commits_per_order'])} | {fmt0(w['orders_dead_after'])} | "
             f"{fmt0(w['orders_live_after'])} | {(w['orders_bytes_after'] or 0) / 2**20:,.1f} MiB | "
