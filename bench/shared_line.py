@@ -174,8 +174,7 @@ class PostgresCpu:
             if pid not in after["alive"] and (pid in before["alive"] or pid not in before["ticks"]):
                 reaped_seen += ticks  # exited in the window: its whole life is in `reaped`
         by_kind["exited unseen"] = max(0, after["reaped"] - before["reaped"] - reaped_seen)
-        tick = os.sysconf("SC_CLK_TCK")
-        return {kind: ticks / tick for kind, ticks in by_kind.items()}
+        return {kind: ticks / os.sysconf("SC_CLK_TCK") for kind, ticks in by_kind.items()}
 
     def stop(self):
         self.stopped.set()
@@ -389,19 +388,20 @@ def fmt2(value):
     return "–" if value is None else f"{value:,.2f}"
 
 
-def summary_cell(scenario):
-    """The café column of the summary table."""
-    if scenario.get("skipped"):
-        return "skipped: no PostgreSQL"
-    if not scenario.get("windows"):
-        return "–"
-    first, last = scenario["windows"][0], scenario["windows"][-1]
-    if scenario["minutes"]:
-        return (f"{fmt0(first['throughput'])} → {fmt0(last['throughput'])} orders/s, "
-                f"lost {scenario['loss'] * 100:.1f} %" if scenario["loss"] is not None else "–")
-    return (f"{fmt2(first['of_little'])} ({fmt0(first['throughput'])} orders/s); "
-            f"{fmt0(first['cafe_cpu_per_order_us'], ' µs')}; "
-            f"{fmt0(first['pg_cpu_per_order_us'], ' µs')}")
+def summary_row(s, profile):
+    """The scenario's row in the summary table (a smoke run's tiny sizes judge nothing)."""
+    met = "" if profile == "debug" else {True: "yes", False: "**no**", None: ""}[s["headline"]["met"]]
+    if s.get("skipped") or not s.get("windows"):
+        cell = "skipped: no PostgreSQL" if s.get("skipped") else "–"
+    elif s["minutes"]:
+        first, last, loss = s["windows"][0], s["windows"][-1], s["loss"]
+        cell = (f"{fmt0(first['throughput'])} → {fmt0(last['throughput'])} orders/s, lost "
+                f"{'–' if loss is None else f'{loss * 100:.1f} %'}")
+    else:
+        w = s["windows"][0]
+        cell = (f"{fmt2(w['of_little'])} ({fmt0(w['throughput'])} orders/s); "
+                f"{fmt0(w['cafe_cpu_per_order_us'], ' µs')}; {fmt0(w['pg_cpu_per_order_us'], ' µs')}")
+    return f"| {s['name']} | {s['headline']['label']} | {cell} | | | | | | | {s['goal'] or ''} | {met} |"
 
 
 def section(scenario, fmt_ms):
