@@ -3,16 +3,13 @@
     bench/run --only shared-line                 one window, both cafés loaded at once
     bench/run --only shared-line --minutes 10    ten one-minute windows in a row: the decay
 
-Issue 21's shared line: a fresh database on CAFE_TEST_DATABASE_URL's server (dropped
-after), two `cafe-server --database-url postgres://…` with embedded baristas on it, and
-two `cafe bench --rpc counter --server-pid <its café>` at once, one a café. Beside the
-generators' figures: the cafés' CPU per order, each and both together; PostgreSQL's CPU
-per order, polled from /proc; commits and rows written per order (pg_stat_database, and
-pg_stat_user_tables of `orders`), and that table's dead tuples. The statistics are read
-at the window's edges while both cafés are busy: a backend publishes its counts about
-once a second, so both edges lag alike and their difference is the window's. With
---minutes the same two cafés get one window a minute, each minute's figures kept.
-bench/run loads this module; bench/README.md explains each figure.
+A fresh database on CAFE_TEST_DATABASE_URL's server (dropped after), two `cafe-server
+--database-url postgres://…` on it, and two `cafe bench --rpc counter --server-pid <its
+café>` at once, one a café. Beside the generators' figures: the cafés' CPU per order,
+PostgreSQL's (polled from /proc), commits and rows written per order and dead tuples
+(pg_stat_database, pg_stat_user_tables), read at the window's edges while both cafés are
+busy: a backend publishes its counts about once a second, so both edges lag alike and
+their difference is the window's. bench/README.md explains each figure.
 """
 
 import json
@@ -74,14 +71,15 @@ class Database:
                           f"FROM pg_settings WHERE name IN ({listed})")
 
     def stats(self):
-        """The database's counters and the orders table's (summed over its partitions,
-        if the store partitions it), as they stand now. psql's own connection adds one
-        commit to each reading."""
+        """The database's counters, its tables' dead tuples, and the orders table's counts
+        (summed over its partitions, if the store partitions it), as they stand now.
+        psql's own connection adds one commit to each reading."""
         return self.query("""
             SELECT json_build_object(
               'xact_commit', d.xact_commit, 'xact_rollback', d.xact_rollback,
               'tup_inserted', d.tup_inserted, 'tup_updated', d.tup_updated,
               'tup_deleted', d.tup_deleted,
+              'dead_all', (SELECT sum(n_dead_tup) FROM pg_stat_user_tables),
               'orders', (SELECT json_build_object(
                   'n_tup_ins', sum(n_tup_ins), 'n_tup_upd', sum(n_tup_upd),
                   'n_tup_hot_upd', sum(n_tup_hot_upd), 'n_tup_del', sum(n_tup_del),
@@ -90,8 +88,8 @@ class Database:
                   'autoanalyze_count', sum(autoanalyze_count),
                   'bytes', sum(pg_total_relation_size(relid)))
                 FROM pg_stat_user_tables
-                WHERE relid = 'orders'::regclass
-                   OR relid IN (SELECT relid FROM pg_partition_tree('orders'))))
+                WHERE relid = to_regclass('orders')
+                   OR relid IN (SELECT relid FROM pg_partition_tree(to_regclass('orders')))))
             FROM pg_stat_database d WHERE d.datname = current_database()""")
 
 
@@ -358,6 +356,7 @@ def figures(scenario, reports, pg_cpu_s, before, after, load):
         orders_table_per_order={k: per(delta(k, o0, o1), orders)
                                 for k in ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_tup_del")},
         orders_dead_before=o0.get("n_dead_tup"), orders_dead_after=o1.get("n_dead_tup"),
+        all_dead_before=before.get("dead_all"), all_dead_after=after.get("dead_all"),
         orders_live_after=o1.get("n_live_tup"), orders_bytes_after=o1.get("bytes"),
         autovacuums=delta("autovacuum_count", o0, o1), autoanalyzes=delta("autoanalyze_count", o0, o1),
         load_after=load, problems=problems)
@@ -419,9 +418,8 @@ def section(scenario, fmt_ms):
         f"`cafe bench --rpc counter --concurrency {s['concurrency']} --connections "
         f"{s['connections']}` at each, at once, {length}. Little's law: "
         f"{little(s):,.0f} orders/s.")
-    settings = s.get("postgres_settings") or {}
-    if settings:
-        lines += ["", "PostgreSQL " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."]
+    settings = ", ".join(f"{k} {v}" for k, v in (s.get("postgres_settings") or {}).items())
+    lines += ["", f"PostgreSQL {settings}."] if settings else []
     for problem in s["problems"]:
         lines.append(f"\n> harness check: {problem}")
     if not s.get("windows"):
@@ -464,8 +462,9 @@ def postgres_table(w):
         f"{fmt2(t['tup_updated'])}, {fmt2(t['tup_deleted'])} | |",
         f"| `orders`: inserted, updated (of which HOT), deleted | {fmt2(o['n_tup_ins'])}, "
         f"{fmt2(o['n_tup_upd'])} ({fmt2(o['n_tup_hot_upd'])}), {fmt2(o['n_tup_del'])} | |",
-        f"| `orders`: dead tuples, window's start → end | | "
-        f"{fmt0(w['orders_dead_before'])} → {fmt0(w['orders_dead_after'])} |",
+        f"| dead tuples, window's start → end: `orders`; every table | | "
+        f"{fmt0(w['orders_dead_before'])} → {fmt0(w['orders_dead_after'])}; "
+        f"{fmt0(w.get('all_dead_before'))} → {fmt0(w.get('all_dead_after'))} |",
         f"| `orders`: live tuples and size at the end | | {fmt0(w['orders_live_after'])}, "
         f"{(w['orders_bytes_after'] or 0) / 2**20:,.1f} MiB |",
         f"| `orders`: autovacuums, autoanalyzes in the window | | "
