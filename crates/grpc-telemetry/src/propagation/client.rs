@@ -1,10 +1,7 @@
 //! The client's side of a call: a client span under the current span, and
 //! its context written into the request's headers.
 
-use tracing_opentelemetry_instrumentation_sdk::{
-    find_context_from_tracing,
-    http::inject_context,
-};
+use tracing_opentelemetry_instrumentation_sdk::{find_context_from_tracing, http::inject_context};
 
 use super::{
     call::{CallSpan, Side, call_span},

@@ -5,10 +5,7 @@ use http::HeaderValue;
 use opentelemetry::trace::TraceContextExt;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_opentelemetry_instrumentation_sdk::{
-    http::extract_context,
-    set_parent_or_fallback,
-};
+use tracing_opentelemetry_instrumentation_sdk::{http::extract_context, set_parent_or_fallback};
 
 use super::{
     call::{CallSpan, Side, call_span},

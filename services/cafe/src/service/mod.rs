@@ -44,9 +44,9 @@ use cafe_domain::{
 use futures::Stream;
 use grpc_serving::deadline::CallerDeadline;
 use grpc_telemetry::propagation;
+use opentelemetry::{Context, KeyValue, trace::TraceContextExt as _};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
-use opentelemetry::{Context, KeyValue, trace::TraceContextExt as _};
 use tracing::{Span, debug, info};
 
 use crate::{
