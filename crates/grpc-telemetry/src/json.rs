@@ -2,10 +2,11 @@
 //!
 //! tracing-subscriber's own JSON format knows nothing of OpenTelemetry, so
 //! this formatter writes the same kind of object and adds `trace_id` and
-//! `span_id`. Where do they come from? The OpenTelemetry layer *activates*
-//! a span's OpenTelemetry context whenever the span is entered, so while an
-//! event inside it is being written, `opentelemetry::Context::current()` is
-//! that span's context. (Asking `tracing::Span::current()` here would not
+//! `span_id`. Where do they come from? With JSON logs (and only then: nothing
+//! else reads it, and it costs every span two calls), the OpenTelemetry
+//! layer *activates* a span's OpenTelemetry context whenever the span is
+//! entered, so while an event inside it is being written,
+//! `opentelemetry::Context::current()` is that span's context. (Asking `tracing::Span::current()` here would not
 //! work: inside the subscriber, tracing hides the dispatcher to prevent
 //! re-entrance.)
 //!
@@ -16,7 +17,7 @@
 //!
 //! A line looks like:
 //! `{"timestamp":"…","level":"INFO","target":"cafe_server::service",
-//!   "fields":{"message":"order placed",…},"span":{"name":"order_coffee",…},
+//!   "fields":{"message":"brewing",…},"span":{"name":"brew","order.id":…},
 //!   "trace_id":"4bf9…","span_id":"00f0…"}`
 
 use std::fmt;

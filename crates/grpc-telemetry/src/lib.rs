@@ -319,12 +319,19 @@ pub fn build_with_env(
         // nor busy/idle timings: those were much of the bytes exported and
         // of the layer's CPU (`docs/performance.md`, measured with
         // `examples/span_load.rs` in cafe-testkit).
+        //
+        // Nor does it make each span's OpenTelemetry context current while
+        // the span is entered ("context activation"), except for JSON logs,
+        // which read the trace id from there (`json`). Whatever else needs
+        // a span's context asks the span for it (`propagation`), and the
+        // layer finds a new span's parent among tracing's own spans.
         tracing_opentelemetry::layer()
             .with_tracer(export.provider.tracer("cafe"))
             .with_location(false)
             .with_threads(false)
             .with_target(false)
             .with_tracked_inactivity(false)
+            .with_context_activation(config.log_format == LogFormat::Json)
             .with_filter(otel_filter)
     });
 

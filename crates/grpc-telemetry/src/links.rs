@@ -11,7 +11,7 @@ pub const DEFAULT_JAEGER_UI: &str = "http://localhost:16686";
 /// span's; otherwise the trace id of the caller being served, if it sent
 /// one.
 pub fn current_trace_id() -> Option<TraceId> {
-    let context = tracing_opentelemetry_instrumentation_sdk::find_current_context();
+    let context = crate::propagation::current_context();
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then(|| span_context.trace_id())
 }

@@ -13,11 +13,14 @@
 //! - [`traced`] ([`ClientTracing`]), around a client's `Channel`: opens the
 //!   client span as a child of the current span and sends it on.
 //!
-//! The span and the header work come from
+//! The header work and the span's attributes come from
 //! `tracing-opentelemetry-instrumentation-sdk`; what is ours: a call ends
 //! with its trailers, not its headers (a dropped body is `CANCELLED`); each
 //! side judges failure by its own rule; health checks and reflection are
-//! not traced; `x-trace-id` on every traced response. Why not that crate's
+//! not traced; `x-trace-id` on every traced response; the attributes
+//! recorded as the strings they are, not formatted. A handler needs no
+//! span of its own, over the same time: it runs in its call's span and can
+//! write what it learns onto it (the café's do). Why not that crate's
 //! own layers, and what happens without export: `docs/tracing.md`, "How
 //! calls are traced".
 //!
@@ -39,6 +42,7 @@ use opentelemetry::{context::FutureExt as _, trace::TraceContextExt as _};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use tracing::{Instrument as _, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::registry::LookupSpan as _;
 
 /// The response header (metadata) in which a traced server returns the
 /// call's trace id, e.g. `4bf92f3577b34da6a3ce929d0e0e4736`.
@@ -68,7 +72,28 @@ pub fn trace_id_from(metadata: &tonic::metadata::MetadataMap) -> Option<String> 
 /// holding the `Span` itself. Without export it is the caller's context,
 /// if the call being served came with one.
 pub fn current_context() -> opentelemetry::Context {
-    tracing_opentelemetry_instrumentation_sdk::find_current_context()
+    // Asked of the spans themselves, innermost first (one the OpenTelemetry
+    // layer does not see, such as a `debug` span the console takes, has no
+    // context of its own): the layer does not make a span's context current
+    // while it is entered (see `crate::build`).
+    tracing::dispatcher::get_default(|dispatch| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>();
+        let current = dispatch.current_span();
+        if let (Some(registry), Some(id)) = (registry, current.id())
+            && let Some(span) = registry.span(id)
+        {
+            for span in span.scope() {
+                if let Some(context) = tracing_opentelemetry::get_otel_context(&span.id(), dispatch)
+                    && context.span().span_context().is_valid()
+                {
+                    return context;
+                }
+            }
+        }
+        // No span with a context: the caller's, made current while a call
+        // is served without export (`CallSpan`), if any.
+        opentelemetry::Context::current()
+    })
 }
 
 /// `span`'s trace context, to keep with work that outlives it (as

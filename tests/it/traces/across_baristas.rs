@@ -78,7 +78,7 @@ async fn a_retry_on_another_barista_is_a_second_brew_span_saying_why() {
         .collect();
     attempts.sort_by_key(|s| s.start);
     let (failed, retry) = (attempts[0], attempts[1]);
-    // Siblings under the order's handler, one after the other.
+    // Siblings under the order's call, one after the other.
     assert_eq!(failed.parent_span_id, retry.parent_span_id);
     assert!(failed.end <= retry.start);
     // The first failed, and says so; the second says why it exists.

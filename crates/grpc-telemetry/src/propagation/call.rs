@@ -12,9 +12,12 @@ use http::{HeaderMap, HeaderValue};
 use opentelemetry::ContextGuard;
 use opentelemetry::trace::TraceContextExt;
 use tonic::Code;
-use tracing::{Span, span::Entered};
+use tracing::{Span, field::Empty, span::Entered};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_opentelemetry_instrumentation_sdk::http::grpc::status_is_error;
+use tracing_opentelemetry_instrumentation_sdk::{
+    TRACING_LEVEL, TRACING_TARGET,
+    http::{grpc::status_is_error, http_host_port, user_agent},
+};
 
 use super::TRACE_ID_HEADER;
 use crate::outcome::{CallObserver, Outcome};
@@ -27,6 +30,14 @@ pub(super) enum Side {
 }
 
 impl Side {
+    /// The span kind, as the OpenTelemetry layer reads `otel.kind`.
+    fn kind(self) -> &'static str {
+        match self {
+            Side::Server => "server",
+            Side::Client => "client",
+        }
+    }
+
     /// Whether `code` marks the span as failed, by the RPC conventions: a
     /// client failed whenever it did not get OK; a server only when the
     /// fault is its own (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
@@ -35,6 +46,37 @@ impl Side {
         // Codes are 0..=16.
         status_is_error(code as u16, self == Side::Server)
     }
+}
+
+/// The span of the call `request` makes, on `side`: the attributes of
+/// `tracing-opentelemetry-instrumentation-sdk`'s gRPC spans (the RPC
+/// semantic conventions), under the same target and level, but each one
+/// recorded as the `&str` or number it already is: the crate's spans
+/// format most of them (`%service`, `format!` for the name), which the
+/// OpenTelemetry layer then formats again, on every call. The request is a
+/// traced gRPC call (`is_traced`), so its path is `/service/method`.
+pub(super) fn call_span<B>(request: &http::Request<B>, side: Side) -> Span {
+    let path = request.uri().path();
+    let name = path.strip_prefix('/').unwrap_or(path);
+    let (service, method) = name.split_once('/').unwrap_or((name, ""));
+    let (address, port) = http_host_port(request);
+    tracing::span!(
+        target: TRACING_TARGET,
+        TRACING_LEVEL,
+        "GRPC request",
+        http.user_agent = user_agent(request),
+        otel.name = name,
+        otel.kind = side.kind(),
+        otel.status_code = Empty,
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = Empty,
+        server.address = address,
+        server.port = port,
+        exception.message = Empty,
+        exception.details = Empty,
+    )
 }
 
 /// A call's span until its status is known, and (on a server) the trace

@@ -1,13 +1,10 @@
 //! The client's side of a call: a client span under the current span, and
 //! its context written into the request's headers.
 
-use tracing_opentelemetry_instrumentation_sdk::{
-    find_context_from_tracing,
-    http::{grpc_client, inject_context},
-};
+use tracing_opentelemetry_instrumentation_sdk::{find_context_from_tracing, http::inject_context};
 
 use super::{
-    call::{CallSpan, Side},
+    call::{CallSpan, Side, call_span},
     is_traced,
 };
 use crate::outcome::{MakeObserver, Observe};
@@ -33,7 +30,7 @@ impl MakeObserver for ClientTracing {
         if !is_traced(request.uri().path()) {
             return None;
         }
-        let span = grpc_client::make_span_from_request(request);
+        let span = call_span(request, Side::Client);
         // The span's context, or (nothing exported) the current one: a call
         // made while serving a traced caller passes the caller's trace on.
         inject_context(&find_context_from_tracing(&span), request.headers_mut());

@@ -5,13 +5,10 @@ use http::HeaderValue;
 use opentelemetry::trace::TraceContextExt;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_opentelemetry_instrumentation_sdk::{
-    http::{extract_context, grpc_server},
-    set_parent_or_fallback,
-};
+use tracing_opentelemetry_instrumentation_sdk::{http::extract_context, set_parent_or_fallback};
 
 use super::{
-    call::{CallSpan, Side},
+    call::{CallSpan, Side, call_span},
     is_traced,
 };
 use crate::outcome::{MakeObserver, Observe};
@@ -33,7 +30,7 @@ impl MakeObserver for ServerTracing {
         if !is_traced(request.uri().path()) {
             return None;
         }
-        let span = grpc_server::make_span_from_request(request);
+        let span = call_span(request, Side::Server);
         // Must happen before anything else looks at the span: once started,
         // a span's parent is fixed. When the span cannot take the parent
         // (nothing is exported), the caller's context comes back, to be made

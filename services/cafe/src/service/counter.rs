@@ -31,7 +31,7 @@ use std::sync::Arc;
 pub const CLOSING_NOTE: &str = "the café closed before a barista got to this order";
 
 /// Waits at the counter until the order ends, tracing the wait as phases
-/// under the handler's span. A READY order is the answer; any other end is
+/// under the call's span. A READY order is the answer; any other end is
 /// an error for the customer.
 pub(super) async fn wait(orders: &Orders, placed: Placed) -> Result<Order, CafeError> {
     // Only the first caller's guard: a retry with the same request_id that

@@ -18,11 +18,12 @@
 //! each change (wait for the last one, or send every one) and in whether
 //! they show the line moving (the buzzer does).
 //!
-//! Both are traced so that waiting shows as bars in a trace view. Under the
-//! handler's span (itself under the `grpc.server` span opened by
-//! [`grpc_telemetry::propagation`]) an order gets a `queue.wait` span, from
-//! placement until BREWING is observed, then a `brewing` span until the
-//! order ends. With few baristas and many orders, the `queue.wait` bars
+//! Both are traced so that waiting shows as bars in a trace view. A handler
+//! runs in its call's server span, opened by [`grpc_telemetry::propagation`]
+//! (no span of its own: it would cover the same time), and writes what it
+//! learns of the order onto it (`order.id`, `customer`…). Under that span
+//! an order gets a `queue.wait` span, from placement until BREWING is
+//! observed, then a `brewing` span until the order ends. With few baristas and many orders, the `queue.wait` bars
 //! grow: that is contention, visible. A buzzer's task runs in a `buzzer`
 //! span that lives as long as the stream, with one span event per change
 //! it sends.
@@ -43,9 +44,10 @@ use cafe_domain::{
 use futures::Stream;
 use grpc_serving::deadline::CallerDeadline;
 use grpc_telemetry::propagation;
+use opentelemetry::{Context, KeyValue, trace::TraceContextExt as _};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
-use tracing::{Span, debug, field::Empty, info};
+use tracing::{Span, debug, info};
 
 use crate::{
     Config,
@@ -92,26 +94,42 @@ impl CafeService {
     }
 
     /// Places an order for a customer who waits until `deadline` at most,
-    /// and records what it is on the handler's span, `span`. The order
-    /// keeps `span`'s trace: its brew's spans will be children of it.
+    /// and records what it is on the call's span, whose trace context is
+    /// `call`. The order keeps that trace: its brew's spans will be children
+    /// of the call's.
     async fn place(
         &self,
         request: &pb::OrderRequest,
         deadline: Option<Instant>,
-        span: &Span,
+        call: Context,
     ) -> Result<Placed, CafeError> {
+        // Said first, so that a refused order's span says who asked for
+        // what. Only onto a span that records: without export there is none.
+        let recording = call.span().is_recording();
+        if recording {
+            call.span().set_attributes([
+                KeyValue::new("customer", request.customer.clone()),
+                KeyValue::new("order.drink", request.drink.clone()),
+            ]);
+        }
         let new = NewOrder::try_from(request).map_err(CafeError::InvalidRequest)?;
         let origin = Origin {
             deadline,
             // Only names the span: the order may outlive it (see `Origin`).
-            trace: propagation::context_of(span),
+            trace: call.clone(),
         };
         let placed = self.orders.place(new, origin).await?;
         let entry = &placed.entry;
         let request = entry.request();
-        span.record("order.id", entry.id().as_str());
-        span.record("order.size", request.size.as_str());
-        span.record("queue.position", placed.queue_position);
+        // On this call's span, even for a repeated request (whose order
+        // keeps the first call's trace).
+        if recording {
+            call.span().set_attributes([
+                KeyValue::new("order.id", entry.id().as_str().to_owned()),
+                KeyValue::new("order.size", request.size.as_str()),
+                KeyValue::new("queue.position", i64::from(placed.queue_position)),
+            ]);
+        }
         if placed.is_new {
             // `debug`, as every step of an order's usual life: one `info`
             // line per step cost a large share of the café's CPU (see
@@ -134,14 +152,6 @@ impl Cafe for CafeService {
         Ok(Response::new(menu_to_wire(MENU, self.time_scale)))
     }
 
-    #[tracing::instrument(skip_all, fields(
-        customer = %request.get_ref().customer,
-        order.drink = %request.get_ref().drink,
-        order.id = Empty,
-        order.size = Empty,
-        queue.position = Empty,
-        barista = Empty,
-    ))]
     async fn order_coffee(
         &self,
         request: Request<pb::OrderRequest>,
@@ -153,7 +163,7 @@ impl Cafe for CafeService {
             .place(
                 request.get_ref(),
                 CallerDeadline::of(&request),
-                &Span::current(),
+                call_context(),
             )
             .await?;
         let claim_token = placed.entry.claim_token().to_string();
@@ -171,23 +181,13 @@ impl Cafe for CafeService {
 
     type OrderWithBuzzerStream = EventStream;
 
-    #[tracing::instrument(skip_all, fields(
-        customer = %request.get_ref().customer,
-        order.drink = %request.get_ref().drink,
-        order.id = Empty,
-        order.size = Empty,
-        queue.position = Empty,
-        barista = Empty,
-    ))]
     async fn order_with_buzzer(
         &self,
         request: Request<pb::OrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
         // A buzzer customer's deadline only bounds getting the ticket: the
         // order goes on, and they can come back with WatchOrder.
-        let placed = self
-            .place(request.get_ref(), None, &Span::current())
-            .await?;
+        let placed = self.place(request.get_ref(), None, call_context()).await?;
         let ticket_token = placed.entry.claim_token().to_string();
         // A new order's buzzer replays its life from the start, so the first
         // event is the QUEUED ticket even if a barista has already taken it.
@@ -203,11 +203,11 @@ impl Cafe for CafeService {
 
     type WatchOrderStream = EventStream;
 
-    #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
     async fn watch_order(
         &self,
         request: Request<pb::WatchOrderRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        note_order_id(&request.get_ref().order_id);
         let entry = self.orders.find(&request.get_ref().order_id).await?;
         let book = self.orders.book();
         // Kept for the restart of a closing café: come back once it is
@@ -228,7 +228,6 @@ impl Cafe for CafeService {
         Ok(Response::new((&order).into()))
     }
 
-    #[tracing::instrument(skip_all, fields(order.id = %request.get_ref().order_id))]
     async fn cancel_order(
         &self,
         request: Request<pb::CancelOrderRequest>,
@@ -237,13 +236,14 @@ impl Cafe for CafeService {
             order_id,
             claim_token,
         } = request.get_ref();
+        note_order_id(order_id);
         // Answered once the cancel is kept: a cancelled order must not come
         // back after a restart.
         let order = self
             .orders
             .cancel(order_id, claim_token, "cancelled by the customer")
             .await?;
-        info!("order cancelled");
+        info!(order.id = %order_id, "order cancelled");
         Ok(Response::new((&order).into()))
     }
 
@@ -261,6 +261,22 @@ impl Cafe for CafeService {
         _request: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
         Ok(Response::new(stats(self.orders.book())))
+    }
+}
+
+/// The trace context of the call being served: its server span's (the
+/// span current while a handler runs) when exporting; without export, the
+/// caller's, if it sent one.
+fn call_context() -> Context {
+    propagation::context_of(&Span::current())
+}
+
+/// Writes the order a call is about onto the call's span.
+fn note_order_id(order_id: &str) {
+    let call = call_context();
+    if call.span().is_recording() {
+        call.span()
+            .set_attribute(KeyValue::new("order.id", order_id.to_owned()));
     }
 }
 

@@ -13,7 +13,9 @@
 
 use cafe_domain::order::{Order, OrderStatus};
 use grpc_telemetry::TRACE_ONLY;
+use opentelemetry::{KeyValue, trace::TraceContextExt as _};
 use tracing::{Span, info_span};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The phase an order is in, as a span.
 #[derive(Default)]
@@ -23,8 +25,8 @@ pub(super) struct Phases {
 
 impl Phases {
     /// Notes the order's status; opens `queue.wait` on QUEUED and `brewing`
-    /// on BREWING (recording the barista on the current span), and closes
-    /// the previous phase.
+    /// on BREWING (noting the barista on the span the customer waits in),
+    /// and closes the previous phase.
     pub(super) fn observe(&mut self, order: &Order, queue_position: u32) {
         if let Some((status, _)) = &self.current
             && *status == order.status
@@ -42,7 +44,7 @@ impl Phases {
             ),
             OrderStatus::Brewing => {
                 let barista = order.barista.as_deref().unwrap_or_default();
-                Span::current().record("barista", barista);
+                note_barista(barista);
                 info_span!(
                     target: TRACE_ONLY,
                     "brewing",
@@ -55,5 +57,23 @@ impl Phases {
             _ => return,
         };
         self.current = Some((order.status, span));
+    }
+}
+
+/// Notes who brews the order on the span the customer waits in, the
+/// current one: the buzzer's (a field of its own, which logs show too), or
+/// at the counter the call's server span, whose fields are the RPC's, so
+/// the barista goes onto its OpenTelemetry span (exported only).
+fn note_barista(barista: &str) {
+    let current = Span::current();
+    if current.field("barista").is_some() {
+        current.record("barista", barista);
+    } else {
+        let context = current.context();
+        if context.span().is_recording() {
+            context
+                .span()
+                .set_attribute(KeyValue::new("barista", barista.to_owned()));
+        }
     }
 }
