@@ -26,6 +26,12 @@ impl ClaimToken {
         Uuid::try_parse(written).ok().map(ClaimToken)
     }
 
+    /// The token as handed to the customer (32 hex digits), written into
+    /// `hex`: for a store, which needs no `String` of it.
+    pub(crate) fn encode<'b>(&self, hex: &'b mut [u8; 32]) -> &'b str {
+        self.0.simple().encode_lower(hex)
+    }
+
     /// Whether `presented` is this token, written as the customer got it.
     pub fn matches(&self, presented: &str) -> bool {
         // Only the exact form the customer was given: 32 lower-case hex

@@ -387,7 +387,7 @@ impl OrderBook {
     /// store is failing (the change is written once it recovers).
     pub async fn durable(&self, seq: Seq) -> Result<(), CafeError> {
         match &self.journal {
-            Some(journal) => written::durable(journal.durability(), seq).await,
+            Some(journal) => journal.durability().durable(seq).await,
             None => Ok(()),
         }
     }
@@ -397,7 +397,7 @@ impl OrderBook {
     /// [`OrderBook::durable`], which gives up while it is failing).
     pub async fn kept(&self, seq: Seq) {
         if let Some(journal) = &self.journal {
-            written::kept(journal.durability(), seq).await;
+            journal.durability().kept(seq).await;
         }
     }
 
@@ -405,7 +405,7 @@ impl OrderBook {
     pub fn is_durable(&self, seq: Seq) -> bool {
         self.journal
             .as_ref()
-            .is_none_or(|journal| journal.durability().borrow().durable >= seq)
+            .is_none_or(|journal| journal.durability().is_durable(seq))
     }
 
     /// Applies `change` to the order's latest state if it returns true:

@@ -46,11 +46,11 @@ impl OrderBook {
         };
         let queue_position = u32::try_from(book.line.len() + 1).unwrap_or(u32::MAX);
         let ticket = book.line.next_ticket();
-        let entry = OrderEntry::new(id, ticket, request, origin, queue_position);
+        let entry = Arc::new(OrderEntry::new(id, ticket, request, origin, queue_position));
         if let Some(journal) = &self.journal {
+            // Before anyone else holds the entry: nobody follows it yet.
             entry.placed_as(journal.record(Written::Placed(&entry, &entry.latest())));
         }
-        let entry = Arc::new(entry);
         book.line.push(Arc::clone(&entry));
         book.registry.insert(Arc::clone(&entry));
         self.tell_board(&entry, || entry.latest());

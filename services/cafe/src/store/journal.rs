@@ -11,12 +11,12 @@
 //! one each, and a quiet one commits a change as soon as a short gather
 //! window has passed (see `Journal::next_batch`).
 //!
-//! After each commit the writer publishes the highest sequence number now
-//! durable, in a `watch` channel. Whatever tells a customer something they
-//! may rely on (the ticket, the counter's answer, a cancel, READY) waits
-//! for its change's number first ([`written::durable`]): a customer is
-//! never told of an order the café could forget. While the store cannot
-//! be written, the same channel says so, and those waiting are answered
+//! After each commit the writer marks its batch durable ([`Durability`]).
+//! Whatever tells a customer something they may rely on (the ticket, the
+//! counter's answer, a cancel, READY) waits for its change's number first
+//! ([`Durability::durable`]), woken by its own batch's commit: a customer
+//! is never told of an order the café could forget. While the store
+//! cannot be written, the mark says so, and those waiting are answered
 //! `UNAVAILABLE` rather than left hanging; the writer keeps trying, and
 //! once a write succeeds everything pending is committed in order.
 //!
@@ -36,14 +36,14 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::{Record, Store, rows};
+use super::{Record, Row, Store, rows};
 pub use crate::book::Seq;
 use crate::{
     availability::Availability,
-    book::{Durability, Recorder, Written, written},
+    book::{Durability, Recorder, Written},
     injected_panic,
 };
 
@@ -66,7 +66,7 @@ pub struct Journal {
     /// Wakes the writer for the first record of a batch (or the close).
     wake: Condvar,
     /// How far the store has come, as the writer last saw it.
-    written: watch::Sender<Durability>,
+    written: Durability,
 }
 
 #[derive(Debug, Default)]
@@ -92,7 +92,7 @@ impl Journal {
         Journal {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
-            written: watch::Sender::new(Durability::default()),
+            written: Durability::default(),
         }
     }
 
@@ -125,7 +125,7 @@ impl Journal {
     /// store takes to become writable again.
     pub async fn flushed(&self) {
         let last = self.pending().last;
-        written::kept(&self.written, last).await;
+        self.written.kept(last).await;
     }
 
     /// No more records will be appended: the writer writes what is left
@@ -157,6 +157,9 @@ impl Journal {
                     pending = self.pending();
                 }
                 mem::swap(&mut pending.records, spare);
+                // Under the batch's lock: every number up to `last` is in
+                // this batch, every later one in the next.
+                self.written.taken(pending.last);
                 return Some(pending.last);
             }
             if pending.closed {
@@ -178,7 +181,7 @@ impl Recorder for Journal {
         self.append(rows::record(written))
     }
 
-    fn durability(&self) -> &watch::Sender<Durability> {
+    fn durability(&self) -> &Durability {
         &self.written
     }
 }
@@ -240,9 +243,7 @@ pub async fn write(journal: Arc<Journal>, store: Store, availability: Arc<Availa
             // closes).
             let why = format!("cannot start the order store's writer: {error}");
             error!(%error, "cannot start the order store's writer");
-            journal
-                .written
-                .send_modify(|written| written.failing = Some(why));
+            journal.written.failing(why);
         }
     }
 }
@@ -283,11 +284,10 @@ fn write_all(journal: &Journal, store: &Store, availability: &Availability) {
     while let Some(last) = journal.next_batch(&mut batch) {
         injected_panic::step("writer");
         let folded = coalesce(mem::take(&mut batch));
-        write_batch(journal, store, &folded, availability);
-        journal.written.send_modify(|written| {
-            written.durable = last;
-            written.failing = None;
-        });
+        let rows: Vec<Row<'_>> = folded.iter().map(Record::row).collect();
+        write_batch(journal, store, &rows, availability);
+        drop(rows);
+        journal.written.written(last);
         // The folded batch's vector is the next spare.
         batch = folded;
         batch.clear();
@@ -300,15 +300,14 @@ struct WriterRunning<'a>(&'a Journal);
 
 impl Drop for WriterRunning<'_> {
     fn drop(&mut self) {
-        let why = "the order store's writer stopped".to_owned();
         self.0
             .written
-            .send_modify(|written| written.failing = Some(why));
+            .failing("the order store's writer stopped".to_owned());
     }
 }
 
 /// Writes one batch, retrying until it is written.
-fn write_batch(journal: &Journal, store: &Store, batch: &[Record], availability: &Availability) {
+fn write_batch(journal: &Journal, store: &Store, batch: &[Row<'_>], availability: &Availability) {
     let mut failures = 0u32;
     let mut pause = Duration::from_millis(50);
     loop {
@@ -327,9 +326,7 @@ fn write_batch(journal: &Journal, store: &Store, batch: &[Record], availability:
                 if failures == FAILURES_BEFORE_REFUSING {
                     let why = error.to_string();
                     availability.store_unwritable(why.clone());
-                    journal
-                        .written
-                        .send_modify(|written| written.failing = Some(why));
+                    journal.written.failing(why);
                 }
                 // This thread has nothing else to do meanwhile.
                 std::thread::sleep(pause);
@@ -339,33 +336,34 @@ fn write_batch(journal: &Journal, store: &Store, batch: &[Record], availability:
     }
 }
 
-/// Folds a batch into fewer statements that leave the store the same: a
-/// change to an order placed in this batch is applied to its row before
-/// the `INSERT`, and an order placed and forgotten in this batch is not
-/// written at all.
+/// Folds a batch into the rows it leaves, one record per order: a change
+/// to an order placed in this batch is applied to its row before the
+/// `INSERT`, an order changed twice is written as of its last change, and
+/// an order forgotten in this batch is not changed first (nor written at
+/// all, if it was placed in it).
 fn coalesce(batch: Vec<Record>) -> Vec<Record> {
     let mut folded: Vec<Option<Record>> = Vec::with_capacity(batch.len());
-    // Orders placed in this batch, by ticket: where their row is in
-    // `folded`.
-    let mut placed: HashMap<i64, usize> = HashMap::new();
+    // Where each order's record is in `folded`, by ticket.
+    let mut at: HashMap<i64, usize> = HashMap::with_capacity(batch.len());
     for record in batch {
         match record {
-            Record::Placed(row) => {
-                placed.insert(row.ticket, folded.len());
-                folded.push(Some(Record::Placed(row)));
+            Record::Placed(entry, now) => {
+                at.insert(now.ticket, folded.len());
+                folded.push(Some(Record::Placed(entry, now)));
             }
-            Record::Changed(change) => match placed.get(&change.ticket) {
-                Some(&at) => {
-                    if let Some(Record::Placed(row)) = &mut folded[at] {
-                        row.apply(change);
-                    }
+            Record::Changed(change) => match at.get(&change.ticket).map(|&i| &mut folded[i]) {
+                Some(Some(Record::Placed(_, now) | Record::Changed(now))) => *now = change,
+                _ => {
+                    at.insert(change.ticket, folded.len());
+                    folded.push(Some(Record::Changed(change)));
                 }
-                None => folded.push(Some(Record::Changed(change))),
             },
-            Record::Forgotten(ticket) => match placed.remove(&ticket) {
-                Some(at) => folded[at] = None,
-                None => folded.push(Some(Record::Forgotten(ticket))),
-            },
+            Record::Forgotten(ticket) => {
+                let earlier = at.remove(&ticket).and_then(|i| folded[i].take());
+                if !matches!(earlier, Some(Record::Placed(..))) {
+                    folded.push(Some(Record::Forgotten(ticket)));
+                }
+            }
         }
     }
     folded.into_iter().flatten().collect()
@@ -373,11 +371,16 @@ fn coalesce(batch: Vec<Record>) -> Vec<Record> {
 
 #[cfg(test)]
 mod tests {
+    use cafe_domain::order::OrderStatus;
+
     use super::*;
-    use crate::store::{StoredChange, StoredOrder};
+    use crate::{
+        book::Origin,
+        store::{StoredOrder, from_micros, record::Changed, rows::entry_from},
+    };
 
     fn placed(id: &str, ticket: i64) -> Record {
-        Record::Placed(StoredOrder {
+        let row = StoredOrder {
             id: id.into(),
             ticket,
             customer: "Ada".into(),
@@ -393,48 +396,85 @@ mod tests {
             note: None,
             finished_at: None,
             cafe_id: None,
-        })
+        };
+        let entry = Arc::new(entry_from(&row, Origin::default()).unwrap());
+        let now = Changed::of(ticket, &entry.latest());
+        Record::Placed(entry, now)
     }
 
-    fn changed(ticket: i64, status: i32) -> Record {
-        Record::Changed(StoredChange {
+    fn changed(ticket: i64, status: OrderStatus) -> Record {
+        let ready = status == OrderStatus::Ready;
+        Record::Changed(Changed {
             ticket,
             status,
             barista: Some("Ana".into()),
-            started_at: Some(2),
-            ready_at: (status == 3).then_some(3),
+            started_at: Some(from_micros(2)),
+            ready_at: ready.then(|| from_micros(3)),
             note: None,
-            finished_at: (status == 3).then_some(3),
+            finished_at: ready.then(|| from_micros(3)),
         })
     }
 
     #[test]
     fn a_batch_folds_into_the_rows_it_leaves() {
         let batch = vec![
-            changed(0, 3),
+            changed(0, OrderStatus::Ready),
             placed("a", 1),
-            changed(1, 2),
+            changed(1, OrderStatus::Brewing),
             placed("b", 2),
-            changed(1, 3),
+            changed(1, OrderStatus::Ready),
             Record::Forgotten(9),
             placed("c", 3),
-            changed(3, 3),
+            changed(3, OrderStatus::Ready),
             Record::Forgotten(3),
         ];
         let folded = coalesce(batch);
-        let Record::Placed(a) = &folded[1] else {
-            panic!("{folded:?}")
+        let rows: Vec<Row<'_>> = folded.iter().map(Record::row).collect();
+        let Row::Insert(a) = rows[1] else {
+            panic!("{rows:?}")
         };
-        assert_eq!((a.status, a.ready_at, a.finished_at), (3, Some(3), Some(3)));
-        assert_eq!(a.barista.as_deref(), Some("Ana"));
         assert_eq!(
-            folded,
+            (a.now.status, a.now.ready_at, a.now.finished_at),
+            (3, Some(3), Some(3))
+        );
+        assert_eq!(a.now.barista, Some("Ana"));
+        let expected = [
+            changed(0, OrderStatus::Ready),
+            placed("b", 2),
+            Record::Forgotten(9),
+        ];
+        assert_eq!(
+            rows,
             [
-                changed(0, 3),
-                folded[1].clone(),
-                placed("b", 2),
-                Record::Forgotten(9),
+                expected[0].row(),
+                rows[1],
+                expected[1].row(),
+                expected[2].row(),
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_leaves_one_record_per_order() {
+        let batch = vec![
+            changed(0, OrderStatus::Brewing),
+            changed(8, OrderStatus::Brewing),
+            placed("a", 1),
+            changed(0, OrderStatus::Ready),
+            changed(8, OrderStatus::Ready),
+            Record::Forgotten(8),
+        ];
+        let folded = coalesce(batch);
+        let rows: Vec<Row<'_>> = folded.iter().map(Record::row).collect();
+        let expected = [
+            changed(0, OrderStatus::Ready),
+            placed("a", 1),
+            Record::Forgotten(8),
+        ];
+        let Row::Insert(a) = rows[1] else {
+            panic!("{rows:?}")
+        };
+        assert_eq!(rows, [expected[0].row(), Row::Insert(a), expected[2].row()]);
+        assert_eq!(Row::Insert(a), expected[1].row());
     }
 }

@@ -12,8 +12,10 @@
 //! # Layout
 //! - [`Orders`] (`orders.rs`): the seam; memory, journal or shared line.
 //! - this module: [`Store`] (memory or SQLite, chosen by URL), one order as
-//!   a row ([`StoredOrder`]), the journal's [`Record`]s, how statuses,
-//!   sizes and times are written, and [`StoreError`].
+//!   a row ([`StoredOrder`]), how statuses, sizes and times are written,
+//!   and [`StoreError`].
+//! - `record`: the journal's [`Record`]s, which copy no text, and the
+//!   [`Row`]s a store writes, borrowed from them.
 //! - `rows`: the book's orders as rows and back, the one conversion.
 //! - [`journal`]: the journal and its writer thread (group commit, retries).
 //! - `sqlite`: the SQLite backend, the binary's default (a file, WAL mode,
@@ -33,6 +35,7 @@ pub mod journal;
 mod lock;
 pub mod mirror;
 mod orders;
+mod record;
 mod rows;
 pub mod shared;
 mod sqlite;
@@ -49,6 +52,7 @@ use cafe_domain::{
 pub use journal::{Journal, Seq};
 pub use lock::Holder;
 pub use orders::{BookSettings, Orders, Upkeep};
+pub use record::{ChangedRow, ClaimText, NewRow, Record, Row};
 pub use rows::restore;
 
 /// Where the café keeps its orders.
@@ -123,13 +127,13 @@ impl Store {
         }
     }
 
-    /// Writes `records` in one transaction: all of them, or none. Blocks
+    /// Writes `rows` in one transaction: all of them, or none. Blocks
     /// until the commit is done: the journal's writer calls it on a thread
     /// of its own.
-    pub fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+    pub fn write(&self, rows: &[Row<'_>]) -> Result<(), StoreError> {
         match self {
             Store::Memory => Ok(()),
-            Store::Sqlite(store) => store.write(records),
+            Store::Sqlite(store) => store.write(rows),
         }
     }
 }
@@ -232,18 +236,6 @@ pub struct StoredChange {
     pub note: Option<String>,
     /// When it reached its final status.
     pub finished_at: Option<i64>,
-}
-
-/// One change the book made, as the journal carries it to the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// A new order (an `INSERT`).
-    Placed(StoredOrder),
-    /// A change of status, barista, times or note (an `UPDATE`).
-    Changed(StoredChange),
-    /// A finished order the book no longer remembers (a `DELETE`), by
-    /// ticket.
-    Forgotten(i64),
 }
 
 /// A time as written: microseconds since the Unix epoch (0 before it).

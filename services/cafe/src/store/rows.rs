@@ -2,7 +2,7 @@
 //! each way, for every store (a SQLite journal's records, a restart's rows,
 //! a shared line's rows and notifications).
 
-use std::{sync::Arc, time::SystemTime};
+use std::sync::Arc;
 
 use cafe_domain::{
     menu,
@@ -10,46 +10,20 @@ use cafe_domain::{
 };
 use tracing::warn;
 
-use super::{
-    Record, Recovered, StoredChange, StoredOrder, from_micros, micros, size_number, status_number,
-};
+use super::{Record, Recovered, StoredOrder, from_micros, record::Changed};
 use crate::book::{Change, ClaimToken, OrderBook, OrderEntry, Origin, Restored, Ticket, Written};
 
-/// One change the book made, as the journal carries it to the store.
+/// One change the book made, as the journal carries it to the store:
+/// the entry and the change's strings shared, nothing copied (this runs
+/// under the book's lock).
 pub(super) fn record(written: Written<'_>) -> Record {
     match written {
         Written::Placed(entry, change) => {
-            let request = entry.request();
-            Record::Placed(StoredOrder {
-                id: entry.id().to_string(),
-                ticket: ticket_number(entry),
-                customer: request.customer.to_string(),
-                drink: request.drink.id.to_owned(),
-                size: size_number(request.size),
-                request_id: request.request_id.clone(),
-                claim_token: entry.claim_token().to_string(),
-                placed_at: micros(entry.placed_at()),
-                status: status_number(change.status),
-                barista: change.barista.as_deref().map(str::to_owned),
-                started_at: change.started_at.map(micros),
-                ready_at: change.ready_at.map(micros),
-                note: change.note.as_deref().map(str::to_owned),
-                finished_at: None,
-                cafe_id: None,
-            })
+            Record::Placed(Arc::clone(entry), Changed::of(ticket_number(entry), change))
         }
-        Written::Changed(entry, change) => Record::Changed(StoredChange {
-            ticket: ticket_number(entry),
-            status: status_number(change.status),
-            barista: change.barista.as_deref().map(str::to_owned),
-            started_at: change.started_at.map(micros),
-            ready_at: change.ready_at.map(micros),
-            note: change.note.as_deref().map(str::to_owned),
-            finished_at: change
-                .status
-                .is_final()
-                .then(|| micros(change.ready_at.unwrap_or_else(SystemTime::now))),
-        }),
+        Written::Changed(entry, change) => {
+            Record::Changed(Changed::of(ticket_number(entry), change))
+        }
         Written::Forgotten(entry) => Record::Forgotten(ticket_number(entry)),
     }
 }

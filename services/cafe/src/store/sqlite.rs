@@ -39,7 +39,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags};
 use sqlx::{
     ConnectOptions, Connection as _, SqliteConnection,
     migrate::Migrator,
@@ -48,7 +48,9 @@ use sqlx::{
 
 use tracing::{error, warn};
 
-use super::{COLUMNS, Record, StoreError, StoredOrder, lock::StoreLock};
+use super::{COLUMNS, Row, StoreError, StoredOrder, lock::StoreLock};
+
+mod writing;
 
 /// The SQLite migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -179,20 +181,20 @@ impl SqliteStore {
         Ok(rows)
     }
 
-    /// Writes `records` in one transaction. Blocks for the commit: called
+    /// Writes `rows` in one transaction. Blocks for the commit: called
     /// by the journal's writer on its own thread.
     ///
     /// A transaction whose `COMMIT` failed (a full disk, an I/O error) may
     /// have been rolled back by SQLite already, or may still be open: it is
     /// rolled back if it is, so the next batch starts its own transaction
     /// rather than nesting in one that is never committed.
-    pub(super) fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+    pub(super) fn write(&self, rows: &[Row<'_>]) -> Result<(), StoreError> {
         let mut connection = self.connection();
         if self.file_gone() {
             self.write_file_again(&mut connection)?;
         }
         let connection = connection.as_ref().ok_or(StoreError::Closed)?;
-        let written = write_in(connection, records);
+        let written = writing::write_in(connection, rows);
         if written.is_err() && !connection.is_autocommit() {
             connection.execute_batch("ROLLBACK")?;
         }
@@ -281,67 +283,6 @@ fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.execute_batch("BEGIN IMMEDIATE; COMMIT")?;
     Ok(connection)
-}
-
-/// Writes `records` on `connection` in one transaction, each kind of
-/// record through its one prepared statement. `BEGIN` and `COMMIT` are
-/// prepared statements too, not text parsed again for every batch; a
-/// transaction left open by a failure is the caller's to roll back.
-fn write_in(connection: &Connection, records: &[Record]) -> Result<(), rusqlite::Error> {
-    connection.prepare_cached("BEGIN")?.execute([])?;
-    for record in records {
-        match record {
-            Record::Placed(order) => {
-                connection
-                    .prepare_cached(
-                        "INSERT INTO orders (ticket, id, customer, drink, size, request_id, \
-                     claim_token, placed_at, status, barista, started_at, ready_at, note, \
-                     finished_at, cafe_id) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )?
-                    .execute(params![
-                        order.ticket,
-                        order.id,
-                        order.customer,
-                        order.drink,
-                        order.size,
-                        order.request_id,
-                        order.claim_token,
-                        order.placed_at,
-                        order.status,
-                        order.barista,
-                        order.started_at,
-                        order.ready_at,
-                        order.note,
-                        order.finished_at,
-                        order.cafe_id,
-                    ])?;
-            }
-            Record::Changed(change) => {
-                connection
-                    .prepare_cached(
-                        "UPDATE orders SET status = ?, barista = ?, started_at = ?, ready_at = ?, \
-                     note = ?, finished_at = ? WHERE ticket = ?",
-                    )?
-                    .execute(params![
-                        change.status,
-                        change.barista,
-                        change.started_at,
-                        change.ready_at,
-                        change.note,
-                        change.finished_at,
-                        change.ticket,
-                    ])?;
-            }
-            Record::Forgotten(ticket) => {
-                connection
-                    .prepare_cached("DELETE FROM orders WHERE ticket = ?")?
-                    .execute([ticket])?;
-            }
-        }
-    }
-    connection.prepare_cached("COMMIT")?.execute([])?;
-    Ok(())
 }
 
 /// Which file a path names: its device and inode (on Unix; elsewhere only

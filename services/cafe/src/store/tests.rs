@@ -91,8 +91,7 @@ async fn rows_come_back_open_in_ticket_order_and_finished_oldest_first() {
         row("ord-gone", 5, OrderStatus::Failed),
     ];
     rows[0].request_id = Some("retry-1".into());
-    let mut records: Vec<Record> = rows.iter().cloned().map(Record::Placed).collect();
-    records.push(Record::Changed(StoredChange {
+    let brewing = StoredChange {
         ticket: 2,
         status: status_number(OrderStatus::Brewing),
         barista: Some("Ana".into()),
@@ -100,8 +99,10 @@ async fn rows_come_back_open_in_ticket_order_and_finished_oldest_first() {
         ready_at: None,
         note: None,
         finished_at: None,
-    }));
-    records.push(Record::Forgotten(5));
+    };
+    let mut records: Vec<Row<'_>> = rows.iter().map(StoredOrder::row).collect();
+    records.push(brewing.row());
+    records.push(Row::Delete(5));
     store.write(&records).unwrap();
 
     let recovered = store.recover().await.unwrap();
@@ -192,23 +193,19 @@ async fn a_file_of_the_first_schema_opens_with_every_order() {
 
     // Its rows are written by ticket from now on, and idempotency still
     // holds in the file: one order per customer and request id.
-    store
-        .write(&[
-            Record::Changed(StoredChange {
-                ticket: 4,
-                status: status_number(OrderStatus::Ready),
-                barista: Some("Ana".into()),
-                started_at: Some(1_500),
-                ready_at: Some(1_600),
-                note: None,
-                finished_at: Some(1_600),
-            }),
-            Record::Forgotten(2),
-        ])
-        .unwrap();
+    let ready = StoredChange {
+        ticket: 4,
+        status: status_number(OrderStatus::Ready),
+        barista: Some("Ana".into()),
+        started_at: Some(1_500),
+        ready_at: Some(1_600),
+        note: None,
+        finished_at: Some(1_600),
+    };
+    store.write(&[ready.row(), Row::Delete(2)]).unwrap();
     let mut twin = row("ord-twin", 9, OrderStatus::Queued);
     twin.request_id = Some("retry-1".into());
-    assert!(store.write(&[Record::Placed(twin)]).is_err());
+    assert!(store.write(&[twin.row()]).is_err());
     let recovered = store.recover().await.unwrap();
     assert_eq!(ids(&recovered.open), ["ord-queued"]);
     assert_eq!(ids(&recovered.finished), ["ord-brewing"]);
@@ -218,13 +215,13 @@ async fn a_file_of_the_first_schema_opens_with_every_order() {
 async fn a_failed_batch_writes_nothing() {
     let (_dir, _url, store) = sqlite().await;
     store
-        .write(&[Record::Placed(row("ord-a", 1, OrderStatus::Queued))])
+        .write(&[row("ord-a", 1, OrderStatus::Queued).row()])
         .unwrap();
     // The second insert reuses the ticket: the whole batch is refused.
-    let batch = [
-        Record::Placed(row("ord-b", 2, OrderStatus::Queued)),
-        Record::Placed(row("ord-c", 1, OrderStatus::Queued)),
-    ];
-    assert!(store.write(&batch).is_err());
+    let (b, c) = (
+        row("ord-b", 2, OrderStatus::Queued),
+        row("ord-c", 1, OrderStatus::Queued),
+    );
+    assert!(store.write(&[b.row(), c.row()]).is_err());
     assert_eq!(store.recover().await.unwrap().open.len(), 1);
 }
