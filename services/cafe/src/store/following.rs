@@ -152,10 +152,16 @@ async fn follow_the_line(
             notification = listener.try_recv() => match notification {
                 Ok(Some(notification)) => {
                     injected_panic::step("following");
+                    // This café's own news it took in as it wrote it.
+                    if Notice::is_from(notification.payload(), shared.cafe()) {
+                        continue;
+                    }
                     match Notice::decode(notification.payload()) {
                         Ok(notice) => {
-                            if let Err(why) = mirror(&book, &notice.order) {
-                                warn!(order.id = %notice.order.order.id, why, "cannot take in an order of the shared line");
+                            for row in &notice.orders {
+                                if let Err(why) = mirror(&book, row) {
+                                    warn!(order.id = %row.order.id, why, "cannot take in an order of the shared line");
+                                }
                             }
                         }
                         Err(error) => warn!(%error, "an unreadable notification on the shared line"),

@@ -64,24 +64,45 @@ pub const LEASE_EXPIRED_NOTE: &str =
 /// The note on an order a stopping café could not finish in time.
 pub const HANDED_BACK_NOTE: &str = "brewed again: the café brewing it closed before it was ready";
 
-/// Wraps one write (`INSERT`/`UPDATE` without `RETURNING`) so that it
-/// returns the rows it wrote and notifies every café of each, in one
-/// statement (so in one transaction). `$1` is always the writing café.
+/// Wraps one write of `orders` (an `INSERT` or `UPDATE` without
+/// `RETURNING`, after any common table expressions it needs) so that it
+/// returns the rows it wrote and tells every café of them, in one
+/// statement (so in one transaction): one notification carries the whole
+/// batch, split only where a payload would pass PostgreSQL's 8,000 bytes
+/// (a row is at most about 2,500: a note of the café's own and a
+/// 64-character name). `$1` is always the writing café.
 macro_rules! notified {
     ($write:expr) => {
+        notified!("", $write)
+    };
+    ($ctes:expr, $write:expr) => {
         concat!(
-            "WITH changed AS (",
+            "WITH ",
+            $ctes,
+            "changed AS (",
             $write,
-            " RETURNING *) SELECT changed.*, pg_notify('cafe_orders', \
-             json_build_object('cafe', $1::text, 'order', row_to_json(changed))::text)::text \
-             AS notified FROM changed"
+            " RETURNING orders.*), \
+             written AS (SELECT ticket, row_to_json(changed)::text AS body FROM changed), \
+             chunked AS (SELECT ticket, body, \
+                         sum(octet_length(body)) OVER (ORDER BY ticket) / 5000 AS chunk \
+                         FROM written), \
+             notices AS (SELECT pg_notify('cafe_orders', '{\"cafe\":' || to_json($1::text)::text \
+                         || ',\"orders\":[' || string_agg(body, ',' ORDER BY ticket) || ']}') \
+                         FROM chunked GROUP BY chunk) \
+             SELECT changed.* FROM changed, (SELECT count(*) FROM notices) AS sent"
         )
     };
 }
 
 /// The database's clock, in microseconds since the Unix epoch: heartbeats
 /// and leases are compared on one clock, whatever the cafés' say.
-const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+/// (A macro too, for the statements made with `concat!`.)
+macro_rules! db_now {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
+    };
+}
+const DB_NOW: &str = db_now!();
 
 /// One row of `orders`, as the database has it: the order as every store
 /// writes it ([`StoredOrder`]), and the shared line's own column.
@@ -126,20 +147,31 @@ pub struct PlacedRow {
     pub is_new: bool,
 }
 
-/// One notification: a café wrote an order.
+/// One notification: a café wrote some orders, in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Notice {
-    /// The café that wrote it (a café skips its own: it applied them as it
-    /// wrote them).
+    /// The café that wrote them (a café skips its own: it applied them as
+    /// it wrote them).
     pub cafe: String,
-    /// The row as it was written.
-    pub order: OrderRow,
+    /// The rows as they were written, in ticket order.
+    pub orders: Vec<OrderRow>,
 }
 
 impl Notice {
     /// Reads a notification's payload.
     pub fn decode(payload: &str) -> Result<Notice, serde_json::Error> {
         serde_json::from_str(payload)
+    }
+
+    /// Whether the payload is `cafe`'s own news, read without decoding its
+    /// rows.
+    pub fn is_from(payload: &str, cafe: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Writer<'a> {
+            #[serde(borrow)]
+            cafe: std::borrow::Cow<'a, str>,
+        }
+        serde_json::from_str::<Writer<'_>>(payload).is_ok_and(|writer| writer.cafe == cafe)
     }
 }
 
@@ -273,17 +305,7 @@ impl SharedLine {
         barista: &str,
         now: SystemTime,
     ) -> Result<Option<OrderRow>, sqlx::Error> {
-        sqlx::query_as(notified!(
-            "UPDATE orders SET status = 2, cafe_id = $1, barista = $2, started_at = $3, \
-             note = NULL, version = version + 1 \
-             WHERE id = (SELECT id FROM orders WHERE status = 1 ORDER BY ticket \
-                         FOR UPDATE SKIP LOCKED LIMIT 1)"
-        ))
-        .bind(&self.cafe)
-        .bind(barista)
-        .bind(micros(now))
-        .fetch_optional(&self.pool)
-        .await
+        Ok(self.claim_many(&[barista], now).await?.pop())
     }
 
     /// Another barista of this café takes over an order it is brewing (a
@@ -311,16 +333,7 @@ impl SharedLine {
     /// brewing here any more (cancelled meanwhile, or returned to the line
     /// because this café was taken for dead).
     pub async fn ready(&self, id: &str, now: SystemTime) -> Result<Option<OrderRow>, sqlx::Error> {
-        sqlx::query_as(notified!(
-            "UPDATE orders SET status = 3, ready_at = $3, finished_at = $3, \
-             version = version + 1 \
-             WHERE id = $2 AND status = 2 AND cafe_id = $1"
-        ))
-        .bind(&self.cafe)
-        .bind(id)
-        .bind(micros(now))
-        .fetch_optional(&self.pool)
-        .await
+        Ok(self.ready_many(&[id], &[micros(now)]).await?.pop())
     }
 
     /// Ends an open order (queued or brewing, at any café) with `status`
@@ -395,17 +408,17 @@ impl SharedLine {
         // The data-modifying CTEs all see the table as it was when the
         // statement began: the `NOT EXISTS` finds cafés gone before it, the
         // `IN (dead)` the ones it removes.
-        sqlx::query_as(&format!(
-            "WITH dead AS (DELETE FROM cafes WHERE heartbeat_at < {DB_NOW} - $2 AND id <> $1 \
-                           RETURNING id), \
-             changed AS (UPDATE orders SET status = 1, cafe_id = NULL, barista = NULL, \
-                         started_at = NULL, note = $3, version = version + 1 \
-                         WHERE status = 2 AND cafe_id <> $1 \
-                           AND (cafe_id IN (SELECT id FROM dead) \
-                                OR NOT EXISTS (SELECT 1 FROM cafes WHERE cafes.id = orders.cafe_id)) \
-                         RETURNING *) \
-             SELECT changed.*, pg_notify('{CHANNEL}', json_build_object('cafe', $1::text, \
-                    'order', row_to_json(changed))::text)::text AS notified FROM changed"
+        sqlx::query_as(notified!(
+            concat!(
+                "dead AS (DELETE FROM cafes WHERE heartbeat_at < ",
+                db_now!(),
+                " - $2 AND id <> $1 RETURNING id), "
+            ),
+            "UPDATE orders SET status = 1, cafe_id = NULL, barista = NULL, \
+             started_at = NULL, note = $3, version = version + 1 \
+             WHERE status = 2 AND cafe_id <> $1 \
+               AND (cafe_id IN (SELECT id FROM dead) \
+                    OR NOT EXISTS (SELECT 1 FROM cafes WHERE cafes.id = orders.cafe_id))"
         ))
         .bind(&self.cafe)
         .bind(lease)
@@ -468,6 +481,8 @@ pub async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
+
+mod many;
 
 #[cfg(test)]
 mod tests;
