@@ -158,7 +158,7 @@ pub(crate) const COLUMNS: &str = "id, ticket, customer, drink, size, request_id,
     placed_at, status, barista, started_at, ready_at, note, finished_at, cafe_id";
 
 /// One order as a row of `orders` (see the migrations for each column).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredOrder {
     /// The order's id.
     pub id: String,

@@ -5,20 +5,26 @@
 //! `WatchOrder` and the buzzers look), but where several cafés could
 //! disagree the **database decides**, in one statement each:
 //!
-//! - **Placing** ([`SharedLine::place`]): `INSERT … RETURNING ticket`, one
-//!   sequence for every café; `ON CONFLICT (customer, request_id) DO
-//!   NOTHING` gives a retry at *another* café the order placed first.
-//! - **Taking the next order** ([`SharedLine::claim`]): `UPDATE … WHERE id =
-//!   (SELECT … ORDER BY ticket FOR UPDATE SKIP LOCKED LIMIT 1)`: two
-//!   baristas claiming at once lock different rows, so no drink is brewed
-//!   twice and nobody queues behind a lock.
+//! - **Placing** ([`SharedLine::place_many`]): `INSERT … RETURNING`, one
+//!   sequence numbering every café's tickets; `ON CONFLICT (customer,
+//!   request_id) DO NOTHING` gives a retry at *another* café the order
+//!   placed first ([`SharedLine::earlier`] finds it).
+//! - **Taking the next orders** ([`SharedLine::claim_many`]): `UPDATE …`
+//!   the first queued rows `FOR UPDATE SKIP LOCKED`, one for each idle
+//!   barista: two cafés claiming at once lock different rows, so no drink
+//!   is brewed twice and nobody queues behind a lock.
 //! - **Every other change** is an `UPDATE` guarded by what must still be
 //!   true: the loser of a race changes nothing and learns so.
 //!
+//! Placing, claims and READY take many orders per statement (`many.rs`):
+//! a busy café gathers them (`super::batches`), so a line of thousands of
+//! orders a second costs hundreds of commits a second, not thousands.
+//!
 //! Every write also calls `pg_notify('cafe_orders', …)` in the *same*
-//! statement ([`Notice`]), delivered only on commit, in commit order; each
-//! café listens ([`listen`]) before it loads the open orders, and tells what
-//! it heard twice apart by the row's `version`. A café's heartbeat
+//! statement, one notification carrying the rows it wrote ([`Notice`]),
+//! delivered only on commit, in commit order; each café listens
+//! ([`listen`]) before it loads the open orders, and tells what it heard
+//! twice apart by the row's `version`. A café's heartbeat
 //! ([`SharedLine::heartbeat`]) and leases ([`SharedLine::expire_leases`],
 //! on the database's clock) return the drinks of a café that died; one that
 //! stops on SIGTERM hands back what it could not finish
@@ -33,7 +39,7 @@ use serde::Deserialize;
 use sqlx::{
     PgPool,
     migrate::Migrator,
-    postgres::{PgListener, PgPoolOptions},
+    postgres::PgPoolOptions,
 };
 
 /// The PostgreSQL migrations, embedded in the binary.
@@ -107,11 +113,11 @@ const DB_NOW: &str = db_now!();
 /// One row of `orders`, as the database has it: the order as every store
 /// writes it ([`StoredOrder`]), and the shared line's own column.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Deserialize)]
+#[serde(from = "news::RowJson")]
 pub struct OrderRow {
     /// The order (times in microseconds since the Unix epoch, size and
     /// status as their `cafe.v1` numbers).
     #[sqlx(flatten)]
-    #[serde(flatten)]
     pub order: StoredOrder,
     /// How many writes it has had: what a café compares to tell news from
     /// an echo of what it already has.
@@ -145,34 +151,6 @@ pub struct PlacedRow {
     pub row: OrderRow,
     /// False when it is the earlier one.
     pub is_new: bool,
-}
-
-/// One notification: a café wrote some orders, in one transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Notice {
-    /// The café that wrote them (a café skips its own: it applied them as
-    /// it wrote them).
-    pub cafe: String,
-    /// The rows as they were written, in ticket order.
-    pub orders: Vec<OrderRow>,
-}
-
-impl Notice {
-    /// Reads a notification's payload.
-    pub fn decode(payload: &str) -> Result<Notice, serde_json::Error> {
-        serde_json::from_str(payload)
-    }
-
-    /// Whether the payload is `cafe`'s own news, read without decoding its
-    /// rows.
-    pub fn is_from(payload: &str, cafe: &str) -> bool {
-        #[derive(Deserialize)]
-        struct Writer<'a> {
-            #[serde(borrow)]
-            cafe: std::borrow::Cow<'a, str>,
-        }
-        serde_json::from_str::<Writer<'_>>(payload).is_ok_and(|writer| writer.cafe == cafe)
-    }
 }
 
 /// A connection to the shared line, as one café.
@@ -470,19 +448,10 @@ impl SharedLine {
     }
 }
 
-/// A listener on [`CHANNEL`], on a connection of its own from `pool`.
-/// Start it *before* loading the open orders (see the module's docs).
-///
-/// Read it with [`PgListener::try_recv`]: `Ok(None)` means the connection
-/// was lost (and will be made again on the next call), so notifications may
-/// have been missed: load the open orders again.
-pub async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
 mod many;
+mod news;
+
+pub use news::{Notice, listen};
 
 #[cfg(test)]
 mod tests;
