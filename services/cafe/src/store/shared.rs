@@ -67,6 +67,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 pub const LEASE_EXPIRED_NOTE: &str =
     "brewed again: the café brewing it stopped answering before it was ready";
 
+/// The advisory lock a café holds while it vacuums the line (any number,
+/// the same for every café).
+const VACUUM_LOCK: i64 = 0x00ca_fe0c_1ea2;
+
 /// The note on an order a stopping café could not finish in time.
 pub const HANDED_BACK_NOTE: &str = "brewed again: the café brewing it closed before it was ready";
 
@@ -437,6 +441,31 @@ impl SharedLine {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Vacuums `orders` (dead row versions reclaimed, its indexes
+    /// cleaned), unless another café is doing it this moment. Returns
+    /// whether it did. Every order leaves three or four dead row versions
+    /// behind (a placing, two or three updates, retention's delete), and a
+    /// claim scans the line's index past every one still there.
+    pub async fn vacuum(&self) -> Result<bool, sqlx::Error> {
+        // One café at a time: a second VACUUM of a table waits for the
+        // first. The lock is the connection's, so it is taken, used and
+        // given back on the one connection.
+        let mut connection = self.pool.acquire().await?;
+        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(VACUUM_LOCK)
+            .fetch_one(&mut *connection)
+            .await?;
+        if !mine {
+            return Ok(false);
+        }
+        let vacuumed = sqlx::query("VACUUM orders").execute(&mut *connection).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(VACUUM_LOCK)
+            .execute(&mut *connection)
+            .await?;
+        vacuumed.map(|_| true)
     }
 
     /// One order by id, whatever its status.

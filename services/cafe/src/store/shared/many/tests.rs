@@ -170,3 +170,46 @@ async fn batched_ready_changes_only_what_this_cafe_still_brews() {
     let o2 = a.order("o2").await.unwrap().unwrap();
     assert_eq!(o2.order.status, 2);
 }
+
+#[tokio::test]
+async fn one_cafe_at_a_time_vacuums_the_line() {
+    let Some((_db, pool)) = line().await else {
+        return;
+    };
+    let a = SharedLine::new(pool.clone(), "a");
+
+    assert!(a.vacuum().await.unwrap());
+    // The statistics may lag the vacuum by a moment.
+    let counted = async {
+        loop {
+            let vacuumed: i64 = sqlx::query_scalar(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'orders'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if vacuumed == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, counted)
+        .await
+        .expect("the vacuum counted");
+
+    // Another café vacuuming (its lock held elsewhere): this one leaves it.
+    let mut other = pool.acquire().await.unwrap();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(super::super::VACUUM_LOCK)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    assert!(locked);
+    assert!(!a.vacuum().await.unwrap());
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert!(a.vacuum().await.unwrap());
+}
