@@ -313,7 +313,9 @@ impl Orders {
         self.commit("fail", async {
             match &self.store {
                 KeptIn::Memory | KeptIn::Journal => self.book.fail(entry, reason),
-                KeptIn::SharedLine(shared, _) => mirror::fail(&self.book, shared, entry, reason).await,
+                KeptIn::SharedLine(shared, _) => {
+                    mirror::fail(&self.book, shared, entry, reason).await
+                }
             }
         })
         .await
@@ -324,7 +326,9 @@ impl Orders {
         self.commit("note", async {
             match &self.store {
                 KeptIn::Memory | KeptIn::Journal => self.book.note(entry, note),
-                KeptIn::SharedLine(shared, _) => mirror::note(&self.book, shared, entry, note).await,
+                KeptIn::SharedLine(shared, _) => {
+                    mirror::note(&self.book, shared, entry, note).await
+                }
             }
         })
         .await

@@ -36,11 +36,7 @@ use cafe_domain::order::OrderStatus;
 
 use super::{StoreError, StoredOrder, micros, redact, status_number};
 use serde::Deserialize;
-use sqlx::{
-    PgPool,
-    migrate::Migrator,
-    postgres::PgPoolOptions,
-};
+use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
 /// The PostgreSQL migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -80,18 +76,23 @@ pub const HANDED_BACK_NOTE: &str = "brewed again: the café brewing it closed be
 /// statement (so in one transaction): one notification carries the whole
 /// batch, split only where a payload would pass PostgreSQL's 8,000 bytes
 /// (a row is at most about 2,500: a note of the café's own and a
-/// 64-character name). `$1` is always the writing café.
+/// 64-character name). `$1` is always the writing café. With `rows:`, the
+/// common table expressions write and the query after them gathers the
+/// rows they wrote.
 macro_rules! notified {
     ($write:expr) => {
         notified!("", $write)
     };
     ($ctes:expr, $write:expr) => {
+        notified!(rows: $ctes, concat!($write, " RETURNING orders.*"))
+    };
+    (rows: $ctes:expr, $rows:expr) => {
         concat!(
             "WITH ",
             $ctes,
             "changed AS (",
-            $write,
-            " RETURNING orders.*), \
+            $rows,
+            "), \
              written AS (SELECT ticket, row_to_json(changed)::text AS body FROM changed), \
              chunked AS (SELECT ticket, body, \
                          sum(octet_length(body)) OVER (ORDER BY ticket) / 5000 AS chunk \
@@ -480,6 +481,7 @@ impl SharedLine {
 mod many;
 mod news;
 
+pub use many::{Writes, Written};
 pub use news::{Notice, listen};
 
 #[cfg(test)]

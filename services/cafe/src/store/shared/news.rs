@@ -95,4 +95,3 @@ pub async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
-

@@ -46,7 +46,11 @@ async fn a_batch_is_one_statement_told_in_notifications_under_8000_bytes() {
         assert!(notification.payload().len() < 8000);
         notifications += 1;
         for row in Notice::decode(notification.payload()).unwrap().orders {
-            assert!(heard.insert(row.order.id.clone()), "{} told twice", row.order.id);
+            assert!(
+                heard.insert(row.order.id.clone()),
+                "{} told twice",
+                row.order.id
+            );
         }
     }
     let bytes: usize = rows.len() * 400;
@@ -121,7 +125,10 @@ async fn batched_claims_at_two_cafes_never_take_one_order_twice() {
                     assert_eq!(row.order.status, 2);
                     assert_eq!(row.order.cafe_id.as_deref(), Some(cafe.cafe()));
                 }
-                assert!(rows.windows(2).all(|w| w[0].order.ticket < w[1].order.ticket));
+                assert!(
+                    rows.windows(2)
+                        .all(|w| w[0].order.ticket < w[1].order.ticket)
+                );
                 mine.extend(rows.into_iter().map(|row| row.order.id));
             }
         });
@@ -158,10 +165,7 @@ async fn batched_ready_changes_only_what_this_cafe_still_brews() {
         .unwrap()
         .unwrap();
 
-    let written = a
-        .ready_many(&["o0", "o1", "o2"], &[7, 8, 9])
-        .await
-        .unwrap();
+    let written = a.ready_many(&["o0", "o1", "o2"], &[7, 8, 9]).await.unwrap();
 
     assert_eq!(written.len(), 1);
     assert_eq!(written[0].order.id, "o0");
