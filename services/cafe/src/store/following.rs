@@ -1,7 +1,8 @@
 //! Following a line shared with other cafés while this café serves: one
 //! task takes in every café's notifications, says this café is alive every
 //! [`HEARTBEAT_INTERVAL`], returns to the line the drinks of cafés silent
-//! past the lease, and forgets the oldest finished orders beyond retention.
+//! past the lease, and forgets the oldest finished orders beyond retention
+//! and vacuums the table they leave (one café at a time).
 //! It listens *before* it loads the line, so nothing committed in between
 //! is missed (see [`super::shared`]).
 
@@ -152,10 +153,16 @@ async fn follow_the_line(
             notification = listener.try_recv() => match notification {
                 Ok(Some(notification)) => {
                     injected_panic::step("following");
+                    // This café's own news it took in as it wrote it.
+                    if Notice::is_from(notification.payload(), shared.cafe()) {
+                        continue;
+                    }
                     match Notice::decode(notification.payload()) {
                         Ok(notice) => {
-                            if let Err(why) = mirror(&book, &notice.order) {
-                                warn!(order.id = %notice.order.order.id, why, "cannot take in an order of the shared line");
+                            for row in &notice.orders {
+                                if let Err(why) = mirror(&book, row) {
+                                    warn!(order.id = %row.order.id, why, "cannot take in an order of the shared line");
+                                }
                             }
                         }
                         Err(error) => warn!(%error, "an unreadable notification on the shared line"),
@@ -199,11 +206,21 @@ async fn follow_the_line(
                     Err(error) => warn!(%error, "could not check the other cafés' leases"),
                 }
             },
-            _ = prune.tick() => match shared.prune(finished_kept).await {
-                Ok(0) => {}
-                Ok(pruned) => debug!(pruned, "forgot the oldest finished orders"),
-                Err(error) => warn!(%error, "could not forget the oldest finished orders"),
-            },
+            _ = prune.tick() => {
+                match shared.prune(finished_kept).await {
+                    Ok(0) => {}
+                    Ok(pruned) => debug!(pruned, "forgot the oldest finished orders"),
+                    Err(error) => warn!(%error, "could not forget the oldest finished orders"),
+                }
+                // Whatever the server's autovacuum does (it may be off, or
+                // a minute away): the dead rows this line leaves are
+                // reclaimed while they are few.
+                match shared.vacuum().await {
+                    Ok(true) => debug!("vacuumed the shared line"),
+                    Ok(false) => {}
+                    Err(error) => warn!(%error, "could not vacuum the shared line"),
+                }
+            }
         }
     }
 }

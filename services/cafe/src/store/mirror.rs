@@ -22,6 +22,7 @@ use tokio::time::Duration;
 use tracing::warn;
 
 use super::{
+    batches::Batches,
     micros,
     rows::entry_from,
     shared::{HANDED_BACK_NOTE, NewRow, OrderRow, SharedLine},
@@ -34,15 +35,11 @@ use crate::{
 /// How long to wait before trying a failed database write again.
 pub(super) const RETRY: Duration = Duration::from_millis(500);
 
-/// How long an idle barista waits before claiming again when the line it
-/// sees holds orders the database no longer has queued (other cafés took
-/// them; the news is on its way).
-const CLAIM_AGAIN: Duration = Duration::from_millis(50);
-
-/// Places an order in the database first, then takes in the row it got.
+/// Places an order in the database first (in the next batch), then takes
+/// in the row it got.
 pub(super) async fn place(
     book: &OrderBook,
-    shared: &SharedLine,
+    batches: &Batches,
     request: NewOrder,
     origin: Origin,
 ) -> Result<Placed, CafeError> {
@@ -60,7 +57,7 @@ pub(super) async fn place(
         claim_token: ClaimToken::random().to_string(),
         placed_at: micros(SystemTime::now()),
     };
-    let placed = shared.place(&new).await.map_err(|error| {
+    let placed = batches.place(new).await.map_err(|error| {
         warn!(%error, "the shared line could not take an order");
         CafeError::StoreUnwritable(error.to_string())
     })?;
@@ -89,71 +86,17 @@ pub(super) async fn find(
     }
 }
 
-/// Waits for an order in the shared line and claims it for `barista`: it
-/// comes back BREWING. `None` once the café closes: a barista on a shared
-/// line finishes the drink in hand and leaves the rest to the other cafés.
-pub(super) async fn claim(
+/// Marks an order this café brews as ready, in the database first (in the
+/// next batch). False if it is not this café's to finish any more
+/// (cancelled meanwhile, or taken back because this café was thought dead).
+pub(super) async fn ready(
     book: &OrderBook,
     shared: &SharedLine,
-    barista: &Arc<str>,
-) -> Option<Arc<OrderEntry>> {
+    batches: &Batches,
+    entry: &OrderEntry,
+) -> bool {
     loop {
-        // Register for a wake-up before looking, as the book's own claim.
-        let joined = book.line_joined();
-        tokio::pin!(joined);
-        joined.as_mut().enable();
-        if book.is_closed() {
-            return None;
-        }
-        if book.queue_len() == 0 {
-            tokio::select! {
-                () = joined => {}
-                () = book.closed() => {}
-            }
-            continue;
-        }
-        match shared.claim(barista, SystemTime::now()).await {
-            Ok(Some(row)) => match mirror(book, &row) {
-                Ok(entry) => return Some(entry),
-                Err(why) => {
-                    // Claimed, but this café cannot brew it (a drink it
-                    // does not know): say so rather than hold it.
-                    warn!(order.id = %row.order.id, why, "claimed an order this café cannot read");
-                    let note = format!("this order cannot be brewed: {why}");
-                    if let Ok(Some(row)) = shared
-                        .end(&row.order.id, OrderStatus::Failed, &note, SystemTime::now())
-                        .await
-                    {
-                        let _ = mirror(book, &row);
-                    }
-                }
-            },
-            Ok(None) => {
-                // What this café sees queued was claimed elsewhere: the
-                // news is on its way.
-                tokio::select! {
-                    () = joined => {}
-                    () = tokio::time::sleep(CLAIM_AGAIN) => {}
-                    () = book.closed() => {}
-                }
-            }
-            Err(error) => {
-                warn!(%error, "could not claim from the shared line; trying again");
-                tokio::select! {
-                    () = tokio::time::sleep(RETRY) => {}
-                    () = book.closed() => {}
-                }
-            }
-        }
-    }
-}
-
-/// Marks an order this café brews as ready, in the database first. False
-/// if it is not this café's to finish any more (cancelled meanwhile, or
-/// taken back because this café was thought dead).
-pub(super) async fn ready(book: &OrderBook, shared: &SharedLine, entry: &OrderEntry) -> bool {
-    loop {
-        match shared.ready(entry.id().as_str(), SystemTime::now()).await {
+        match batches.ready(entry.id().as_str(), SystemTime::now()).await {
             Ok(Some(row)) => return mirror(book, &row).is_ok(),
             Ok(None) => {
                 refresh(book, shared, entry.id().as_str()).await;
@@ -284,11 +227,11 @@ pub(super) async fn cancel(
     }
 }
 
-/// Cancels `entry` in the background for a customer who left the counter;
-/// the result comes back as a notification (it is called from a drop
-/// guard, which cannot wait).
+/// Cancels `entry` in the background for a customer who left the counter,
+/// and takes in the row it wrote (it is called from a drop guard, which
+/// cannot wait).
 pub(super) fn abandon(
-    book: &OrderBook,
+    book: &Arc<OrderBook>,
     shared: &SharedLine,
     entry: &OrderEntry,
     reason: &str,
@@ -299,13 +242,18 @@ pub(super) fn abandon(
     if book.is_closed() || entry.status().is_final() {
         return false;
     }
-    let (shared, id, reason) = (shared.clone(), entry.id().to_string(), reason.to_owned());
+    let (book, shared) = (Arc::clone(book), shared.clone());
+    let (id, reason) = (entry.id().to_string(), reason.to_owned());
     tokio::spawn(async move {
-        if let Err(error) = shared
+        match shared
             .end(&id, OrderStatus::Cancelled, &reason, SystemTime::now())
             .await
         {
-            warn!(%error, order.id = id, "could not cancel an abandoned order");
+            Ok(Some(row)) => {
+                let _ = mirror(&book, &row);
+            }
+            Ok(None) => {}
+            Err(error) => warn!(%error, order.id = id, "could not cancel an abandoned order"),
         }
     });
     true

@@ -22,7 +22,8 @@
 //!   written on the journal's thread); `lock`: one café per file, refused
 //!   at once with who holds it.
 //! - [`shared`]: the shared line's SQL; [`mirror`]: its actions, written
-//!   first; `following`: its notifications, heartbeat and leases. A
+//!   first; `batches`: placing, claims and READY gathered into one
+//!   statement each; `following`: its notifications, heartbeat and leases. A
 //!   `postgres://` URL always means a shared line, even for one café.
 //!
 //! The schema is one table, `orders`, in `services/cafe/migrations/`,
@@ -30,6 +31,7 @@
 //! sizes and statuses their `cafe.v1` numbers. The store holds exactly what
 //! the book remembers: a finished order the book forgets is deleted too.
 
+mod batches;
 mod following;
 pub mod journal;
 mod lock;
@@ -160,7 +162,7 @@ pub(crate) const COLUMNS: &str = "id, ticket, customer, drink, size, request_id,
     placed_at, status, barista, started_at, ready_at, note, finished_at, cafe_id";
 
 /// One order as a row of `orders` (see the migrations for each column).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredOrder {
     /// The order's id.
     pub id: String,

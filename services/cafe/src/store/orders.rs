@@ -31,7 +31,8 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{
-    Journal, Store, StoreError, following::Following, journal, mirror, rows, shared::SharedLine,
+    Journal, Store, StoreError, batches::Batches, following::Following, journal, mirror, rows,
+    shared::SharedLine,
 };
 use crate::{
     availability::Availability,
@@ -63,8 +64,9 @@ enum KeptIn {
     Memory,
     /// In this café's own store, through the book's journal.
     Journal,
-    /// In a line shared with other cafés, which decides first.
-    SharedLine(SharedLine),
+    /// In a line shared with other cafés, which decides first; placing,
+    /// claims and READY are written in batches.
+    SharedLine(SharedLine, Batches),
 }
 
 /// What a book needs to know when its store opens it.
@@ -129,9 +131,10 @@ impl Orders {
             ));
             let following =
                 Following::start(&book, &shared, lease, finished_kept, critical).await?;
+            let batches = Batches::start(&book, &shared, critical);
             let orders = Orders {
                 book,
-                store: KeptIn::SharedLine(shared.clone()),
+                store: KeptIn::SharedLine(shared.clone(), batches),
                 faults: Faults::default(),
                 phases: PhaseTimes::default(),
             };
@@ -217,8 +220,8 @@ impl Orders {
             .commit("place", async {
                 match &self.store {
                     KeptIn::Memory | KeptIn::Journal => self.book.place(request, origin),
-                    KeptIn::SharedLine(shared) => {
-                        mirror::place(&self.book, shared, request, origin).await
+                    KeptIn::SharedLine(_, batches) => {
+                        mirror::place(&self.book, batches, request, origin).await
                     }
                 }
             })
@@ -234,7 +237,7 @@ impl Orders {
     pub async fn find(&self, id: &str) -> Result<Arc<OrderEntry>, CafeError> {
         match &self.store {
             KeptIn::Memory | KeptIn::Journal => self.book.get(id),
-            KeptIn::SharedLine(shared) => mirror::find(&self.book, shared, id).await,
+            KeptIn::SharedLine(shared, _) => mirror::find(&self.book, shared, id).await,
         }
     }
 
@@ -266,7 +269,7 @@ impl Orders {
                     AtTheLine::Empty => joined.await,
                 }
             },
-            KeptIn::SharedLine(shared) => mirror::claim(&self.book, shared, barista).await,
+            KeptIn::SharedLine(_, batches) => batches.claim(barista).await,
         }
     }
 
@@ -276,7 +279,7 @@ impl Orders {
         self.commit("start", async {
             match &self.store {
                 KeptIn::Memory | KeptIn::Journal => self.book.start(entry, barista),
-                KeptIn::SharedLine(shared) => {
+                KeptIn::SharedLine(shared, _) => {
                     mirror::start(&self.book, shared, entry, barista).await
                 }
             }
@@ -291,7 +294,9 @@ impl Orders {
             .commit("ready", async {
                 match &self.store {
                     KeptIn::Memory | KeptIn::Journal => self.book.ready(entry),
-                    KeptIn::SharedLine(shared) => mirror::ready(&self.book, shared, entry).await,
+                    KeptIn::SharedLine(shared, batches) => {
+                        mirror::ready(&self.book, shared, batches, entry).await
+                    }
                 }
             })
             .await;
@@ -308,7 +313,9 @@ impl Orders {
         self.commit("fail", async {
             match &self.store {
                 KeptIn::Memory | KeptIn::Journal => self.book.fail(entry, reason),
-                KeptIn::SharedLine(shared) => mirror::fail(&self.book, shared, entry, reason).await,
+                KeptIn::SharedLine(shared, _) => {
+                    mirror::fail(&self.book, shared, entry, reason).await
+                }
             }
         })
         .await
@@ -319,7 +326,9 @@ impl Orders {
         self.commit("note", async {
             match &self.store {
                 KeptIn::Memory | KeptIn::Journal => self.book.note(entry, note),
-                KeptIn::SharedLine(shared) => mirror::note(&self.book, shared, entry, note).await,
+                KeptIn::SharedLine(shared, _) => {
+                    mirror::note(&self.book, shared, entry, note).await
+                }
             }
         })
         .await
@@ -341,7 +350,7 @@ impl Orders {
                     self.book.durable(seq).await?;
                     Ok(order)
                 }
-                KeptIn::SharedLine(shared) => {
+                KeptIn::SharedLine(shared, _) => {
                     mirror::cancel(&self.book, shared, id, claim_token, reason).await
                 }
             }
@@ -355,7 +364,7 @@ impl Orders {
     pub fn abandon(&self, entry: &OrderEntry, reason: &str) -> bool {
         match &self.store {
             KeptIn::Memory | KeptIn::Journal => self.book.abandon(entry, reason),
-            KeptIn::SharedLine(shared) => mirror::abandon(&self.book, shared, entry, reason),
+            KeptIn::SharedLine(shared, _) => mirror::abandon(&self.book, shared, entry, reason),
         }
     }
 
@@ -365,7 +374,7 @@ impl Orders {
     pub fn put_back(&self, entry: &Arc<OrderEntry>, closing_note: &str) -> bool {
         match &self.store {
             KeptIn::Memory | KeptIn::Journal => self.book.put_back(entry, closing_note),
-            KeptIn::SharedLine(_) => false,
+            KeptIn::SharedLine(..) => false,
         }
     }
 
@@ -376,7 +385,7 @@ impl Orders {
     pub async fn waiting_drinks_go_back(&self) {
         match &self.store {
             KeptIn::Memory | KeptIn::Journal => std::future::pending().await,
-            KeptIn::SharedLine(_) => self.book.closed().await,
+            KeptIn::SharedLine(..) => self.book.closed().await,
         }
     }
 
@@ -407,7 +416,7 @@ impl Orders {
                     "shutdown grace over with drinks still brewing: kept them for the restart"
                 );
             }
-            KeptIn::SharedLine(shared) => {
+            KeptIn::SharedLine(shared, _) => {
                 let handed_back = mirror::hand_back_unfinished(&self.book, shared).await;
                 warn!(
                     handed_back,

@@ -5,20 +5,26 @@
 //! `WatchOrder` and the buzzers look), but where several cafés could
 //! disagree the **database decides**, in one statement each:
 //!
-//! - **Placing** ([`SharedLine::place`]): `INSERT … RETURNING ticket`, one
-//!   sequence for every café; `ON CONFLICT (customer, request_id) DO
-//!   NOTHING` gives a retry at *another* café the order placed first.
-//! - **Taking the next order** ([`SharedLine::claim`]): `UPDATE … WHERE id =
-//!   (SELECT … ORDER BY ticket FOR UPDATE SKIP LOCKED LIMIT 1)`: two
-//!   baristas claiming at once lock different rows, so no drink is brewed
-//!   twice and nobody queues behind a lock.
+//! - **Placing** ([`SharedLine::place_many`]): `INSERT … RETURNING`, one
+//!   sequence numbering every café's tickets; `ON CONFLICT (customer,
+//!   request_id) DO NOTHING` gives a retry at *another* café the order
+//!   placed first ([`SharedLine::earlier`] finds it).
+//! - **Taking the next orders** ([`SharedLine::claim_many`]): `UPDATE …`
+//!   the first queued rows `FOR UPDATE SKIP LOCKED`, one for each idle
+//!   barista: two cafés claiming at once lock different rows, so no drink
+//!   is brewed twice and nobody queues behind a lock.
 //! - **Every other change** is an `UPDATE` guarded by what must still be
 //!   true: the loser of a race changes nothing and learns so.
 //!
+//! Placing, claims and READY take many orders per statement (`many.rs`):
+//! a busy café gathers them (`super::batches`), so a line of thousands of
+//! orders a second costs hundreds of commits a second, not thousands.
+//!
 //! Every write also calls `pg_notify('cafe_orders', …)` in the *same*
-//! statement ([`Notice`]), delivered only on commit, in commit order; each
-//! café listens ([`listen`]) before it loads the open orders, and tells what
-//! it heard twice apart by the row's `version`. A café's heartbeat
+//! statement, one notification carrying the rows it wrote ([`Notice`]),
+//! delivered only on commit, in commit order; each café listens
+//! ([`listen`]) before it loads the open orders, and tells what it heard
+//! twice apart by the row's `version`. A café's heartbeat
 //! ([`SharedLine::heartbeat`]) and leases ([`SharedLine::expire_leases`],
 //! on the database's clock) return the drinks of a café that died; one that
 //! stops on SIGTERM hands back what it could not finish
@@ -30,11 +36,7 @@ use cafe_domain::order::OrderStatus;
 
 use super::{StoreError, StoredOrder, micros, redact, status_number};
 use serde::Deserialize;
-use sqlx::{
-    PgPool,
-    migrate::Migrator,
-    postgres::{PgListener, PgPoolOptions},
-};
+use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
 /// The PostgreSQL migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -61,36 +63,66 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 pub const LEASE_EXPIRED_NOTE: &str =
     "brewed again: the café brewing it stopped answering before it was ready";
 
+/// The advisory lock a café holds while it vacuums the line (any number,
+/// the same for every café).
+const VACUUM_LOCK: i64 = 0x00ca_fe0c_1ea2;
+
 /// The note on an order a stopping café could not finish in time.
 pub const HANDED_BACK_NOTE: &str = "brewed again: the café brewing it closed before it was ready";
 
-/// Wraps one write (`INSERT`/`UPDATE` without `RETURNING`) so that it
-/// returns the rows it wrote and notifies every café of each, in one
-/// statement (so in one transaction). `$1` is always the writing café.
+/// Wraps one write of `orders` (an `INSERT` or `UPDATE` without
+/// `RETURNING`, after any common table expressions it needs) so that it
+/// returns the rows it wrote and tells every café of them, in one
+/// statement (so in one transaction): one notification carries the whole
+/// batch, split only where a payload would pass PostgreSQL's 8,000 bytes
+/// (a row is at most about 2,500: a note of the café's own and a
+/// 64-character name). `$1` is always the writing café. With `rows:`, the
+/// common table expressions write and the query after them gathers the
+/// rows they wrote.
 macro_rules! notified {
     ($write:expr) => {
+        notified!("", $write)
+    };
+    ($ctes:expr, $write:expr) => {
+        notified!(rows: $ctes, concat!($write, " RETURNING orders.*"))
+    };
+    (rows: $ctes:expr, $rows:expr) => {
         concat!(
-            "WITH changed AS (",
-            $write,
-            " RETURNING *) SELECT changed.*, pg_notify('cafe_orders', \
-             json_build_object('cafe', $1::text, 'order', row_to_json(changed))::text)::text \
-             AS notified FROM changed"
+            "WITH ",
+            $ctes,
+            "changed AS (",
+            $rows,
+            "), \
+             written AS (SELECT ticket, row_to_json(changed)::text AS body FROM changed), \
+             chunked AS (SELECT ticket, body, \
+                         sum(octet_length(body)) OVER (ORDER BY ticket) / 5000 AS chunk \
+                         FROM written), \
+             notices AS (SELECT pg_notify('cafe_orders', '{\"cafe\":' || to_json($1::text)::text \
+                         || ',\"orders\":[' || string_agg(body, ',' ORDER BY ticket) || ']}') \
+                         FROM chunked GROUP BY chunk) \
+             SELECT changed.* FROM changed, (SELECT count(*) FROM notices) AS sent"
         )
     };
 }
 
 /// The database's clock, in microseconds since the Unix epoch: heartbeats
 /// and leases are compared on one clock, whatever the cafés' say.
-const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+/// (A macro too, for the statements made with `concat!`.)
+macro_rules! db_now {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
+    };
+}
+const DB_NOW: &str = db_now!();
 
 /// One row of `orders`, as the database has it: the order as every store
 /// writes it ([`StoredOrder`]), and the shared line's own column.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Deserialize)]
+#[serde(from = "news::RowJson")]
 pub struct OrderRow {
     /// The order (times in microseconds since the Unix epoch, size and
     /// status as their `cafe.v1` numbers).
     #[sqlx(flatten)]
-    #[serde(flatten)]
     pub order: StoredOrder,
     /// How many writes it has had: what a café compares to tell news from
     /// an echo of what it already has.
@@ -124,23 +156,6 @@ pub struct PlacedRow {
     pub row: OrderRow,
     /// False when it is the earlier one.
     pub is_new: bool,
-}
-
-/// One notification: a café wrote an order.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Notice {
-    /// The café that wrote it (a café skips its own: it applied them as it
-    /// wrote them).
-    pub cafe: String,
-    /// The row as it was written.
-    pub order: OrderRow,
-}
-
-impl Notice {
-    /// Reads a notification's payload.
-    pub fn decode(payload: &str) -> Result<Notice, serde_json::Error> {
-        serde_json::from_str(payload)
-    }
 }
 
 /// A connection to the shared line, as one café.
@@ -273,17 +288,7 @@ impl SharedLine {
         barista: &str,
         now: SystemTime,
     ) -> Result<Option<OrderRow>, sqlx::Error> {
-        sqlx::query_as(notified!(
-            "UPDATE orders SET status = 2, cafe_id = $1, barista = $2, started_at = $3, \
-             note = NULL, version = version + 1 \
-             WHERE id = (SELECT id FROM orders WHERE status = 1 ORDER BY ticket \
-                         FOR UPDATE SKIP LOCKED LIMIT 1)"
-        ))
-        .bind(&self.cafe)
-        .bind(barista)
-        .bind(micros(now))
-        .fetch_optional(&self.pool)
-        .await
+        Ok(self.claim_many(&[barista], now).await?.pop())
     }
 
     /// Another barista of this café takes over an order it is brewing (a
@@ -311,16 +316,7 @@ impl SharedLine {
     /// brewing here any more (cancelled meanwhile, or returned to the line
     /// because this café was taken for dead).
     pub async fn ready(&self, id: &str, now: SystemTime) -> Result<Option<OrderRow>, sqlx::Error> {
-        sqlx::query_as(notified!(
-            "UPDATE orders SET status = 3, ready_at = $3, finished_at = $3, \
-             version = version + 1 \
-             WHERE id = $2 AND status = 2 AND cafe_id = $1"
-        ))
-        .bind(&self.cafe)
-        .bind(id)
-        .bind(micros(now))
-        .fetch_optional(&self.pool)
-        .await
+        Ok(self.ready_many(&[id], &[micros(now)]).await?.pop())
     }
 
     /// Ends an open order (queued or brewing, at any café) with `status`
@@ -395,17 +391,17 @@ impl SharedLine {
         // The data-modifying CTEs all see the table as it was when the
         // statement began: the `NOT EXISTS` finds cafés gone before it, the
         // `IN (dead)` the ones it removes.
-        sqlx::query_as(&format!(
-            "WITH dead AS (DELETE FROM cafes WHERE heartbeat_at < {DB_NOW} - $2 AND id <> $1 \
-                           RETURNING id), \
-             changed AS (UPDATE orders SET status = 1, cafe_id = NULL, barista = NULL, \
-                         started_at = NULL, note = $3, version = version + 1 \
-                         WHERE status = 2 AND cafe_id <> $1 \
-                           AND (cafe_id IN (SELECT id FROM dead) \
-                                OR NOT EXISTS (SELECT 1 FROM cafes WHERE cafes.id = orders.cafe_id)) \
-                         RETURNING *) \
-             SELECT changed.*, pg_notify('{CHANNEL}', json_build_object('cafe', $1::text, \
-                    'order', row_to_json(changed))::text)::text AS notified FROM changed"
+        sqlx::query_as(notified!(
+            concat!(
+                "dead AS (DELETE FROM cafes WHERE heartbeat_at < ",
+                db_now!(),
+                " - $2 AND id <> $1 RETURNING id), "
+            ),
+            "UPDATE orders SET status = 1, cafe_id = NULL, barista = NULL, \
+             started_at = NULL, note = $3, version = version + 1 \
+             WHERE status = 2 AND cafe_id <> $1 \
+               AND (cafe_id IN (SELECT id FROM dead) \
+                    OR NOT EXISTS (SELECT 1 FROM cafes WHERE cafes.id = orders.cafe_id))"
         ))
         .bind(&self.cafe)
         .bind(lease)
@@ -448,6 +444,31 @@ impl SharedLine {
         Ok(done.rows_affected())
     }
 
+    /// Vacuums `orders` (dead row versions reclaimed, its indexes
+    /// cleaned), unless another café is doing it this moment. Returns
+    /// whether it did. Every order leaves three or four dead row versions
+    /// behind (a placing, two or three updates, retention's delete), and a
+    /// claim scans the line's index past every one still there.
+    pub async fn vacuum(&self) -> Result<bool, sqlx::Error> {
+        // One café at a time: a second VACUUM of a table waits for the
+        // first. The lock is the connection's, so it is taken, used and
+        // given back on the one connection.
+        let mut connection = self.pool.acquire().await?;
+        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(VACUUM_LOCK)
+            .fetch_one(&mut *connection)
+            .await?;
+        if !mine {
+            return Ok(false);
+        }
+        let vacuumed = sqlx::query("VACUUM orders").execute(&mut *connection).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(VACUUM_LOCK)
+            .execute(&mut *connection)
+            .await?;
+        vacuumed.map(|_| true)
+    }
+
     /// One order by id, whatever its status.
     pub async fn order(&self, id: &str) -> Result<Option<OrderRow>, sqlx::Error> {
         sqlx::query_as("SELECT * FROM orders WHERE id = $1")
@@ -457,17 +478,11 @@ impl SharedLine {
     }
 }
 
-/// A listener on [`CHANNEL`], on a connection of its own from `pool`.
-/// Start it *before* loading the open orders (see the module's docs).
-///
-/// Read it with [`PgListener::try_recv`]: `Ok(None)` means the connection
-/// was lost (and will be made again on the next call), so notifications may
-/// have been missed: load the open orders again.
-pub async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
+mod many;
+mod news;
+
+pub use many::{Writes, Written};
+pub use news::{Notice, listen};
 
 #[cfg(test)]
 mod tests;

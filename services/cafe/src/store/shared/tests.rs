@@ -11,7 +11,7 @@ use super::*;
 
 /// A migrated database and a pool on it, or `None` when the tests are
 /// skipped (no PostgreSQL named).
-async fn line() -> Option<(TestDatabase, PgPool)> {
+pub(super) async fn line() -> Option<(TestDatabase, PgPool)> {
     let db = cafe_testkit::postgres::database().await?;
     let pool = PgPoolOptions::new()
         .max_connections(8)
@@ -25,7 +25,7 @@ async fn line() -> Option<(TestDatabase, PgPool)> {
     Some((db, pool))
 }
 
-fn new_order(id: &str, customer: &str, request_id: Option<&str>) -> NewRow {
+pub(super) fn new_order(id: &str, customer: &str, request_id: Option<&str>) -> NewRow {
     NewRow {
         id: id.into(),
         customer: customer.into(),
@@ -156,9 +156,13 @@ async fn every_write_is_heard_by_the_other_cafes_once_committed() {
             .expect("a notification in time")
             .unwrap();
         assert_eq!(notification.channel(), CHANNEL);
+        assert!(Notice::is_from(notification.payload(), "a"));
+        assert!(!Notice::is_from(notification.payload(), "b"));
         let notice = Notice::decode(notification.payload()).unwrap();
         assert_eq!(notice.cafe, "a");
-        heard.push(notice.order);
+        // One write, one order: one notification carrying it.
+        assert_eq!(notice.orders.len(), 1);
+        heard.extend(notice.orders);
     }
     assert_eq!(
         heard,
@@ -364,10 +368,12 @@ async fn a_stopping_cafe_hands_back_what_it_could_not_finish() {
 fn a_notice_is_read_from_the_json_postgres_writes() {
     // What `row_to_json` makes of a row: every column by name, BIGINTs as
     // numbers, NULLs as null.
-    let payload = r#"{"cafe" : "a", "order" : {"id":"o1","ticket":7,"customer":"ann","drink":"latte","size":2,"request_id":null,"claim_token":"t","placed_at":1764640000000000,"status":1,"barista":null,"started_at":null,"ready_at":null,"note":null,"finished_at":null,"cafe_id":null,"version":0}}"#;
+    let payload = r#"{"cafe":"a","orders":[{"id":"o1","ticket":7,"customer":"ann","drink":"latte","size":2,"request_id":null,"claim_token":"t","placed_at":1764640000000000,"status":1,"barista":null,"started_at":null,"ready_at":null,"note":null,"finished_at":null,"cafe_id":null,"version":0}]}"#;
     let notice = Notice::decode(payload).unwrap();
     assert_eq!(notice.cafe, "a");
-    assert_eq!(notice.order.order.ticket, 7);
-    assert_eq!(notice.order.order.placed_at, 1_764_640_000_000_000);
+    assert_eq!(notice.orders[0].order.ticket, 7);
+    assert_eq!(notice.orders[0].order.placed_at, 1_764_640_000_000_000);
+    assert!(Notice::is_from(payload, "a"));
+    assert!(!Notice::is_from(payload, "b"));
     assert!(Notice::decode(r#"{"cafe":"a"}"#).is_err());
 }
