@@ -16,8 +16,10 @@ use rusqlite::{CachedStatement, Connection};
 
 use super::super::{ChangedRow, NewRow, Row};
 
-const INSERT: &str = "INSERT INTO orders (ticket, id, customer, drink, size, request_id, \
-    claim_token, placed_at, status, barista, started_at, ready_at, note, finished_at, cafe_id) \
+// The columns a change writes come first, in the same places in both, so
+// that one function binds them ([`bind_now`]).
+const INSERT: &str = "INSERT INTO orders (status, barista, started_at, ready_at, note, \
+    finished_at, ticket, id, customer, drink, size, request_id, claim_token, placed_at, cafe_id) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 const UPDATE: &str = "UPDATE orders SET status = ?, barista = ?, started_at = ?, \
@@ -66,18 +68,27 @@ fn statement<'a, 'c>(
     Ok(kept.as_mut().expect("just taken"))
 }
 
+/// Binds what a change writes, the order's ticket last: the first seven
+/// parameters of both [`UPDATE`] and [`INSERT`].
+fn bind_now(
+    statement: &mut CachedStatement<'_>,
+    now: &ChangedRow<'_>,
+) -> Result<(), rusqlite::Error> {
+    statement.raw_bind_parameter(1, now.status)?;
+    statement.raw_bind_parameter(2, now.barista)?;
+    statement.raw_bind_parameter(3, now.started_at)?;
+    statement.raw_bind_parameter(4, now.ready_at)?;
+    statement.raw_bind_parameter(5, now.note)?;
+    statement.raw_bind_parameter(6, now.finished_at)?;
+    statement.raw_bind_parameter(7, now.ticket)
+}
+
 /// Writes a change.
 fn bind_change(
     statement: &mut CachedStatement<'_>,
     change: &ChangedRow<'_>,
 ) -> Result<(), rusqlite::Error> {
-    statement.raw_bind_parameter(1, change.status)?;
-    statement.raw_bind_parameter(2, change.barista)?;
-    statement.raw_bind_parameter(3, change.started_at)?;
-    statement.raw_bind_parameter(4, change.ready_at)?;
-    statement.raw_bind_parameter(5, change.note)?;
-    statement.raw_bind_parameter(6, change.finished_at)?;
-    statement.raw_bind_parameter(7, change.ticket)?;
+    bind_now(statement, change)?;
     statement.raw_execute().map(drop)
 }
 
@@ -86,24 +97,17 @@ fn bind_order(
     statement: &mut CachedStatement<'_>,
     order: &NewRow<'_>,
 ) -> Result<(), rusqlite::Error> {
-    let now = &order.now;
     // A claim token is written out here, on the stack, as it is bound
     // (SQLite copies what it is given).
     let mut hex = [0u8; 32];
-    statement.raw_bind_parameter(1, now.ticket)?;
-    statement.raw_bind_parameter(2, order.id)?;
-    statement.raw_bind_parameter(3, order.customer)?;
-    statement.raw_bind_parameter(4, order.drink)?;
-    statement.raw_bind_parameter(5, order.size)?;
-    statement.raw_bind_parameter(6, order.request_id)?;
-    statement.raw_bind_parameter(7, order.claim_token.as_str(&mut hex))?;
-    statement.raw_bind_parameter(8, order.placed_at)?;
-    statement.raw_bind_parameter(9, now.status)?;
-    statement.raw_bind_parameter(10, now.barista)?;
-    statement.raw_bind_parameter(11, now.started_at)?;
-    statement.raw_bind_parameter(12, now.ready_at)?;
-    statement.raw_bind_parameter(13, now.note)?;
-    statement.raw_bind_parameter(14, now.finished_at)?;
+    bind_now(statement, &order.now)?;
+    statement.raw_bind_parameter(8, order.id)?;
+    statement.raw_bind_parameter(9, order.customer)?;
+    statement.raw_bind_parameter(10, order.drink)?;
+    statement.raw_bind_parameter(11, order.size)?;
+    statement.raw_bind_parameter(12, order.request_id)?;
+    statement.raw_bind_parameter(13, order.claim_token.as_str(&mut hex))?;
+    statement.raw_bind_parameter(14, order.placed_at)?;
     statement.raw_bind_parameter(15, order.cafe_id)?;
     statement.raw_execute().map(drop)
 }
