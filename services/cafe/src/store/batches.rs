@@ -56,14 +56,13 @@ pub(super) struct Batches {
     requests: mpsc::UnboundedSender<Request>,
 }
 
+/// Where the answer to one write goes.
+type Answer<T> = oneshot::Sender<Result<T, Failed>>;
+
 /// What the counter is asked for, and where each answer goes.
 enum Request {
-    Place(NewRow, oneshot::Sender<Result<PlacedRow, Failed>>),
-    Ready(
-        String,
-        i64,
-        oneshot::Sender<Result<Option<OrderRow>, Failed>>,
-    ),
+    Place(NewRow, Answer<PlacedRow>),
+    Ready(String, i64, Answer<Option<OrderRow>>),
     Claim(Idle),
 }
 
@@ -130,12 +129,8 @@ fn stopped() -> Failed {
 /// What the counter holds between two statements.
 #[derive(Default)]
 struct Waiting {
-    places: Vec<(NewRow, oneshot::Sender<Result<PlacedRow, Failed>>)>,
-    readies: Vec<(
-        String,
-        i64,
-        oneshot::Sender<Result<Option<OrderRow>, Failed>>,
-    )>,
+    places: Vec<(NewRow, Answer<PlacedRow>)>,
+    readies: Vec<(String, i64, Answer<Option<OrderRow>>)>,
     /// Idle baristas, the longest waiting first.
     idle: VecDeque<Idle>,
 }
@@ -294,7 +289,7 @@ async fn hand_out(
 /// one more statement.
 async fn answer_placed(
     shared: &SharedLine,
-    places: Vec<(NewRow, oneshot::Sender<Result<PlacedRow, Failed>>)>,
+    places: Vec<(NewRow, Answer<PlacedRow>)>,
     placed: Vec<OrderRow>,
 ) {
     let mut inserted: HashMap<String, OrderRow> = placed
