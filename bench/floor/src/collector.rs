@@ -275,6 +275,19 @@ mod tests {
         }
     }
 
+    /// A request of two spans, "a" and "b", of one trace.
+    fn two_spans() -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span("a"), span("b")],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+    }
+
     #[test]
     fn every_span_of_every_scope_and_resource_is_counted() {
         let request = ExportTraceServiceRequest {
@@ -308,15 +321,7 @@ mod tests {
 
     #[test]
     fn trace_ids_are_kept_when_asked_for() {
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![span("a"), span("b")],
-                    ..ScopeSpans::default()
-                }],
-                ..ResourceSpans::default()
-            }],
-        };
+        let request = two_spans();
         let tally = TraceIdTally::decode(request.encode_to_vec().as_slice()).unwrap();
         let counter = SpanCounter::keeping_trace_ids();
         use tonic::server::UnaryService;
@@ -328,15 +333,7 @@ mod tests {
 
     #[test]
     fn a_cut_request_is_refused_not_miscounted() {
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![span("a"), span("b")],
-                    ..ScopeSpans::default()
-                }],
-                ..ResourceSpans::default()
-            }],
-        };
+        let request = two_spans();
         let bytes = request.encode_to_vec();
         assert!(SpanTally::decode(&bytes[..bytes.len() - 3]).is_err());
     }

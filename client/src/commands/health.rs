@@ -60,26 +60,17 @@ pub async fn run(
     } else {
         service
     };
+    let line = HealthLine {
+        server: &connection.url,
+        service,
+        status: name,
+    };
     if status == ServingStatus::Serving {
         out.line(format!("{}: {shown} is {name}", connection.url))?;
-        out.json(
-            "health",
-            &HealthLine {
-                server: &connection.url,
-                service,
-                status: name,
-            },
-        )?;
+        out.json("health", &line)?;
         Ok(Finished::Done)
     } else {
-        out.json(
-            "health",
-            &HealthLine {
-                server: &connection.url,
-                service,
-                status: name,
-            },
-        )?;
+        out.json("health", &line)?;
         Err(ClientError::NotServing {
             url: connection.url,
             detail: format!("{shown} is {name}"),
