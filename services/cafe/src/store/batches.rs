@@ -190,7 +190,8 @@ async fn serve(
             }
             continue;
         }
-        let places: Vec<_> = drain_some(&mut waiting.places);
+        let (placed, place_answers): (Vec<NewRow>, Vec<_>) =
+            drain_some(&mut waiting.places).into_iter().unzip();
         let readies: Vec<_> = drain_some(&mut waiting.readies);
         let baristas: Vec<&str> = waiting
             .idle
@@ -198,7 +199,6 @@ async fn serve(
             .take(claims)
             .map(|b| &*b.barista)
             .collect();
-        let placed: Vec<NewRow> = places.iter().map(|(new, _)| new.clone()).collect();
         let ready: Vec<&str> = readies.iter().map(|(id, _, _)| id.as_str()).collect();
         let ready_at: Vec<i64> = readies.iter().map(|(_, at, _)| *at).collect();
         let writes = Writes {
@@ -211,7 +211,7 @@ async fn serve(
             Ok(written) => written,
             Err(error) => {
                 let error = Arc::new(error);
-                for (_, answer) in places {
+                for answer in place_answers {
                     let _ = answer.send(Err(Arc::clone(&error)));
                 }
                 for (_, _, answer) in readies {
@@ -241,7 +241,7 @@ async fn serve(
             }
             hand_out(&book, &shared, &mut waiting.idle, written.claimed).await;
         }
-        answer_placed(&shared, places, written.placed).await;
+        answer_placed(&shared, placed, place_answers, written.placed).await;
     }
 }
 
@@ -289,17 +289,18 @@ async fn hand_out(
 /// one more statement.
 async fn answer_placed(
     shared: &SharedLine,
-    places: Vec<(NewRow, Answer<PlacedRow>)>,
+    new: Vec<NewRow>,
+    answers: Vec<Answer<PlacedRow>>,
     placed: Vec<OrderRow>,
 ) {
     let mut inserted: HashMap<String, OrderRow> = placed
         .into_iter()
         .map(|row| (row.order.id.clone(), row))
         .collect();
-    let retries: Vec<(&str, &str)> = places
+    let retries: Vec<(&str, &str)> = new
         .iter()
-        .filter(|(order, _)| !inserted.contains_key(&order.id))
-        .filter_map(|(order, _)| Some((order.customer.as_str(), order.request_id.as_deref()?)))
+        .filter(|order| !inserted.contains_key(&order.id))
+        .filter_map(|order| Some((order.customer.as_str(), order.request_id.as_deref()?)))
         .collect();
     let mut earlier: HashMap<(String, String), OrderRow> = HashMap::new();
     let mut failed = None;
@@ -315,7 +316,7 @@ async fn answer_placed(
             Err(error) => failed = Some(Arc::new(error)),
         }
     }
-    for (order, answer) in places {
+    for (order, answer) in new.iter().zip(answers) {
         let placed = if let Some(row) = inserted.remove(&order.id) {
             Ok(PlacedRow { row, is_new: true })
         } else if let Some(error) = &failed {
@@ -332,7 +333,7 @@ async fn answer_placed(
                 }),
                 // The earlier order was forgotten (deleted) between the
                 // two statements: placed on its own, which tries again.
-                None => shared.place(&order).await.map_err(Arc::new),
+                None => shared.place(order).await.map_err(Arc::new),
             }
         };
         let _ = answer.send(placed);

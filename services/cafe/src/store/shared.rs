@@ -5,20 +5,21 @@
 //! `WatchOrder` and the buzzers look), but where several cafés could
 //! disagree the **database decides**, in one statement each:
 //!
-//! - **Placing** ([`SharedLine::place_many`]): `INSERT … RETURNING`, one
+//! - **Placing**: `INSERT … RETURNING`, one
 //!   sequence numbering every café's tickets; `ON CONFLICT (customer,
 //!   request_id) DO NOTHING` gives a retry at *another* café the order
 //!   placed first ([`SharedLine::earlier`] finds it).
-//! - **Taking the next orders** ([`SharedLine::claim_many`]): `UPDATE …`
+//! - **Taking the next orders**: `UPDATE …`
 //!   the first queued rows `FOR UPDATE SKIP LOCKED`, one for each idle
 //!   barista: two cafés claiming at once lock different rows, so no drink
 //!   is brewed twice and nobody queues behind a lock.
 //! - **Every other change** is an `UPDATE` guarded by what must still be
 //!   true: the loser of a race changes nothing and learns so.
 //!
-//! Placing, claims and READY take many orders per statement (`many.rs`):
-//! a busy café gathers them (`super::batches`), so a line of thousands of
-//! orders a second costs hundreds of commits a second, not thousands.
+//! Placing, claims and READY go together, many orders in one statement
+//! ([`SharedLine::write_many`], `many.rs`): a busy café gathers them
+//! (`super::batches`), so a line of thousands of orders a second costs
+//! hundreds of commits a second, not thousands.
 //!
 //! Every write also calls `pg_notify('cafe_orders', …)` in the *same*
 //! statement, one notification carrying the rows it wrote ([`Notice`]),
@@ -280,17 +281,6 @@ impl SharedLine {
         )))
     }
 
-    /// Takes the first queued order of the shared line for `barista` of
-    /// this café, or `None` if nothing is queued (or every queued order is
-    /// being claimed by someone else this moment).
-    pub async fn claim(
-        &self,
-        barista: &str,
-        now: SystemTime,
-    ) -> Result<Option<OrderRow>, sqlx::Error> {
-        Ok(self.claim_many(&[barista], now).await?.pop())
-    }
-
     /// Another barista of this café takes over an order it is brewing (a
     /// remote barista went away). `None` if it is no longer this café's.
     pub async fn rebrew(
@@ -312,15 +302,8 @@ impl SharedLine {
         .await
     }
 
-    /// Marks an order this café is brewing as ready. `None` if it is not
-    /// brewing here any more (cancelled meanwhile, or returned to the line
-    /// because this café was taken for dead).
-    pub async fn ready(&self, id: &str, now: SystemTime) -> Result<Option<OrderRow>, sqlx::Error> {
-        Ok(self.ready_many(&[id], &[micros(now)]).await?.pop())
-    }
-
     /// Ends an open order (queued or brewing, at any café) with `status`
-    /// (CANCELLED or FAILED: READY is [`SharedLine::ready`]'s) and `note`.
+    /// (CANCELLED or FAILED: READY is [`SharedLine::write_many`]'s) and `note`.
     /// `None` if it had already ended.
     pub async fn end(
         &self,

@@ -120,15 +120,6 @@ impl SharedLine {
         Ok(written)
     }
 
-    /// Places `new` orders at the end of the shared line ([`Writes::placed`]).
-    pub async fn place_many(&self, new: &[NewRow]) -> Result<Vec<OrderRow>, sqlx::Error> {
-        let writes = Writes {
-            placed: new,
-            ..Writes::default()
-        };
-        Ok(self.write_many(writes, SystemTime::now()).await?.placed)
-    }
-
     /// The orders placed with these customers' request ids, at any café
     /// (`keys`: customer and request id).
     pub async fn earlier(&self, keys: &[(&str, &str)]) -> Result<Vec<OrderRow>, sqlx::Error> {
@@ -141,6 +132,21 @@ impl SharedLine {
         .bind(keys.iter().map(|key| key.1).collect::<Vec<_>>())
         .fetch_all(&self.pool)
         .await
+    }
+}
+
+/// One kind of write at a time: how the tests state what each part of
+/// [`SharedLine::write_many`] guarantees. (The café writes every kind
+/// together, through its counter.)
+#[cfg(test)]
+impl SharedLine {
+    /// Places `new` orders at the end of the shared line ([`Writes::placed`]).
+    pub async fn place_many(&self, new: &[NewRow]) -> Result<Vec<OrderRow>, sqlx::Error> {
+        let writes = Writes {
+            placed: new,
+            ..Writes::default()
+        };
+        Ok(self.write_many(writes, SystemTime::now()).await?.placed)
     }
 
     /// Takes the first queued orders of the shared line, one for each of
@@ -166,6 +172,24 @@ impl SharedLine {
             ..Writes::default()
         };
         Ok(self.write_many(writes, SystemTime::now()).await?.ready)
+    }
+
+    /// Takes the first queued order of the shared line for `barista` of
+    /// this café, or `None` if nothing is queued (or every queued order is
+    /// being claimed by someone else this moment).
+    pub async fn claim(
+        &self,
+        barista: &str,
+        now: SystemTime,
+    ) -> Result<Option<OrderRow>, sqlx::Error> {
+        Ok(self.claim_many(&[barista], now).await?.pop())
+    }
+
+    /// Marks an order this café is brewing as ready. `None` if it is not
+    /// brewing here any more (cancelled meanwhile, or returned to the line
+    /// because this café was taken for dead).
+    pub async fn ready(&self, id: &str, now: SystemTime) -> Result<Option<OrderRow>, sqlx::Error> {
+        Ok(self.ready_many(&[id], &[micros(now)]).await?.pop())
     }
 }
 
