@@ -22,7 +22,9 @@
 //!    connection once its client has stopped sending new calls (a
 //!    second without one; after three seconds, or two seconds before the
 //!    end of the grace, for a client that never stops); calls already sent are
-//!    answered, and each connection closes after its last answer;
+//!    answered (a new one only once its client has read GOAWAY, so that a
+//!    client that waits for its answers is quiet by then), and each
+//!    connection closes after its last answer;
 //! 5. at the end of the grace (or after step 3, if that used the whole
 //!    grace) the calls still open are answered `UNAVAILABLE`
 //!    ([`super::transport::CUT_SHORT`]), and a connection still open a

@@ -17,7 +17,9 @@
 //!    once its client has sent no new call for a second (`QUIET`; for a
 //!    client that keeps sending, after `QUIET_AT_MOST` or by the time the
 //!    server gives): calls already sent are answered, no new ones are
-//!    taken;
+//!    taken; from the start of closing until the client has read GOAWAY,
+//!    its new calls wait for their answers (`transport/hold.rs`), so that
+//!    GOAWAY never finds it half-way through sending one;
 //!    (`transport/settle.rs` holds the second GOAWAY back until the calls the client
 //!    sent before it saw the first have arrived, so each is answered);
 //! 3. each connection closes once its last call has answered;
@@ -63,10 +65,12 @@ use super::{
 };
 pub use cut::CUT_SHORT;
 use cut::Cut;
+use hold::{Gate, Hold};
 use settings::settings;
 use settle::Settling;
 
 mod cut;
+mod hold;
 mod settings;
 mod settle;
 
@@ -330,8 +334,9 @@ async fn connection<S, B>(
             _ = closed.wait_for(Option::is_some) => return,
         }
         let (give_back, given_back) = oneshot::channel();
-        let stream = Settling::new(stream, cut, give_back);
-        serve(TokioIo::new(stream), service, http2, limits, closed).await;
+        let gate = Gate::new(cut.clone());
+        let stream = Settling::new(stream, cut, gate.clone(), give_back);
+        serve(TokioIo::new(stream), service, gate, http2, limits, closed).await;
         // hyper is done with it: closed once the client has closed too.
         if let Ok(socket) = given_back.await {
             settle::linger(socket).await;
@@ -348,8 +353,9 @@ async fn connection<S, B>(
     match began {
         Ok(Began::Tls(stream)) => {
             let (give_back, given_back) = oneshot::channel();
-            let stream = Settling::new(*stream, cut, give_back);
-            serve(TokioIo::new(stream), service, http2, limits, closed).await;
+            let gate = Gate::new(cut.clone());
+            let stream = Settling::new(*stream, cut, gate.clone(), give_back);
+            serve(TokioIo::new(stream), service, gate, http2, limits, closed).await;
             if let Ok(socket) = given_back.await {
                 settle::linger(socket).await;
             }
@@ -383,10 +389,12 @@ async fn refuse_plaintext(
 
 /// Serves HTTP/2 on an established connection (TCP, or TLS over it) until
 /// it closes: on its own, by GOAWAY once idle, or by GOAWAY when the server
-/// closes.
+/// closes, its new calls held by `gate` from then until the client has
+/// read GOAWAY ([`hold`]).
 async fn serve<I, S, B>(
     io: I,
     (service, metrics, _cut): Served<S>,
+    gate: Gate,
     http2: http2::Builder<TokioExecutor>,
     limits: Limits,
     mut closed: watch::Receiver<Option<Instant>>,
@@ -398,6 +406,7 @@ async fn serve<I, S, B>(
     let calls = OpenCalls::default();
     // Every call counted open (for the timers below), timed and traced.
     let watched = ServedCalls::new(calls.clone(), metrics);
+    let service = Hold::new(service, gate.clone());
     let service = TowerToHyperService::new(Observe::new(service, watched));
     let connection = http2.serve_connection(io, service);
     tokio::pin!(connection);
@@ -414,8 +423,11 @@ async fn serve<I, S, B>(
         quiet_until = closing => {
             // The client has been answered UNAVAILABLE with a hint to come
             // back later; GOAWAY once it has stopped sending, so that no
-            // call of its is caught half-sent (see `serving::server`). One
+            // call of its is caught half-sent (see `serving::server`). Its
+            // new calls wait for their answers until it has read GOAWAY, so
+            // a client that sends again after each answer goes quiet. One
             // that keeps sending gets GOAWAY anyway, a little later.
+            gate.close();
             let quiet_until = quiet_until
                 .unwrap_or_else(Instant::now)
                 .min(Instant::now() + QUIET_AT_MOST);

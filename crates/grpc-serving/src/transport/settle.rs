@@ -42,6 +42,8 @@ use tokio::{
 };
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use super::hold::Gate;
+
 /// How long a client must have sent no new call, after answering the
 /// shutdown PING, before hyper is given the answer: the calls it wrote
 /// right behind the answer have long arrived by then.
@@ -92,6 +94,8 @@ pub(super) struct Settling<S> {
     watching: bool,
     /// Cancelled when the grace is over: nothing is held any more.
     cut: CancellationToken,
+    /// Opened when the answer comes: the calls [`Hold`] keeps go on.
+    gate: Gate,
 }
 
 #[derive(Debug)]
@@ -111,9 +115,14 @@ impl Held {
 }
 
 impl<S> Settling<S> {
-    /// `inner`, read through as the module docs say; when dropped, it is
-    /// sent to `give_back`.
-    pub(super) fn new(inner: S, cut: CancellationToken, give_back: oneshot::Sender<S>) -> Self {
+    /// `inner`, read through as the module docs say, opening `gate` when
+    /// the answer comes; when dropped, it is sent to `give_back`.
+    pub(super) fn new(
+        inner: S,
+        cut: CancellationToken,
+        gate: Gate,
+        give_back: oneshot::Sender<S>,
+    ) -> Self {
         Settling {
             inner: Some(inner),
             give_back: Some(give_back),
@@ -126,6 +135,7 @@ impl<S> Settling<S> {
             partial: Vec::new(),
             watching: true,
             cut,
+            gate,
         }
     }
 
@@ -160,6 +170,9 @@ impl<S> Settling<S> {
                 && self.held.is_none()
                 && let Some(frame) = shutdown_ack(&data[read..])
             {
+                // The client has read GOAWAY: the calls it sent before are
+                // in, and it sends no more here.
+                self.gate.open();
                 let now = Instant::now();
                 self.held = Some(Held {
                     frame,
@@ -359,7 +372,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Settling<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
         let len = payload.len();
@@ -367,6 +380,10 @@ mod tests {
         frame.extend_from_slice(&[0, 0, 0, 1]);
         frame.extend_from_slice(payload);
         frame
+    }
+
+    fn settling(server: DuplexStream, gate: Gate) -> Settling<DuplexStream> {
+        Settling::new(server, CancellationToken::new(), gate, oneshot::channel().0)
     }
 
     fn shutdown_answer() -> Vec<u8> {
@@ -378,7 +395,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_shutdown_answer_waits_until_the_calls_behind_it_are_in() {
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let mut server = Settling::new(server, CancellationToken::new(), oneshot::channel().0);
+        let gate = Gate::new(CancellationToken::new());
+        gate.close();
+        let mut server = settling(server, gate.clone());
         let preface = [b'P'; PREFACE_LEN];
         let call = frame(HEADERS, 0x4, b"call");
         // The answer, then a call that was queued behind it.
@@ -392,6 +411,7 @@ mod tests {
         let mut expected = preface.to_vec();
         expected.extend(&call);
         assert_eq!(got, expected, "the call is handed on, the answer held");
+        assert!(!gate.holds(), "the answer seen, held calls go on");
 
         // The answer comes once the client has been quiet for SETTLE.
         let before = Instant::now();
@@ -404,7 +424,9 @@ mod tests {
     #[tokio::test]
     async fn other_pings_and_frames_pass_unchanged() {
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let mut server = Settling::new(server, CancellationToken::new(), oneshot::channel().0);
+        let gate = Gate::new(CancellationToken::new());
+        gate.close();
+        let mut server = settling(server, gate.clone());
         let mut sent = vec![b'P'; PREFACE_LEN];
         sent.extend(frame(PING, ACK, &[1; 8]));
         sent.extend(frame(0x0, 0x1, &[7; 300]));
@@ -413,5 +435,9 @@ mod tests {
         let mut got = Vec::new();
         server.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, sent);
+        assert!(
+            gate.holds(),
+            "only the shutdown PING's answer opens the gate"
+        );
     }
 }

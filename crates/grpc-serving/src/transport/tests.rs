@@ -58,13 +58,18 @@ impl Barista for Refuses {
 /// Starts a server with `limits` on port 0; it closes when the returned
 /// sender is used or dropped.
 async fn start(limits: Limits) -> (SocketAddr, oneshot::Sender<()>) {
+    start_closing_in(limits, Duration::from_secs(1)).await
+}
+
+/// [`start`], with `grace` for closing.
+async fn start_closing_in(limits: Limits, grace: Duration) -> (SocketAddr, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let closed = async {
         let _ = stopped.await;
     };
-    let server = Server::new(listener, closed, Duration::from_secs(1), limits, 4096);
+    let server = Server::new(listener, closed, grace, limits, 4096);
     tokio::spawn(server.serve(
         BaristaServer::new(Refuses),
         FILE_DESCRIPTOR_SET,
@@ -347,4 +352,45 @@ async fn a_connection_with_no_call_is_closed_after_the_idle_timeout() {
         .await
         .expect("the connection with an open call is still open");
     still_serves(addr).await;
+}
+
+/// A call sent while the server closes is answered only once its client
+/// has read GOAWAY (`hold.rs`): a client that sends again after each answer
+/// is then waiting when GOAWAY comes, never half-way through sending a
+/// call, which tonic's client would fail `INTERNAL` ("GoAway NO_ERROR").
+#[tokio::test]
+async fn a_call_sent_while_the_server_closes_is_answered_once_the_client_has_read_goaway() {
+    let (addr, stop) = start_closing_in(generous(), Duration::from_secs(10)).await;
+    let mut client = h2_client(addr).await;
+    let (response, _) = client.send_request(brew(addr), true).unwrap();
+    response.await.expect("an open server answers at once");
+
+    // Closing: the listener goes first, then the connections close.
+    drop(stop);
+    let refused = async {
+        while TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, refused)
+        .await
+        .expect("the server stopped listening");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    client = client
+        .ready()
+        .await
+        .expect("GOAWAY waits for a quiet client");
+    let (response, _) = client.send_request(brew(addr), true).unwrap();
+    let response = tokio::time::timeout(LIMIT, response)
+        .await
+        .expect("the call was answered in time")
+        .expect("the call was answered, not refused");
+    // (INTERNAL: a `Brew` with no request message. Not UNAVAILABLE: the
+    // service answered it, it was not cut at the end of the grace.)
+    assert_eq!(response.headers()["grpc-status"], "13");
+    assert!(
+        client.ready().await.is_err(),
+        "answered before the client had read GOAWAY"
+    );
 }
