@@ -78,17 +78,21 @@ impl Critical {
     {
         let critical = self.clone();
         let part = part.into();
-        async move {
-            // AssertUnwindSafe: the task's state dies with it, and the
-            // server rebuilds from its store in a new process; nothing here
-            // reads what the panic may have left half-changed.
-            let how = match AssertUnwindSafe(task).catch_unwind().await {
+        // A combinator, not an `async` block that awaits `task`: such a
+        // block keeps `task` twice (as captured, and as awaited), and a
+        // part's future lives as long as the server (100,000 baristas).
+        //
+        // AssertUnwindSafe: the task's state dies with it, and the
+        // server rebuilds from its store in a new process; nothing here
+        // reads what the panic may have left half-changed.
+        AssertUnwindSafe(task).catch_unwind().map(move |ended| {
+            let how = match ended {
                 Ok(()) if critical.is_closing() => return,
                 Ok(()) => "ended early".to_owned(),
                 Err(panic) => format!("panicked: {}", panic_message(panic.as_ref())),
             };
             critical.failed(Fault { part, how });
-        }
+        })
     }
 
     /// Closing has begun: parts may end from now on (a panic is still

@@ -37,6 +37,7 @@ pub use call::{CallSpan, InCall};
 pub use client::{ClientTracing, GrpcClientTrace, traced};
 pub use server::{GrpcServerTrace, ServerTracing};
 
+use futures::future::Either;
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::{context::FutureExt as _, trace::TraceContextExt as _};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
@@ -122,14 +123,18 @@ pub fn join_trace(span: &Span, context: opentelemetry::Context) {
 /// ([`join_trace`]); without, the span cannot carry it, so `context` itself
 /// is made current around each poll of `work`: the lines it logs still name
 /// the trace, as a served call's lines name their caller's.
-pub async fn in_trace<F: Future>(
+///
+/// A plain function returning the wrapped future, not an `async fn`: that
+/// would keep `work` twice (as its argument, and as awaited), and a barista
+/// keeps a brew's for the whole brew.
+pub fn in_trace<F: Future>(
     span: Span,
     context: opentelemetry::Context,
     work: F,
-) -> F::Output {
+) -> impl Future<Output = F::Output> {
     match tracing_opentelemetry_instrumentation_sdk::set_parent_or_fallback(&span, context) {
-        None => work.instrument(span).await,
-        Some(fallback) => work.instrument(span).with_context(fallback).await,
+        None => Either::Left(work.instrument(span)),
+        Some(fallback) => Either::Right(work.instrument(span).with_context(fallback)),
     }
 }
 

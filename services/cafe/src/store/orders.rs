@@ -27,6 +27,7 @@ use cafe_domain::{
     order::{NewOrder, Order},
 };
 use grpc_serving::Critical;
+use futures::{FutureExt as _, future::Either};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -192,17 +193,27 @@ impl Orders {
     /// when that fault is on, the two in a `store.commit` span (a child of
     /// the caller's) so the trace shows where the time went. With the
     /// fault off, no span and no wait: the hot path is as it was.
-    async fn commit<T>(&self, action: &'static str, change: impl Future<Output = T>) -> T {
+    ///
+    /// It returns the future rather than being an `async fn`, which would
+    /// keep `change` twice (as its argument, and as awaited): a barista
+    /// keeps room for its `ready` during the whole brew, and a café may
+    /// have 100,000 baristas. For the same reason the shared line's steps,
+    /// each a round trip to PostgreSQL, are boxed: unboxed, they would size
+    /// every barista on every store.
+    fn commit<F: Future>(
+        &self,
+        action: &'static str,
+        change: F,
+    ) -> impl Future<Output = F::Output> + use<F> {
         match self.faults.slow_store() {
-            None => change.await,
+            None => Either::Left(change),
             Some(delay) => {
                 let span = info_span!("store.commit", store.action = action, fault = "slow-store", fault.delay = ?delay);
-                async {
-                    tokio::time::sleep(delay).await;
-                    change.await
-                }
-                .instrument(span)
-                .await
+                Either::Right(
+                    tokio::time::sleep(delay)
+                        .then(|()| change)
+                        .instrument(span),
+                )
             }
         }
     }
@@ -280,7 +291,7 @@ impl Orders {
             match &self.store {
                 KeptIn::Memory | KeptIn::Journal => self.book.start(entry, barista),
                 KeptIn::SharedLine(shared, _) => {
-                    mirror::start(&self.book, shared, entry, barista).await
+                    Box::pin(mirror::start(&self.book, shared, entry, barista)).await
                 }
             }
         })
@@ -295,7 +306,7 @@ impl Orders {
                 match &self.store {
                     KeptIn::Memory | KeptIn::Journal => self.book.ready(entry),
                     KeptIn::SharedLine(shared, batches) => {
-                        mirror::ready(&self.book, shared, batches, entry).await
+                        Box::pin(mirror::ready(&self.book, shared, batches, entry)).await
                     }
                 }
             })
@@ -314,7 +325,7 @@ impl Orders {
             match &self.store {
                 KeptIn::Memory | KeptIn::Journal => self.book.fail(entry, reason),
                 KeptIn::SharedLine(shared, _) => {
-                    mirror::fail(&self.book, shared, entry, reason).await
+                    Box::pin(mirror::fail(&self.book, shared, entry, reason)).await
                 }
             }
         })
@@ -327,7 +338,7 @@ impl Orders {
             match &self.store {
                 KeptIn::Memory | KeptIn::Journal => self.book.note(entry, note),
                 KeptIn::SharedLine(shared, _) => {
-                    mirror::note(&self.book, shared, entry, note).await
+                    Box::pin(mirror::note(&self.book, shared, entry, note)).await
                 }
             }
         })
