@@ -126,7 +126,7 @@ pub fn join_trace(span: &Span, context: opentelemetry::Context) {
 ///
 /// A plain function returning the wrapped future, not an `async fn`: that
 /// would keep `work` twice (as its argument, and as awaited), and a barista
-/// keeps a brew's for the whole brew.
+/// keeps its brew's future for the whole brew.
 pub fn in_trace<F: Future>(
     span: Span,
     context: opentelemetry::Context,

@@ -26,8 +26,8 @@ use cafe_domain::{
     faults::Faults,
     order::{NewOrder, Order},
 };
-use grpc_serving::Critical;
 use futures::{FutureExt as _, future::Either};
+use grpc_serving::Critical;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -209,11 +209,7 @@ impl Orders {
             None => Either::Left(change),
             Some(delay) => {
                 let span = info_span!("store.commit", store.action = action, fault = "slow-store", fault.delay = ?delay);
-                Either::Right(
-                    tokio::time::sleep(delay)
-                        .then(|()| change)
-                        .instrument(span),
-                )
+                Either::Right(tokio::time::sleep(delay).then(|()| change).instrument(span))
             }
         }
     }
