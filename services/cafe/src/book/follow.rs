@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use super::{
     Kept, OrderBook,
     entry::{History, OrderEntry, Update},
+    line_moves::Buzzer,
 };
 use crate::error::CafeError;
 use cafe_domain::order::OrderStatus;
@@ -56,14 +57,23 @@ pub struct Follower {
     history: watch::Receiver<History>,
     /// How many changes of the history have been yielded.
     shown: usize,
-    /// Woken when the line moved; only for followers that show the line.
-    line_moves: Option<watch::Receiver<u64>>,
+    /// For a follower that shows the line: counted as a buzzer, and woken
+    /// when the line moves while its order is in it.
+    shows_line: Option<ShowsLine>,
     /// The place in line last yielded.
     shown_position: Option<u32>,
     /// Whether anything has been yielded yet.
     yielded: bool,
     /// Woken when the closing café leaves more orders for its restart.
     kept: watch::Receiver<Kept>,
+}
+
+/// What a follower that shows the line holds.
+#[derive(Debug)]
+struct ShowsLine {
+    /// The line's moves, while the order is in line.
+    moves: Option<watch::Receiver<u64>>,
+    _buzzer: Buzzer,
 }
 
 /// Whether a change must be in the store before it is yielded: the first
@@ -87,7 +97,7 @@ impl Follower {
             kept,
             history,
             shown,
-            line_moves: None,
+            shows_line: None,
             shown_position: None,
             yielded: false,
         }
@@ -95,7 +105,10 @@ impl Follower {
 
     /// Also yields the order's place in line as it moves up.
     pub fn with_positions(mut self) -> Self {
-        self.line_moves = Some(self.book.line_moves.subscribe(self.entry.ticket()));
+        self.shows_line = Some(ShowsLine {
+            moves: None,
+            _buzzer: self.book.line_moves.buzzer(),
+        });
         self
     }
 
@@ -160,8 +173,22 @@ impl Follower {
             }
 
             // 2. Still waiting in line: has it moved up since last shown?
+            // Subscribed to the line's moves only while in it (see
+            // `line_moves`); back in line (a lease ran out), again.
             let in_line = status == OrderStatus::Queued;
-            if in_line && let Some(line_moves) = &mut self.line_moves {
+            let line_moves = self.shows_line.as_mut().and_then(|shows| {
+                if !in_line {
+                    shows.moves = None;
+                    return None;
+                }
+                let ticket = self.entry.ticket();
+                Some(
+                    shows
+                        .moves
+                        .get_or_insert_with(|| self.book.line_moves.subscribe(ticket)),
+                )
+            });
+            if let Some(line_moves) = line_moves {
                 // Marked seen *before* asking, so a move after the question
                 // wakes us again.
                 line_moves.borrow_and_update();
@@ -200,7 +227,10 @@ impl Follower {
             // follower that shows the line) the line moving, or the closing
             // café leaving orders for its restart. The sender lives in the
             // book we hold, so `kept` never closes under us.
-            let line_moves = self.line_moves.as_mut().filter(|_| in_line);
+            let line_moves = self
+                .shows_line
+                .as_mut()
+                .and_then(|shows| shows.moves.as_mut());
             let changed = match line_moves {
                 Some(line_moves) => tokio::select! {
                     changed = self.history.changed() => changed.is_ok(),

@@ -18,7 +18,10 @@
 //!
 //! "Told" means one group's `watch` channel's version goes up; each buzzer
 //! in it then asks the line for its own place (O(log n)) and sends it only
-//! if it changed. Counter customers never subscribe. The ticker is one task
+//! if it changed. Counter customers never subscribe, and a buzzer is
+//! subscribed only while its order is in line: a move costs nothing for the
+//! orders being brewed (100,000 of them, with as many baristas), whose
+//! groups would otherwise each be locked and told at every move. The ticker is one task
 //! per book, started the first time a long line moves (inside a runtime;
 //! outside one every move is told at once), and stopped with the book.
 
@@ -76,6 +79,15 @@ struct Shared {
     /// Wakes the ticker when the line moves while it rests with nothing
     /// left to tell.
     wake: Notify,
+    /// Held by every buzzer, in line or not: its count is how many there
+    /// are ([`LineMoves::followers`]).
+    buzzers: Arc<()>,
+}
+
+/// One buzzer counted in [`LineMoves::followers`] until it is dropped.
+#[derive(Debug)]
+pub(super) struct Buzzer {
+    _counted: Arc<()>,
 }
 
 impl Shared {
@@ -114,24 +126,39 @@ impl LineMoves {
                 groups: std::array::from_fn(|_| watch::Sender::new(0)),
                 moves: AtomicU64::new(0),
                 wake: Notify::new(),
+                buzzers: Arc::new(()),
             }),
             ticker: OnceLock::new(),
         }
     }
 
+    /// A new buzzer, counted until it is dropped.
+    pub(super) fn buzzer(&self) -> Buzzer {
+        Buzzer {
+            _counted: Arc::clone(&self.shared.buzzers),
+        }
+    }
+
     /// A receiver that is woken when the buzzer of the order with `ticket`
-    /// is told the line moved.
+    /// is told the line moved: held while that order is in line.
     pub(super) fn subscribe(&self, ticket: Ticket) -> watch::Receiver<u64> {
         self.shared.groups[group_of(ticket)].subscribe()
     }
 
-    /// How many buzzers follow the line now (each holds a receiver).
-    pub(super) fn followers(&self) -> usize {
+    /// How many buzzers are subscribed to the line's moves: those whose
+    /// order is in line.
+    #[cfg(test)]
+    pub(super) fn subscribed(&self) -> usize {
         self.shared
             .groups
             .iter()
             .map(watch::Sender::receiver_count)
             .sum()
+    }
+
+    /// How many buzzers follow their orders now, in line or not.
+    pub(super) fn followers(&self) -> usize {
+        Arc::strong_count(&self.shared.buzzers) - 1
     }
 
     /// An order left the line, which now holds `line_len` orders.

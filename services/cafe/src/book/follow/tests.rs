@@ -286,3 +286,52 @@ async fn a_long_line_is_told_within_its_budget_and_every_buzzer_sees_its_place_g
 fn writable(next: Result<Option<Update>, CafeError>) -> Option<Update> {
     next.expect("the store is writable")
 }
+
+/// A move of the line tells (locks and bumps) every group with a buzzer
+/// subscribed. With 100,000 baristas, 100,000 buzzers' orders are brewing,
+/// not in line: subscribed, they made every move cost all the groups.
+#[test]
+fn a_buzzer_is_subscribed_to_the_line_only_while_its_order_is_in_it() {
+    let book = open_book(100);
+    let mine = place(&book, "Ada");
+    let mut buzzer = book
+        .follow(Arc::clone(&mine), Replay::FromPlacement)
+        .with_positions();
+    let waker = Arc::new(CountingWaker::default());
+    let Poll::Ready(Ok(Some(_))) = poll_counting(&mut pin!(buzzer.next()), &waker) else {
+        panic!("the ticket first");
+    };
+    let mut waiting = Box::pin(buzzer.next());
+    assert!(poll_counting(&mut waiting, &waker).is_pending());
+    assert_eq!(
+        book.line_moves.subscribed(),
+        1,
+        "in line: told of its moves"
+    );
+
+    assert_eq!(take(&book).id(), mine.id());
+    assert!(book.start(&mine, "Ana".into()));
+    let Poll::Ready(Ok(Some(brewing))) = poll_counting(&mut waiting, &waker) else {
+        panic!("BREWING");
+    };
+    assert_eq!(brewing.order.status, OrderStatus::Brewing);
+    drop(waiting);
+    let mut waiting = Box::pin(buzzer.next());
+    assert!(poll_counting(&mut waiting, &waker).is_pending());
+    assert_eq!(
+        book.line_moves.subscribed(),
+        0,
+        "brewing: not told of the line"
+    );
+    assert_eq!(book.census().buzzers, 1, "and still a buzzer");
+
+    let woken = waker.count();
+    for i in 0..10 {
+        place(&book, &format!("later {i}"));
+        take(&book);
+    }
+    assert_eq!(waker.count(), woken, "woken by the line while brewing");
+    drop(waiting);
+    drop(buzzer);
+    assert_eq!(book.census().buzzers, 0);
+}
