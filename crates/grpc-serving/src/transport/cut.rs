@@ -11,6 +11,10 @@
 //! later their answers are on the wire, the connections have closed by
 //! themselves, and only then is anything left dropped.
 //!
+//! The answer comes first, though: a call or stream whose answer is ready
+//! when the grace ends (a buzzer told, by the closing steps just finished,
+//! that its order is kept for the restart) sends that answer, not the cut.
+//!
 //! [`Transport::close`]: super::Transport::close
 
 use std::{
@@ -97,6 +101,9 @@ pub(super) struct CutBody<B> {
     /// Made only when the body has to wait (a stream between events): a
     /// unary answer, ready at once, never pays for it.
     waiting: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Whether the body had its last look after the cut: once cut, it is
+    /// polled once more, and what it has ready goes out before the cut.
+    last_look: bool,
 }
 
 impl<B> CutBody<B> {
@@ -105,6 +112,7 @@ impl<B> CutBody<B> {
             body: Some(body),
             cut: Some(cut),
             waiting: None,
+            last_look: false,
         }
     }
 
@@ -113,6 +121,7 @@ impl<B> CutBody<B> {
             body: None,
             cut: None,
             waiting: None,
+            last_look: false,
         }
     }
 
@@ -140,22 +149,34 @@ impl<B: ResponseBody> Body for CutBody<B> {
         let (Some(body), Some(cut)) = (&mut this.body, &this.cut) else {
             return Poll::Ready(None);
         };
-        if cut.is_cancelled() {
+        // Once cut, the body has one last look: what it has ready then
+        // (its final status) goes out, and only then the cut.
+        let cut_already = cut.is_cancelled();
+        if cut_already && this.last_look {
             return Poll::Ready(Some(Ok(this.cut_short())));
         }
+        this.last_look = cut_already;
         match Pin::new(body).poll_frame(cx) {
+            Poll::Pending if cut_already => Poll::Ready(Some(Ok(this.cut_short()))),
             Poll::Pending => {
                 let waiting = this
                     .waiting
                     .get_or_insert_with(|| Box::pin(cut.clone().cancelled_owned()));
-                match waiting.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Ok(this.cut_short()))),
-                    Poll::Pending => Poll::Pending,
+                if waiting.as_mut().poll(cx).is_ready() {
+                    // Cut since the body was looked at: polled again at
+                    // once, for its last look.
+                    cx.waker().wake_by_ref();
                 }
+                Poll::Pending
             }
             Poll::Ready(None) => {
                 this.body = None;
                 Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => {
+                // The status: nothing follows it, not even the cut.
+                this.body = None;
+                Poll::Ready(Some(Ok(frame)))
             }
             frame => frame,
         }
@@ -169,5 +190,65 @@ impl<B: ResponseBody> Body for CutBody<B> {
         self.body
             .as_ref()
             .map_or(SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+
+    /// A body whose frames are ready at once, then one that never ends.
+    struct Frames(Vec<Frame<Bytes>>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            match self.0.pop() {
+                Some(frame) => Poll::Ready(Some(Ok(frame))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    fn grpc_status(frame: &Frame<Bytes>) -> Option<&str> {
+        frame.trailers_ref()?.get("grpc-status")?.to_str().ok()
+    }
+
+    async fn next(body: &mut CutBody<Frames>) -> Option<Frame<Bytes>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx))
+            .await
+            .map(|frame| frame.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_status_ready_when_the_grace_ends_is_sent_not_cut() {
+        let mut ok = HeaderMap::new();
+        ok.insert("grpc-status", "0".parse().unwrap());
+        let cut = CancellationToken::new();
+        let mut body = CutBody::new(Frames(vec![Frame::trailers(ok)]), cut.clone());
+        cut.cancel();
+        let answer = next(&mut body).await.expect("the status");
+        assert_eq!(grpc_status(&answer), Some("0"), "the body's own status");
+        assert!(next(&mut body).await.is_none(), "and nothing after it");
+    }
+
+    #[tokio::test]
+    async fn a_stream_with_nothing_ready_when_the_grace_ends_is_cut() {
+        let cut = CancellationToken::new();
+        let event = Frame::data(Bytes::from_static(b"event"));
+        let mut body = CutBody::new(Frames(vec![event]), cut.clone());
+        assert!(next(&mut body).await.unwrap().is_data(), "what it sent");
+        let waiting = tokio::spawn(async move { next(&mut body).await });
+        tokio::task::yield_now().await;
+        cut.cancel();
+        let end = waiting.await.unwrap().expect("the cut");
+        assert_eq!(grpc_status(&end), Some("14"), "UNAVAILABLE");
     }
 }
