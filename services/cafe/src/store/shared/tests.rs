@@ -25,6 +25,16 @@ pub(super) async fn line() -> Option<(TestDatabase, PgPool)> {
     Some((db, pool))
 }
 
+/// [`line`], with two cafés on it: `a` and `b`.
+pub(super) async fn two_cafes() -> Option<(TestDatabase, SharedLine, SharedLine)> {
+    let (db, pool) = line().await?;
+    Some((
+        db,
+        SharedLine::new(pool.clone(), "a"),
+        SharedLine::new(pool, "b"),
+    ))
+}
+
 pub(super) fn new_order(id: &str, customer: &str, request_id: Option<&str>) -> NewRow {
     NewRow {
         id: id.into(),
@@ -39,13 +49,9 @@ pub(super) fn new_order(id: &str, customer: &str, request_id: Option<&str>) -> N
 
 #[tokio::test]
 async fn tickets_are_one_numbering_and_a_retry_at_another_cafe_gets_the_first_order() {
-    let Some((_db, pool)) = line().await else {
+    let Some((_db, a, b)) = two_cafes().await else {
         return;
     };
-    let (a, b) = (
-        SharedLine::new(pool.clone(), "a"),
-        SharedLine::new(pool, "b"),
-    );
 
     let first = a.place(&new_order("o1", "ann", Some("r1"))).await.unwrap();
     let second = b.place(&new_order("o2", "bob", None)).await.unwrap();
@@ -75,11 +81,9 @@ async fn tickets_are_one_numbering_and_a_retry_at_another_cafe_gets_the_first_or
 
 #[tokio::test]
 async fn many_baristas_at_two_cafes_never_claim_one_order_twice() {
-    let Some((_db, pool)) = line().await else {
+    let Some((_db, a, b)) = two_cafes().await else {
         return;
     };
-    let a = SharedLine::new(pool.clone(), "a");
-    let b = SharedLine::new(pool, "b");
     let orders = 60;
     for i in 0..orders {
         a.place(&new_order(&format!("o{i}"), "ann", None))
@@ -186,13 +190,9 @@ async fn every_write_is_heard_by_the_other_cafes_once_committed() {
 
 #[tokio::test]
 async fn a_write_whose_guard_no_longer_holds_changes_nothing() {
-    let Some((_db, pool)) = line().await else {
+    let Some((_db, a, b)) = two_cafes().await else {
         return;
     };
-    let (a, b) = (
-        SharedLine::new(pool.clone(), "a"),
-        SharedLine::new(pool, "b"),
-    );
     a.place(&new_order("o1", "ann", None)).await.unwrap();
     a.claim("Ana", SystemTime::now()).await.unwrap().unwrap();
 
@@ -292,13 +292,9 @@ async fn a_silent_cafes_brewing_orders_go_back_to_the_head_of_the_line() {
 
 #[tokio::test]
 async fn orders_of_a_cafe_that_left_without_handing_back_are_returned() {
-    let Some((_db, pool)) = line().await else {
+    let Some((_db, a, b)) = two_cafes().await else {
         return;
     };
-    let (a, b) = (
-        SharedLine::new(pool.clone(), "a"),
-        SharedLine::new(pool, "b"),
-    );
     a.heartbeat().await.unwrap();
     b.heartbeat().await.unwrap();
     a.place(&new_order("o1", "ann", None)).await.unwrap();
@@ -311,13 +307,9 @@ async fn orders_of_a_cafe_that_left_without_handing_back_are_returned() {
 
 #[tokio::test]
 async fn a_stopping_cafe_hands_back_what_it_could_not_finish() {
-    let Some((_db, pool)) = line().await else {
+    let Some((_db, a, b)) = two_cafes().await else {
         return;
     };
-    let (a, b) = (
-        SharedLine::new(pool.clone(), "a"),
-        SharedLine::new(pool, "b"),
-    );
     for i in 0..3 {
         a.place(&new_order(&format!("o{i}"), "ann", None))
             .await

@@ -11,7 +11,7 @@ use cafe_testkit::LIMIT;
 
 use super::super::{
     CHANNEL, Notice, SharedLine, listen,
-    tests::{line, new_order},
+    tests::{line, new_order, two_cafes},
 };
 
 #[tokio::test]
@@ -63,13 +63,9 @@ async fn a_batch_is_one_statement_told_in_notifications_under_8000_bytes() {
 
 #[tokio::test]
 async fn a_batch_with_retries_inserts_each_order_once() {
-    let Some((_db, pool)) = line().await else {
+    let Some((_db, a, b)) = two_cafes().await else {
         return;
     };
-    let (a, b) = (
-        SharedLine::new(pool.clone(), "a"),
-        SharedLine::new(pool, "b"),
-    );
     let first = b.place(&new_order("o1", "ann", Some("r1"))).await.unwrap();
 
     // Ann retries at café A; Cy sends the same request twice in one batch.
@@ -96,11 +92,9 @@ async fn a_batch_with_retries_inserts_each_order_once() {
 
 #[tokio::test]
 async fn batched_claims_at_two_cafes_never_take_one_order_twice() {
-    let Some((_db, pool)) = line().await else {
+    let Some((_db, a, b)) = two_cafes().await else {
         return;
     };
-    let a = SharedLine::new(pool.clone(), "a");
-    let b = SharedLine::new(pool, "b");
     let orders = 200;
     let new: Vec<_> = (0..orders)
         .map(|i| new_order(&format!("o{i}"), "ann", None))
@@ -144,13 +138,9 @@ async fn batched_claims_at_two_cafes_never_take_one_order_twice() {
 
 #[tokio::test]
 async fn batched_ready_changes_only_what_this_cafe_still_brews() {
-    let Some((_db, pool)) = line().await else {
+    let Some((_db, a, b)) = two_cafes().await else {
         return;
     };
-    let (a, b) = (
-        SharedLine::new(pool.clone(), "a"),
-        SharedLine::new(pool, "b"),
-    );
     let new: Vec<_> = (0..3)
         .map(|i| new_order(&format!("o{i}"), "ann", None))
         .collect();
