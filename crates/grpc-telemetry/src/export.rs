@@ -12,7 +12,9 @@
 //! So [`ExportRuntime`] owns a small runtime (`otel-export`, one thread per
 //! concurrent export) on which the tonic channel is built and every export
 //! runs; [`OtlpExport`] is the
-//! exporter the batch processor sees, forwarding each batch there.
+//! exporter the batch processor sees, forwarding each batch there. Each
+//! batch is encoded by `wire` and sent by a plain tonic client
+//! ([`Collector`]), not by `opentelemetry-otlp`'s exporter: `wire` says why.
 //!
 //! **Several exports in flight.** The SDK's thread-based processor waits for
 //! each export before it takes the next batch, and ignores
@@ -38,17 +40,35 @@ use std::{
     time::{Duration, Instant},
 };
 
-use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+use bytes::{BufMut, Bytes};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::{
     Resource,
     error::{OTelSdkError, OTelSdkResult},
     trace::{SpanData, SpanExporter},
 };
+use tonic::{
+    Code,
+    codec::{Codec, EncodeBuf, Encoder},
+    metadata::MetadataMap,
+    transport::{Channel, Endpoint},
+};
+use tonic_prost::ProstDecoder;
 
-use super::queue::QueueBooks;
+use super::{queue::QueueBooks, wire};
 
 /// While the collector is down, how often to try it again.
 const OUTAGE_PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Tries of one export after the first, within its time limit, and the
+/// wait before the first of them (doubled before each next one): two
+/// quick retries ride out a collector restart; a longer outage is handled
+/// by [`Health`].
+const RETRIES: u32 = 2;
+const FIRST_RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// The one method called.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// The runtime the OTLP client lives on. Stopped by the [`super::Telemetry`]
 /// guard after the provider has flushed.
@@ -60,11 +80,13 @@ pub(super) struct ExportRuntime {
 
 impl ExportRuntime {
     /// Starts the export runtime and builds, on it, an exporter sending to
-    /// `endpoint` (a URL with its scheme), with at most `concurrent` exports
-    /// at once, each within `timeout`, settling its spans in `books`. Fails
-    /// if the endpoint is not a usable URL.
+    /// `endpoint` (a URL with its scheme) with `headers` on every request,
+    /// with at most `concurrent` exports at once, each within `timeout`,
+    /// settling its spans in `books`. Fails if the endpoint is not a usable
+    /// URL.
     pub(super) fn start(
         endpoint: &str,
+        headers: MetadataMap,
         timeout: Duration,
         concurrent: usize,
         books: Arc<QueueBooks>,
@@ -77,20 +99,19 @@ impl ExportRuntime {
             .enable_all()
             .build()
             .map_err(|error| format!("cannot start the export runtime: {error}"))?;
-        let exporter = {
-            // Building the channel spawns its background task: on our runtime.
+        let channel = {
+            // The channel's connection task is spawned on first use, on the
+            // runtime current when it was built: ours.
             let _entered = runtime.enter();
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint)
-                .with_timeout(timeout)
-                // Two quick retries inside the time limit ride out a
-                // collector restart; a longer outage is handled below.
-                .with_retry_policy(
-                    opentelemetry_otlp::RetryPolicy::recommended().with_max_retries(2),
-                )
-                .build()
-                .map_err(|error| error.to_string())?
+            Endpoint::from_shared(endpoint.to_owned())
+                .map_err(|error| format!("{endpoint} is not a URL: {error}"))?
+                .timeout(timeout)
+                .connect_lazy()
+        };
+        let exporter = Collector {
+            grpc: tonic::client::Grpc::new(channel),
+            headers,
+            process: wire::Process::default(),
         };
         let in_flight = Arc::new(InFlight {
             busy: Mutex::new(0),
@@ -177,10 +198,16 @@ struct Batch {
 }
 
 impl Batch {
-    fn settle(mut self, result: &OTelSdkResult) {
+    /// Settles the batch: on success every span was exported but the ones
+    /// the collector says it rejected, which are lost.
+    fn settle(mut self, result: &Result<usize, OTelSdkError>) {
         self.settled = true;
         match result {
-            Ok(()) => self.books.exported(self.spans),
+            Ok(rejected) => {
+                let rejected = (*rejected).min(self.spans);
+                self.books.exported(self.spans - rejected);
+                self.books.lost(rejected);
+            }
             Err(_) => self.books.lost(self.spans),
         }
     }
@@ -217,9 +244,9 @@ impl Health {
         last_failure.is_none_or(|at| at.elapsed() >= OUTAGE_PROBE_EVERY)
     }
 
-    fn note(&self, result: &OTelSdkResult) {
+    fn note(&self, result: &Result<usize, OTelSdkError>) {
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 if !self.reachable.swap(true, Ordering::Relaxed) {
                     tracing::info!(endpoint = %self.endpoint, "traces reach the collector again");
                 }
@@ -242,12 +269,122 @@ impl Health {
     }
 }
 
+/// The collector's `TraceService`, called with requests `wire` encodes.
+#[derive(Debug)]
+struct Collector {
+    /// A clone per export: clones share the channel (one connection).
+    grpc: tonic::client::Grpc<Channel>,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, sent with every request.
+    headers: MetadataMap,
+    /// The resource, encoded once.
+    process: wire::Process,
+}
+
+impl Collector {
+    /// Encodes `batch` and sends it, trying again (after a short wait)
+    /// when the answer says a later try may succeed. Returns how many
+    /// spans the collector rejected.
+    async fn export(&self, batch: Vec<SpanData>) -> Result<usize, OTelSdkError> {
+        let mut request = Vec::new();
+        wire::encode_request(&self.process, &batch, &mut request);
+        drop(batch);
+        // Shared, not copied, by each try.
+        let request = Bytes::from(request);
+        let mut wait = FIRST_RETRY_AFTER;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.send(request.clone()).await {
+                Ok(response) => {
+                    let rejected = response
+                        .partial_success
+                        .map_or(0, |partial| partial.rejected_spans);
+                    return Ok(usize::try_from(rejected).unwrap_or(usize::MAX));
+                }
+                Err(status) if tries <= RETRIES && may_succeed_later(status.code()) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(status) => {
+                    return Err(OTelSdkError::InternalFailure(format!(
+                        "export failed: {:?}: {}",
+                        status.code(),
+                        status.message()
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn send(&self, request: Bytes) -> Result<ExportTraceServiceResponse, tonic::Status> {
+        let mut grpc = self.grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+        let mut request = tonic::Request::new(request);
+        *request.metadata_mut() = self.headers.clone();
+        let response = grpc
+            .unary(
+                request,
+                http::uri::PathAndQuery::from_static(EXPORT_PATH),
+                Encoded,
+            )
+            .await?;
+        Ok(response.into_inner())
+    }
+}
+
+/// The codes after which OTLP says a client may send the same request
+/// again.
+fn may_succeed_later(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+/// The codec of an export: the request is already encoded (its bytes are
+/// copied into the call's body), the answer is decoded by prost.
+#[derive(Debug, Clone, Copy)]
+struct Encoded;
+
+impl Codec for Encoded {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = Encoded;
+    type Decoder = ProstDecoder<ExportTraceServiceResponse>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        Encoded
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
+    }
+}
+
+impl Encoder for Encoded {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
 /// The exporter the batch processor calls: starts each export on the
 /// export runtime, within a time limit, and reports outages once.
 #[derive(Debug)]
 pub(super) struct OtlpExport {
     /// Shared with the exports in flight; alone again between exports.
-    inner: Arc<opentelemetry_otlp::SpanExporter>,
+    inner: Arc<Collector>,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
     health: Arc<Health>,
@@ -292,14 +429,14 @@ impl SpanExporter for OtlpExport {
         // The last batches were just started: let them finish (each within
         // its own time limit).
         self.in_flight.wait_idle(timeout.min(self.timeout));
-        self.inner.shutdown_with_timeout(timeout)
+        Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         // Called once, when the provider is built, before any export: the
         // exporter is not shared yet.
         match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.set_resource(resource),
+            Some(inner) => inner.process = wire::Process::new(resource),
             None => tracing::debug!("resource set during an export: ignored"),
         }
     }

@@ -25,7 +25,6 @@ pub const OTEL_FILTER_DIRECTIVES: &[(&str, LevelFilter)] = &[
     ("tower", LevelFilter::OFF),
     ("opentelemetry", LevelFilter::OFF),
     ("opentelemetry_sdk", LevelFilter::OFF),
-    ("opentelemetry-otlp", LevelFilter::OFF),
     // Our exporter's own outage reports.
     (super::OWN_TARGET, LevelFilter::OFF),
 ];

@@ -21,9 +21,9 @@
 //!   own (see [`crate::propagation`]).
 //!
 //! Export over OTLP/gRPC starts only when an endpoint is given; `export`
-//! keeps it out of the way when the collector is missing, `queue` counts
-//! every dropped span, `settings` reads the `OTEL_*` variables ([`ENV_VARS`],
-//! explained in `docs/tracing.md`).
+//! keeps it out of the way when the collector is missing, `wire` encodes
+//! each batch, `queue` counts every dropped span, `settings` reads the
+//! `OTEL_*` variables ([`ENV_VARS`], explained in `docs/tracing.md`).
 //!
 //! # Layout
 //! - [`propagation`]: the W3C trace context in gRPC metadata, a span per
@@ -40,6 +40,7 @@ pub mod outcome;
 pub mod propagation;
 mod queue;
 mod settings;
+mod wire;
 
 pub use filters::{OTEL_FILTER_DIRECTIVES, TRACE_ONLY};
 pub use links::{DEFAULT_JAEGER_UI, current_trace_id, jaeger_trace_url, jaeger_trace_url_in};
@@ -105,6 +106,8 @@ pub const ENV_VARS: &[&str] = &[
     "OTEL_SERVICE_NAME",
     "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
     "OTEL_TRACES_SAMPLER",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_BSP_MAX_QUEUE_SIZE",
@@ -360,7 +363,7 @@ pub fn build_with_env(
             );
         }
         (Some(endpoint), Some(problem)) => {
-            tracing::warn!(%endpoint, %problem, "not exporting traces: the OTLP endpoint is unusable (check --otlp-endpoint / OTEL_EXPORTER_OTLP_ENDPOINT)");
+            tracing::warn!(%endpoint, %problem, "not exporting traces: the OTLP export is misconfigured (check --otlp-endpoint / OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_HEADERS)");
         }
         (None, _) => {
             tracing::debug!(service = %service_name, "traces are not exported (no OTLP endpoint)");
@@ -375,9 +378,19 @@ fn start_export(
     service_name: &str,
     settings: &ExportSettings,
 ) -> Result<Export, String> {
+    let mut headers = tonic::metadata::MetadataMap::new();
+    for (key, value) in &settings.headers {
+        let key = tonic::metadata::AsciiMetadataKey::from_bytes(key.as_bytes())
+            .map_err(|_| format!("OTEL_EXPORTER_OTLP_HEADERS: {key:?} is not a header name"))?;
+        let value = value.parse().map_err(|_| {
+            format!("OTEL_EXPORTER_OTLP_HEADERS: the value of {key} is not a header value")
+        })?;
+        headers.insert(key, value);
+    }
     let books = queue::QueueBooks::new(settings.max_queue_size);
     let (runtime, exporter) = export::ExportRuntime::start(
         endpoint,
+        headers,
         settings.export_timeout,
         settings.max_concurrent_exports,
         Arc::clone(&books),

@@ -71,6 +71,10 @@ pub struct ExportSettings {
     pub max_concurrent_exports: usize,
     /// One export's time limit, retries included.
     pub export_timeout: Duration,
+    /// Headers sent with every export (a collector's API key, say):
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or `OTEL_EXPORTER_OTLP_HEADERS`,
+    /// `key=value` pairs separated by commas, values percent-decoded.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for ExportSettings {
@@ -112,6 +116,10 @@ impl ExportSettings {
                 .map_or(DEFAULT_MAX_CONCURRENT_EXPORTS, |n| n as usize)
                 .max(1),
             export_timeout,
+            headers: lookup("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+                .or_else(|| lookup("OTEL_EXPORTER_OTLP_HEADERS"))
+                .map(|list| headers(&list))
+                .unwrap_or_default(),
         }
     }
 
@@ -126,6 +134,22 @@ impl ExportSettings {
             .with_max_export_batch_size(self.max_export_batch_size)
             .build()
     }
+}
+
+/// A headers list as the OTLP exporters read it: an entry without `=` or
+/// with an empty key is skipped, a value that is not valid percent-encoded
+/// UTF-8 is kept as written.
+fn headers(list: &str) -> Vec<(String, String)> {
+    list.split(',')
+        .filter_map(|entry| {
+            let (key, value) = entry.split_once('=')?;
+            let (key, value) = (key.trim(), value.trim());
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_or_else(|_| value.to_owned(), |decoded| decoded.into_owned());
+            (!key.is_empty()).then(|| (key.to_owned(), value))
+        })
+        .collect()
 }
 
 /// `OTEL_TRACES_SAMPLER` as the SDK reads it (same names, same fallbacks:
@@ -201,6 +225,27 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "200"),
         ]);
         assert_eq!(settings.export_timeout, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn headers_are_read_as_the_otlp_exporters_read_them() {
+        let settings = from(&[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "api-key=s3cr%3Dt, x-team = cafe ,broken,=nokey",
+        )]);
+        assert_eq!(
+            settings.headers,
+            [
+                ("api-key".to_owned(), "s3cr=t".to_owned()),
+                ("x-team".to_owned(), "cafe".to_owned()),
+            ]
+        );
+        // The traces-specific list wins over the general one.
+        let settings = from(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "b=2"),
+        ]);
+        assert_eq!(settings.headers, [("b".to_owned(), "2".to_owned())]);
     }
 
     #[test]

@@ -209,6 +209,26 @@ async fn spans_dropped_by_a_full_queue_are_counted_and_nothing_else_is_lost() {
 }
 
 #[tokio::test]
+async fn the_headers_variable_goes_with_every_export() {
+    let collector = Collector::start();
+    let (telemetry, dispatch) = stack_with(
+        collector.endpoint(),
+        &[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-api-key=s3cr%3Dt,x-team=cafe",
+        )],
+    );
+    burst(&dispatch, 3);
+    let counts = telemetry.shutdown();
+    assert_eq!((counts.exported, collector.received()), (3, 3));
+    assert_eq!(
+        collector.last_header("x-api-key").as_deref(),
+        Some("s3cr=t")
+    );
+    assert_eq!(collector.last_header("x-team").as_deref(), Some("cafe"));
+}
+
+#[tokio::test]
 async fn the_sampler_variables_are_honoured() {
     let collector = Collector::start();
     let (telemetry, dispatch) = stack_with(

@@ -15,7 +15,7 @@ use std::{
     collections::BTreeMap,
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -88,6 +88,8 @@ pub struct Collector {
     spans: watch::Receiver<Vec<CollectedSpan>>,
     received: Arc<AtomicU64>,
     largest_request: Arc<AtomicU64>,
+    /// The metadata of the last export request.
+    last_metadata: Arc<Mutex<tonic::metadata::MetadataMap>>,
     /// True while exports are answered; false while paused.
     answering: watch::Sender<bool>,
     stop: Option<oneshot::Sender<()>>,
@@ -99,6 +101,7 @@ struct Receiver {
     keep: bool,
     received: Arc<AtomicU64>,
     largest_request: Arc<AtomicU64>,
+    last_metadata: Arc<Mutex<tonic::metadata::MetadataMap>>,
     answering: watch::Receiver<bool>,
 }
 
@@ -112,6 +115,10 @@ impl TraceService for Receiver {
         // exporter gives up and hangs up, which drops this future).
         let mut answering = self.answering.clone();
         let _ = answering.wait_for(|answering| *answering).await;
+        *self
+            .last_metadata
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = request.metadata().clone();
         let request = request.into_inner();
         self.largest_request
             .fetch_max(request.encoded_len() as u64, Ordering::Relaxed);
@@ -194,12 +201,14 @@ impl Collector {
         let (spans_tx, spans) = watch::channel(Vec::new());
         let received = Arc::new(AtomicU64::new(0));
         let largest_request = Arc::new(AtomicU64::new(0));
+        let last_metadata = Arc::default();
         let (answering, answering_rx) = watch::channel(true);
         let receiver = Receiver {
             spans: spans_tx,
             keep,
             received: Arc::clone(&received),
             largest_request: Arc::clone(&largest_request),
+            last_metadata: Arc::clone(&last_metadata),
             answering: answering_rx,
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -236,9 +245,19 @@ impl Collector {
             spans,
             received,
             largest_request,
+            last_metadata,
             answering,
             stop: Some(stop),
         }
+    }
+
+    /// A header of the last export request, if it had it.
+    pub fn last_header(&self, key: &str) -> Option<String> {
+        let metadata = self
+            .last_metadata
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(metadata.get(key)?.to_str().ok()?.to_owned())
     }
 
     /// The size of the largest export request so far, in bytes of protobuf.
