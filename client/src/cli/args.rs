@@ -241,6 +241,15 @@ pub struct BenchArgs {
           value_parser = humantime::parse_duration)]
     pub warmup: Duration,
 
+    /// Start the workers one after another, evenly over this long (at
+    /// most --warmup), not all at once. A closed loop keeps the shape it
+    /// starts with: customers who all order at the same instant come back
+    /// together after every brew, in waves the café absorbs again and
+    /// again; spread over a brew time, they order at a steady rate.
+    #[arg(long, env = "CAFE_BENCH_RAMP_UP", default_value = "0s",
+          value_parser = humantime::parse_duration)]
+    pub ramp_up: Duration,
+
     /// What every customer orders (a menu id).
     #[arg(long, env = "CAFE_BENCH_DRINK", default_value = "latte",
           value_parser = crate::drink::menu_id)]

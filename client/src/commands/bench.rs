@@ -81,6 +81,8 @@ pub struct Plan {
     pub bound: Bound,
     /// Unmeasured time before the window.
     pub warmup: Duration,
+    /// The workers start evenly over this long (never past the warm-up).
+    pub ramp_up: Duration,
     /// The drink ordered.
     pub drink: String,
     /// Its size.
@@ -106,6 +108,7 @@ impl Plan {
                 }
             },
             warmup: args.warmup,
+            ramp_up: args.ramp_up.min(args.warmup),
             drink: args.drink.clone(),
             size: args.size,
             timeout: args.timeout,
@@ -218,14 +221,18 @@ pub async fn bench(
     // The pool: `concurrency` tasks for the whole run, round-robin over the
     // connections. A client clone is a handle onto its connection, not a
     // new socket; each call is one HTTP/2 stream on it.
+    // With --ramp-up, worker `index` makes its first call `index / N` of
+    // the way through it.
     let mut workers = JoinSet::new();
     for index in 0..concurrency {
         let cafe = CafeClient::new(channels[index % channels.len()].clone());
+        let first_call = start + plan.ramp_up.mul_f64(index as f64 / concurrency as f64);
         workers.spawn(worker(
             cafe,
             Arc::clone(&shared),
             index % shard_count,
             Backoff::new(index),
+            first_call,
         ));
     }
 
@@ -339,6 +346,7 @@ pub async fn bench(
             Bound::Duration(_) => None,
         },
         warmup_ms: millis(plan.warmup),
+        ramp_up_ms: millis(plan.ramp_up),
         window_ms: millis(window),
         requests,
         ok: tally.ok(),

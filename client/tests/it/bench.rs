@@ -33,6 +33,7 @@ fn plan(rpc: BenchRpc, concurrency: usize, bound: Bound) -> Plan {
         connections: 2,
         bound,
         warmup: Duration::ZERO,
+        ramp_up: Duration::ZERO,
         drink: "latte".into(),
         size: Size::Medium,
         timeout: None,
@@ -99,6 +100,50 @@ async fn a_timed_run_counts_the_calls_of_its_window_and_abandons_the_rest() {
     assert!(report.abandoned <= 6, "{report:#?}");
     assert_eq!(report.duration_ms, Some(400.0));
     assert!(report.window_ms >= 400.0, "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ramp_up_spreads_the_first_orders_over_it() {
+    // One barista on a long brew: every order placed stays in the café,
+    // so its count says how many workers have made their first call.
+    let mut cafe = spawn_cafe(cafe_config(1, Duration::from_secs(60))).await;
+    let dial = Dial::plaintext(&cafe.url());
+    let ramp_up = Duration::from_secs(2);
+    let spread = Plan {
+        warmup: ramp_up,
+        ramp_up,
+        ..plan(BenchRpc::Buzzer, 10, Bound::Duration(LIMIT))
+    };
+    let started = tokio::time::Instant::now();
+    let (interrupt, interrupted) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        bench(&dial, &spread, async {
+            let _ = interrupted.await;
+        })
+        .await
+    });
+    let all_placed = async {
+        loop {
+            let stats = cafe.client.get_stats(GetStatsRequest {}).await.unwrap();
+            let stats = stats.into_inner();
+            if stats.orders_queued + stats.orders_brewing >= 10 {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let took = tokio::time::timeout(LIMIT, all_placed)
+        .await
+        .expect("every worker orders");
+    // The tenth worker starts 9/10 of the way through the ramp: never
+    // sooner (a busy machine can only make it later).
+    assert!(
+        took >= ramp_up.mul_f64(0.9),
+        "all ten ordered after {took:?}"
+    );
+    interrupt.send(()).unwrap();
+    let report = running.await.unwrap().expect("the bench runs");
+    assert!(report.interrupted);
 }
 
 #[tokio::test(flavor = "multi_thread")]

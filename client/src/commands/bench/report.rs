@@ -59,6 +59,8 @@ pub struct Report {
     pub requests_planned: Option<u64>,
     /// `--warmup`.
     pub warmup_ms: f64,
+    /// `--ramp-up`: the workers' first calls spread over it (0: all at once).
+    pub ramp_up_ms: f64,
     /// The measured window: from the end of the warm-up to the end of the
     /// run (the last call, with `--requests`).
     pub window_ms: f64,

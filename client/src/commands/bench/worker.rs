@@ -64,20 +64,23 @@ impl Shared {
 }
 
 /// One worker: one call after another on its own handle to a shared
-/// connection, until the run says stop. Returns nothing; what it saw is in
-/// its shard.
+/// connection, from `first_call` until the run says stop. Returns nothing;
+/// what it saw is in its shard.
 pub(super) async fn worker(
     mut cafe: CafeClient<Channel>,
     shared: Arc<Shared>,
     shard: usize,
     mut backoff: Backoff,
+    first_call: Instant,
 ) {
     // Made once and polled again at every call: one registration with the
     // token for the worker's whole life, not one per call.
     let stopped = shared.stop.cancelled();
     tokio::pin!(stopped);
-    // How long to wait before the next call, after an `UNAVAILABLE`.
-    let mut wait: Option<Duration> = None;
+    // How long to wait before the next call: the ramp's share first, then
+    // after an `UNAVAILABLE`.
+    let mut wait: Option<Duration> =
+        Some(first_call.saturating_duration_since(Instant::now())).filter(|wait| !wait.is_zero());
     loop {
         if let Some(wait) = wait.take() {
             // The stop ends the wait too: a worker backing off is not a
