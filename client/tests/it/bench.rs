@@ -13,7 +13,10 @@ use cafe_client::{
     connection::Dial,
     error::exit,
 };
-use cafe_domain::{menu::Size, proto::v1::GetStatsRequest};
+use cafe_domain::{
+    menu::Size,
+    proto::v1::{GetStatsRequest, GetStatsResponse},
+};
 use cafe_server::Config;
 use cafe_testkit::{LIMIT, TestCafe, config_at_scale, spawn_cafe};
 use serde_json::Value;
@@ -45,6 +48,41 @@ async fn run(cafe: &TestCafe, plan: &Plan) -> Report {
     bench(&Dial::plaintext(&cafe.url()), plan, std::future::pending())
         .await
         .expect("the bench runs")
+}
+
+/// A run of `plan` in the background, and the way to interrupt it (as
+/// Ctrl-C would).
+fn interruptible(
+    dial: Dial,
+    plan: Plan,
+) -> (
+    tokio::task::JoinHandle<Result<Report, cafe_client::error::ClientError>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (interrupt, interrupted) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        bench(&dial, &plan, async {
+            let _ = interrupted.await;
+        })
+        .await
+    });
+    (running, interrupt)
+}
+
+/// Waits (within [`LIMIT`]) until the café's stats satisfy `enough`.
+async fn until_stats(cafe: &mut TestCafe, enough: impl Fn(&GetStatsResponse) -> bool) {
+    let reached = async {
+        loop {
+            let stats = cafe.client.get_stats(GetStatsRequest {}).await.unwrap();
+            if enough(&stats.into_inner()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, reached)
+        .await
+        .expect("the café's stats to get there");
 }
 
 /// Every measured call is counted once, under one outcome.
@@ -115,26 +153,12 @@ async fn a_ramp_up_spreads_the_first_orders_over_it() {
         ..plan(BenchRpc::Buzzer, 10, Bound::Duration(LIMIT))
     };
     let started = tokio::time::Instant::now();
-    let (interrupt, interrupted) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        bench(&dial, &spread, async {
-            let _ = interrupted.await;
-        })
-        .await
-    });
-    let all_placed = async {
-        loop {
-            let stats = cafe.client.get_stats(GetStatsRequest {}).await.unwrap();
-            let stats = stats.into_inner();
-            if stats.orders_queued + stats.orders_brewing >= 10 {
-                return started.elapsed();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let took = tokio::time::timeout(LIMIT, all_placed)
-        .await
-        .expect("every worker orders");
+    let (running, interrupt) = interruptible(dial, spread);
+    until_stats(&mut cafe, |stats| {
+        stats.orders_queued + stats.orders_brewing >= 10
+    })
+    .await;
+    let took = started.elapsed();
     // The tenth worker starts 9/10 of the way through the ramp: never
     // sooner (a busy machine can only make it later).
     assert!(
@@ -175,25 +199,8 @@ async fn a_closing_cafe_is_left_alone_as_long_as_its_retry_hint_says() {
     let mut cafe = spawn_cafe(cafe_config(1, Duration::from_secs(1))).await;
     let dial = Dial::plaintext(&cafe.url());
     let timed = plan(BenchRpc::Counter, 12, Bound::Duration(LIMIT));
-    let (interrupt, interrupted) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        bench(&dial, &timed, async {
-            let _ = interrupted.await;
-        })
-        .await
-    });
-    let in_line = async {
-        loop {
-            let stats = cafe.client.get_stats(GetStatsRequest {}).await.unwrap();
-            if stats.into_inner().orders_queued >= 6 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(LIMIT, in_line)
-        .await
-        .expect("orders in line");
+    let (running, interrupt) = interruptible(dial, timed);
+    until_stats(&mut cafe, |stats| stats.orders_queued >= 6).await;
     cafe.shutdown_within(LIMIT).await;
     interrupt.send(()).unwrap();
     let report = running.await.unwrap().expect("the bench runs");

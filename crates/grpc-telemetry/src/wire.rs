@@ -140,17 +140,9 @@ fn span_len(span: &SpanData) -> usize {
         + fixed64_len(8, nanos(span.end_time))
         + attributes_len(9, &span.attributes)
         + uint_len(10, span.dropped_attributes_count.into())
-        + span
-            .events
-            .iter()
-            .map(|event| len_field(11, event_len(event)))
-            .sum::<usize>()
+        + repeated_len(11, &span.events, event_len)
         + uint_len(12, span.events.dropped_count.into())
-        + span
-            .links
-            .iter()
-            .map(|link| len_field(13, link_len(link)))
-            .sum::<usize>()
+        + repeated_len(13, &span.links, link_len)
         + uint_len(14, span.links.dropped_count.into())
         + len_field(15, status_len(&span.status))
 }
@@ -169,15 +161,9 @@ fn put_span(out: &mut Vec<u8>, span: &SpanData) {
     put_fixed64(out, 8, nanos(span.end_time));
     put_attributes(out, 9, &span.attributes);
     put_uint(out, 10, span.dropped_attributes_count.into());
-    for event in span.events.iter() {
-        put_len(out, 11, event_len(event));
-        put_event(out, event);
-    }
+    put_repeated(out, 11, &span.events, event_len, put_event);
     put_uint(out, 12, span.events.dropped_count.into());
-    for link in span.links.iter() {
-        put_len(out, 13, link_len(link));
-        put_link(out, link);
-    }
+    put_repeated(out, 13, &span.links, link_len, put_link);
     put_uint(out, 14, span.links.dropped_count.into());
     put_len(out, 15, status_len(&span.status));
     put_status(out, &span.status);
@@ -270,17 +256,19 @@ fn nanos(time: std::time::SystemTime) -> u64 {
 // ------------------------------------------------- attributes and values
 
 fn attributes_len(tag: u32, attributes: &[KeyValue]) -> usize {
-    attributes
-        .iter()
-        .map(|kv| len_field(tag, key_value_len(kv.key.as_str(), &kv.value)))
-        .sum()
+    repeated_len(tag, attributes, |kv| {
+        key_value_len(kv.key.as_str(), &kv.value)
+    })
 }
 
 fn put_attributes(out: &mut Vec<u8>, tag: u32, attributes: &[KeyValue]) {
-    for kv in attributes {
-        put_len(out, tag, key_value_len(kv.key.as_str(), &kv.value));
-        put_key_value(out, kv.key.as_str(), &kv.value);
-    }
+    put_repeated(
+        out,
+        tag,
+        attributes,
+        |kv| key_value_len(kv.key.as_str(), &kv.value),
+        |out, kv| put_key_value(out, kv.key.as_str(), &kv.value),
+    );
 }
 
 /// `KeyValue`: the key, and the value (always written, as a message).
@@ -332,14 +320,11 @@ fn put_any_value(out: &mut Vec<u8>, value: &Value) {
 
 /// `ArrayValue`: each element an `AnyValue` of the array's kind.
 fn array_len(array: &Array) -> usize {
-    fn each<T>(items: &[T], len: impl Fn(&T) -> usize) -> usize {
-        items.iter().map(|item| len_field(1, len(item))).sum()
-    }
     match array {
-        Array::Bool(items) => each(items, |_| key_len(2) + 1),
-        Array::I64(items) => each(items, |n| key_len(3) + encoded_len_varint(*n as u64)),
-        Array::F64(items) => each(items, |_| key_len(4) + 8),
-        Array::String(items) => each(items, |text| len_field(1, text.as_str().len())),
+        Array::Bool(items) => repeated_len(1, items, |_| key_len(2) + 1),
+        Array::I64(items) => repeated_len(1, items, |n| key_len(3) + encoded_len_varint(*n as u64)),
+        Array::F64(items) => repeated_len(1, items, |_| key_len(4) + 8),
+        Array::String(items) => repeated_len(1, items, |text| len_field(1, text.as_str().len())),
         _ => 0,
     }
 }
@@ -364,6 +349,26 @@ fn put_array(out: &mut Vec<u8>, array: &Array) {
 }
 
 // ------------------------------------------------------ protobuf's wire
+
+/// A repeated message field's size: each item as a message of `len`.
+fn repeated_len<T>(tag: u32, items: &[T], len: impl Fn(&T) -> usize) -> usize {
+    items.iter().map(|item| len_field(tag, len(item))).sum()
+}
+
+/// Writes a repeated message field: each item's key and length, then
+/// `put` writes its fields.
+fn put_repeated<T>(
+    out: &mut Vec<u8>,
+    tag: u32,
+    items: &[T],
+    len: impl Fn(&T) -> usize,
+    put: impl Fn(&mut Vec<u8>, &T),
+) {
+    for item in items {
+        put_len(out, tag, len(item));
+        put(out, item);
+    }
+}
 
 /// A length-delimited field's size: key, length, contents.
 fn len_field(tag: u32, len: usize) -> usize {
