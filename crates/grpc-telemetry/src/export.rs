@@ -298,7 +298,7 @@ impl Collector {
                 Ok(response) => {
                     let rejected = response
                         .partial_success
-                        .map_or(0, |partial| partial.rejected_spans);
+                        .map_or(0, |partial| partial.rejected_spans.max(0));
                     return Ok(usize::try_from(rejected).unwrap_or(usize::MAX));
                 }
                 Err(status) if tries <= RETRIES && may_succeed_later(status.code()) => {

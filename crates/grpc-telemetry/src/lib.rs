@@ -380,10 +380,11 @@ fn start_export(
 ) -> Result<Export, String> {
     let mut headers = tonic::metadata::MetadataMap::new();
     for (key, value) in &settings.headers {
-        let key = tonic::metadata::AsciiMetadataKey::from_bytes(key.as_bytes())
-            .map_err(|_| format!("OTEL_EXPORTER_OTLP_HEADERS: {key:?} is not a header name"))?;
+        let key = tonic::metadata::AsciiMetadataKey::from_bytes(key.as_bytes()).map_err(|_| {
+            format!("OTEL_EXPORTER_OTLP_(TRACES_)HEADERS: {key:?} is not a header name")
+        })?;
         let value = value.parse().map_err(|_| {
-            format!("OTEL_EXPORTER_OTLP_HEADERS: the value of {key} is not a header value")
+            format!("OTEL_EXPORTER_OTLP_(TRACES_)HEADERS: the value of {key} is not a header value")
         })?;
         headers.insert(key, value);
     }
@@ -439,6 +440,23 @@ mod tests {
             assert!(tracing::info_span!(target: TRACE_ONLY, "queue.wait").is_disabled());
             assert!(!tracing::info_span!("order_coffee").is_disabled());
         });
+    }
+
+    #[test]
+    fn a_header_that_cannot_be_sent_stops_export() {
+        let config = TelemetryConfig {
+            otlp_endpoint: Some("http://127.0.0.1:4317".into()),
+            ..unexported("off")
+        };
+        let (telemetry, _) = build_with_env(&config, |name| {
+            (name == "OTEL_EXPORTER_OTLP_HEADERS").then(|| "no spaces in a name=1".to_owned())
+        });
+        assert!(telemetry.export.is_none());
+        let (telemetry, _) = build_with_env(&config, |name| {
+            (name == "OTEL_EXPORTER_OTLP_HEADERS").then(|| "x-api-key=1".to_owned())
+        });
+        assert!(telemetry.export.is_some());
+        let _ = telemetry.shutdown();
     }
 
     #[test]
