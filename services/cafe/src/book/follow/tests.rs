@@ -65,9 +65,7 @@ fn a_counter_customer_is_woken_by_its_own_order_only() {
 fn a_follower_never_misses_a_change_however_late_it_looks() {
     let book = open_book(10);
     let entry = place(&book, "Ada");
-    let mut late = book
-        .follow(Arc::clone(&entry), Replay::FromPlacement)
-        .with_positions();
+    let mut late = buzzer(&book, &entry);
     take(&book);
     assert!(book.start(&entry, "Ana".into()));
     assert!(book.ready(&entry));
@@ -96,9 +94,7 @@ fn in_a_short_line_a_buzzer_hears_every_move() {
     let book = open_book(100);
     let orders: Vec<_> = (0..5).map(|i| place(&book, &format!("c{i}"))).collect();
     let last = orders.last().unwrap();
-    let mut buzzer = book
-        .follow(Arc::clone(last), Replay::FromPlacement)
-        .with_positions();
+    let mut buzzer = buzzer(&book, last);
     let mut positions = vec![];
     let mut next = || {
         buzzer
@@ -126,9 +122,7 @@ fn long_line(
     orders[n - followed..]
         .iter()
         .map(|entry| {
-            let mut buzzer = book
-                .follow(Arc::clone(entry), Replay::FromPlacement)
-                .with_positions();
+            let mut buzzer = buzzer(book, entry);
             tokio::spawn(async move {
                 let mut seen = vec![];
                 while let Some(update) = writable(buzzer.next().await) {
@@ -204,7 +198,7 @@ async fn a_long_line_is_told_within_its_budget_and_every_buzzer_sees_its_place_g
     let buzzers: Vec<_> = (0..ORDERS)
         .map(|i| {
             let entry = place(&book, &format!("c{i}"));
-            let mut buzzer = book.follow(entry, Replay::FromPlacement).with_positions();
+            let mut buzzer = buzzer(&book, &entry);
             tokio::spawn(async move {
                 let mut seen = vec![];
                 while let Some(update) = writable(buzzer.next().await) {
@@ -283,6 +277,12 @@ async fn a_long_line_is_told_within_its_budget_and_every_buzzer_sees_its_place_g
 }
 
 /// A follower's next change, on a store that cannot fail.
+/// A buzzer's follower of `entry`: from its placement, with its place in line.
+fn buzzer(book: &Arc<OrderBook>, entry: &Arc<OrderEntry>) -> Follower {
+    book.follow(Arc::clone(entry), Replay::FromPlacement)
+        .with_positions()
+}
+
 fn writable(next: Result<Option<Update>, CafeError>) -> Option<Update> {
     next.expect("the store is writable")
 }
@@ -294,9 +294,7 @@ fn writable(next: Result<Option<Update>, CafeError>) -> Option<Update> {
 fn a_buzzer_is_subscribed_to_the_line_only_while_its_order_is_in_it() {
     let book = open_book(100);
     let mine = place(&book, "Ada");
-    let mut buzzer = book
-        .follow(Arc::clone(&mine), Replay::FromPlacement)
-        .with_positions();
+    let mut buzzer = buzzer(&book, &mine);
     let waker = Arc::new(CountingWaker::default());
     let Poll::Ready(Ok(Some(_))) = poll_counting(&mut pin!(buzzer.next()), &waker) else {
         panic!("the ticket first");
