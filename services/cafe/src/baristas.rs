@@ -203,8 +203,9 @@ mod tests {
     /// A café may have 100,000 baristas, each a task whose future is as
     /// large as the largest step of its loop, brewing or not. Wrappers
     /// written as `async fn`s keep the future they wrap twice, and the
-    /// shared line's steps are large: unboxed, a barista's task was 11 KiB
-    /// (1.1 GiB for 100,000). Measured on the future, not the heap.
+    /// shared line's steps are large: unboxed, they made every barista's
+    /// task several times this bound (`docs/performance.md`, "100,000
+    /// buzzers"). Measured on the future, not the heap.
     #[test]
     fn a_baristas_task_stays_small() {
         let book = open_book(16);

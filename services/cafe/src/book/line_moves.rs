@@ -20,10 +20,12 @@
 //! in it then asks the line for its own place (O(log n)) and sends it only
 //! if it changed. Counter customers never subscribe, and a buzzer is
 //! subscribed only while its order is in line: a move costs nothing for the
-//! orders being brewed (100,000 of them, with as many baristas), whose
-//! groups would otherwise each be locked and told at every move. The ticker is one task
-//! per book, started the first time a long line moves (inside a runtime;
-//! outside one every move is told at once), and stopped with the book.
+//! orders being brewed (as many as there are baristas), whose groups would
+//! otherwise each be locked and told at every move.
+//!
+//! The ticker is one task per book, started the first time a long line
+//! moves (inside a runtime; outside one every move is told at once), and
+//! stopped with the book.
 
 use std::{
     sync::{
