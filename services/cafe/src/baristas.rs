@@ -183,7 +183,7 @@ async fn brew_here(
                 span.record("otel.status_code", "error");
                 warn!(order.id = %id, %reason, "brew failed");
                 orders.fail(entry, &reason).await;
-            } else if orders.ready(entry).await {
+            } else if orders.ready_and_stay(entry, name).await {
                 debug!(order.id = %id, "ready");
             }
             Some(due)

@@ -16,10 +16,19 @@
 //! for its own order, what the database decided, once it is committed.
 //! A barista waits for an order, so the counter holds the idle ones and
 //! claims for as many of them as the café sees orders queued.
+//!
+//! A barista that stays for the next order says so with its READY
+//! ([`Batches::ready`]), and is idle from that moment: its next claim goes
+//! in the same statement as the READY, so a round of the line (claim, brew,
+//! READY) waits for one statement, not two. The claim's answer waits for
+//! the barista's next [`Batches::claim`]. An order claimed for a barista
+//! that never asks again (its task failed, which closes the café) is still
+//! this café's, so still handed back when the grace runs out, or returned
+//! by the lease once the café has left the line.
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::SystemTime,
 };
 
@@ -54,7 +63,13 @@ pub(super) type Failed = Arc<sqlx::Error>;
 #[derive(Debug, Clone)]
 pub(super) struct Batches {
     requests: mpsc::UnboundedSender<Request>,
+    /// The claims made with a barista's READY, each waiting for that
+    /// barista's next [`Batches::claim`].
+    claimed_ahead: Arc<Mutex<HashMap<Arc<str>, Claimed>>>,
 }
+
+/// Where the answer to one barista's claim arrives.
+type Claimed = oneshot::Receiver<Option<Arc<OrderEntry>>>;
 
 /// Where the answer to one write goes.
 type Answer<T> = oneshot::Sender<Result<T, Failed>>;
@@ -62,7 +77,9 @@ type Answer<T> = oneshot::Sender<Result<T, Failed>>;
 /// What the counter is asked for, and where each answer goes.
 enum Request {
     Place(NewRow, Answer<PlacedRow>),
-    Ready(String, i64, Answer<Option<OrderRow>>),
+    /// A READY, and the barista who brewed it if it stays for the next
+    /// order (claimed for in the same statement).
+    Ready(String, i64, Answer<Option<OrderRow>>, Option<Idle>),
     Claim(Idle),
 }
 
@@ -78,7 +95,10 @@ impl Batches {
         let (requests, arriving) = mpsc::unbounded_channel();
         let counter = serve(Arc::clone(book), shared.clone(), arriving);
         tokio::spawn(critical.watch("writing to the shared line", counter));
-        Batches { requests }
+        Batches {
+            requests,
+            claimed_ahead: Arc::default(),
+        }
     }
 
     /// Places `new` in the next batch: the order placed, or the one the
@@ -92,31 +112,62 @@ impl Batches {
     }
 
     /// Marks the order `id`, which this café brews, READY in the next
-    /// batch. `None` if it is not this café's to finish any more.
+    /// batch. `None` if it is not this café's to finish any more. With
+    /// `stays`, the barista who brewed it is idle from now on: the same
+    /// statement claims its next order, which its next
+    /// [`Batches::claim`] takes.
     pub(super) async fn ready(
         &self,
         id: &str,
         now: SystemTime,
+        stays: Option<&Arc<str>>,
     ) -> Result<Option<OrderRow>, Failed> {
         let (answer, answered) = oneshot::channel();
+        let idle = stays.map(|barista| {
+            let (idle, claimed) = Idle::new(barista);
+            self.claims_ahead().insert(Arc::clone(barista), claimed);
+            idle
+        });
         self.requests
-            .send(Request::Ready(id.to_owned(), micros(now), answer))
+            .send(Request::Ready(id.to_owned(), micros(now), answer, idle))
             .map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
 
-    /// Waits for an order in the shared line and claims it for `barista`:
-    /// it comes back BREWING. `None` once the café closes: a barista on a
-    /// shared line finishes the drink in hand and leaves the rest to the
-    /// other cafés.
+    /// Waits for an order in the shared line and claims it for `barista`
+    /// (or takes the one claimed with its READY): it comes back BREWING.
+    /// `None` once the café closes: a barista on a shared line finishes
+    /// the drink in hand and leaves the rest to the other cafés.
     pub(super) async fn claim(&self, barista: &Arc<str>) -> Option<Arc<OrderEntry>> {
-        let (answer, answered) = oneshot::channel();
+        let ahead = self.claims_ahead().remove(barista);
+        let claimed = match ahead {
+            Some(claimed) => claimed,
+            None => {
+                let (idle, claimed) = Idle::new(barista);
+                self.requests.send(Request::Claim(idle)).ok()?;
+                claimed
+            }
+        };
+        claimed.await.ok().flatten()
+    }
+
+    fn claims_ahead(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Claimed>> {
+        // A panic holding the lock left a map of receivers, still whole.
+        self.claimed_ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Idle {
+    /// `barista`, idle, and where the order claimed for it will arrive.
+    fn new(barista: &Arc<str>) -> (Self, Claimed) {
+        let (answer, claimed) = oneshot::channel();
         let idle = Idle {
             barista: Arc::clone(barista),
             answer,
         };
-        self.requests.send(Request::Claim(idle)).ok()?;
-        answered.await.ok().flatten()
+        (idle, claimed)
     }
 }
 
@@ -139,7 +190,10 @@ impl Waiting {
     fn take(&mut self, request: Request) {
         match request {
             Request::Place(new, answer) => self.places.push((new, answer)),
-            Request::Ready(id, at, answer) => self.readies.push((id, at, answer)),
+            Request::Ready(id, at, answer, stays) => {
+                self.readies.push((id, at, answer));
+                self.idle.extend(stays);
+            }
             Request::Claim(idle) => self.idle.push_back(idle),
         }
     }

@@ -87,16 +87,21 @@ pub(super) async fn find(
 }
 
 /// Marks an order this café brews as ready, in the database first (in the
-/// next batch). False if it is not this café's to finish any more
-/// (cancelled meanwhile, or taken back because this café was thought dead).
+/// next batch; with `stays`, the barista's next claim goes in the same
+/// one). False if it is not this café's to finish any more (cancelled
+/// meanwhile, or taken back because this café was thought dead).
 pub(super) async fn ready(
     book: &OrderBook,
     shared: &SharedLine,
     batches: &Batches,
     entry: &OrderEntry,
+    mut stays: Option<&Arc<str>>,
 ) -> bool {
     loop {
-        match batches.ready(entry.id().as_str(), SystemTime::now()).await {
+        // A failed statement keeps its claims waiting: the barista is
+        // idle once, however many times its READY is tried.
+        let now = SystemTime::now();
+        match batches.ready(entry.id().as_str(), now, stays.take()).await {
             Ok(Some(row)) => return mirror(book, &row).is_ok(),
             Ok(None) => {
                 refresh(book, shared, entry.id().as_str()).await;

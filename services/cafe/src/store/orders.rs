@@ -297,12 +297,24 @@ impl Orders {
     /// Marks a brewing order as ready. False if it had already ended (or
     /// is no longer this café's to finish).
     pub async fn ready(&self, entry: &OrderEntry) -> bool {
+        self.made_ready(entry, None).await
+    }
+
+    /// [`Orders::ready`], said by the `barista` who brewed it and stays for
+    /// the next order: on a shared line its next claim goes in the same
+    /// statement as the READY (a round of the line waits for one statement,
+    /// not two), and its next [`Orders::claim`] takes what it got.
+    pub async fn ready_and_stay(&self, entry: &OrderEntry, barista: &Arc<str>) -> bool {
+        self.made_ready(entry, Some(barista)).await
+    }
+
+    async fn made_ready(&self, entry: &OrderEntry, stays: Option<&Arc<str>>) -> bool {
         let ready = self
             .commit("ready", async {
                 match &self.store {
                     KeptIn::Memory | KeptIn::Journal => self.book.ready(entry),
                     KeptIn::SharedLine(shared, batches) => {
-                        Box::pin(mirror::ready(&self.book, shared, batches, entry)).await
+                        Box::pin(mirror::ready(&self.book, shared, batches, entry, stays)).await
                     }
                 }
             })

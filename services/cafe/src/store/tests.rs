@@ -2,9 +2,11 @@
 //! the journal's writer, and a book written down and rebuilt from what it
 //! wrote (the restart semantics, without a process to kill; the real
 //! `kill -9` is in `tests/restart.rs`). The file and its schema here; the
-//! journal and the book it writes down in [`journal`].
+//! journal and the book it writes down in [`journal`]; the orders on a
+//! shared line, on PostgreSQL, in [`shared_line`].
 
 mod journal;
+mod shared_line;
 
 use cafe_domain::order::OrderStatus;
 use tempfile::TempDir;
