@@ -34,6 +34,20 @@ async fn place(orders: &Orders, customer: &str) -> Arc<OrderEntry> {
     placed.expect("placed").entry
 }
 
+/// Two orders placed, and barista Ana brewing the first: Ana, her order
+/// and the second.
+async fn ana_brews_the_first_of_two(
+    orders: &Orders,
+) -> (Arc<str>, Arc<OrderEntry>, Arc<OrderEntry>) {
+    let first = place(orders, "Ada").await;
+    let second = place(orders, "Bob").await;
+    let ana: Arc<str> = Arc::from("Ana");
+    let taken = orders.claim(&ana).await.expect("the first order");
+    assert_eq!(taken.id(), first.id());
+    assert!(orders.start(&taken, Arc::clone(&ana)).await);
+    (ana, taken, second)
+}
+
 /// What the database has of order `id`: its status number and barista.
 async fn in_the_database(db_url: &str, id: &str) -> (i32, Option<String>) {
     let pool = sqlx::PgPool::connect(db_url).await.expect("connect");
@@ -52,13 +66,7 @@ async fn a_barista_that_stays_is_given_its_next_order_with_its_ready() {
     let Some((db, orders, _upkeep)) = one_cafe().await else {
         return;
     };
-    let first = place(&orders, "Ada").await;
-    let second = place(&orders, "Bob").await;
-    let ana: Arc<str> = Arc::from("Ana");
-
-    let taken = orders.claim(&ana).await.expect("the first order");
-    assert_eq!(taken.id(), first.id());
-    assert!(orders.start(&taken, Arc::clone(&ana)).await);
+    let (ana, taken, second) = ana_brews_the_first_of_two(&orders).await;
     assert!(orders.ready_and_stay(&taken, &ana).await);
 
     let second_id = second.id().to_string();
@@ -79,13 +87,7 @@ async fn a_barista_that_stays_at_a_closed_cafe_is_given_nothing() {
     let Some((db, orders, _upkeep)) = one_cafe().await else {
         return;
     };
-    let first = place(&orders, "Ada").await;
-    let second = place(&orders, "Bob").await;
-    let ana: Arc<str> = Arc::from("Ana");
-    let taken = orders.claim(&ana).await.expect("the first order");
-    assert_eq!(taken.id(), first.id());
-    assert!(orders.start(&taken, Arc::clone(&ana)).await);
-
+    let (ana, taken, second) = ana_brews_the_first_of_two(&orders).await;
     orders.close("closing for the test");
     assert!(orders.ready_and_stay(&taken, &ana).await);
     assert!(orders.claim(&ana).await.is_none(), "the shift is over");
