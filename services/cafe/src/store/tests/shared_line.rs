@@ -13,7 +13,8 @@ use crate::{
     book::{OrderEntry, Origin},
 };
 
-/// One café's orders on a fresh shared line, and the database's URL.
+/// One café's orders on a fresh shared line, with the test database (kept
+/// as long as it is held) and the café's upkeep.
 async fn one_cafe() -> Option<(cafe_testkit::postgres::TestDatabase, Orders, Upkeep)> {
     let db = cafe_testkit::postgres::database().await?;
     let settings = BookSettings {
@@ -28,6 +29,7 @@ async fn one_cafe() -> Option<(cafe_testkit::postgres::TestDatabase, Orders, Upk
     Some((db, orders, upkeep))
 }
 
+/// A latte for `customer`, placed at `orders`.
 async fn place(orders: &Orders, customer: &str) -> Arc<OrderEntry> {
     let latte = NewOrder::parse(customer, "latte", Ok(None), "").expect("a latte");
     let placed = orders.place(latte, Origin::default()).await;
