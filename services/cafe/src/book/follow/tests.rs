@@ -276,13 +276,13 @@ async fn a_long_line_is_told_within_its_budget_and_every_buzzer_sees_its_place_g
     assert!(told.len() < 8_000, "{} places told", told.len());
 }
 
-/// A follower's next change, on a store that cannot fail.
 /// A buzzer's follower of `entry`: from its placement, with its place in line.
 fn buzzer(book: &Arc<OrderBook>, entry: &Arc<OrderEntry>) -> Follower {
     book.follow(Arc::clone(entry), Replay::FromPlacement)
         .with_positions()
 }
 
+/// A follower's next change, on a store that cannot fail.
 fn writable(next: Result<Option<Update>, CafeError>) -> Option<Update> {
     next.expect("the store is writable")
 }
